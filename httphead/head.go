@@ -1,0 +1,139 @@
+package httphead
+
+// Request is a request head as the engine sees it, whatever the protocol it
+// came over. Byte-slice fields point into storage owned by the Request and
+// stay valid until Reset or the next Set call.
+type Request struct {
+	Method []byte // "GET", as sent
+	Target []byte // request-target as sent ("/a?b", or absolute-form for HTTP/1.1)
+	Path   []byte // path part of the target, always starting with "/" (or "*" for OPTIONS *)
+	Query  []byte // the part after "?", without it; nil when absent
+	Host   []byte // authority: Host header or absolute-form authority or :authority, lowercased
+	Scheme []byte // "http" or "https": how the client reached us
+
+	ProtoMajor, ProtoMinor int // 1,1 for HTTP/1.1; 2,0 for HTTP/2
+
+	Header Header
+
+	// ContentLength is the body length, 0 when there is no body, -1 when the
+	// body is chunked or (HTTP/2) of unknown length.
+	ContentLength int64
+	Chunked       bool // Transfer-Encoding: chunked (HTTP/1.1)
+	Close         bool // the client asked to close the connection after this exchange
+	Expect100     bool // Expect: 100-continue
+	Upgrade       bool // Connection: upgrade with an Upgrade header (WebSocket)
+
+	line []byte // storage for the byte-slice fields above
+}
+
+// Reset clears the request for reuse, keeping its storage.
+func (r *Request) Reset() {
+	line, hdr := r.line[:0], r.Header
+	hdr.Reset()
+	*r = Request{line: line, Header: hdr}
+}
+
+// SetLine sets Method, Target, Path, Query, Host and Scheme by copying them
+// into the request's own storage. Path and Query are derived from target
+// when path is nil.
+func (r *Request) SetLine(method, target, host, scheme []byte) {
+	r.line = append(r.line[:0], method...)
+	n1 := len(r.line)
+	r.line = append(r.line, target...)
+	n2 := len(r.line)
+	r.line = append(r.line, host...)
+	n3 := len(r.line)
+	r.line = append(r.line, scheme...)
+	r.Method = r.line[0:n1:n1]
+	r.Target = r.line[n1:n2:n2]
+	r.Host = r.line[n2:n3:n3]
+	r.Scheme = r.line[n3:len(r.line):len(r.line)]
+	lowerASCII(r.Host)
+	r.Path, r.Query = SplitTarget(r.Target)
+}
+
+// SplitTarget splits an origin-form or absolute-form request-target into
+// path and query (query nil when there is no "?").
+func SplitTarget(t []byte) (path, query []byte) {
+	// absolute-form: skip "scheme://authority"
+	if len(t) > 0 && t[0] != '/' && t[0] != '*' {
+		for i := 0; i+2 < len(t); i++ {
+			if t[i] == ':' && t[i+1] == '/' && t[i+2] == '/' {
+				rest := t[i+3:]
+				j := 0
+				for j < len(rest) && rest[j] != '/' && rest[j] != '?' {
+					j++
+				}
+				t = rest[j:]
+				break
+			}
+		}
+	}
+	for i, c := range t {
+		if c == '?' {
+			path, query = t[:i:i], t[i+1:]
+			if len(path) == 0 {
+				path = slash
+			}
+			return path, query
+		}
+	}
+	if len(t) == 0 {
+		return slash, nil
+	}
+	return t, nil
+}
+
+var slash = []byte("/")
+
+func lowerASCII(b []byte) {
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+}
+
+// IsMethod reports whether the request method is m.
+func (r *Request) IsMethod(m string) bool { return string(r.Method) == m }
+
+// Response is a response head.
+type Response struct {
+	Status                 int
+	Reason                 []byte // reason phrase as received; may be empty
+	ProtoMajor, ProtoMinor int
+	Header                 Header
+
+	// ContentLength is the body length, or -1 when it is unknown (chunked,
+	// or delimited by the connection closing).
+	ContentLength int64
+	Chunked       bool
+	Close         bool // the connection closes after this response
+
+	reason []byte
+}
+
+// Reset clears the response for reuse, keeping its storage.
+func (r *Response) Reset() {
+	reason, hdr := r.reason[:0], r.Header
+	hdr.Reset()
+	*r = Response{reason: reason, Header: hdr}
+}
+
+// SetReason copies the reason phrase into the response's own storage.
+func (r *Response) SetReason(b []byte) {
+	r.reason = append(r.reason[:0], b...)
+	r.Reason = r.reason
+}
+
+// BodyAllowed reports whether a response with this status to a request with
+// the given method may carry a body (RFC 9110 section 6.4.1).
+func BodyAllowed(method []byte, status int) bool {
+	if string(method) == "HEAD" || status == 204 || status == 304 || (status >= 100 && status < 200) {
+		return false
+	}
+	if string(method) == "CONNECT" && status >= 200 && status < 300 {
+		return false
+	}
+	return true
+}
