@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net/netip"
+	"time"
+
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/trace"
+)
+
+// Route is what the Router chose for a request. The engine reads it; an App
+// may embed it in its own type and reach that through Ctx.Route.App.
+type Route struct {
+	Name string
+	// Upstream picks the servers for each attempt; nil means the route has
+	// no upstream (EarlyRequest must have answered).
+	Upstream Upstream
+	// Cache, when set, serves the request through a cache.
+	Cache Cache
+	// App is the App's own data for the route (e.g. its compiled config).
+	App any
+}
+
+// Ctx is the state of one request as it goes through the phases. The
+// engine reuses a Ctx for every request of a connection, so hooks must not
+// keep it after Logging. Ctx is a context.Context: it is cancelled when
+// the client goes away or the request deadline passes.
+type Ctx struct {
+	context.Context // the request's context (deadline, client cancellation)
+
+	// Request is the downstream request; hooks must treat it as read-only.
+	Request *httphead.Request
+	// Client is the client address (after PROXY protocol, if any).
+	Client netip.AddrPort
+	// TLS is the client's TLS state, nil for cleartext.
+	TLS *tls.ConnectionState
+	// Route is the route chosen by the Router.
+	Route *Route
+	// Trace records every decision made for the request.
+	Trace *trace.Trace
+	// Status is the status sent to the client (0 until sent), and Bytes the
+	// body bytes sent.
+	Status int
+	Bytes  int64
+	// Upstream is the address of the server that answered, "" if none.
+	Upstream string
+	// Attempts counts upstream attempts.
+	Attempts int
+	// Vars is free for the App's per-request data; reset between requests.
+	Vars map[string]any
+
+	session Session
+	out     httphead.Request  // the upstream request
+	resp    httphead.Response // the origin's response head, and Respond's
+	wrote   bool
+	idBuf   []byte // request ID, sent upstream as X-Request-Id
+	scratch []byte // formatting space reused across requests
+}
+
+// ID returns the request ID (also sent upstream as X-Request-Id).
+func (c *Ctx) ID() string { return string(c.idBuf) }
+
+type ctxKey struct{}
+
+// Value returns the Ctx itself for FromContext, and otherwise delegates.
+func (c *Ctx) Value(key any) any {
+	if key == (ctxKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// FromContext returns the Ctx a context was derived from, or nil.
+func FromContext(ctx context.Context) *Ctx {
+	c, _ := ctx.Value(ctxKey{}).(*Ctx)
+	return c
+}
+
+// Detach returns a copy of the request state that outlives the request:
+// for work the cache does in the background (stale-while-revalidate
+// refreshes, fills that clients still wait on after the first one left).
+// The copy has its own request, trace and a context that is not cancelled
+// when the client goes away.
+func Detach(ctx context.Context) context.Context {
+	c := FromContext(ctx)
+	if c == nil {
+		return context.WithoutCancel(ctx)
+	}
+	d := &Ctx{
+		Context: context.WithoutCancel(c.Context),
+		Request: &httphead.Request{},
+		Client:  c.Client,
+		TLS:     c.TLS,
+		Route:   c.Route,
+		Trace:   &trace.Trace{ID: c.Trace.ID},
+	}
+	copyRequest(d.Request, c.Request)
+	d.Trace.Reset(time.Now())
+	d.Trace.ID = c.Trace.ID
+	return d
+}
+
+// copyRequest makes dst an independent copy of src.
+func copyRequest(dst, src *httphead.Request) {
+	dst.Reset()
+	dst.SetLine(src.Method, src.Target, src.Host, src.Scheme)
+	dst.Header.CopyFrom(&src.Header)
+	dst.ProtoMajor, dst.ProtoMinor = src.ProtoMajor, src.ProtoMinor
+	dst.ContentLength = src.ContentLength
+	dst.Chunked = src.Chunked
+	dst.Upgrade = src.Upgrade
+}
+
+// Respond sends a complete response with a small body; EarlyRequest hooks
+// use it to answer by themselves.
+func (c *Ctx) Respond(status int, header *httphead.Header, body []byte) error {
+	r := &c.resp
+	r.Reset()
+	r.Status = status
+	if header != nil {
+		r.Header.CopyFrom(header)
+	}
+	r.ContentLength = int64(len(body))
+	if err := c.writeHead(r); err != nil {
+		return err
+	}
+	if len(body) > 0 && httphead.BodyAllowed(c.Request.Method, status) {
+		n, err := c.session.Write(body)
+		c.Bytes += int64(n)
+		if err != nil {
+			return err
+		}
+	}
+	return c.session.Finish(nil)
+}
+
+func (c *Ctx) writeHead(r *httphead.Response) error {
+	c.wrote = true
+	c.Status = r.Status
+	return c.session.WriteHead(r)
+}
+
+// Session returns the downstream session (for hooks that stream a
+// response of their own).
+func (c *Ctx) Session() Session { return c.session }

@@ -1,0 +1,291 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/trace"
+)
+
+// Options configure an Engine. The zero value works.
+type Options struct {
+	// Via is the pseudonym in Via fields. Default "outpost".
+	Via string
+	// TraceHeader is the request header that asks for the request's trace
+	// to be returned in the X-Outpost-Trace response field. Empty: never.
+	TraceHeader string
+	// Trusted reports whether a client is a proxy whose Forwarded and
+	// X-Forwarded-* fields are kept and appended to. Nil: trust nobody,
+	// and replace whatever the client sent.
+	Trusted func(netip.Addr) bool
+}
+
+// Engine runs requests through the phases of an App. It is safe for
+// concurrent use; one Engine serves every connection of a server.
+type Engine struct {
+	opts   Options
+	early  EarlyRequestFilter
+	router Router
+	upReq  UpstreamRequestFilter
+	upResp UpstreamResponseFilter
+	respF  ResponseFilter
+	logger Logger
+	errR   ErrorResponder
+
+	fetchFn  Fetch  // e.fetch, bound once so passing it costs nothing
+	idPrefix string // random per engine, so request IDs differ across restarts
+	idSeq    atomic.Uint64
+	via10    string // "1.0 outpost" for HTTP/1.0 hops
+	via11    string
+	via20    string
+}
+
+// New builds an Engine over app, which must implement Router and may
+// implement any other phase interface.
+func New(app any, opts Options) (*Engine, error) {
+	e := &Engine{opts: opts}
+	var ok bool
+	if e.router, ok = app.(Router); !ok {
+		return nil, fmt.Errorf("proxy: app %T does not implement Router", app)
+	}
+	e.early, _ = app.(EarlyRequestFilter)
+	e.upReq, _ = app.(UpstreamRequestFilter)
+	e.upResp, _ = app.(UpstreamResponseFilter)
+	e.respF, _ = app.(ResponseFilter)
+	e.logger, _ = app.(Logger)
+	e.errR, _ = app.(ErrorResponder)
+	if e.opts.Via == "" {
+		e.opts.Via = "outpost"
+	}
+	e.via10, e.via11, e.via20 = "1.0 "+e.opts.Via, "1.1 "+e.opts.Via, "2 "+e.opts.Via
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	e.idPrefix = hex.EncodeToString(b[:])
+	e.fetchFn = e.fetch
+	return e, nil
+}
+
+// NewCtx returns a Ctx for a connection to reuse across its requests.
+func (e *Engine) NewCtx() *Ctx {
+	return &Ctx{Trace: &trace.Trace{}, Request: nil}
+}
+
+// Serve runs one request. It returns an error when the connection can no
+// longer be used: the response could not be completed (the client has
+// received a truncated body, so the connection must be closed) or the
+// client went away.
+func (e *Engine) Serve(base context.Context, s Session, c *Ctx) error {
+	e.reset(c, base, s)
+	err := e.run(c)
+	if err != nil {
+		err = e.fail(c, err)
+	}
+	if e.logger != nil {
+		e.logger.Log(c, err)
+	}
+	c.Context = nil
+	return err
+}
+
+func (e *Engine) reset(c *Ctx, base context.Context, s Session) {
+	c.Context = base
+	c.session = s
+	c.Request = s.Request()
+	c.Client = s.ClientAddr()
+	c.TLS = s.TLS()
+	c.Route = nil
+	c.Status, c.Bytes, c.Attempts = 0, 0, 0
+	c.Upstream = ""
+	c.wrote = false
+	if c.Vars != nil {
+		clear(c.Vars)
+	}
+	c.Trace.Reset(time.Now())
+	c.idBuf = append(append(c.idBuf[:0], e.idPrefix...), '-')
+	c.idBuf = strconv.AppendUint(c.idBuf, e.idSeq.Add(1), 16)
+}
+
+func (e *Engine) run(c *Ctx) error {
+	if e.early != nil {
+		answered, err := e.early.EarlyRequest(c)
+		if answered || err != nil {
+			return err
+		}
+	}
+	if err := e.router.Route(c); err != nil {
+		return err
+	}
+	if c.Route == nil {
+		if len(c.Request.Target) > 0 && c.Request.Target[0] != '/' && c.Request.Target[0] != '*' {
+			return ErrNotServed // absolute-form for a host nobody serves: never an open proxy
+		}
+		return ErrNoRoute
+	}
+	c.Trace.Add("route", c.Route.Name)
+	if c.Route.Cache != nil && !c.Request.Upgrade {
+		rep, err := c.Route.Cache.Serve(c, e.fetchFn)
+		if err != nil {
+			return err
+		}
+		if rep.Release != nil {
+			defer rep.Release()
+		}
+		return e.send(c, rep.Head, rep.BodyBytes, rep.Body)
+	}
+	resp, body, err := e.fetch(c, c.Request)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if resp.Status == 101 {
+		return e.tunnel(c, resp, body)
+	}
+	return e.send(c, resp, nil, body)
+}
+
+// fail answers an error: with an error response when nothing has been
+// sent yet, and otherwise by reporting that the connection must close.
+func (e *Engine) fail(c *Ctx, err error) error {
+	status, reason := StatusOf(err)
+	if e.errR != nil {
+		status, reason = e.errR.ErrorResponse(c, err)
+	}
+	c.Trace.Add("error", reason)
+	if c.wrote || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var h httphead.Header
+	h.AddString("Content-Type", "text/plain; charset=utf-8")
+	h.AddString("Cache-Control", "no-store")
+	if status >= 500 || c.Request.Close {
+		h.AddString("Connection", "close")
+	}
+	if werr := c.Respond(status, &h, []byte(reason+"\n")); werr != nil {
+		return werr
+	}
+	if status >= 500 || c.Request.Close {
+		return err // the connection state is uncertain: close it
+	}
+	return nil
+}
+
+// send writes a response and its body to the client.
+func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io.Reader) error {
+	e.addVia(&resp.Header, resp.ProtoMajor, resp.ProtoMinor)
+	if e.respF != nil {
+		if err := e.respF.Response(c, resp); err != nil {
+			return err
+		}
+	}
+	if e.opts.TraceHeader != "" && c.Request.Header.Has(e.opts.TraceHeader) {
+		c.scratch = c.Trace.AppendHeader(c.scratch[:0])
+		resp.Header.Add(traceField, c.scratch)
+	}
+	if err := c.writeHead(resp); err != nil {
+		return downstreamErr(err)
+	}
+	if !httphead.BodyAllowed(c.Request.Method, resp.Status) {
+		return downstreamErr(c.session.Finish(nil))
+	}
+	if bodyBytes != nil {
+		n, err := c.session.Write(bodyBytes)
+		c.Bytes += int64(n)
+		if err != nil {
+			return downstreamErr(err)
+		}
+	} else if body != nil {
+		if err := e.copyBody(c, body); err != nil {
+			return err
+		}
+	}
+	var trailers *httphead.Header
+	if t, ok := body.(Trailered); ok {
+		trailers = t.Trailers()
+	}
+	return downstreamErr(c.session.Finish(trailers))
+}
+
+var traceField = []byte("X-Outpost-Trace")
+
+// bufPool holds copy buffers for streamed bodies.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody streams body to the client in bounded memory.
+func (e *Engine) copyBody(c *Ctx, body io.Reader) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			w, werr := c.session.Write(buf[:n])
+			c.Bytes += int64(w)
+			if werr != nil {
+				return downstreamErr(werr)
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			c.Trace.Add("upstream", "body aborted")
+			return Errorf(502, FromUpstream, "upstream body aborted", rerr)
+		}
+	}
+}
+
+func downstreamErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return Errorf(499, FromDownstream, "client went away", err)
+}
+
+// addVia appends this hop to a Via field (RFC 9110 section 7.6.3).
+func (e *Engine) addVia(h *httphead.Header, major, minor int) {
+	via := e.via11
+	switch {
+	case major == 2:
+		via = e.via20
+	case major == 1 && minor == 0:
+		via = e.via10
+	}
+	h.AddString("Via", via)
+}
+
+// tunnel relays a connection upgraded by a 101 response both ways until
+// either side closes.
+func (e *Engine) tunnel(c *Ctx, resp *httphead.Response, upstream io.ReadCloser) error {
+	up, ok := upstream.(io.ReadWriteCloser)
+	if !ok {
+		return Errorf(502, FromInternal, "upgrade not supported by upstream transport", nil)
+	}
+	if err := c.writeHead(resp); err != nil {
+		return downstreamErr(err)
+	}
+	down, err := c.session.Upgrade()
+	if err != nil {
+		return Errorf(502, FromDownstream, "upgrade failed", err)
+	}
+	c.Trace.Add("upgrade", "tunnel")
+	done := make(chan int64, 2)
+	go func() {
+		n, _ := io.Copy(up, down)
+		up.Close()
+		done <- n
+	}()
+	n, _ := io.Copy(down, up)
+	down.Close()
+	c.Bytes = n + <-done
+	return nil
+}

@@ -1,0 +1,170 @@
+package proxy
+
+import (
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/outpost-edge/outpost/httphead"
+)
+
+// fetch runs the upstream phases for req: it prepares the upstream request,
+// then tries servers until one answers or the Upstream gives up.
+func (e *Engine) fetch(c *Ctx, req *httphead.Request) (*httphead.Response, io.ReadCloser, error) {
+	if c.Route.Upstream == nil {
+		return nil, nil, ErrNoUpstream
+	}
+	out := e.prepare(c, req)
+	if e.upReq != nil {
+		if err := e.upReq.UpstreamRequest(c, out); err != nil {
+			return nil, nil, err
+		}
+	}
+	var body io.Reader
+	if req == c.Request && (req.ContentLength != 0 || req.Chunked) {
+		body = c.session.Body()
+	}
+	resp := &c.resp
+	for attempt := 0; ; attempt++ {
+		peer, err := c.Route.Upstream.Pick(c, attempt)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.Attempts = attempt + 1
+		c.Upstream = peer.Addr()
+		c.Trace.Add("upstream", c.Upstream)
+		resp.Reset()
+		start := time.Now()
+		rb, err := peer.RoundTrip(c, out, body, resp)
+		if c.Route.Upstream.Finish(c, peer, attempt, respOrNil(resp, err), err, time.Since(start)) {
+			if rb != nil {
+				rb.Close()
+			}
+			c.Trace.Add("retry", retryReason(resp, err))
+			continue
+		}
+		if err != nil {
+			return nil, nil, upstreamErr(err)
+		}
+		return e.received(c, resp, rb)
+	}
+}
+
+func respOrNil(resp *httphead.Response, err error) *httphead.Response {
+	if err != nil {
+		return nil
+	}
+	return resp
+}
+
+func retryReason(resp *httphead.Response, err error) string {
+	if err != nil {
+		return "error"
+	}
+	return statusText(resp.Status)
+}
+
+// received cleans the origin's response and runs UpstreamResponse.
+func (e *Engine) received(c *Ctx, resp *httphead.Response, body io.ReadCloser) (*httphead.Response, io.ReadCloser, error) {
+	if resp.Status == 101 {
+		// The upgrade fields must reach the client; the rest of the
+		// hop-by-hop set must not.
+		resp.Header.DelFunc(func(name, _ []byte) bool {
+			return httphead.IsHopByHop(name) && !httphead.EqualFold(name, "Connection") && !httphead.EqualFold(name, "Upgrade")
+		})
+	} else {
+		resp.Header.RemoveHopByHop()
+		resp.Header.Del("Content-Length")
+	}
+	if e.upResp != nil {
+		if err := e.upResp.UpstreamResponse(c, resp); err != nil {
+			body.Close()
+			return nil, nil, err
+		}
+	}
+	return resp, body, nil
+}
+
+func upstreamErr(err error) error {
+	if _, ok := err.(*Error); ok {
+		return err
+	}
+	return Errorf(502, FromUpstream, "upstream failed", err)
+}
+
+// prepare builds the upstream request from req: hop-by-hop fields removed,
+// the forwarding fields (Forwarded, X-Forwarded-*, Via, X-Request-Id) set.
+func (e *Engine) prepare(c *Ctx, req *httphead.Request) *httphead.Request {
+	out := &c.out
+	copyRequest(out, req)
+	h := &out.Header
+	h.RemoveHopByHop()
+	h.Del("Content-Length")
+	if req.Upgrade {
+		h.AddString("Connection", "Upgrade")
+		h.Add([]byte("Upgrade"), req.Header.Peek("Upgrade"))
+	}
+	trusted := e.opts.Trusted != nil && e.opts.Trusted(c.Client.Addr())
+	ip := c.Client.Addr().Unmap()
+	b := c.scratch[:0]
+	if prior := req.Header.Peek("X-Forwarded-For"); trusted && len(prior) > 0 {
+		b = append(append(b, prior...), ", "...)
+	}
+	b = ip.AppendTo(b)
+	c.scratch = b
+	h.Del("X-Forwarded-For")
+	h.Add([]byte("X-Forwarded-For"), b)
+	setForwarded(c, h, req, ip.Is6(), trusted)
+	h.Set("X-Forwarded-Proto", scheme(req))
+	h.Del("X-Forwarded-Host")
+	h.Add([]byte("X-Forwarded-Host"), req.Host)
+	e.addVia(h, req.ProtoMajor, req.ProtoMinor)
+	h.Del("X-Request-Id")
+	h.Add([]byte("X-Request-Id"), c.idBuf)
+	return out
+}
+
+// setForwarded writes the RFC 7239 Forwarded field for this hop.
+func setForwarded(c *Ctx, h *httphead.Header, req *httphead.Request, v6, trusted bool) {
+	b := c.scratch[len(c.scratch):]
+	if prior := req.Header.Peek("Forwarded"); trusted && len(prior) > 0 {
+		b = append(append(b, prior...), ", "...)
+	}
+	b = append(b, "for="...)
+	if v6 {
+		b = append(b, `"[`...)
+		b = c.Client.Addr().Unmap().AppendTo(b)
+		b = append(b, `]"`...)
+	} else {
+		b = c.Client.Addr().Unmap().AppendTo(b)
+	}
+	b = append(append(b, ";proto="...), scheme(req)...)
+	if len(req.Host) > 0 {
+		b = append(append(append(b, `;host="`...), req.Host...), '"')
+	}
+	h.Del("Forwarded")
+	h.Add([]byte("Forwarded"), b)
+}
+
+func scheme(req *httphead.Request) string {
+	if string(req.Scheme) == "https" {
+		return "https"
+	}
+	return "http"
+}
+
+var statusTexts [600]string
+
+func init() {
+	for i := range statusTexts {
+		statusTexts[i] = strconv.Itoa(i)
+	}
+}
+
+// statusText formats a status code without allocating.
+func statusText(s int) string {
+	if s >= 0 && s < len(statusTexts) {
+		return statusTexts[s]
+	}
+	return "invalid"
+}

@@ -1,0 +1,77 @@
+package proxy
+
+import (
+	"io"
+
+	"github.com/outpost-edge/outpost/httphead"
+)
+
+// EarlyRequestFilter runs first, before routing. It may answer the request
+// itself (a redirect, a denial, a health page): it then writes the response
+// through ctx.Respond and returns true, and no later phase but Logging runs.
+// An error ends the request through ErrorResponder.
+type EarlyRequestFilter interface {
+	EarlyRequest(ctx *Ctx) (answered bool, err error)
+}
+
+// Router chooses what serves the request: it fills ctx.Route. A nil Route
+// after Route returns means no route serves the request, answered 404 (or
+// 421 for an absolute-form target for a host we do not serve: never an open
+// proxy). The engine requires a Router.
+type Router interface {
+	Route(ctx *Ctx) error
+}
+
+// UpstreamRequestFilter edits the request about to be sent upstream (out).
+// It runs once per request, before the first attempt; the engine has already
+// removed hop-by-hop fields and added Forwarded, X-Forwarded-* and Via.
+type UpstreamRequestFilter interface {
+	UpstreamRequest(ctx *Ctx, out *httphead.Request) error
+}
+
+// UpstreamResponseFilter edits the origin's response before it is cached
+// and before ResponseFilter. It runs once per origin response.
+type UpstreamResponseFilter interface {
+	UpstreamResponse(ctx *Ctx, resp *httphead.Response) error
+}
+
+// ResponseFilter edits the response sent to the client, whether it came
+// from the origin or from the cache. It runs once per request.
+type ResponseFilter interface {
+	Response(ctx *Ctx, resp *httphead.Response) error
+}
+
+// Logger runs once per request after the response has been sent or the
+// request failed (err non-nil). It must not retain ctx.
+type Logger interface {
+	Log(ctx *Ctx, err error)
+}
+
+// ErrorResponder chooses the status and short reason sent to the client
+// for an error. The default maps *Error values to their status and any
+// other error to 502.
+type ErrorResponder interface {
+	ErrorResponse(ctx *Ctx, err error) (status int, reason string)
+}
+
+// Cache answers a request from a cache, reaching the origin through fetch
+// when it must. The engine calls it instead of fetch when ctx.Route.Cache is
+// set. Reply.Close is called once the body has been sent.
+type Cache interface {
+	Serve(ctx *Ctx, fetch Fetch) (*Reply, error)
+}
+
+// Fetch runs the upstream phases for req (the cache may pass a copy with
+// validators added) and returns the origin's response and body.
+type Fetch func(ctx *Ctx, req *httphead.Request) (*httphead.Response, io.ReadCloser, error)
+
+// Reply is a response produced by a Cache.
+type Reply struct {
+	Head *httphead.Response
+	// BodyBytes holds the whole body when it is in memory; Body is used
+	// otherwise. Both are nil for a response without a body.
+	BodyBytes []byte
+	Body      io.Reader
+	// Release is called when the reply has been sent (may be nil).
+	Release func()
+}

@@ -1,0 +1,48 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net/netip"
+
+	"github.com/outpost-edge/outpost/httphead"
+)
+
+// Session is one request/response exchange with a downstream client. The
+// server implements it for each protocol: HTTP/1.1 on its own codec, HTTP/2
+// on golang.org/x/net/http2. The engine calls WriteHead at most once, then
+// Write any number of times, then Finish once.
+type Session interface {
+	// Request returns the request head; valid until Finish.
+	Request() *httphead.Request
+	// Body returns the request body (empty reader when there is none).
+	Body() io.Reader
+	// ClientAddr returns the client's address, after PROXY protocol.
+	ClientAddr() netip.AddrPort
+	// TLS returns the TLS state, or nil for cleartext.
+	TLS() *tls.ConnectionState
+	// WriteHead sends the status line and headers. The session adds the
+	// framing: resp.ContentLength >= 0 is sent as Content-Length, -1 as a
+	// chunked (or, for HTTP/2, DATA-framed) body. It removes any framing
+	// fields already in resp.Header.
+	WriteHead(resp *httphead.Response) error
+	// Write sends body bytes.
+	Write(p []byte) (int, error)
+	// Finish ends the response, sending trailers when the protocol can.
+	Finish(trailers *httphead.Header) error
+	// Upgrade returns the raw connection after a 101 Switching Protocols
+	// response has been written, for protocols that tunnel over it
+	// (WebSocket). Sessions that cannot return ErrUpgradeUnsupported.
+	Upgrade() (io.ReadWriteCloser, error)
+}
+
+// ErrUpgradeUnsupported is returned by Session.Upgrade on protocols that
+// have no connection upgrade (HTTP/2).
+var ErrUpgradeUnsupported = errors.New("proxy: connection upgrade not supported on this protocol")
+
+// Trailered is implemented by upstream bodies that carry trailers (gRPC's
+// grpc-status travels in HTTP/2 trailers). Trailers is valid after EOF.
+type Trailered interface {
+	Trailers() *httphead.Header
+}
