@@ -1,0 +1,184 @@
+// Package h2 adapts golang.org/x/net/http2 to Outpost: the server side turns
+// each HTTP/2 stream into a proxy.Session, the client side sends upstream
+// requests over HTTP/2 (TLS or cleartext h2c) for gRPC and h2 origins.
+//
+// HTTP/2 framing, flow control and HPACK come from x/net/http2, which also
+// carries the defences against rapid reset (CVE-2023-44487), CONTINUATION
+// floods and oversized header blocks; this package sets their limits. Only
+// HTTP/1.1 has a codec of Outpost's own, where it pays off on the hot path.
+package h2
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/proxy"
+)
+
+// Limits bound what one HTTP/2 connection may use. Zero fields take the
+// defaults.
+type Limits struct {
+	MaxConcurrentStreams uint32        // default 250
+	MaxHeaderBytes       int           // default 64 KiB
+	IdleTimeout          time.Duration // default 60s
+	ReadIdleTimeout      time.Duration // ping an idle connection after this; default 30s
+}
+
+// Server serves HTTP/2 connections. It is safe for concurrent use.
+type Server struct {
+	h2 *http2.Server
+	hs *http.Server
+
+	once sync.Once
+}
+
+// NewServer returns a server with the given limits.
+func NewServer(lim Limits) *Server {
+	if lim.MaxConcurrentStreams == 0 {
+		lim.MaxConcurrentStreams = 250
+	}
+	if lim.MaxHeaderBytes == 0 {
+		lim.MaxHeaderBytes = 64 << 10
+	}
+	if lim.IdleTimeout == 0 {
+		lim.IdleTimeout = 60 * time.Second
+	}
+	if lim.ReadIdleTimeout == 0 {
+		lim.ReadIdleTimeout = 30 * time.Second
+	}
+	s := &Server{
+		h2: &http2.Server{
+			MaxConcurrentStreams: lim.MaxConcurrentStreams,
+			IdleTimeout:          lim.IdleTimeout,
+			ReadIdleTimeout:      lim.ReadIdleTimeout,
+			MaxReadFrameSize:     1 << 20,
+		},
+		hs: &http.Server{MaxHeaderBytes: lim.MaxHeaderBytes},
+	}
+	// ConfigureServer links the two so that hs.Shutdown sends GOAWAY on
+	// every connection this server serves.
+	_ = http2.ConfigureServer(s.hs, s.h2)
+	return s
+}
+
+// ServeConn serves one HTTP/2 connection until it ends. When drain is done
+// the connection gets GOAWAY and ends once its open streams have finished.
+func (s *Server) ServeConn(drain context.Context, conn net.Conn, client netip.AddrPort, tlsState *tls.ConnectionState, serve func(context.Context, proxy.Session) error) {
+	stop := context.AfterFunc(drain, func() {
+		s.once.Do(func() { go s.hs.Shutdown(context.Background()) })
+	})
+	defer stop()
+	scheme := "http"
+	if tlsState != nil {
+		scheme = "https"
+	}
+	s.h2.ServeConn(conn, &http2.ServeConnOpts{
+		Context:    drain,
+		BaseConfig: s.hs,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sess := sessionPool.Get().(*session)
+			sess.fill(w, r, client, tlsState, scheme)
+			err := serve(r.Context(), sess)
+			wrote := sess.wrote
+			sess.release()
+			if err != nil && wrote {
+				// Reset the stream: the client must not take a truncated
+				// body for a whole one.
+				panic(http.ErrAbortHandler)
+			}
+		}),
+	})
+}
+
+var sessionPool = sync.Pool{New: func() any { return &session{} }}
+
+// session is one HTTP/2 stream as a proxy.Session.
+type session struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	req    httphead.Request
+	client netip.AddrPort
+	tls    *tls.ConnectionState
+	wrote  bool
+}
+
+func (s *session) fill(w http.ResponseWriter, r *http.Request, client netip.AddrPort, tlsState *tls.ConnectionState, scheme string) {
+	s.w, s.r, s.client, s.tls, s.wrote = w, r, client, tlsState, false
+	s.req.Reset()
+	s.req.SetLine([]byte(r.Method), []byte(r.RequestURI), []byte(r.Host), []byte(scheme))
+	s.req.ProtoMajor, s.req.ProtoMinor = 2, 0
+	for name, values := range r.Header {
+		if name == "Cookie" && len(values) > 1 {
+			// HTTP/2 may split cookies into several fields; HTTP/1.1
+			// origins expect one (RFC 9113 section 8.2.3).
+			s.req.Header.AddString(name, strings.Join(values, "; "))
+			continue
+		}
+		for _, v := range values {
+			s.req.Header.AddString(name, v)
+		}
+	}
+	s.req.ContentLength = r.ContentLength
+	if r.ContentLength < 0 {
+		s.req.ContentLength = -1
+	}
+}
+
+func (s *session) release() {
+	s.w, s.r, s.tls = nil, nil, nil
+	sessionPool.Put(s)
+}
+
+func (s *session) Request() *httphead.Request { return &s.req }
+func (s *session) Body() io.Reader            { return s.r.Body }
+func (s *session) ClientAddr() netip.AddrPort { return s.client }
+func (s *session) TLS() *tls.ConnectionState  { return s.tls }
+
+func (s *session) Upgrade() (io.ReadWriteCloser, error) { return nil, proxy.ErrUpgradeUnsupported }
+
+func (s *session) WriteHead(resp *httphead.Response) error {
+	h := s.w.Header()
+	for i := 0; i < resp.Header.Len(); i++ {
+		name, value := resp.Header.Field(i)
+		if httphead.IsHopByHop(name) || httphead.EqualFold(name, "Content-Length") {
+			continue
+		}
+		h.Add(string(name), string(value))
+	}
+	if resp.ContentLength >= 0 && resp.Status != 304 && resp.Status != 204 {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	s.wrote = true
+	s.w.WriteHeader(resp.Status)
+	return nil
+}
+
+func (s *session) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err == nil {
+		err = http.NewResponseController(s.w).Flush()
+	}
+	return n, err
+}
+
+func (s *session) Finish(trailers *httphead.Header) error {
+	if trailers != nil {
+		h := s.w.Header()
+		for i := 0; i < trailers.Len(); i++ {
+			name, value := trailers.Field(i)
+			h.Add(http.TrailerPrefix+string(name), string(value))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,299 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/outpost-edge/outpost/h1"
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/proxy"
+)
+
+// h1Conn serves HTTP/1.1 on one connection. It is the proxy.Session of each
+// request in turn; everything it holds is reused from request to request,
+// so a keep-alive connection allocates nothing per request in steady state.
+type h1Conn struct {
+	srv    *Server
+	conn   net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	client netip.AddrPort
+	tls    *tls.ConnectionState
+	scheme []byte
+	ctx    *proxy.Ctx
+
+	req  httphead.Request
+	body h1.BodyReader
+	in   bodyIn // what Session.Body returns
+	cw   h1.ChunkedWriter
+
+	// per response
+	chunked  bool
+	noBody   bool
+	close    bool // close the connection after this response
+	upgraded bool
+	head     []byte
+}
+
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+)
+
+func (s *Server) serveH1(ctx context.Context, conn net.Conn, st *connState, br *bufio.Reader, tlsState *tls.ConnectionState) {
+	c := &h1Conn{srv: s, conn: conn, br: br, tls: tlsState, scheme: schemeHTTP}
+	if tlsState != nil {
+		c.scheme = schemeHTTPS
+	}
+	c.client = addrPort(conn.RemoteAddr())
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(conn)
+	c.in.c = c
+	defer func() {
+		if !c.upgraded {
+			c.bw.Reset(nil)
+			writerPool.Put(c.bw)
+		}
+	}()
+	for s.serveOne(ctx, c, st) {
+	}
+}
+
+var (
+	schemeHTTP  = []byte("http")
+	schemeHTTPS = []byte("https")
+)
+
+// serveOne reads and answers one request; it reports whether the connection
+// may carry another.
+func (s *Server) serveOne(ctx context.Context, c *h1Conn, st *connState) bool {
+	rt := s.runtime()
+	if c.ctx == nil {
+		c.ctx = rt.engine.NewCtx()
+	}
+	lim := rt.limits
+	// Idle: wait for the first byte of the next request.
+	_ = c.conn.SetReadDeadline(time.Now().Add(rt.timeouts.Idle))
+	st.idle.Store(true)
+	if s.draining.Load() && c.br.Buffered() == 0 {
+		return false
+	}
+	_, err := c.br.Peek(1)
+	st.idle.Store(false)
+	if err != nil {
+		return false
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(rt.timeouts.Header))
+	c.req.Reset()
+	if err := h1.ReadRequest(c.br, &c.req, c.scheme, h1.Limits{MaxHeaderBytes: lim.MaxHeaderBytes, MaxHeaders: lim.MaxHeaders}); err != nil {
+		c.reject(err)
+		return false
+	}
+	_ = c.conn.SetReadDeadline(time.Time{})
+	c.chunked, c.noBody, c.close, c.upgraded = false, false, c.req.Close || s.draining.Load(), false
+	c.body.Reset(c.br, c.req.ContentLength, c.req.Chunked)
+	c.in.reset(rt)
+	if max := lim.MaxBodyBytes; max > 0 && c.req.ContentLength > max {
+		c.reject(&h1.Error{Status: 413, Reason: "request body too large"})
+		return false
+	}
+	err = rt.engine.Serve(ctx, c, c.ctx)
+	if err != nil || c.close || c.upgraded {
+		return false
+	}
+	return c.in.drain()
+}
+
+// reject answers a request the codec refused, and the connection closes:
+// after a malformed head, nothing on it can be trusted.
+func (c *h1Conn) reject(err error) {
+	var he *h1.Error
+	if !errors.As(err, &he) {
+		return // EOF, timeout or reset: nobody to answer
+	}
+	c.srv.rejected(c.client, he.Status, he.Reason)
+	body := he.Reason + "\n"
+	c.head = append(c.head[:0], "HTTP/1.1 "...)
+	c.head = strconv.AppendInt(c.head, int64(he.Status), 10)
+	c.head = append(c.head, ' ')
+	c.head = append(c.head, he.Reason...)
+	c.head = append(c.head, "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	c.head = strconv.AppendInt(c.head, int64(len(body)), 10)
+	c.head = append(c.head, "\r\n\r\n"...)
+	c.head = append(c.head, body...)
+	_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = c.conn.Write(c.head)
+	// Let the client read the answer before the close resets it.
+	if tc, ok := c.conn.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+		_ = c.conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.conn, 64<<10))
+	}
+}
+
+// proxy.Session
+
+func (c *h1Conn) Request() *httphead.Request { return &c.req }
+func (c *h1Conn) Body() io.Reader            { return &c.in }
+func (c *h1Conn) ClientAddr() netip.AddrPort { return c.client }
+func (c *h1Conn) TLS() *tls.ConnectionState  { return c.tls }
+func (c *h1Conn) Upgrade() (io.ReadWriteCloser, error) {
+	if err := c.bw.Flush(); err != nil {
+		return nil, err
+	}
+	c.upgraded = true
+	_ = c.conn.SetDeadline(time.Time{})
+	return &upgradedConn{Conn: c.conn, br: c.br}, nil
+}
+
+func (c *h1Conn) WriteHead(resp *httphead.Response) error {
+	h := &resp.Header
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	c.noBody = !httphead.BodyAllowed(c.req.Method, resp.Status)
+	c.head = h1.AppendResponseHead(c.head[:0], resp.Status, resp.Reason, h)
+	c.head = c.head[:len(c.head)-2] // reopen the head to add framing
+	switch {
+	case resp.Status == 101:
+	case c.noBody:
+		if resp.ContentLength >= 0 && string(c.req.Method) == "HEAD" {
+			c.head = appendContentLength(c.head, resp.ContentLength)
+		}
+	case resp.ContentLength >= 0:
+		c.head = appendContentLength(c.head, resp.ContentLength)
+	case c.req.ProtoMinor >= 1:
+		c.chunked = true
+		c.head = append(c.head, "Transfer-Encoding: chunked\r\n"...)
+		c.cw.Reset(c.bw)
+	default:
+		c.close = true // HTTP/1.0: the body ends when the connection closes
+	}
+	if !h.Has("Date") {
+		c.head = append(append(append(c.head, "Date: "...), c.srv.date()...), "\r\n"...)
+	}
+	switch {
+	case resp.Status == 101:
+	case c.close:
+		c.head = append(c.head, "Connection: close\r\n"...)
+	case c.req.ProtoMinor == 0:
+		c.head = append(c.head, "Connection: keep-alive\r\n"...)
+	}
+	c.head = append(c.head, "\r\n"...)
+	c.armWrite()
+	_, err := c.bw.Write(c.head)
+	return err
+}
+
+func appendContentLength(b []byte, n int64) []byte {
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, n, 10)
+	return append(b, "\r\n"...)
+}
+
+// armWrite sets the deadline for the next write: a client that stops
+// reading cannot hold the response forever.
+func (c *h1Conn) armWrite() {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.srv.runtime().timeouts.Write))
+}
+
+// Write sends body bytes and flushes them: a streamed response (server-sent
+// events, a gRPC-web stream) reaches the client as the origin sends it, and a
+// small whole response leaves in one write together with its head.
+func (c *h1Conn) Write(p []byte) (int, error) {
+	if c.noBody {
+		return len(p), nil
+	}
+	var n int
+	var err error
+	if c.chunked {
+		n, err = c.cw.Write(p)
+	} else {
+		n, err = c.bw.Write(p)
+	}
+	if err != nil {
+		return n, err
+	}
+	return n, c.bw.Flush()
+}
+
+func (c *h1Conn) Finish(trailers *httphead.Header) error {
+	if c.chunked && !c.noBody {
+		if err := c.cw.Close(trailers); err != nil {
+			return err
+		}
+	}
+	return c.bw.Flush()
+}
+
+// bodyIn is the request body as the engine reads it: it sends 100 Continue
+// before the first read when the client asked for it, enforces the body
+// size limit, and extends the read deadline as data arrives.
+type bodyIn struct {
+	c         *h1Conn
+	read      int64
+	max       int64
+	timeout   time.Duration
+	continued bool
+}
+
+func (b *bodyIn) reset(rt *runtime) {
+	b.read, b.max, b.timeout, b.continued = 0, rt.limits.MaxBodyBytes, rt.timeouts.BodyRead, false
+}
+
+var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+func (b *bodyIn) Read(p []byte) (int, error) {
+	c := b.c
+	if c.req.Expect100 && !b.continued {
+		b.continued = true
+		if _, err := c.bw.Write(continueLine); err != nil {
+			return 0, err
+		}
+		if err := c.bw.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(b.timeout))
+	n, err := c.body.Read(p)
+	b.read += int64(n)
+	if b.max > 0 && b.read > b.max {
+		return n, proxy.Errorf(413, proxy.FromDownstream, "request body too large", nil)
+	}
+	return n, err
+}
+
+// drain reads what is left of the request body so the next request can be
+// parsed; a large remainder is not worth reading, and the connection closes.
+func (b *bodyIn) drain() bool {
+	if b.c.req.ContentLength == 0 && !b.c.req.Chunked {
+		return true
+	}
+	if b.c.req.Expect100 && !b.continued {
+		return false // the client is still waiting to send it
+	}
+	_ = b.c.conn.SetReadDeadline(time.Now().Add(b.timeout))
+	n, err := io.Copy(io.Discard, io.LimitReader(&b.c.body, 256<<10))
+	return err == nil && n < 256<<10
+}
+
+// upgradedConn is a connection after a protocol switch; bytes the client
+// sent right behind its request are still in the reader.
+type upgradedConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (u *upgradedConn) Read(p []byte) (int, error) {
+	if u.br.Buffered() > 0 {
+		return u.br.Read(p)
+	}
+	return u.Conn.Read(p)
+}

@@ -1,0 +1,338 @@
+// Package server runs Outpost's listeners: it accepts connections (plain,
+// TLS, PROXY protocol), tells HTTP/1.1 from HTTP/2 (ALPN over TLS, the
+// connection preface for cleartext h2c), hands each request to the proxy
+// engine through a proxy.Session, and stops gracefully: on Shutdown it stops
+// accepting, lets in-flight requests finish and closes idle connections.
+//
+// The engine and the limits it runs with form one Runtime, swapped
+// atomically by Swap on a config reload: a connection picks up the current
+// Runtime at the start of each request, so a reload never mixes two configs
+// within a request and never drops a connection.
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-edge/outpost/proxy"
+)
+
+// Timeouts bound each stage of a connection. Zero fields take the defaults.
+type Timeouts struct {
+	Header   time.Duration // reading a request head; default 10s
+	Idle     time.Duration // waiting for the next request on a keep-alive connection; default 60s
+	BodyRead time.Duration // between reads of a request body; default 60s
+	Write    time.Duration // between writes of a response; default 60s
+}
+
+// Limits bound what a client may send and hold.
+type Limits struct {
+	MaxHeaderBytes int   // request line plus header fields; default 64 KiB
+	MaxHeaders     int   // header fields; default 100
+	MaxBodyBytes   int64 // request body; 0 means no limit
+	MaxConns       int   // open client connections in total; 0 means no limit
+}
+
+// Runtime is what requests are served with; it is replaced whole on reload.
+type Runtime struct {
+	Engine   *proxy.Engine
+	Timeouts Timeouts
+	Limits   Limits
+}
+
+type runtime struct {
+	engine   *proxy.Engine
+	timeouts Timeouts
+	limits   Limits
+}
+
+func newRuntime(r Runtime) *runtime {
+	t := r.Timeouts
+	t.Header = orDefault(t.Header, 10*time.Second)
+	t.Idle = orDefault(t.Idle, 60*time.Second)
+	t.BodyRead = orDefault(t.BodyRead, 60*time.Second)
+	t.Write = orDefault(t.Write, 60*time.Second)
+	return &runtime{engine: r.Engine, timeouts: t, limits: r.Limits}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Listener describes how one listening socket is served.
+type Listener struct {
+	// TLS, when set, terminates TLS; ALPN "h2" selects HTTP/2.
+	TLS *tls.Config
+	// H2C accepts cleartext HTTP/2 with prior knowledge.
+	H2C bool
+}
+
+// Server serves connections with the current Runtime.
+type Server struct {
+	// Log receives connection-level events (rejected requests, panics).
+	Log *slog.Logger
+	// H2 serves HTTP/2 connections; nil refuses HTTP/2.
+	H2 H2Server
+
+	rt       atomic.Pointer[runtime]
+	draining atomic.Bool
+	conns    atomic.Int64
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	lns      map[net.Listener]struct{}
+	active   map[net.Conn]*connState
+	ctx      context.Context // cancelled when Shutdown gives up waiting
+	cancel   context.CancelFunc
+	drain    context.Context // cancelled when Shutdown starts
+	stop     context.CancelFunc
+	dates    dateCache
+
+	// Rejected counts requests refused by the HTTP/1.1 codec.
+	Rejected atomic.Int64
+}
+
+// H2Server serves one HTTP/2 connection until it ends. The h2 package
+// implements it on golang.org/x/net/http2.
+type H2Server interface {
+	// ServeConn returns when the connection ends; when drain is done it
+	// sends GOAWAY, lets open streams finish and returns.
+	ServeConn(drain context.Context, conn net.Conn, client netip.AddrPort, tlsState *tls.ConnectionState, serve func(context.Context, proxy.Session) error)
+}
+
+// New returns a server running rt.
+func New(rt Runtime, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{Log: log, lns: map[net.Listener]struct{}{}, active: map[net.Conn]*connState{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.drain, s.stop = context.WithCancel(s.ctx)
+	s.rt.Store(newRuntime(rt))
+	return s
+}
+
+// Swap replaces the runtime; requests already running finish on the old one.
+func (s *Server) Swap(rt Runtime) { s.rt.Store(newRuntime(rt)) }
+
+func (s *Server) runtime() *runtime { return s.rt.Load() }
+
+// Conns returns the number of open client connections.
+func (s *Server) Conns() int64 { return s.conns.Load() }
+
+// Serve accepts connections on l until Shutdown or an accept error.
+func (s *Server) Serve(l net.Listener, opts Listener) error {
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		return errors.New("server: shut down")
+	}
+	s.lns[l] = struct{}{}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if s.draining.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooMany) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("server: accept on %s: %w", l.Addr(), err)
+		}
+		backoff = 0
+		if max := s.runtime().limits.MaxConns; max > 0 && s.conns.Load() >= int64(max) {
+			conn.Close()
+			continue
+		}
+		go s.serveConn(conn, s.track(conn), opts)
+	}
+}
+
+var errTooMany = errors.New("too many open files")
+
+// connState is what Shutdown needs to know of a connection.
+type connState struct {
+	idle atomic.Bool // waiting for the next request
+}
+
+func (s *Server) track(c net.Conn) *connState {
+	st := &connState{}
+	s.mu.Lock()
+	s.active[c] = st
+	s.conns.Add(1)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	return st
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.active, c)
+	s.conns.Add(-1)
+	s.wg.Done()
+	s.mu.Unlock()
+}
+
+func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.Log.Error("panic serving connection", "client", conn.RemoteAddr().String(), "panic", p, "stack", string(debug.Stack()))
+		}
+		conn.Close()
+		s.untrack(conn)
+	}()
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.SetNoDelay(true)
+	}
+	var tlsState *tls.ConnectionState
+	if opts.TLS != nil {
+		tc := tls.Server(conn, opts.TLS)
+		_ = tc.SetDeadline(time.Now().Add(s.runtime().timeouts.Header))
+		if err := tc.HandshakeContext(s.ctx); err != nil {
+			return
+		}
+		_ = tc.SetDeadline(time.Time{})
+		st := tc.ConnectionState()
+		tlsState, conn = &st, tc
+		if st.NegotiatedProtocol == "h2" {
+			s.serveH2(conn, tlsState)
+			return
+		}
+	}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(conn)
+	defer func() { br.Reset(nil); readerPool.Put(br) }()
+	if opts.H2C && opts.TLS == nil && s.isH2Preface(conn, br) {
+		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil)
+		return
+	}
+	s.serveH1(s.ctx, conn, st, br, tlsState)
+}
+
+func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState) {
+	if s.H2 == nil {
+		return
+	}
+	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, func(ctx context.Context, sess proxy.Session) error {
+		rt := s.runtime()
+		return rt.engine.Serve(ctx, sess, rt.engine.NewCtx())
+	})
+}
+
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// isH2Preface reports whether the connection starts with the HTTP/2 client
+// preface. It compares only what has arrived, byte by byte, so a short
+// HTTP/1.0 request is recognised without waiting for more bytes.
+func (s *Server) isH2Preface(conn net.Conn, br *bufio.Reader) bool {
+	_ = conn.SetReadDeadline(time.Now().Add(s.runtime().timeouts.Idle))
+	defer conn.SetReadDeadline(time.Time{})
+	for n := 1; n <= len(h2Preface); n++ {
+		b, err := br.Peek(n)
+		if err != nil || b[n-1] != h2Preface[n-1] {
+			return false
+		}
+	}
+	return true
+}
+
+// bufferedConn replays what a bufio.Reader already read from the connection.
+type bufferedConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) {
+	if b.br.Buffered() > 0 {
+		return b.br.Read(p)
+	}
+	return b.Conn.Read(p)
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort()
+	case interface{ AddrPort() netip.AddrPort }:
+		return a.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+func (s *Server) rejected(client netip.AddrPort, status int, reason string) {
+	s.Rejected.Add(1)
+	s.Log.Info("request rejected", "client", client.String(), "status", status, "reason", reason)
+}
+
+// Shutdown stops accepting, lets in-flight requests finish (each connection
+// closes after its current response) and returns when every connection has
+// closed or ctx ends, when the remaining connections are closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.stop()
+	s.mu.Lock()
+	for l := range s.lns {
+		l.Close()
+	}
+	// Idle keep-alive connections wait in Peek: a deadline in the past
+	// wakes them. A connection that turns idle after this sees draining.
+	for c, st := range s.active {
+		if st.idle.Load() {
+			_ = c.SetReadDeadline(time.Now())
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.active {
+			c.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// dateCache formats the Date field once a second.
+type dateCache struct {
+	v atomic.Pointer[dateVal]
+}
+
+type dateVal struct {
+	sec int64
+	b   []byte
+}
+
+func (s *Server) date() []byte {
+	now := time.Now()
+	if d := s.dates.v.Load(); d != nil && d.sec == now.Unix() {
+		return d.b
+	}
+	d := &dateVal{sec: now.Unix(), b: now.UTC().AppendFormat(nil, "Mon, 02 Jan 2006 15:04:05 GMT")}
+	s.dates.v.Store(d)
+	return d.b
+}
