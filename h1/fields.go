@@ -1,0 +1,256 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/outpost-edge/outpost/httphead"
+)
+
+// Byte classes from RFC 9110 section 5.6.2 (tchar) and 5.5 (field-vchar).
+var (
+	tchar      [256]bool
+	fieldVchar [256]bool // VCHAR, obs-text, SP and HTAB
+	hostChar   [256]bool // unreserved / sub-delims of RFC 3986 reg-name
+)
+
+func init() {
+	for c := 0; c < 256; c++ {
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		tchar[c] = alnum || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), byte(c)) >= 0
+		fieldVchar[c] = c == ' ' || c == '\t' || (c > 0x20 && c != 0x7f)
+		hostChar[c] = alnum || bytes.IndexByte([]byte("-._~!$&'()*+,;="), byte(c)) >= 0
+	}
+}
+
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !tchar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// readLine returns the next line without its CRLF. The slice points into
+// br's buffer and is valid only until the next read. It rejects a bare LF
+// line ending and a CR anywhere else in the line.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return line, err
+	}
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return nil, badRequest("bare LF line ending")
+	}
+	line = line[:len(line)-2]
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return nil, badRequest("bare CR")
+	}
+	return line, nil
+}
+
+// readErr turns a read error inside a head into what ReadRequest returns:
+// an *Error for a truncated or oversized head, the I/O error otherwise.
+func readErr(err error, what string, fullStatus int) error {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case err == bufio.ErrBufferFull:
+		return &Error{Status: fullStatus, Reason: what + " too long"}
+	case err == io.EOF:
+		return &Error{Status: 400, Reason: "truncated " + what, Err: io.ErrUnexpectedEOF}
+	}
+	return fmt.Errorf("h1: reading %s: %w", what, err)
+}
+
+// readFields reads field lines up to and including the empty line into h,
+// validating each. used is the byte count already taken by the start line.
+func readFields(br *bufio.Reader, h *httphead.Header, lim Limits, used int) error {
+	for {
+		line, err := readLine(br)
+		if err != nil {
+			return readErr(err, "header", 431)
+		}
+		used += len(line) + 2
+		if used > lim.MaxHeaderBytes {
+			return &Error{Status: 431, Reason: "header too large"}
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		if h.Len() >= lim.MaxHeaders {
+			return &Error{Status: 431, Reason: "too many header fields"}
+		}
+		name, value, e := parseField(line)
+		if e != nil {
+			return e
+		}
+		h.Add(name, value)
+	}
+}
+
+// parseField splits "name: value" and checks both parts (RFC 9112 section 5).
+func parseField(line []byte) (name, value []byte, err *Error) {
+	if line[0] == ' ' || line[0] == '\t' {
+		return nil, nil, badRequest("obsolete line folding")
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon < 0 {
+		return nil, nil, badRequest("field line without colon")
+	}
+	name = line[:colon]
+	if colon == 0 {
+		return nil, nil, badRequest("empty field name")
+	}
+	if c := name[colon-1]; c == ' ' || c == '\t' {
+		return nil, nil, badRequest("whitespace before colon")
+	}
+	if !isToken(name) {
+		return nil, nil, badRequest("invalid field name")
+	}
+	value = httphead.TrimOWS(line[colon+1:])
+	for _, c := range value {
+		if !fieldVchar[c] {
+			return nil, nil, badRequest("invalid byte in field value")
+		}
+	}
+	return name, value, nil
+}
+
+// framing is what the fields of a head say about the message and the
+// connection, gathered in one pass.
+type framing struct {
+	hosts                   int
+	host                    []byte
+	lengthRaw               []byte // first Content-Length value; nil when absent
+	length                  int64
+	te, chunked             bool
+	close, keepAlive, upgr  bool
+	upgradeField, expect100 bool
+}
+
+// scan reads the framing fields of h. The slices it keeps point into h.
+func (f *framing) scan(h *httphead.Header) *Error {
+	*f = framing{}
+	var te teState
+	for i := 0; i < h.Len(); i++ {
+		name, value := h.Field(i)
+		switch {
+		case httphead.EqualFold(name, "Host"):
+			f.hosts++
+			f.host = value
+		case httphead.EqualFold(name, "Content-Length"):
+			if err := f.addLength(value); err != nil {
+				return err
+			}
+		case httphead.EqualFold(name, "Transfer-Encoding"):
+			f.te = true
+			if err := te.add(value); err != nil {
+				return err
+			}
+		case httphead.EqualFold(name, "Connection"):
+			f.close = f.close || httphead.ListHas(value, "close")
+			f.keepAlive = f.keepAlive || httphead.ListHas(value, "keep-alive")
+			f.upgr = f.upgr || httphead.ListHas(value, "upgrade")
+		case httphead.EqualFold(name, "Upgrade"):
+			f.upgradeField = true
+		case httphead.EqualFold(name, "Expect"):
+			f.expect100 = httphead.EqualFold(value, "100-continue")
+		}
+	}
+	if f.te {
+		if err := te.finish(); err != nil {
+			return err
+		}
+		f.chunked = true
+		if f.lengthRaw != nil {
+			return badRequest("both Content-Length and Transfer-Encoding")
+		}
+	}
+	return nil
+}
+
+// addLength records one Content-Length value: digits only, no list, and
+// equal to any earlier value (RFC 9112 section 6.3, items 4 and 5).
+func (f *framing) addLength(v []byte) *Error {
+	if f.lengthRaw != nil {
+		if !bytes.Equal(f.lengthRaw, v) {
+			return badRequest("differing Content-Length values")
+		}
+		return nil
+	}
+	n, ok := parseDecimal(v)
+	if !ok {
+		return badRequest("invalid Content-Length")
+	}
+	f.lengthRaw, f.length = v, n
+	return nil
+}
+
+// parseDecimal parses a non-empty string of ASCII digits that fits in int64.
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false // 18 digits always fit in int64; longer is absurd
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// teState checks the Transfer-Encoding list across every field: the only
+// coding Outpost decodes is chunked, and it must come last, exactly once.
+type teState struct {
+	codings      int
+	chunkedAt    int // 1-based position of the first chunked; 0 when absent
+	chunkedTwice bool
+	lastChunked  bool
+}
+
+func (t *teState) add(v []byte) *Error {
+	for {
+		item := v
+		i := bytes.IndexByte(v, ',')
+		if i >= 0 {
+			item = v[:i]
+		}
+		item = httphead.TrimOWS(item)
+		if len(item) == 0 {
+			return badRequest("empty Transfer-Encoding element")
+		}
+		t.codings++
+		t.lastChunked = httphead.EqualFold(item, "chunked")
+		if t.lastChunked {
+			t.chunkedTwice = t.chunkedTwice || t.chunkedAt > 0
+			if t.chunkedAt == 0 {
+				t.chunkedAt = t.codings
+			}
+		}
+		if i < 0 {
+			return nil
+		}
+		v = v[i+1:]
+	}
+}
+
+func (t *teState) finish() *Error {
+	switch {
+	case t.chunkedAt > 0 && (!t.lastChunked || t.chunkedTwice):
+		return badRequest("chunked is not the final transfer coding")
+	case !t.lastChunked || t.codings > 1:
+		return &Error{Status: 501, Reason: "unsupported transfer coding"}
+	}
+	return nil
+}
