@@ -7,6 +7,7 @@ package accesslog
 import (
 	"bufio"
 	"io"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -103,6 +104,14 @@ func (j *Line) Int(k string, v int64) {
 func (j *Line) Float(k string, v float64) {
 	j.key(k)
 	j.b = strconv.AppendFloat(j.b, v, 'f', 3, 64)
+}
+
+// Addr adds an IP address as a string field.
+func (j *Line) Addr(k string, ip netip.Addr) {
+	j.key(k)
+	j.b = append(j.b, '"')
+	j.b = ip.Unmap().AppendTo(j.b)
+	j.b = append(j.b, '"')
 }
 
 // Time adds an RFC 3339 timestamp with milliseconds.

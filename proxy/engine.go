@@ -93,12 +93,16 @@ func (e *Engine) Serve(base context.Context, s Session, c *Ctx) error {
 	if e.logger != nil {
 		e.logger.Log(c, err)
 	}
-	c.Context = nil
 	return err
 }
 
 func (e *Engine) reset(c *Ctx, base context.Context, s Session) {
-	c.Context = base
+	if c.Context != base {
+		// Contexts derived from an earlier request may still read this
+		// field, so it is written only when the connection's base changes,
+		// which for one connection is never.
+		c.Context = base
+	}
 	c.session = s
 	c.Request = s.Request()
 	c.Client = s.ClientAddr()

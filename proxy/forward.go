@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"strconv"
 	"time"
@@ -86,8 +87,9 @@ func (e *Engine) received(c *Ctx, resp *httphead.Response, body io.ReadCloser) (
 }
 
 func upstreamErr(err error) error {
-	if _, ok := err.(*Error); ok {
-		return err
+	var e *Error
+	if errors.As(err, &e) {
+		return err // already says whose fault it is (a bad request body: 400)
 	}
 	return Errorf(502, FromUpstream, "upstream failed", err)
 }

@@ -263,6 +263,10 @@ func (b *bodyIn) Read(p []byte) (int, error) {
 	}
 	_ = c.conn.SetReadDeadline(time.Now().Add(b.timeout))
 	n, err := c.body.Read(p)
+	var he *h1.Error
+	if errors.As(err, &he) {
+		err = proxy.Errorf(he.Status, proxy.FromDownstream, he.Reason, err)
+	}
 	b.read += int64(n)
 	if b.max > 0 && b.read > b.max {
 		return n, proxy.Errorf(413, proxy.FromDownstream, "request body too large", nil)

@@ -129,6 +129,9 @@ func (s *Server) Swap(rt Runtime) { s.rt.Store(newRuntime(rt)) }
 
 func (s *Server) runtime() *runtime { return s.rt.Load() }
 
+// Draining reports whether Shutdown has begun.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
 // Conns returns the number of open client connections.
 func (s *Server) Conns() int64 { return s.conns.Load() }
 

@@ -1,0 +1,130 @@
+// Command outpost is the Outpost edge proxy.
+//
+//	outpost                      run a demo: a package-index origin and the edge in front of it
+//	outpost run -c FILE          run a config
+//	outpost validate -c FILE     check a config; exit 1 with file:line: key: reason
+//	outpost purge --key K [--soft] | --url U | --all   purge through the admin API
+//	outpost version
+//
+// The binary holds no request logic: it parses flags, loads the config,
+// starts a node and turns signals into reloads (SIGHUP) and graceful
+// stops (SIGTERM, SIGINT).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/node"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "outpost:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return demo()
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(args[1:])
+	case "validate":
+		return validateCmd(args[1:])
+	case "purge":
+		return purgeCmd(args[1:])
+	case "version":
+		fmt.Println("outpost", node.Version)
+		return nil
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+const usage = `usage:
+  outpost                       run the built-in demo (origin + edge on 127.0.0.1:8080)
+  outpost run -c FILE           run a config
+  outpost validate -c FILE      check a config
+  outpost purge [--admin ADDR] [--token-file F] (--key K... | --url U... | --all) [--soft]
+  outpost version
+`
+
+func configFlag(name string, args []string) (*flag.FlagSet, *string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	file := fs.String("c", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if *file == "" {
+		return nil, nil, errors.New(name + ": -c FILE is required")
+	}
+	return fs, file, nil
+}
+
+func validateCmd(args []string) error {
+	_, file, err := configFlag("validate", args)
+	if err != nil {
+		return err
+	}
+	if _, err := config.Load(*file); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(*file + ": ok")
+	return nil
+}
+
+func runCmd(args []string) error {
+	_, file, err := configFlag("run", args)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		return err
+	}
+	n, err := node.Start(cfg, node.Options{})
+	if err != nil {
+		return err
+	}
+	n.Log.Info("outpost running", "version", node.Version, "listeners", fmt.Sprint(n.Addrs()), "admin", fmt.Sprint(n.AdminAddr()))
+	return serveSignals(n, *file)
+}
+
+// serveSignals reloads on SIGHUP and drains on SIGTERM or SIGINT.
+func serveSignals(n *node.Node, file string) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for {
+		select {
+		case err := <-n.Err():
+			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if file == "" {
+					n.Log.Warn("SIGHUP ignored: no config file")
+				} else if err := n.ReloadFile(file); err != nil {
+					n.Log.Error("reload failed; the running config stays", "error", err)
+				}
+				continue
+			}
+			n.Log.Info("draining", "signal", sig.String())
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := n.Shutdown(ctx)
+			cancel()
+			return err
+		}
+	}
+}

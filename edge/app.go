@@ -1,0 +1,211 @@
+// Package edge is the config-driven App: it implements the proxy engine's
+// phases from a config.Config. Routing matches the config's routes in
+// order; EarlyRequest answers static routes and PURGE; UpstreamRequest and
+// Response apply the route's header edits; the cache, the upstream pools
+// and selection come from the packages that own them; Log counts metrics
+// and writes the access log.
+//
+// State that must outlive a config reload (cache contents, upstream
+// connection pools, health) lives in Shared, built once per process; Build
+// makes a new App over it for each config.
+package edge
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/outpost-edge/outpost/accesslog"
+	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/proxy"
+	"github.com/outpost-edge/outpost/stats"
+)
+
+// App implements the proxy phases for one config.
+type App struct {
+	cfg       *config.Config
+	shared    *Shared
+	routes    []*route
+	upstreams map[string]*backend
+	access    *accesslog.Logger // nil: access log off
+	purgeFrom []netip.Prefix
+}
+
+// Build compiles cfg into an App over shared state. It starts nothing
+// that outlives the App except what Shared keeps.
+func Build(cfg *config.Config, shared *Shared) (*App, error) {
+	a := &App{cfg: cfg, shared: shared, upstreams: map[string]*backend{}, access: shared.Access, purgeFrom: cfg.Purge.AllowMethodFrom}
+	for name, u := range cfg.Upstreams {
+		b, err := shared.backend(name, u)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", name, err)
+		}
+		a.upstreams[name] = b
+	}
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		r := compileRoute(rc, shared.routeStats(rc.Name))
+		if r.respond != nil {
+			r.Upstream = r.respond
+		}
+		if rc.Upstream != "" {
+			b, ok := a.upstreams[rc.Upstream]
+			if !ok {
+				return nil, fmt.Errorf("route %s: unknown upstream %q", rc.Name, rc.Upstream)
+			}
+			r.Upstream = b
+		}
+		if rc.Cache.Enabled && shared.Cache != nil {
+			r.Cache = shared.cacheFor(rc)
+		}
+		a.routes = append(a.routes, r)
+	}
+	return a, nil
+}
+
+// Options returns the engine options the config asks for.
+func (a *App) Options() proxy.Options {
+	var trusted []netip.Prefix
+	for _, l := range a.cfg.Listeners {
+		trusted = append(trusted, l.TrustedProxies...)
+	}
+	return proxy.Options{
+		TraceHeader: a.cfg.Debug.TraceHeader,
+		Trusted: func(ip netip.Addr) bool {
+			for _, p := range trusted {
+				if p.Contains(ip.Unmap()) {
+					return true
+				}
+			}
+			return false
+		},
+	}
+}
+
+// Route implements proxy.Router: the first matching route wins.
+func (a *App) Route(c *proxy.Ctx) error {
+	for _, r := range a.routes {
+		if r.matches(c.Request) {
+			c.Route = &r.Route
+			return nil
+		}
+	}
+	return nil
+}
+
+// EarlyRequest implements proxy.EarlyRequestFilter: static answers and the
+// PURGE method.
+func (a *App) EarlyRequest(c *proxy.Ctx) (bool, error) {
+	if c.Request.IsMethod("PURGE") {
+		return true, a.purgeMethod(c)
+	}
+	return false, nil
+}
+
+// UpstreamRequest implements proxy.UpstreamRequestFilter: the route's
+// request header edits.
+func (a *App) UpstreamRequest(c *proxy.Ctx, out *httphead.Request) error {
+	ops := &routeOf(c).cfg.Headers
+	for _, name := range ops.RequestRemove {
+		out.Header.Del(name)
+	}
+	for name, v := range ops.RequestSet {
+		out.Header.Set(name, v)
+	}
+	return nil
+}
+
+// Response implements proxy.ResponseFilter: the route's response header
+// edits.
+func (a *App) Response(c *proxy.Ctx, resp *httphead.Response) error {
+	r := routeOf(c)
+	if r == nil {
+		return nil
+	}
+	ops := &r.cfg.Headers
+	for _, name := range ops.ResponseRemove {
+		resp.Header.Del(name)
+	}
+	for name, v := range ops.ResponseSet {
+		resp.Header.Set(name, v)
+	}
+	return nil
+}
+
+func routeOf(c *proxy.Ctx) *route {
+	if c.Route == nil {
+		return nil
+	}
+	return c.Route.App.(*route)
+}
+
+// Log implements proxy.Logger: metrics and the access log.
+func (a *App) Log(c *proxy.Ctx, err error) {
+	took := time.Since(c.Trace.Start)
+	st := a.shared.unrouted
+	if r := routeOf(c); r != nil {
+		st = r.stats
+	}
+	st.Count(c.Status, took, c.Bytes)
+	if a.access != nil {
+		a.writeAccess(c, err, took)
+	}
+	if err != nil && c.Status >= 500 {
+		a.shared.Log.Debug("request failed", "id", c.ID(), "error", err)
+	}
+}
+
+func (a *App) writeAccess(c *proxy.Ctx, err error, took time.Duration) {
+	l := accessLines.Get().(*accesslog.Line)
+	defer accessLines.Put(l)
+	l.Reset()
+	l.Time("time", c.Trace.Start)
+	l.Str("id", c.ID())
+	l.Addr("client", c.Client.Addr())
+	l.Bytes("method", c.Request.Method)
+	l.Bytes("host", c.Request.Host)
+	l.Bytes("path", c.Request.Path)
+	l.Int("status", int64(c.Status))
+	l.Int("bytes", c.Bytes)
+	l.Float("ms", float64(took.Microseconds())/1000)
+	if c.Route != nil {
+		l.Str("route", c.Route.Name)
+	}
+	if s := c.Trace.Find("cache"); s != "" {
+		l.Str("cache", s)
+	}
+	if c.Upstream != "" {
+		l.Str("upstream", c.Upstream)
+		l.Int("attempts", int64(c.Attempts))
+	}
+	if s := c.Trace.Find("deny"); s != "" {
+		l.Str("rule", s)
+	}
+	if err != nil {
+		l.Str("error", err.Error())
+	}
+	l.Bytes("ua", c.Request.Header.Peek("User-Agent"))
+	a.access.Write(l.End())
+}
+
+// Stats returns the route counters for metrics.
+func (a *App) Stats() []*stats.Route {
+	out := make([]*stats.Route, 0, len(a.routes)+1)
+	for _, r := range a.routes {
+		out = append(out, r.stats)
+	}
+	return append(out, a.shared.unrouted)
+}
+
+// Close releases what the App owns (not what Shared keeps).
+func (a *App) Close() {}
+
+var _ interface {
+	proxy.Router
+	proxy.EarlyRequestFilter
+	proxy.UpstreamRequestFilter
+	proxy.ResponseFilter
+	proxy.Logger
+} = (*App)(nil)

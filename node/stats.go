@@ -1,0 +1,42 @@
+package node
+
+import (
+	"time"
+
+	"github.com/outpost-edge/outpost/metrics"
+)
+
+// Stats is the node's state as GET /stats shows it.
+type Stats struct {
+	Version     string         `json:"version"`
+	Uptime      string         `json:"uptime"`
+	Fingerprint string         `json:"config_fingerprint"`
+	Connections int64          `json:"connections"`
+	Rejected    int64          `json:"rejected_requests"`
+	Edge        map[string]any `json:"edge"`
+}
+
+// Stats gathers the node's figures.
+func (n *Node) Stats() Stats {
+	cfg := n.Config()
+	return Stats{
+		Version:     Version,
+		Uptime:      time.Since(n.started).Round(time.Second).String(),
+		Fingerprint: cfg.Fingerprint()[:12],
+		Connections: n.srv.Conns(),
+		Rejected:    n.srv.Rejected.Load(),
+		Edge:        n.shared.Stats(),
+	}
+}
+
+func (n *Node) metricsSnapshot() metrics.Snapshot {
+	n.mu.Lock()
+	app := n.app
+	n.mu.Unlock()
+	s := n.shared.Metrics(app)
+	s.Values = append(s.Values,
+		metrics.Value{Name: "outpost_connections", Help: "Open client connections.", V: float64(n.srv.Conns())},
+		metrics.Value{Name: "outpost_rejected_requests_total", Help: "Requests refused as malformed.", Counter: true, V: float64(n.srv.Rejected.Load())},
+	)
+	return s
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test suite: formatting, vet, unit and end-to-end tests, the race
+# detector on the concurrent packages, and the fuzz seed corpora (which run
+# as ordinary tests). Installs the system packages the end-to-end tests use.
+set -euo pipefail
+cd "$(dirname "$0")"
+export PATH=$PATH:/usr/local/go/bin
+
+need=()
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
+echo "== go vet"
+go vet ./...
+echo "== go test"
+go test -count=1 -timeout 10m ./...
+echo "== go test -race (concurrent packages)"
+go test -count=1 -race -timeout 10m $(go list ./... | grep -E '/(server|proxy|cache|storage|evict|pool|client|upstream|limit|node|e2e)(/|$)')
