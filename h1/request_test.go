@@ -220,3 +220,19 @@ func TestReadRequestHonoursLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestReadRequestAllocatesNothingWhenReused(t *testing.T) {
+	src := strings.NewReader("")
+	br := bufio.NewReader(src)
+	var req httphead.Request
+	allocs := testing.AllocsPerRun(100, func() {
+		src.Reset(browserGET)
+		br.Reset(src)
+		if err := ReadRequest(br, &req, nil, Limits{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per request, want 0", allocs)
+	}
+}
