@@ -1,0 +1,326 @@
+// Package config turns Outpost's declarative YAML file into typed, validated
+// structs. It builds nothing that runs: the server package reads a *Config
+// and starts listeners, pools and caches from it.
+//
+// Loading goes through four steps, the same for startup, "outpost validate",
+// reload and the fiddle:
+//
+//  1. Decode strictly. Every struct starts from its defaults and the file's
+//     keys are laid on top, so an absent key keeps its default while an
+//     explicit 0, false or "" is kept as written. An unknown key, a value of
+//     the wrong type or a duplicate key is an error naming it.
+//  2. Provision derives what the file leaves implicit: upstream and route
+//     names, lowercased hosts, paths resolved against the config file's
+//     directory, and compiled forms of what is expensive to redo per request
+//     (path regexps and globs, retry conditions). CIDRs, sizes, durations
+//     and keys are decoded straight into netip.Prefix, Size, time.Duration
+//     and KeySource.
+//  3. Validate checks references (route -> upstream), ranges, duplicate
+//     names, listener address conflicts and that TLS files exist.
+//  4. All problems are returned together, sorted by line, as errors.Join of
+//     *Error values that print "file:line: key: reason".
+//
+// Durations are Go durations ("1.5s", "10m") or days ("1d", "365d"); sizes
+// are bytes or carry a unit ("64KiB", "256MiB", "10MB"). A YAML merge key
+// ("<<: *defaults") may be used to share settings between entries; top-level
+// keys starting with "x-" are ignored, as a place to define the anchors.
+//
+// The decoder walks yaml.v3 nodes itself rather than calling Node.Decode,
+// because yaml.v3 stops at the first type error and reports neither the key
+// path nor unknown keys inside nested structs with their lines.
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a whole Outpost configuration. Build one with Load, Parse or
+// Default; after changing a Config in Go, call Provision before use. Parts
+// built in Go should start from NewListener, NewUpstream and NewRoute,
+// which hold the same defaults as an absent key in the file: a zero
+// Upstream, for one, would pool no connections and retry nothing.
+type Config struct {
+	// Listeners are the public addresses that accept client traffic.
+	// Default: one plain HTTP listener on 127.0.0.1:8080. An empty list
+	// is an error.
+	Listeners []Listener `yaml:"listeners"`
+	// Admin is the authenticated admin API (purge, reload, status).
+	Admin Admin `yaml:"admin"`
+	// Timeouts apply to client connections on every listener.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Limits bound what one client connection or request may use.
+	Limits Limits `yaml:"limits"`
+	// Upstreams are the origins, by name. Default: none.
+	Upstreams map[string]*Upstream `yaml:"upstreams"`
+	// Routes are tried in order; the first that matches a request handles
+	// it. Default: none, so every request gets 404.
+	Routes []Route `yaml:"routes"`
+	// Storage sizes the cache tiers.
+	Storage Storage `yaml:"storage"`
+	// Purge controls invalidation by HTTP PURGE and surrogate keys.
+	Purge Purge `yaml:"purge"`
+	// Log controls the access log and the process log.
+	Log Log `yaml:"log"`
+	// Debug controls per-request decision traces.
+	Debug Debug `yaml:"debug"`
+	// Protection is reserved for client classification and abuse
+	// defences; it accepts only an empty mapping for now.
+	Protection Protection `yaml:"protection"`
+
+	// File is the path the config was read from; "" when built in Go.
+	// Relative paths in the config are resolved against its directory.
+	File string `yaml:"-"`
+
+	lines map[string]int // dotted key -> line in File, filled by the decoder
+}
+
+// Protection is reserved for client classification and abuse defences
+// (rate-limit defaults, bot rules). It has no settings yet.
+type Protection struct{}
+
+// Storage sizes the cache tiers. An object is looked up in memory, then on
+// disk.
+type Storage struct {
+	Memory MemoryStorage `yaml:"memory"`
+	Disk   DiskStorage   `yaml:"disk"`
+}
+
+func (s *Storage) setDefaults() { s.Memory.Size = 256 << 20 }
+
+// MemoryStorage is the in-memory cache tier.
+type MemoryStorage struct {
+	// Size is the most bytes of objects held in memory. Default: 256MiB;
+	// 0 turns the memory tier off.
+	Size Size `yaml:"size"`
+}
+
+// DiskStorage is the persistent cache tier.
+type DiskStorage struct {
+	// Path is the directory holding the tier, created if missing.
+	// Default: "", the disk tier is off.
+	Path string `yaml:"path"`
+	// Size is the most bytes of objects kept on disk. Required (positive)
+	// when Path is set.
+	Size Size `yaml:"size"`
+}
+
+// Purge controls invalidation.
+type Purge struct {
+	// AllowMethodFrom are the networks allowed to send the HTTP PURGE
+	// method on public listeners; a single address means a /32 or /128.
+	// Default: empty, PURGE is refused there (the admin API still purges).
+	AllowMethodFrom []netip.Prefix `yaml:"allow_method_from"`
+	// SurrogateKeyHeader is the response header listing an object's
+	// surrogate keys, separated by spaces. Default: "Surrogate-Key";
+	// "" turns purge by surrogate key off.
+	SurrogateKeyHeader string `yaml:"surrogate_key_header"`
+	// StripSurrogateKey removes that header before responding to clients.
+	// Default: true.
+	StripSurrogateKey bool `yaml:"strip_surrogate_key"`
+}
+
+func (p *Purge) setDefaults() {
+	*p = Purge{SurrogateKeyHeader: "Surrogate-Key", StripSurrogateKey: true}
+}
+
+// Log controls logging.
+type Log struct {
+	// Access is where the access log goes: stdout, stderr, off, or a
+	// file path (relative to the config file). Default (also when
+	// empty): stdout.
+	Access string `yaml:"access"`
+	// Format is the access log format: json or text. Default (also when
+	// empty): json.
+	Format string `yaml:"format"`
+	// Level is the least severe process log level written: debug, info,
+	// warn or error. Default (also when empty): info.
+	Level string `yaml:"level"`
+}
+
+func (l *Log) setDefaults() { *l = Log{Access: "stdout", Format: "json", Level: "info"} }
+
+// Debug controls per-request decision traces.
+type Debug struct {
+	// TraceHeader is the request header that asks for the request's
+	// trace in the response. Default: "X-Outpost-Trace"; "" turns
+	// traces in responses off.
+	TraceHeader string `yaml:"trace_header"`
+}
+
+func (d *Debug) setDefaults() { d.TraceHeader = "X-Outpost-Trace" }
+
+// Default returns the configuration used when the file is empty: one HTTP
+// listener on 127.0.0.1:8080, the admin API on 127.0.0.1:9090, no upstreams
+// and no routes.
+func Default() *Config {
+	c := &Config{}
+	c.setDefaults()
+	if err := c.Provision(); err != nil {
+		panic("config: defaults do not validate: " + err.Error())
+	}
+	return c
+}
+
+// NewListener returns a Listener holding the defaults.
+func NewListener() Listener {
+	var l Listener
+	l.setDefaults()
+	return l
+}
+
+// NewUpstream returns an Upstream holding the defaults, with no servers.
+func NewUpstream() *Upstream {
+	u := &Upstream{}
+	u.setDefaults()
+	return u
+}
+
+// NewRoute returns a Route holding the defaults, matching every request.
+func NewRoute() Route {
+	var r Route
+	r.setDefaults()
+	return r
+}
+
+func (c *Config) setDefaults() {
+	c.Listeners = []Listener{NewListener()}
+	c.Admin.setDefaults()
+	c.Timeouts.setDefaults()
+	c.Limits.setDefaults()
+	c.Storage.setDefaults()
+	c.Purge.setDefaults()
+	c.Log.setDefaults()
+	c.Debug.setDefaults()
+}
+
+// Load reads, decodes, provisions and validates the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes, provisions and validates a config whose text is data;
+// filename is used in error messages and to resolve relative paths. An
+// empty document gives the Default config. On failure the error is
+// errors.Join of every *Error found, sorted by line.
+func Parse(filename string, data []byte) (*Config, error) {
+	c := &Config{File: filename}
+	c.setDefaults()
+	d := &decoder{file: filename, lines: map[string]int{}, budget: nodeBudget}
+	root, err := parseYAML(filename, data)
+	if err != nil {
+		return nil, err
+	}
+	if root != nil {
+		d.document(root, c)
+	}
+	c.lines = d.lines
+	// Provision and validate even after decode errors, so one run reports
+	// every problem; a key that failed to decode keeps its default.
+	errs := append(d.errs, c.provision()...)
+	if len(errs) > 0 {
+		return nil, joinErrors(errs)
+	}
+	return c, nil
+}
+
+// parseYAML reads the single YAML document in data. It returns nil for an
+// empty document.
+func parseYAML(filename string, data []byte) (root *yaml.Node, err error) {
+	defer func() {
+		// yaml.v3 is third-party code reading untrusted text; a panic
+		// there must become a config error, not a crash.
+		if r := recover(); r != nil {
+			root, err = nil, joinErrors([]*Error{{File: filename, Reason: fmt.Sprintf("YAML parser failed: %v", r)}})
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, joinErrors([]*Error{yamlError(filename, err)})
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, joinErrors([]*Error{yamlError(filename, err)})
+	default:
+		return nil, joinErrors([]*Error{{File: filename, Line: extra.Line, Reason: "only one YAML document is allowed"}})
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	return doc.Content[0], nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlError turns a yaml.v3 syntax error into an *Error with its line.
+func yamlError(filename string, err error) *Error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: filename, Line: line, Reason: m[2]}
+	}
+	return &Error{File: filename, Reason: "bad YAML: " + msg}
+}
+
+// Provision fills the derived fields (names, resolved paths, compiled
+// patterns) and validates the config. Parse and Load call it; call it again
+// after building or changing a Config in Go. It may be called repeatedly.
+func (c *Config) Provision() error {
+	if errs := c.provision(); len(errs) > 0 {
+		return joinErrors(errs)
+	}
+	return nil
+}
+
+func (c *Config) provision() []*Error {
+	ch := &checker{c: c}
+	ch.provision()
+	ch.validate()
+	return ch.errs
+}
+
+// Fingerprint identifies the config's content: the SHA-256, in hex, of its
+// normalised YAML form (defaults filled, keys sorted, paths resolved). Two
+// configs with the same fingerprint behave the same; it is meant for reload
+// logs and for skipping a reload that changes nothing.
+func (c *Config) Fingerprint() string {
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		// Every field type here marshals; failing means a programming error.
+		panic("config: cannot marshal config: " + err.Error())
+	}
+	sum := sha256.Sum256(out)
+	return hex.EncodeToString(sum[:])
+}
+
+// joinErrors sorts errs by line, keeping discovery order within a line,
+// and joins them.
+func joinErrors(errs []*Error) error {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	list := make([]error, len(errs))
+	for i, e := range errs {
+		list[i] = e
+	}
+	return errors.Join(list...)
+}

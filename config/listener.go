@@ -1,0 +1,123 @@
+package config
+
+import (
+	"crypto/tls"
+	"net/netip"
+	"time"
+)
+
+// Listener is one public address that accepts client connections.
+type Listener struct {
+	// Addr is the host:port to listen on; an empty host or 0.0.0.0 or [::]
+	// means every interface, port 0 an ephemeral port.
+	// Default: "127.0.0.1:8080".
+	Addr string `yaml:"addr"`
+	// TLS, when set, makes the listener speak HTTPS, offering h2 and
+	// http/1.1 by ALPN. Default: nil, plain HTTP.
+	TLS *ListenerTLS `yaml:"tls"`
+	// H2C accepts cleartext HTTP/2 with prior knowledge on a plain
+	// listener. Default: true; false serves HTTP/1.1 only.
+	H2C bool `yaml:"h2c"`
+	// ProxyProtocol expects a PROXY protocol v1 or v2 header at the start
+	// of each connection and takes the client address from it.
+	// Default: false.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// TrustedProxies are the networks whose X-Forwarded-For and Forwarded
+	// headers are believed when finding the client address; a single
+	// address means a /32 or /128. Default: empty, trust no one.
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+}
+
+func (l *Listener) setDefaults() {
+	l.Addr = "127.0.0.1:8080"
+	l.H2C = true
+}
+
+// ListenerTLS is a listener's TLS termination.
+type ListenerTLS struct {
+	// Certs are the certificates offered. The one whose names match the
+	// client's SNI is chosen; the first is used when none match or the
+	// client sends no SNI. At least one is required.
+	Certs []Certificate `yaml:"certs"`
+	// MinVersion is the lowest TLS version accepted, "1.2" or "1.3".
+	// Default (also when zero): "1.2".
+	MinVersion TLSVersion `yaml:"min_version"`
+	// ClientCA is a PEM file of CAs; when set, clients are asked for a
+	// certificate and one they present must chain to these CAs.
+	// Default: "", no client certificates asked for.
+	ClientCA string `yaml:"client_ca"`
+}
+
+func (t *ListenerTLS) setDefaults() { t.MinVersion = tls.VersionTLS12 }
+
+// Certificate is a PEM certificate chain and its private key, as file
+// paths relative to the config file. Both are required.
+type Certificate struct {
+	Cert string `yaml:"cert"` // PEM certificate chain, leaf first
+	Key  string `yaml:"key"`  // PEM private key
+}
+
+// Admin is the authenticated admin API: purge, validate, reload, status.
+type Admin struct {
+	// Addr is the host:port of the admin API. Default: "127.0.0.1:9090";
+	// "" turns the admin API off. An address other than loopback needs a
+	// token.
+	Addr string `yaml:"addr"`
+	// TokenFile is a file holding the bearer token clients must send.
+	// Default: "", no token (allowed on loopback only).
+	TokenFile string `yaml:"token_file"`
+	// TokenEnv names an environment variable holding the bearer token,
+	// e.g. OUTPOST_ADMIN_TOKEN. Default: "". At most one of TokenFile and
+	// TokenEnv may be set.
+	TokenEnv string `yaml:"token_env"`
+}
+
+func (a *Admin) setDefaults() { a.Addr = "127.0.0.1:9090" }
+
+// Timeouts bound how long a client connection may take over each part of
+// its life. Zero means no limit.
+type Timeouts struct {
+	// Header is the time allowed to read a request head, from its first
+	// byte. Default: 10s.
+	Header time.Duration `yaml:"header"`
+	// Idle is how long a keep-alive connection may wait for its next
+	// request. Default: 60s.
+	Idle time.Duration `yaml:"idle"`
+	// Request is the time allowed for a whole exchange, head to last byte
+	// of the response. Default: 0, no limit (large downloads).
+	Request time.Duration `yaml:"request"`
+	// BodyRead is the longest wait for the next bytes of a request body.
+	// Default: 60s.
+	BodyRead time.Duration `yaml:"body_read"`
+	// Write is the longest wait for a client to accept response bytes.
+	// Default: 60s.
+	Write time.Duration `yaml:"write"`
+}
+
+func (t *Timeouts) setDefaults() {
+	*t = Timeouts{Header: 10 * time.Second, Idle: 60 * time.Second,
+		BodyRead: 60 * time.Second, Write: 60 * time.Second}
+}
+
+// Limits bound what one client may use.
+type Limits struct {
+	// MaxHeaderBytes is the largest request head accepted, request line
+	// included, in bytes (from 1KiB to 1MiB). Default: 64KiB.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxHeaders is the most header fields a request may carry (1 to
+	// 10000). Default: 100.
+	MaxHeaders int `yaml:"max_headers"`
+	// MaxBodyBytes is the largest request body accepted, in bytes.
+	// Default: 0, no limit.
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// MaxConns is the most client connections open at once over all
+	// listeners. Default: 0, no limit.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerIP is the most connections open at once from one client
+	// address. Default: 0, no limit.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+}
+
+func (l *Limits) setDefaults() {
+	*l = Limits{MaxHeaderBytes: 64 << 10, MaxHeaders: 100}
+}

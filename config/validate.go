@@ -1,0 +1,634 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// checker provisions and validates one Config, collecting every problem.
+type checker struct {
+	c    *Config
+	errs []*Error
+}
+
+// errorf records a problem with key, at the line of key or of its nearest
+// parent that appears in the file.
+func (k *checker) errorf(key, format string, args ...any) {
+	k.errs = append(k.errs, &Error{File: k.c.File, Line: k.c.lineOf(key), Key: key, Reason: fmt.Sprintf(format, args...)})
+}
+
+// lineOf returns the line of key, or of its nearest parent in the file.
+func (c *Config) lineOf(key string) int {
+	for key != "" {
+		if line, ok := c.lines[key]; ok {
+			return line
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			break
+		}
+		key = key[:i]
+	}
+	return 0
+}
+
+// provision fills derived fields: names, lowercased hosts, absolute paths
+// and compiled patterns.
+func (k *checker) provision() {
+	c := k.c
+	c.Log.fillZero()
+	for i := range c.Listeners {
+		if t := c.Listeners[i].TLS; t != nil {
+			setZero(&t.MinVersion, tls.VersionTLS12)
+			for j := range t.Certs {
+				k.resolve(&t.Certs[j].Cert)
+				k.resolve(&t.Certs[j].Key)
+			}
+			k.resolve(&t.ClientCA)
+		}
+	}
+	k.resolve(&c.Admin.TokenFile)
+	k.resolve(&c.Storage.Disk.Path)
+	if !slices.Contains([]string{"stdout", "stderr", "off"}, c.Log.Access) {
+		k.resolve(&c.Log.Access)
+	}
+	for name, u := range c.Upstreams {
+		key := joinMapKey("upstreams", name)
+		if u == nil {
+			k.errorf(key, "must not be null")
+			delete(c.Upstreams, name)
+			continue
+		}
+		u.Name = name
+		u.fillZero()
+		k.resolve(&u.TLS.CA)
+		k.resolve(&u.TLS.ClientCert)
+		k.resolve(&u.TLS.ClientKey)
+		u.Retries.Conditions = k.retryConditions(key+".retries.on", u.Retries.On)
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.Name == "" {
+			r.Name = "route" + strconv.Itoa(i)
+		}
+		r.fillZero()
+		for j, h := range r.Match.Hosts {
+			r.Match.Hosts[j] = strings.ToLower(h)
+		}
+		r.Match.PathRegexp = k.pathRegexp(fmt.Sprintf("routes[%d].match", i), &r.Match)
+	}
+}
+
+// setZero sets *v to def if *v is its type's zero value. It is used for
+// settings whose zero value is not a legal one, so that a struct built in
+// Go with such fields left out means the defaults.
+func setZero[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+func (u *Upstream) fillZero() {
+	setZero(&u.Protocol, ProtocolHTTP1)
+	setZero(&u.Balance, BalanceRoundRobin)
+	setZero(&u.HashKey, KeySource{Kind: KeyURL})
+	setZero(&u.Health.ExpectStatus, StatusRange{200, 399})
+}
+
+func (r *Route) fillZero() {
+	setZero(&r.Cache.Key.Query, QueryAll)
+	for i := range r.RateLimits {
+		setZero(&r.RateLimits[i].Key, KeySource{Kind: KeyClientIP})
+		setZero(&r.RateLimits[i].Action, LimitReject)
+	}
+}
+
+func (l *Log) fillZero() {
+	setZero(&l.Access, "stdout")
+	setZero(&l.Format, "json")
+	setZero(&l.Level, "info")
+}
+
+// resolve makes a relative path absolute against the config file's
+// directory, so that the config means the same whatever the working
+// directory of the process that loads it.
+func (k *checker) resolve(p *string) {
+	if *p == "" || filepath.IsAbs(*p) {
+		return
+	}
+	joined := filepath.Join(filepath.Dir(k.c.File), *p)
+	if abs, err := filepath.Abs(joined); err == nil {
+		joined = abs
+	}
+	*p = joined
+}
+
+func (k *checker) retryConditions(key string, on []string) RetryConditions {
+	var rc RetryConditions
+	for i, cond := range on {
+		switch cond {
+		case "connect":
+			rc.Connect = true
+		case "reset":
+			rc.Reset = true
+		case "timeout":
+			rc.Timeout = true
+		default:
+			status, err := strconv.Atoi(cond)
+			if err != nil || status < 100 || status > 599 {
+				k.errorf(fmt.Sprintf("%s[%d]", key, i), "unknown retry condition %q: want connect, reset, timeout or a status code", cond)
+				continue
+			}
+			rc.Statuses = append(rc.Statuses, status)
+		}
+	}
+	return rc
+}
+
+// pathRegexp compiles the glob or regular expression of m, if any,
+// anchored at both ends.
+func (k *checker) pathRegexp(key string, m *Match) *regexp.Regexp {
+	var anchored, sub string
+	switch {
+	case m.PathPattern != "":
+		anchored, sub = globRegexp(m.PathPattern), "path_pattern"
+	case m.PathRegex != "":
+		anchored, sub = "^(?:"+m.PathRegex+")$", "path_regex"
+	default:
+		return nil
+	}
+	re, err := regexp.Compile(anchored)
+	if err == nil {
+		return re
+	}
+	if sub == "path_regex" {
+		// Report the error as the user wrote the expression, not wrapped.
+		if _, bare := regexp.Compile(m.PathRegex); bare != nil {
+			err = bare
+		}
+	}
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		err = fmt.Errorf("%s: `%s`", se.Code, se.Expr)
+	}
+	k.errorf(key+"."+sub, "bad regular expression: %v", err)
+	return nil
+}
+
+// globRegexp translates a path glob: "**/" matches any number of whole
+// segments, "**" anything, "*" anything within one segment.
+func globRegexp(glob string) string {
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(glob); {
+		switch {
+		case strings.HasPrefix(glob[i:], "**/"):
+			b.WriteString("(?:.*/)?")
+			i += 3
+		case strings.HasPrefix(glob[i:], "**"):
+			b.WriteString(".*")
+			i += 2
+		case glob[i] == '*':
+			b.WriteString("[^/]*")
+			i++
+		default:
+			j := i
+			for j < len(glob) && glob[j] != '*' {
+				j++
+			}
+			b.WriteString(regexp.QuoteMeta(glob[i:j]))
+			i = j
+		}
+	}
+	b.WriteString("$")
+	return b.String()
+}
+
+// validate checks the provisioned config. It reads no files beyond
+// checking that the named ones exist.
+func (k *checker) validate() {
+	k.listeners()
+	k.admin()
+	k.limits()
+	names := make([]string, 0, len(k.c.Upstreams))
+	for name := range k.c.Upstreams {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		k.upstream(joinMapKey("upstreams", name), k.c.Upstreams[name])
+	}
+	k.routes()
+	k.storage()
+	k.oneOf("log.format", k.c.Log.Format, "json", "text")
+	k.oneOf("log.level", k.c.Log.Level, "debug", "info", "warn", "error")
+	k.headerName("purge.surrogate_key_header", k.c.Purge.SurrogateKeyHeader, true)
+	k.headerName("debug.trace_header", k.c.Debug.TraceHeader, true)
+}
+
+// bound is an address the process listens on, for conflict checks.
+type bound struct {
+	key, addr, host string
+	port            int
+}
+
+func (k *checker) listeners() {
+	if len(k.c.Listeners) == 0 {
+		k.errorf("listeners", "at least one listener is required")
+	}
+	var taken []bound
+	for i, l := range k.c.Listeners {
+		key := fmt.Sprintf("listeners[%d]", i)
+		taken = k.listenAddr(taken, key+".addr", l.Addr)
+		if l.TLS == nil {
+			continue
+		}
+		if len(l.TLS.Certs) == 0 {
+			k.errorf(key+".tls.certs", "at least one certificate is required")
+		}
+		for j, cert := range l.TLS.Certs {
+			ck := fmt.Sprintf("%s.tls.certs[%d]", key, j)
+			k.file(ck+".cert", cert.Cert, true)
+			k.file(ck+".key", cert.Key, true)
+		}
+		k.file(key+".tls.client_ca", l.TLS.ClientCA, false)
+	}
+	if k.c.Admin.Addr != "" {
+		k.listenAddr(taken, "admin.addr", k.c.Admin.Addr)
+	}
+}
+
+// listenAddr checks a listen address and that no earlier one in taken
+// already holds its port, and returns taken with it added.
+func (k *checker) listenAddr(taken []bound, key, addr string) []bound {
+	host, port, ok := k.hostPort(key, addr, false)
+	if !ok {
+		return taken
+	}
+	b := bound{key: key, addr: addr, host: host, port: port}
+	for _, t := range taken {
+		if t.port != 0 && t.port == b.port && (t.host == b.host || isWildcard(t.host) || isWildcard(b.host)) {
+			k.errorf(key, "address %s conflicts with %s (%s)", addr, strings.TrimSuffix(t.key, ".addr"), t.addr)
+			return taken
+		}
+	}
+	return append(taken, b)
+}
+
+func isWildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
+
+// hostPort splits and checks a host:port address. An upstream server needs
+// a host and a non-zero port; a listen address may leave out the host
+// (every interface) and use port 0 (ephemeral).
+func (k *checker) hostPort(key, addr string, server bool) (string, int, bool) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		k.errorf(key, "bad address %q: want host:port", addr)
+		return "", 0, false
+	}
+	port, err := strconv.Atoi(portStr)
+	switch {
+	case err != nil || port < 0 || port > 65535:
+		k.errorf(key, "bad port %q in %q: want 0 to 65535", portStr, addr)
+	case server && port == 0:
+		k.errorf(key, "address %q needs a non-zero port", addr)
+	case server && host == "":
+		k.errorf(key, "address %q needs a host", addr)
+	case host != "" && !validHost(host):
+		k.errorf(key, "bad host %q in %q", host, addr)
+	default:
+		if a, err := netip.ParseAddr(host); err == nil {
+			host = a.Unmap().String()
+		}
+		return strings.ToLower(host), port, true
+	}
+	return "", 0, false
+}
+
+// validHost reports whether host is an IP address or a DNS name.
+func validHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if len(host) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// file checks that path names a readable regular file; "" is accepted
+// unless required.
+func (k *checker) file(key, path string, required bool) {
+	if path == "" {
+		if required {
+			k.errorf(key, "is required")
+		}
+		return
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		k.errorf(key, "file %s does not exist", path)
+	case err != nil:
+		k.errorf(key, "cannot use file: %v", err)
+	case !fi.Mode().IsRegular():
+		k.errorf(key, "%s is not a regular file", path)
+	}
+}
+
+func (k *checker) admin() {
+	a := k.c.Admin
+	if a.TokenFile != "" && a.TokenEnv != "" {
+		k.errorf("admin.token_env", "set token_file or token_env, not both")
+	}
+	k.file("admin.token_file", a.TokenFile, false)
+	if a.Addr == "" || a.TokenFile != "" || a.TokenEnv != "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(a.Addr)
+	if ip, perr := netip.ParseAddr(host); err == nil && host != "localhost" && (perr != nil || !ip.IsLoopback()) {
+		k.errorf("admin.addr", "admin API on non-loopback address %s needs token_file or token_env", a.Addr)
+	}
+}
+
+func (k *checker) limits() {
+	l := k.c.Limits
+	if l.MaxHeaderBytes < 1<<10 || l.MaxHeaderBytes > 1<<20 {
+		k.errorf("limits.max_header_bytes", "must be from 1KiB to 1MiB, got %s", l.MaxHeaderBytes)
+	}
+	k.intRange("limits.max_headers", l.MaxHeaders, 1, 10000)
+}
+
+func (k *checker) intRange(key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		k.errorf(key, "must be from %d to %d, got %d", lo, hi, v)
+	}
+}
+
+func (k *checker) oneOf(key, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		k.errorf(key, "unknown value %q: want %s", v, strings.Join(allowed, ", "))
+	}
+}
+
+// headerName checks a header (or method) name is an RFC 9110 token.
+func (k *checker) headerName(key, name string, optional bool) {
+	if name == "" && optional {
+		return
+	}
+	if !isToken(name) {
+		k.errorf(key, "%q is not a valid header name", name)
+	}
+}
+
+var plainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func (k *checker) upstream(key string, u *Upstream) {
+	if !plainName.MatchString(u.Name) {
+		k.errorf(key, "upstream name %q must be letters, digits, '_', '-' or '.'", u.Name)
+	}
+	if len(u.Servers) == 0 && (u.DNS == nil || u.DNS.SRV == "") {
+		k.errorf(key+".servers", "at least one server (or dns.srv) is required")
+	}
+	seen := map[string]int{}
+	for i, s := range u.Servers {
+		sk := fmt.Sprintf("%s.servers[%d]", key, i)
+		k.hostPort(sk+".addr", s.Addr, true)
+		k.intRange(sk+".weight", s.Weight, 1, 10000)
+		if first, dup := seen[s.Addr]; dup {
+			k.errorf(sk+".addr", "duplicate server %s (also servers[%d])", s.Addr, first)
+		}
+		seen[s.Addr] = i
+	}
+	if u.DNS != nil && u.DNS.Refresh <= 0 {
+		k.errorf(key+".dns.refresh", "must be positive")
+	}
+	k.oneOf(key+".protocol", string(u.Protocol), "http1", "h2", "h2c")
+	k.upstreamTLS(key, u)
+	k.oneOf(key+".balance", string(u.Balance), "round_robin", "weighted", "random", "hash", "least_request", "peak_ewma")
+	switch u.HashKey.Kind {
+	case KeyURL, KeyClientIP, KeyHeader, KeyCookie:
+	default:
+		k.errorf(key+".hash_key", "%q cannot be a hash key: want url, client_ip, header:NAME or cookie:NAME", u.HashKey)
+	}
+	if u.StickyCookie != "" && !isToken(u.StickyCookie) {
+		k.errorf(key+".sticky_cookie", "%q is not a valid cookie name", u.StickyCookie)
+	}
+	k.health(key+".health", &u.Health)
+	k.intRange(key+".passive.max_ejected_percent", u.Passive.MaxEjectedPercent, 0, 100)
+	k.intRange(key+".retries.max", u.Retries.Max, 0, 10)
+	if u.Retries.BudgetRatio > 1 {
+		k.errorf(key+".retries.budget_ratio", "must be from 0 to 1, got %v", u.Retries.BudgetRatio)
+	}
+	k.failover(key+".failover", u)
+}
+
+func (k *checker) upstreamTLS(key string, u *Upstream) {
+	t := u.TLS
+	switch {
+	case u.Protocol == ProtocolH2 && !t.Enabled:
+		k.errorf(key+".protocol", "h2 needs tls.enabled (use h2c for cleartext HTTP/2)")
+	case u.Protocol == ProtocolH2C && t.Enabled:
+		k.errorf(key+".protocol", "h2c is cleartext; use h2 with tls.enabled")
+	}
+	if (t.ClientCert == "") != (t.ClientKey == "") {
+		k.errorf(key+".tls", "client_cert and client_key go together")
+	}
+	if !t.Enabled && (t.SNI != "" || t.CA != "" || t.ClientCert != "") {
+		k.errorf(key+".tls.enabled", "TLS settings are given but tls.enabled is false")
+	}
+	k.file(key+".tls.ca", t.CA, false)
+	k.file(key+".tls.client_cert", t.ClientCert, false)
+	k.file(key+".tls.client_key", t.ClientKey, false)
+}
+
+func (k *checker) health(key string, h *Health) {
+	if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
+		k.errorf(key+".path", "must start with /")
+	}
+	if h.Interval <= 0 {
+		k.errorf(key+".interval", "must be positive")
+	}
+	if h.Timeout <= 0 || h.Timeout > h.Interval {
+		k.errorf(key+".timeout", "must be positive and at most interval (%v)", h.Interval)
+	}
+	k.intRange(key+".rise", h.Rise, 1, 100)
+	k.intRange(key+".fall", h.Fall, 1, 100)
+}
+
+func (k *checker) failover(key string, u *Upstream) {
+	f := u.Failover
+	if f.BackupUpstream == "" {
+		if len(f.OnStatus) > 0 {
+			k.errorf(key+".on_status", "needs backup_upstream")
+		}
+		return
+	}
+	switch {
+	case f.BackupUpstream == u.Name:
+		k.errorf(key+".backup_upstream", "an upstream cannot be its own backup")
+	case k.c.Upstreams[f.BackupUpstream] == nil:
+		k.errorf(key+".backup_upstream", "unknown upstream %q%s", f.BackupUpstream, suggest(f.BackupUpstream, k.upstreamNames()))
+	}
+	for i, s := range f.OnStatus {
+		k.intRange(fmt.Sprintf("%s.on_status[%d]", key, i), s, 100, 599)
+	}
+}
+
+func (k *checker) upstreamNames() []string {
+	names := make([]string, 0, len(k.c.Upstreams))
+	for name := range k.c.Upstreams {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (k *checker) routes() {
+	seen := map[string]int{}
+	for i := range k.c.Routes {
+		r := &k.c.Routes[i]
+		key := fmt.Sprintf("routes[%d]", i)
+		if first, dup := seen[r.Name]; dup {
+			k.errorf(key+".name", "duplicate route name %q (also routes[%d])", r.Name, first)
+		} else if !plainName.MatchString(r.Name) {
+			k.errorf(key+".name", "route name %q must be letters, digits, '_', '-' or '.'", r.Name)
+		}
+		seen[r.Name] = i
+		k.match(key+".match", &r.Match)
+		switch {
+		case r.Upstream != "" && r.Respond != nil:
+			k.errorf(key, "set either upstream or respond, not both")
+		case r.Respond != nil:
+			k.intRange(key+".respond.status", r.Respond.Status, 100, 599)
+			k.headerMap(key+".respond.headers", r.Respond.Headers)
+		case r.Upstream == "":
+			k.errorf(key, "needs an upstream or a respond")
+		case k.c.Upstreams[r.Upstream] == nil:
+			k.errorf(key+".upstream", "unknown upstream %q%s", r.Upstream, suggest(r.Upstream, k.upstreamNames()))
+		}
+		k.headerOps(key+".headers", &r.Headers)
+		k.cache(key+".cache", &r.Cache)
+		for j := range r.RateLimits {
+			k.rateLimit(fmt.Sprintf("%s.rate_limits[%d]", key, j), &r.RateLimits[j])
+		}
+	}
+}
+
+func (k *checker) match(key string, m *Match) {
+	set := 0
+	for _, p := range []struct{ name, value string }{
+		{"path_prefix", m.PathPrefix}, {"path_exact", m.PathExact},
+		{"path_pattern", m.PathPattern}, {"path_regex", m.PathRegex},
+	} {
+		if p.value == "" {
+			continue
+		}
+		if set++; set > 1 {
+			k.errorf(key+"."+p.name, "only one of path_prefix, path_exact, path_pattern and path_regex may be set")
+		}
+		if p.name != "path_regex" && !strings.HasPrefix(p.value, "/") {
+			k.errorf(key+"."+p.name, "must start with /")
+		}
+	}
+	for i, h := range m.Hosts {
+		if !validHost(strings.TrimPrefix(h, "*.")) {
+			k.errorf(fmt.Sprintf("%s.hosts[%d]", key, i), "bad host name %q: want a name, an IP address or *.domain", h)
+		}
+	}
+	for i, method := range m.Methods {
+		k.method(fmt.Sprintf("%s.methods[%d]", key, i), method)
+	}
+	k.headerMap(key+".headers", m.Headers)
+}
+
+func (k *checker) method(key, m string) {
+	if !isToken(m) {
+		k.errorf(key, "%q is not a valid method", m)
+	}
+}
+
+// headerMap checks the keys of a header mapping.
+func (k *checker) headerMap(key string, h map[string]string) {
+	for name := range h {
+		k.headerName(joinMapKey(key, name), name, false)
+	}
+}
+
+func (k *checker) headerList(key string, names []string) {
+	for i, name := range names {
+		k.headerName(fmt.Sprintf("%s[%d]", key, i), name, false)
+	}
+}
+
+func (k *checker) headerOps(key string, h *HeaderOps) {
+	k.headerMap(key+".request_set", h.RequestSet)
+	k.headerList(key+".request_remove", h.RequestRemove)
+	k.headerMap(key+".response_set", h.ResponseSet)
+	k.headerList(key+".response_remove", h.ResponseRemove)
+}
+
+func (k *checker) cache(key string, c *Cache) {
+	if c.MinTTL > 0 && c.MaxTTL > 0 && c.MinTTL > c.MaxTTL {
+		k.errorf(key+".min_ttl", "must not exceed max_ttl (%v)", c.MaxTTL)
+	}
+	for i, m := range c.Methods {
+		k.method(fmt.Sprintf("%s.methods[%d]", key, i), m)
+	}
+	k.oneOf(key+".key.query", string(c.Key.Query), "all", "none", "list")
+	switch {
+	case c.Key.Query == QueryList && len(c.Key.QueryParams) == 0:
+		k.errorf(key+".key.query_params", "query: list needs at least one parameter")
+	case c.Key.Query != QueryList && len(c.Key.QueryParams) > 0:
+		k.errorf(key+".key.query_params", "only used with query: list")
+	}
+	k.headerList(key+".key.headers", c.Key.Headers)
+	k.headerName(key+".targeted_field", c.TargetedField, true)
+}
+
+func (k *checker) rateLimit(key string, r *RateLimit) {
+	switch r.Key.Kind {
+	case KeyClientIP, KeyIPv6Net, KeyHeader, KeyRoute, KeyExpr:
+	default:
+		k.errorf(key+".key", "%q cannot be a rate limit key: want client_ip, ipv6_64, header:NAME, route or expr:SOURCE", r.Key)
+	}
+	if r.Rate <= 0 {
+		k.errorf(key+".rate", "must be positive")
+	}
+	if r.Per <= 0 {
+		k.errorf(key+".per", "must be positive")
+	}
+	k.oneOf(key+".action", string(r.Action), "reject", "log")
+}
+
+func (k *checker) storage() {
+	d := k.c.Storage.Disk
+	switch {
+	case d.Path != "" && d.Size <= 0:
+		k.errorf("storage.disk.size", "must be positive when path is set")
+	case d.Path == "" && d.Size > 0:
+		k.errorf("storage.disk.path", "is required when size is set")
+	}
+}
