@@ -1,0 +1,157 @@
+package upstream
+
+import (
+	"context"
+	"time"
+)
+
+// Iter walks one request's candidate servers in order of preference. It
+// holds the server set as it was when the request began, so a concurrent
+// SetServers does not disturb it. Keep one Iter per request slot and reuse
+// it: after the first requests, Begin and Next allocate nothing.
+//
+// An Iter must not be used by two goroutines at once.
+type Iter struct {
+	b        *Backend
+	set      *serverSet
+	cand     Candidates
+	tried    []uint64 // bit i: set.all[i] was returned by Next
+	prefer   *Server
+	attempts int
+	holding  bool // holds a circuit breaker slot until End
+}
+
+// Begin starts a request on the backend: it takes a circuit breaker slot
+// (waiting while ctx allows if the backend has pending room) and counts the
+// request in the retry budget. key is the request's hash for consistent
+// hashing (see HashKey); other policies ignore it. Every successful Begin
+// must be followed by End.
+func (b *Backend) Begin(ctx context.Context, it *Iter, key uint64) error {
+	if err := b.breaker.acquire(ctx); err != nil {
+		return err
+	}
+	set := b.set.Load()
+	words := (len(set.all) + 63) / 64
+	if cap(it.tried) < words {
+		it.tried = make([]uint64, words)
+	}
+	it.tried = it.tried[:words]
+	clear(it.tried)
+	now := b.now()
+	*it = Iter{
+		b:       b,
+		set:     set,
+		tried:   it.tried,
+		holding: true,
+		cand:    Candidates{key: key, now: now, decay: b.decay},
+	}
+	it.cand.tried = it.tried
+	b.budget.deposit(now)
+	return nil
+}
+
+// End finishes the request, releasing its circuit breaker slot. Calling it
+// again does nothing.
+func (it *Iter) End() {
+	if it.holding {
+		it.holding = false
+		it.b.breaker.release()
+	}
+}
+
+// Prefer makes the server with the id the first candidate if it is in the
+// request's server set and usable; it reports whether it is. Sticky sessions
+// use it before the first Next.
+func (it *Iter) Prefer(id uint64) bool {
+	s := it.set.byID[id]
+	if s == nil || !s.usable(it.b.now()) {
+		return false
+	}
+	it.prefer = s
+	return true
+}
+
+// Attempts returns how many servers Next has returned for this request.
+func (it *Iter) Attempts() int { return it.attempts }
+
+// Next returns the next server to try: the policy's choice among the usable
+// primaries not tried yet for this request, or among the backups when there
+// is none. The attempt counts as in flight until Backend.Report. Beyond the
+// first attempt, each call spends from the retry budget. It returns
+// ErrNoServer when no candidate is left and ErrRetryBudget when the budget
+// is spent.
+func (it *Iter) Next() (*Server, error) {
+	if it.b == nil {
+		return nil, ErrNoServer
+	}
+	now := it.b.now()
+	it.cand.now = now
+	s := it.choose()
+	if s == nil {
+		it.b.noServer.Add(1)
+		return nil, ErrNoServer
+	}
+	if it.attempts > 0 && !it.b.budget.withdraw(now) {
+		it.b.budgetDenied.Add(1)
+		return nil, ErrRetryBudget
+	}
+	it.tried[s.idx/64] |= 1 << (s.idx % 64)
+	it.attempts++
+	s.st.inflight.Add(1)
+	return s, nil
+}
+
+func (it *Iter) choose() *Server {
+	if s := it.prefer; s != nil {
+		it.prefer = nil
+		if !it.cand.isTried(s) && s.usable(it.cand.now) {
+			return s
+		}
+	}
+	for _, g := range [2]*group{&it.set.primary, &it.set.backup} {
+		if g.sel == nil {
+			continue
+		}
+		it.cand.servers = g.servers
+		if i := g.sel.Select(&it.cand); i >= 0 && i < len(g.servers) && it.cand.Allowed(i) {
+			return g.servers[i]
+		}
+	}
+	return nil
+}
+
+// Candidates is what a Selector sees during one selection: one group of
+// servers (primaries or backups) and which of them may be chosen now.
+type Candidates struct {
+	servers []*Server
+	tried   []uint64
+	key     uint64
+	now     int64 // unix nanos
+	decay   time.Duration
+}
+
+// Len returns the number of servers in the group.
+func (c *Candidates) Len() int { return len(c.servers) }
+
+// Server returns the i-th server of the group, in the order given to Build.
+func (c *Candidates) Server(i int) *Server { return c.servers[i] }
+
+// Key returns the request's hash key.
+func (c *Candidates) Key() uint64 { return c.key }
+
+// Allowed reports whether server i may be chosen: it is healthy, not
+// ejected, and not tried yet for this request.
+func (c *Candidates) Allowed(i int) bool {
+	s := c.servers[i]
+	return !c.isTried(s) && s.usable(c.now)
+}
+
+// Latency returns server i's peak-EWMA latency estimate, decayed to now; 0
+// when it has no sample yet.
+func (c *Candidates) Latency(i int) time.Duration {
+	return time.Duration(c.servers[i].latency(c.now, c.decay))
+}
+
+func (c *Candidates) isTried(s *Server) bool {
+	return c.tried[s.idx/64]&(1<<(s.idx%64)) != 0
+}
