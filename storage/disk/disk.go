@@ -1,0 +1,510 @@
+// Package disk is the persistent storage.Store: one file per object under a
+// directory, bounded in bytes, kept across restarts and kill -9. It owns the
+// files and their format; what the metadata means is the cache's business,
+// and which objects to keep is evict's (S3-FIFO with TinyLFU admission,
+// weighted by file length).
+//
+// # Layout
+//
+//	dir/LOCK               flock'ed while a store has the directory open
+//	dir/seed               16 random bytes keying the file-name hash
+//	dir/tmp/fill-*         fills in progress; emptied by Open
+//	dir/objects/ab/cd/abcd0123456789ef
+//
+// An object's file is named by a 64-bit SipHash of its key under the seed, in
+// a two-level fan-out on the hash's first two bytes. The file holds a header
+// (see format.go) with the real key, checked on every read so two colliding
+// keys never serve each other's bytes, and the metadata, so Range and Open
+// rebuild everything from the files alone: there is no separate index file
+// to keep consistent. The in-memory index is the eviction policy itself
+// (hash → weight); bodies stream to and from the files and are never held
+// whole in memory.
+//
+// # Crash safety
+//
+// A fill writes its header and body to a file in tmp/, rewrites the header
+// with the body's length and CRC-32C on Commit, and renames the file into
+// place, so an object appears whole or not at all. Open deletes everything
+// in tmp/ and every object file whose header checksum, key hash or length
+// does not check out. Without Options.Sync nothing is fsynced: a killed
+// process loses no committed object (the kernel still holds its pages), but a
+// power failure may lose recent ones. With Sync, Commit fsyncs the file
+// before the rename and the directory after it, and Delete fsyncs the
+// directory, so a purge survives a power failure too.
+//
+// UpdateMeta rewrites the header in place when the new metadata fits the
+// slack left after the old (a quarter of its size plus 64 bytes, up to the
+// 512-byte boundary where the body starts). The rewrite is one pwrite of a
+// checksummed header: a crash that tears it makes the file fail its check at
+// the next Open, so the object is dropped, never served with mixed metadata.
+// Larger metadata is written with a copy of the body (copy_file_range where
+// the kernel has it) to a new file that is renamed over the old one.
+//
+// # Concurrency
+//
+// Renames, deletes and in-place header rewrites of a key take a write lock on
+// one of 256 stripes chosen by the key's hash; Lookup holds the stripe's read
+// lock while it opens the file and reads the header, so it never sees a
+// half-rewritten header. An open object keeps reading its file after the
+// file is deleted or replaced (Unix semantics of open files).
+package disk
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/outpost-edge/outpost/evict"
+	"github.com/outpost-edge/outpost/storage"
+)
+
+// ErrClosed is returned by a store's methods after Close.
+var ErrClosed = errors.New("disk: store closed")
+
+// Options configures a disk store.
+type Options struct {
+	// Capacity bounds the bytes of committed object files (headers, keys,
+	// metadata areas and bodies). Fills in progress are not counted. It is
+	// required: zero or less is an error.
+	Capacity int64
+	// MaxObjectSize is the largest body accepted, in bytes; a bigger fill
+	// fails with storage.ErrTooLarge. Zero means Capacity/8.
+	MaxObjectSize int64
+	// Sync fsyncs each committed file and its directory (and the directory
+	// after a delete), so committed objects and deletes survive a power
+	// failure. False (the default) survives a killed process only.
+	Sync bool
+	// Verify makes Open read every body and delete the objects whose
+	// CRC-32C does not match: use it after a power failure without Sync.
+	// False (the default) checks headers and file lengths only.
+	Verify bool
+}
+
+// Store is a persistent storage.Store in a directory. Create it with Open.
+type Store struct {
+	objDir, tmpDir string
+	capacity       int64
+	maxObject      int64
+	sync           bool
+	seed           [2]uint64
+	lock           *os.File // holds the flock on dir/LOCK
+
+	// policy is the index of committed objects: a key hash is resident in
+	// it exactly when its file is (modulo files being removed right now).
+	policy    *evict.Policy
+	stripes   [256]stripe
+	evictions atomic.Int64
+	closed    atomic.Bool
+
+	// heads pools header read buffers (*[headBuf]byte).
+	heads sync.Pool
+}
+
+type stripe struct {
+	sync.RWMutex
+	_ [40]byte // one stripe per cache line
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// headBuf is the size of the first header read; most headers fit.
+const headBuf = 4096
+
+// Open opens the store in dir, creating it if needed, and rebuilds the index
+// from the files there, deleting leftovers of interrupted fills and files
+// that do not check out. Only one store may have dir open at a time.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Capacity <= 0 {
+		return nil, fmt.Errorf("disk: capacity %d: must be positive", opts.Capacity)
+	}
+	s := &Store{
+		objDir:    filepath.Join(dir, "objects"),
+		tmpDir:    filepath.Join(dir, "tmp"),
+		capacity:  opts.Capacity,
+		maxObject: opts.MaxObjectSize,
+		sync:      opts.Sync,
+		policy:    evict.New(opts.Capacity),
+	}
+	if s.maxObject <= 0 {
+		s.maxObject = opts.Capacity / 8
+	}
+	s.heads.New = func() any { return new([headBuf]byte) }
+	if err := os.MkdirAll(s.objDir, 0o700); err != nil {
+		return nil, fmt.Errorf("disk: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
+	if err := s.prepare(dir, opts.Verify); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepare reads or creates the seed, empties tmp/ and loads the objects.
+func (s *Store) prepare(dir string, verify bool) error {
+	seed, err := loadSeed(dir)
+	if err != nil {
+		return err
+	}
+	s.seed = seed
+	if err := os.RemoveAll(s.tmpDir); err != nil {
+		return fmt.Errorf("disk: clearing interrupted fills: %w", err)
+	}
+	if err := os.Mkdir(s.tmpDir, 0o700); err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	return s.load(verify)
+}
+
+// lockDir takes an exclusive flock on dir/LOCK; the kernel drops it when the
+// process dies, so a kill -9 leaves no stale lock.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("disk: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("disk: %s is in use by another store: %w", dir, err)
+	}
+	return f, nil
+}
+
+// loadSeed returns the hash key stored in dir/seed, creating it on first
+// use. A store whose seed is lost finds no object under its expected name
+// and deletes them all at Open: the cache starts cold, never wrong.
+func loadSeed(dir string) ([2]uint64, error) {
+	name := filepath.Join(dir, "seed")
+	b, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		b = make([]byte, 16)
+		rand.Read(b)
+		err = writeFileAtomic(name, b)
+	}
+	if err != nil {
+		return [2]uint64{}, fmt.Errorf("disk: seed: %w", err)
+	}
+	if len(b) != 16 {
+		return [2]uint64{}, fmt.Errorf("disk: seed %s: %d bytes, want 16", name, len(b))
+	}
+	return [2]uint64{binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])}, nil
+}
+
+func writeFileAtomic(name string, b []byte) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(name))
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	d.Close()
+	return err
+}
+
+func (s *Store) hash(key string) uint64 { return sipHash(s.seed[0], s.seed[1], key) }
+
+func (s *Store) stripe(h uint64) *stripe { return &s.stripes[byte(h)] }
+
+const hexDigits = "0123456789abcdef"
+
+// path returns the file name of hash h: objects/ab/cd/abcd0123456789ef.
+func (s *Store) path(h uint64) string {
+	var b [23]byte
+	for i := range 16 {
+		b[7+i] = hexDigits[h>>(60-4*i)&0xf]
+	}
+	b[0], b[3], b[6] = '/', '/', '/'
+	copy(b[1:3], b[7:9])
+	copy(b[4:6], b[9:11])
+	return s.objDir + string(b[:])
+}
+
+// getHead and putHead lend a header read buffer.
+func (s *Store) getHead() *[headBuf]byte  { return s.heads.Get().(*[headBuf]byte) }
+func (s *Store) putHead(b *[headBuf]byte) { s.heads.Put(b) }
+
+// Lookup opens the committed object under key. A file that went missing or
+// fails its checks is a miss (ErrNotFound, wrapping the cause).
+func (s *Store) Lookup(key string) (storage.Object, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	h := s.hash(key)
+	if !s.policy.Contains(h) {
+		return nil, storage.ErrNotFound
+	}
+	st := s.stripe(h)
+	st.RLock()
+	o, ino, err := s.openObject(h, key)
+	st.RUnlock()
+	if err != nil {
+		s.forget(h, ino, err)
+		return nil, fmt.Errorf("%w: %w", storage.ErrNotFound, err)
+	}
+	s.policy.Touch(h)
+	return o, nil
+}
+
+// errOtherKey: the file under a key's hash belongs to a colliding key.
+var errOtherKey = errors.New("disk: file holds another key")
+
+// openObject opens the file of hash h and checks that it holds key. It
+// returns the file's inode number when it got that far, for forget.
+func (s *Store) openObject(h uint64, key string) (*object, uint64, error) {
+	f, err := os.Open(s.path(h))
+	if err != nil {
+		return nil, 0, err
+	}
+	buf := s.getHead()
+	defer s.putHead(buf)
+	hd, st, err := readHeader(f, buf[:])
+	if err == nil && !hd.sameKey(key) {
+		err = errOtherKey
+	}
+	if err != nil {
+		f.Close()
+		return nil, st.Ino, err
+	}
+	meta := make([]byte, len(hd.meta))
+	copy(meta, hd.meta)
+	return &object{f: f, meta: meta, off: hd.bodyOff(), size: hd.bodyLen}, st.Ino, nil
+}
+
+// readHeader reads and checks the header of the object file f into buf, or
+// into a new buffer if it does not fit; the header aliases that buffer. It
+// also returns the file's status.
+func readHeader(f *os.File, buf []byte) (header, syscall.Stat_t, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return header{}, st, fmt.Errorf("disk: %w", err)
+	}
+	hd, need, err := readParse(f, buf)
+	if err == nil && need > len(buf) {
+		if int64(need) > st.Size {
+			return header{}, st, fmt.Errorf("%w: header of %d bytes in a %d-byte file", errCorrupt, need, st.Size)
+		}
+		hd, _, err = readParse(f, make([]byte, need))
+	}
+	if err == nil && hd.fileSize() != st.Size {
+		err = fmt.Errorf("%w: length %d, header says %d", errCorrupt, st.Size, hd.fileSize())
+	}
+	return hd, st, err
+}
+
+// readParse reads the start of f into buf and parses it. need > len(buf)
+// asks for a bigger buffer; a header that does not fit a file's length is
+// corrupt.
+func readParse(f *os.File, buf []byte) (header, int, error) {
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return header{}, 0, fmt.Errorf("disk: reading header: %w", err)
+	}
+	hd, need, err := parseHeader(buf[:n])
+	if err == nil && need > n && n < len(buf) {
+		err = fmt.Errorf("%w: %d-byte file, header needs %d", errCorrupt, n, need)
+	}
+	return hd, need, err
+}
+
+// forget cleans up after a failed open of hash h's file: a missing file
+// leaves the index, and a corrupt one (inode ino) is deleted, unless a
+// commit replaced it meanwhile. I/O errors and colliding keys leave the
+// file alone.
+func (s *Store) forget(h, ino uint64, cause error) {
+	missing := errors.Is(cause, fs.ErrNotExist)
+	if !missing && !errors.Is(cause, errCorrupt) {
+		return
+	}
+	st := s.stripe(h)
+	st.Lock()
+	defer st.Unlock()
+	if missing {
+		if _, err := os.Lstat(s.path(h)); errors.Is(err, fs.ErrNotExist) {
+			s.policy.Remove(h)
+		}
+	} else if s.current(h, ino) {
+		os.Remove(s.path(h))
+		s.policy.Remove(h)
+	}
+}
+
+// Delete removes the object under key. It does not read the file to check
+// the key: with 64-bit keyed hashes a collision is not a practical concern,
+// and deleting a colliding object costs only a miss.
+func (s *Store) Delete(key string) bool {
+	if s.closed.Load() {
+		return false
+	}
+	h := s.hash(key)
+	st := s.stripe(h)
+	st.Lock()
+	existed := s.policy.Contains(h)
+	s.policy.Remove(h)
+	err := os.Remove(s.path(h))
+	st.Unlock()
+	if s.sync && err == nil {
+		syncDir(filepath.Dir(s.path(h)))
+	}
+	return existed && err == nil
+}
+
+// evict deletes the files of keys the policy pushed out, unless a commit
+// made a key resident again meanwhile.
+func (s *Store) evict(keys []uint64) {
+	for _, h := range keys {
+		st := s.stripe(h)
+		st.Lock()
+		if !s.policy.Contains(h) {
+			os.Remove(s.path(h))
+		}
+		st.Unlock()
+		s.evictions.Add(1)
+	}
+}
+
+// insert makes the file tmp the object of hash h, if the policy admits it
+// (a refused object is simply not stored), and deletes what it evicted.
+func (s *Store) insert(h uint64, tmp string, size int64) error {
+	var evicted []uint64
+	st := s.stripe(h)
+	st.Lock()
+	err := s.place(h, tmp, size, &evicted)
+	st.Unlock()
+	s.evict(evicted)
+	return err
+}
+
+// place runs under h's stripe lock.
+func (s *Store) place(h uint64, tmp string, size int64, evicted *[]uint64) error {
+	if s.closed.Load() {
+		os.Remove(tmp)
+		return ErrClosed
+	}
+	dst := s.path(h)
+	if !s.policy.Insert(h, size, func(k uint64) { *evicted = append(*evicted, k) }) {
+		os.Remove(tmp)
+		os.Remove(dst) // the policy dropped any previous version too
+		return nil
+	}
+	if err := s.rename(tmp, dst); err != nil {
+		s.policy.Remove(h)
+		os.Remove(tmp)
+		os.Remove(dst)
+		return fmt.Errorf("disk: committing: %w", err)
+	}
+	return nil
+}
+
+// rename moves a finished file into place, creating its fan-out directories
+// on first use.
+func (s *Store) rename(tmp, dst string) error {
+	dir := filepath.Dir(dst)
+	err := os.Rename(tmp, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		if s.sync {
+			syncDir(filepath.Dir(dir))
+			syncDir(s.objDir)
+		}
+		err = os.Rename(tmp, dst)
+	}
+	if err == nil && s.sync {
+		err = syncDir(dir)
+	}
+	return err
+}
+
+// Range calls fn with the key and metadata of every committed object. It
+// reads each object's header from disk (it is meant for rebuilding indexes
+// and purges, not for the request path) and skips files it cannot read.
+func (s *Store) Range(fn func(key string, meta []byte) bool) {
+	if s.closed.Load() {
+		return
+	}
+	buf := s.getHead()
+	defer s.putHead(buf)
+	walkObjects(s.objDir, func(h uint64, name string, ok bool) bool {
+		if !ok || !s.policy.Contains(h) {
+			return true
+		}
+		st := s.stripe(h)
+		st.RLock()
+		hd, err := readHeaderFile(name, buf[:])
+		st.RUnlock()
+		if err != nil {
+			return true
+		}
+		return fn(string(hd.key), hd.meta)
+	})
+}
+
+func readHeaderFile(name string, buf []byte) (header, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return header{}, err
+	}
+	defer f.Close()
+	hd, _, err := readHeader(f, buf)
+	return hd, err
+}
+
+// Stats reports the committed objects and their bytes.
+func (s *Store) Stats() storage.Stats {
+	return storage.Stats{
+		Objects:   int64(s.policy.Len()),
+		Bytes:     s.policy.Weight(),
+		Capacity:  s.capacity,
+		Evictions: s.evictions.Load(),
+	}
+}
+
+// Close releases the directory lock. Every commit is already on disk, so
+// there is nothing to flush; objects still open stay readable, and writers
+// still filling fail to commit.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	// Wait out commits and deletes in progress before another store may
+	// take the directory.
+	for i := range s.stripes {
+		s.stripes[i].Lock()
+		s.stripes[i].Unlock()
+	}
+	return s.lock.Close()
+}

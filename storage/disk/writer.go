@@ -1,0 +1,167 @@
+package disk
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/outpost-edge/outpost/storage"
+)
+
+// writer fills one object in a temporary file. Write, Commit and Abort come
+// from the fill's goroutine; ReadAt and Written may come from any.
+type writer struct {
+	s    *Store
+	h    uint64
+	key  string
+	f    *os.File
+	tmp  string
+	head header // bodyLen and bodyCRC are set by Commit
+
+	written atomic.Int64
+	aborted atomic.Bool // set before the file is closed, for ReadAt
+
+	// mu guards the fields below and serialises Write, Commit and Abort.
+	mu   sync.Mutex
+	crc  uint32
+	done bool  // committed, aborted or failed: no more writes
+	err  error // why writes stopped, when they failed
+}
+
+var _ storage.Writer = (*writer)(nil)
+
+// Create starts a fill in a temporary file. It fails when the store cannot
+// create or write the file (a full or read-only disk), and with
+// storage.ErrTooLarge when sizeHint, the key or meta is over the store's
+// limits.
+func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer, error) {
+	switch {
+	case s.closed.Load():
+		return nil, ErrClosed
+	case sizeHint > s.maxObject:
+		return nil, fmt.Errorf("disk: %d-byte object over the %d-byte limit: %w", sizeHint, s.maxObject, storage.ErrTooLarge)
+	case len(key) > maxKeyLen || len(meta) > maxMetaLen:
+		return nil, fmt.Errorf("disk: %d-byte key or %d-byte metadata: %w", len(key), len(meta), storage.ErrTooLarge)
+	}
+	f, err := os.CreateTemp(s.tmpDir, "fill-")
+	if err != nil {
+		return nil, fmt.Errorf("disk: creating fill of %q: %w", key, err)
+	}
+	w := &writer{s: s, h: s.hash(key), key: key, f: f, tmp: f.Name(), head: newHeader(key, bytes.Clone(meta))}
+	if _, err := f.Write(w.head.appendTo(nil)); err != nil {
+		w.discard()
+		return nil, fmt.Errorf("disk: writing header of %q: %w", key, err)
+	}
+	return w, nil
+}
+
+// Write appends p to the body. After an error the writer accepts no more
+// bytes and Commit fails.
+func (w *writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return 0, w.stopped()
+	}
+	off := w.written.Load()
+	if off+int64(len(p)) > w.s.maxObject {
+		w.fail(fmt.Errorf("disk: object over the %d-byte limit: %w", w.s.maxObject, storage.ErrTooLarge))
+		return 0, w.err
+	}
+	n, err := w.f.WriteAt(p, w.head.bodyOff()+off)
+	w.crc = crc32.Update(w.crc, castagnoli, p[:n])
+	w.written.Add(int64(n))
+	if err != nil {
+		w.fail(fmt.Errorf("disk: writing %q: %w", w.key, err))
+		return n, w.err
+	}
+	return n, nil
+}
+
+// stopped explains why a finished writer refuses to write or commit.
+func (w *writer) stopped() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.aborted.Load() {
+		return storage.ErrAborted
+	}
+	return errors.New("disk: writer already committed")
+}
+
+// fail stops the writer with err and drops its file.
+func (w *writer) fail(err error) {
+	w.done, w.err = true, err
+	w.discard()
+}
+
+func (w *writer) discard() {
+	w.aborted.Store(true)
+	w.f.Close()
+	os.Remove(w.tmp)
+}
+
+// ReadAt reads body bytes already written; at or past Written() it returns
+// io.EOF. After Commit it keeps reading the committed file.
+func (w *writer) ReadAt(p []byte, off int64) (int, error) {
+	if w.aborted.Load() {
+		return 0, storage.ErrAborted
+	}
+	n, err := readBody(w.f, p, w.head.bodyOff(), off, w.written.Load())
+	if errors.Is(err, os.ErrClosed) {
+		return n, storage.ErrAborted
+	}
+	return n, err
+}
+
+func (w *writer) Written() int64 { return w.written.Load() }
+
+// Commit completes the header, syncs if the store says so and renames the
+// file into place. The file stays open so that clients following the fill
+// can finish reading it; its descriptor is released when the writer is
+// garbage collected.
+func (w *writer) Commit() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return w.stopped()
+	}
+	w.done = true
+	if err := w.finish(); err != nil {
+		w.fail(err)
+		return err
+	}
+	return nil
+}
+
+func (w *writer) finish() error {
+	w.head.bodyLen, w.head.bodyCRC = w.written.Load(), w.crc
+	if _, err := w.f.WriteAt(w.head.appendTo(nil), 0); err != nil {
+		return fmt.Errorf("disk: completing header of %q: %w", w.key, err)
+	}
+	// An empty body leaves the metadata slack unwritten: extend the file
+	// to the length the header promises.
+	if err := w.f.Truncate(w.head.fileSize()); err != nil {
+		return fmt.Errorf("disk: sizing %q: %w", w.key, err)
+	}
+	if w.s.sync {
+		if err := w.f.Sync(); err != nil {
+			return fmt.Errorf("disk: syncing %q: %w", w.key, err)
+		}
+	}
+	return w.s.insert(w.h, w.tmp, w.head.fileSize())
+}
+
+// Abort drops the fill; readers following it get storage.ErrAborted.
+func (w *writer) Abort() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.done, w.err = true, storage.ErrAborted
+		w.discard()
+	}
+}
