@@ -34,7 +34,6 @@ import (
 const (
 	smallShare = 10 // percent of the capacity given to the small FIFO
 	maxHits    = 3  // hits an entry can bank in its counter
-	shardCount = 64 // index shards, so Touch rarely contends
 )
 
 // Policy is an S3-FIFO eviction policy with TinyLFU admission over weighted
@@ -50,15 +49,10 @@ type Policy struct {
 	ghost  ghost
 	sketch sketch
 
-	// index maps a key to its entry. It is written under mu (and the
-	// shard's lock) and read by Touch under the shard's read lock alone.
-	index [shardCount]shard
-}
-
-type shard struct {
-	mu sync.RWMutex
-	m  map[uint64]*entry
-	_  [32]byte // keep neighbouring shard locks on separate cache lines
+	// index maps a key (uint64) to its *entry. It is written under mu and
+	// read without a lock (sync.Map reads are lock-free), so hits on the
+	// same key from many cores do not contend on a lock word.
+	index sync.Map
 }
 
 // entry is one resident key. Only hits is touched outside Policy.mu.
@@ -80,9 +74,6 @@ func New(capacity int64) *Policy {
 		smallTarget: max(capacity*smallShare/100, 1),
 		ghost:       ghost{limit: capacity - capacity*smallShare/100, seq: make(map[uint64]uint64)},
 		sketch:      newSketch(minSketchKeys),
-	}
-	for i := range p.index {
-		p.index[i].m = make(map[uint64]*entry)
 	}
 	return p
 }
@@ -106,21 +97,14 @@ func (p *Policy) Len() int {
 
 // Contains reports whether key is resident.
 func (p *Policy) Contains(key uint64) bool {
-	s := p.shardOf(key)
-	s.mu.RLock()
-	_, ok := s.m[key]
-	s.mu.RUnlock()
-	return ok
+	return p.lookup(key) != nil
 }
 
 // Touch records a hit on key; it does nothing if key is not resident. It
-// takes no exclusive lock and, once an entry has banked its hits, writes
-// nothing, so concurrent hits on a hot key stay cheap.
+// takes no lock and, once an entry has banked its hits, writes nothing, so
+// concurrent hits on a hot key stay cheap.
 func (p *Policy) Touch(key uint64) {
-	s := p.shardOf(key)
-	s.mu.RLock()
-	e := s.m[key]
-	s.mu.RUnlock()
+	e := p.lookup(key)
 	if e == nil {
 		return
 	}
@@ -157,7 +141,7 @@ func (p *Policy) Insert(key uint64, weight int64, evict func(key uint64)) bool {
 	e := &entry{key: key, weight: weight, inMain: toMain}
 	e.hits.Store(hits)
 	p.queueOf(e).pushBack(e)
-	p.setIndex(key, e)
+	p.index.Store(key, e)
 	if n := p.small.len + p.main.len; n > p.sketch.keys {
 		p.sketch = newSketch(2 * n)
 	}
@@ -233,30 +217,18 @@ func (p *Policy) queueOf(e *entry) *queue {
 // unlink removes a resident entry from its queue and the index.
 func (p *Policy) unlink(e *entry) {
 	p.queueOf(e).remove(e)
-	s := p.shardOf(e.key)
-	s.mu.Lock()
-	delete(s.m, e.key)
-	s.mu.Unlock()
+	p.index.Delete(e.key)
 }
 
+// lookup returns key's entry, or nil.
 func (p *Policy) lookup(key uint64) *entry {
-	// Writers hold p.mu, so the map cannot change under us.
-	return p.shardOf(key).m[key]
-}
-
-func (p *Policy) setIndex(key uint64, e *entry) {
-	s := p.shardOf(key)
-	s.mu.Lock()
-	s.m[key] = e
-	s.mu.Unlock()
-}
-
-func (p *Policy) shardOf(key uint64) *shard {
-	return &p.index[mix(key)>>58]
+	v, _ := p.index.Load(key)
+	e, _ := v.(*entry)
+	return e
 }
 
 // mix scrambles a key so that sequential or poorly spread hashes still pick
-// shards and sketch counters uniformly (the splitmix64 finaliser).
+// sketch counters uniformly (the splitmix64 finaliser).
 func mix(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9

@@ -2,8 +2,8 @@
 // kept whole in memory and evicted by the evict package's policy (S3-FIFO
 // with TinyLFU admission); it knows nothing of HTTP.
 //
-// A hit costs one read-locked map lookup in a shard and an atomic hit count:
-// Lookup returns the committed object itself, which is immutable, so it
+// A hit costs two lock-free map lookups (the index and the policy's) and at
+// most one atomic hit count: Lookup returns the committed object itself, which is immutable, so it
 // allocates nothing, Close has nothing to release, and its body can be
 // written to a socket without a copy (storage.Bytes). An object deleted,
 // replaced or evicted while a reader holds it stays readable because the
@@ -27,7 +27,6 @@ const ObjectOverhead = 256
 
 const (
 	defaultCapacity = 256 << 20
-	shardCount      = 64
 )
 
 // Options configures a Store. The zero value works.
@@ -49,24 +48,18 @@ type Store struct {
 	evicted   func(hash uint64) // s.evict, bound once so Insert does not allocate
 
 	// mu serialises changes: commits, deletes, meta updates and the
-	// evictions they cause. Lock order: mu, then the policy's locks, then
-	// a shard's. Lookup takes only a shard's read lock.
+	// evictions they cause (lock order: mu, then the policy's lock).
+	// Lookup and Range take no lock.
 	mu        sync.Mutex
 	objects   int64
 	bytes     int64 // bodies plus metadata, as storage.Stats counts them
 	evictions int64
-
-	// shards index committed objects by key hash; written under mu.
-	shards [shardCount]shard
+	// index maps a key's hash (uint64) to its committed *object; written
+	// under mu, read lock-free.
+	index sync.Map
 }
 
 var _ storage.Store = (*Store)(nil)
-
-type shard struct {
-	mu sync.RWMutex
-	m  map[uint64]*object
-	_  [32]byte // keep neighbouring locks on separate cache lines
-}
 
 // New returns an empty store.
 func New(opts Options) *Store {
@@ -85,9 +78,6 @@ func New(opts Options) *Store {
 		policy:    evict.New(capacity),
 	}
 	s.evicted = s.evict
-	for i := range s.shards {
-		s.shards[i].m = make(map[uint64]*object)
-	}
 	return s
 }
 
@@ -133,14 +123,10 @@ func readAt(b, p []byte, off int64) (int, error) {
 
 func (s *Store) hash(key string) uint64 { return maphash.String(s.seed, key) }
 
-func (s *Store) shardOf(hash uint64) *shard { return &s.shards[hash%shardCount] }
-
 // get returns the committed object under key, or nil.
 func (s *Store) get(key string, hash uint64) *object {
-	sh := s.shardOf(hash)
-	sh.mu.RLock()
-	o := sh.m[hash]
-	sh.mu.RUnlock()
+	v, _ := s.index.Load(hash)
+	o, _ := v.(*object)
 	if o == nil || o.key != key { // a 64-bit hash collision is a miss
 		return nil
 	}
@@ -159,7 +145,10 @@ func (s *Store) Lookup(key string) (storage.Object, error) {
 }
 
 // Create starts an object under key. A sizeHint above the maximum object
-// size fails at once with storage.ErrTooLarge.
+// size fails at once with storage.ErrTooLarge. The writer's Commit returns
+// nil when the admission policy declines the object (it is rarer than what
+// it would displace): the fill succeeded, the object is just not kept, and
+// neither is the one it replaces.
 func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer, error) {
 	if sizeHint > s.maxObject {
 		return nil, fmt.Errorf("memory: create %q of %d bytes (max %d): %w", key, sizeHint, s.maxObject, storage.ErrTooLarge)
@@ -183,21 +172,15 @@ func (s *Store) commit(o *object) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	admitted := s.policy.Insert(o.hash, o.weight(), s.evicted)
-	sh := s.shardOf(o.hash)
-	sh.mu.Lock()
-	old := sh.m[o.hash]
-	if admitted {
-		sh.m[o.hash] = o
-	} else {
-		delete(sh.m, o.hash)
-	}
-	sh.mu.Unlock()
-	if old != nil {
-		s.account(old, -1)
-	}
-	if admitted {
+	var prev any
+	if s.policy.Insert(o.hash, o.weight(), s.evicted) {
+		prev, _ = s.index.Swap(o.hash, o)
 		s.account(o, 1)
+	} else {
+		prev, _ = s.index.LoadAndDelete(o.hash)
+	}
+	if old, _ := prev.(*object); old != nil {
+		s.account(old, -1)
 	}
 	return nil
 }
@@ -210,12 +193,8 @@ func (s *Store) account(o *object, sign int64) {
 
 // evict drops the object the policy evicted; called under mu.
 func (s *Store) evict(hash uint64) {
-	sh := s.shardOf(hash)
-	sh.mu.Lock()
-	o := sh.m[hash]
-	delete(sh.m, hash)
-	sh.mu.Unlock()
-	if o != nil {
+	if v, ok := s.index.LoadAndDelete(hash); ok {
+		o := v.(*object)
 		s.account(o, -1)
 		s.evictions++
 	}
@@ -239,10 +218,7 @@ func (s *Store) UpdateMeta(key string, meta []byte) error {
 	}
 	// A resident key that fits is always readmitted; this may evict others.
 	s.policy.Insert(h, o.weight(), s.evicted)
-	sh := s.shardOf(h)
-	sh.mu.Lock()
-	sh.m[h] = o
-	sh.mu.Unlock()
+	s.index.Store(h, o)
 	s.account(old, -1)
 	s.account(o, 1)
 	return nil
@@ -262,33 +238,19 @@ func (s *Store) Delete(key string) bool {
 
 // remove drops a committed object from the index and the policy; under mu.
 func (s *Store) remove(o *object) {
-	sh := s.shardOf(o.hash)
-	sh.mu.Lock()
-	delete(sh.m, o.hash)
-	sh.mu.Unlock()
+	s.index.Delete(o.hash)
 	s.policy.Remove(o.hash)
 	s.account(o, -1)
 }
 
-// Range calls fn for each committed object, one shard's snapshot at a time,
-// without holding a lock, so fn may call back into the store (purge-all
-// deletes from it). An object deleted during Range may still be visited.
+// Range calls fn for each committed object without holding a lock, so fn
+// may call back into the store (purge-all deletes from it). An object
+// committed or deleted during Range may or may not be visited.
 func (s *Store) Range(fn func(key string, meta []byte) bool) {
-	var batch []*object
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		batch = batch[:0]
-		for _, o := range sh.m {
-			batch = append(batch, o)
-		}
-		sh.mu.RUnlock()
-		for _, o := range batch {
-			if !fn(o.key, o.meta) {
-				return
-			}
-		}
-	}
+	s.index.Range(func(_, v any) bool {
+		o := v.(*object)
+		return fn(o.key, o.meta)
+	})
 }
 
 // Stats reports occupancy and evictions.
@@ -303,15 +265,11 @@ func (s *Store) Stats() storage.Stats {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for h, o := range sh.m {
-			s.policy.Remove(h)
-			s.account(o, -1)
-		}
-		clear(sh.m)
-		sh.mu.Unlock()
-	}
+	s.index.Range(func(h, v any) bool {
+		s.index.Delete(h)
+		s.policy.Remove(h.(uint64))
+		s.account(v.(*object), -1)
+		return true
+	})
 	return nil
 }
