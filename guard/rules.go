@@ -1,0 +1,251 @@
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/outpost-edge/outpost/httphead"
+)
+
+// Action is what to do with a request.
+type Action uint8
+
+const (
+	ActionNone      Action = iota // no rule matched: carry on
+	ActionAllow                   // let it through, skipping later rules
+	ActionDeny                    // answer 403
+	ActionTarpit                  // answer slowly (Verdict.Delay), then 403
+	ActionChallenge               // answer with the proof-of-work page unless it holds a pass
+	ActionRateLimit               // count it against Verdict.Limit; refuse over the limit
+)
+
+var actionNames = [...]string{"none", "allow", "deny", "tarpit", "challenge", "rate_limit"}
+
+func (a Action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("Action(%d)", a)
+}
+
+// ParseAction returns the action named s, as String spells it.
+func ParseAction(s string) (Action, error) {
+	for i, n := range actionNames {
+		if n == s && i != int(ActionNone) {
+			return Action(i), nil
+		}
+	}
+	return ActionNone, fmt.Errorf("%w: unknown action %q", ErrBadRule, s)
+}
+
+// DefaultTarpit is the delay of a tarpit rule that sets none.
+const DefaultTarpit = 10 * time.Second
+
+// ErrBadRule is returned by NewRules for a rule that cannot work.
+var ErrBadRule = errors.New("guard: invalid rule")
+
+// Rule is one entry of a rule list: conditions, all of which must hold,
+// and the action to take when they do. A rule with no condition matches
+// every request.
+type Rule struct {
+	// Name identifies the rule in verdicts, logs and metrics. Required.
+	Name   string
+	Action Action
+	// Delay is how long a tarpit holds the answer. Default DefaultTarpit.
+	Delay time.Duration
+	// Limit names the rate limit an ActionRateLimit rule counts against.
+	Limit string
+
+	// IPs: the client address is within one of these prefixes.
+	IPs []netip.Prefix
+	// UserAgents: the User-Agent contains one of these, ignoring ASCII
+	// case. An empty string matches a missing User-Agent.
+	UserAgents []string
+	// UserAgentRegexp: the User-Agent matches this regular expression
+	// (RE2 syntax).
+	UserAgentRegexp string
+	// JA4 and JA4H: the fingerprint equals one of these, or starts with
+	// one ending in "*" ("t13d*").
+	JA4, JA4H []string
+	// PathPrefixes: the request path starts with one of these.
+	PathPrefixes []string
+	// Anomalies: the request shows at least one of these.
+	Anomalies Anomaly
+	// Match is a condition written in Go (or compiled from an expression
+	// language by the caller). It must be safe for concurrent use.
+	Match func(*Attrs) bool
+}
+
+// Verdict is the outcome of evaluating the rules for one request.
+type Verdict struct {
+	Action Action
+	Rule   string        // the rule that decided; "" for ActionNone
+	Limit  string        // for ActionRateLimit
+	Delay  time.Duration // for ActionTarpit
+	// Next is where to resume with EvaluateFrom once a rate-limited
+	// request turns out to be within its limit.
+	Next int
+}
+
+// Rules is a compiled, read-only rule list, safe for concurrent use.
+type Rules struct {
+	rules []compiled
+}
+
+type compiled struct {
+	Rule
+	ips      *PrefixSet
+	agents   []string // lowercased
+	agentRE  *regexp.Regexp
+	conds    int // number of conditions set; 0 matches everything
+	verdict  Verdict
+	anyAgent bool // agents holds ""
+}
+
+// NewRules checks and compiles rules, in order.
+func NewRules(rules []Rule) (*Rules, error) {
+	rs := &Rules{rules: make([]compiled, 0, len(rules))}
+	for i, r := range rules {
+		c, err := compile(r, i)
+		if err != nil {
+			return nil, err
+		}
+		rs.rules = append(rs.rules, c)
+	}
+	return rs, nil
+}
+
+func compile(r Rule, i int) (compiled, error) {
+	c := compiled{Rule: r}
+	switch {
+	case r.Name == "":
+		return c, fmt.Errorf("%w: rule %d has no name", ErrBadRule, i)
+	case r.Action == ActionNone || int(r.Action) >= len(actionNames):
+		return c, fmt.Errorf("%w %q: no action", ErrBadRule, r.Name)
+	case r.Action == ActionRateLimit && r.Limit == "":
+		return c, fmt.Errorf("%w %q: rate_limit names no limit", ErrBadRule, r.Name)
+	}
+	if r.Action == ActionTarpit && c.Delay <= 0 {
+		c.Delay = DefaultTarpit
+	}
+	if len(r.IPs) > 0 {
+		c.ips = NewPrefixSet(r.IPs...)
+		c.conds++
+	}
+	for _, ua := range r.UserAgents {
+		c.agents = append(c.agents, strings.ToLower(ua))
+		c.anyAgent = c.anyAgent || ua == ""
+	}
+	if r.UserAgentRegexp != "" {
+		re, err := regexp.Compile(r.UserAgentRegexp)
+		if err != nil {
+			return c, fmt.Errorf("%w %q: user agent pattern: %w", ErrBadRule, r.Name, err)
+		}
+		c.agentRE = re
+	}
+	for _, set := range []bool{len(r.UserAgents) > 0, c.agentRE != nil, len(r.JA4) > 0, len(r.JA4H) > 0,
+		len(r.PathPrefixes) > 0, r.Anomalies != 0, r.Match != nil} {
+		if set {
+			c.conds++
+		}
+	}
+	c.verdict = Verdict{Action: r.Action, Rule: r.Name, Limit: r.Limit, Delay: c.Delay, Next: i + 1}
+	return c, nil
+}
+
+// Len returns the number of rules.
+func (rs *Rules) Len() int { return len(rs.rules) }
+
+// Evaluate returns the verdict of the first rule that matches a, or
+// ActionNone when none does.
+func (rs *Rules) Evaluate(a *Attrs) Verdict { return rs.EvaluateFrom(a, 0) }
+
+// EvaluateFrom is Evaluate starting at rule index start (a Verdict's Next).
+func (rs *Rules) EvaluateFrom(a *Attrs, start int) Verdict {
+	for i := max(start, 0); i < len(rs.rules); i++ {
+		if rs.rules[i].matches(a) {
+			return rs.rules[i].verdict
+		}
+	}
+	return Verdict{Next: len(rs.rules)}
+}
+
+// matches checks the cheap conditions first and the hook last.
+func (c *compiled) matches(a *Attrs) bool {
+	if c.conds == 0 {
+		return true
+	}
+	if c.ips != nil && !c.ips.Contains(a.IP) {
+		return false
+	}
+	if len(c.PathPrefixes) > 0 && !hasAnyPrefix(a.path(), c.PathPrefixes) {
+		return false
+	}
+	if c.Anomalies != 0 && a.Anomalies()&c.Anomalies == 0 {
+		return false
+	}
+	if len(c.JA4) > 0 && !matchesAny(a.JA4, c.JA4) {
+		return false
+	}
+	if len(c.JA4H) > 0 && !matchesAny(b2s(a.JA4H()), c.JA4H) {
+		return false
+	}
+	if len(c.agents) > 0 && !c.agentMatches(a.UserAgent()) {
+		return false
+	}
+	if c.agentRE != nil && !c.agentRE.Match(a.UserAgent()) {
+		return false
+	}
+	return c.Match == nil || c.Match(a)
+}
+
+func (c *compiled) agentMatches(ua []byte) bool {
+	if len(ua) == 0 {
+		return c.anyAgent
+	}
+	for _, s := range c.agents {
+		if s != "" && containsFold(ua, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchesAny reports whether v equals one of patterns, or starts with one
+// that ends in "*".
+func matchesAny(v string, patterns []string) bool {
+	for _, p := range patterns {
+		if prefix, ok := strings.CutSuffix(p, "*"); ok {
+			if strings.HasPrefix(v, prefix) {
+				return true
+			}
+		} else if v == p {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAnyPrefix(b []byte, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(b2s(b), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether b contains the lowercase ASCII string sub,
+// ignoring case.
+func containsFold(b []byte, sub string) bool {
+	for i := 0; i+len(sub) <= len(b); i++ {
+		if lower(b[i]) == sub[0] && httphead.EqualFold(b[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
