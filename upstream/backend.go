@@ -118,7 +118,7 @@ type Backend struct {
 	breaker breaker
 	budget  budget
 
-	noServer    atomic.Uint64
+	noServer     atomic.Uint64
 	budgetDenied atomic.Uint64
 
 	// ejectMu serialises ejections so that concurrent failures cannot

@@ -29,10 +29,10 @@ const budgetBuckets = 10
 // first caller that sees it is stale. Counts racing with the recycling may be
 // lost, which only makes the budget slightly more or less generous.
 type budget struct {
-	ratio    float64
-	floor    float64 // retries always allowed over the window
-	width    int64   // slot width in nanoseconds
-	buckets  [budgetBuckets]budgetBucket
+	ratio   float64
+	floor   float64 // retries always allowed over the window
+	width   int64   // slot width in nanoseconds
+	buckets [budgetBuckets]budgetBucket
 }
 
 type budgetBucket struct {

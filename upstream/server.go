@@ -25,13 +25,13 @@ type Server struct {
 // state is a server's runtime state. Every field is updated with atomics:
 // Select reads them on the hot path without locks.
 type state struct {
-	inflight atomic.Int64
-	unhealthy atomic.Bool   // set by active health checks
-	ejectedUntil atomic.Int64 // unix nanos; 0 when never ejected
-	fails     atomic.Int32  // consecutive failures since the last success
-	streak    atomic.Int32  // ejections in a row, for the doubling back-off
-	cost      atomic.Uint64 // float64 bits: peak-EWMA latency in nanoseconds
-	costAt    atomic.Int64  // unix nanos of the last cost update
+	inflight     atomic.Int64
+	unhealthy    atomic.Bool   // set by active health checks
+	ejectedUntil atomic.Int64  // unix nanos; 0 when never ejected
+	fails        atomic.Int32  // consecutive failures since the last success
+	streak       atomic.Int32  // ejections in a row, for the doubling back-off
+	cost         atomic.Uint64 // float64 bits: peak-EWMA latency in nanoseconds
+	costAt       atomic.Int64  // unix nanos of the last cost update
 
 	requests  atomic.Uint64
 	errors    atomic.Uint64
