@@ -344,7 +344,7 @@ func readParse(f *os.File, buf []byte) (header, int, error) {
 // commit replaced it meanwhile. I/O errors and colliding keys leave the
 // file alone.
 func (s *Store) forget(h, ino uint64, cause error) {
-	missing := errors.Is(cause, fs.ErrNotExist)
+	missing := isMissing(cause)
 	if !missing && !errors.Is(cause, errCorrupt) {
 		return
 	}
@@ -352,13 +352,19 @@ func (s *Store) forget(h, ino uint64, cause error) {
 	st.Lock()
 	defer st.Unlock()
 	if missing {
-		if _, err := os.Lstat(s.path(h)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(s.path(h)); isMissing(err) {
 			s.policy.Remove(h)
 		}
 	} else if s.current(h, ino) {
 		os.Remove(s.path(h))
 		s.policy.Remove(h)
 	}
+}
+
+// isMissing reports whether err says a file is not there, including when a
+// directory on its path was replaced by a file.
+func isMissing(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // Delete removes the object under key. It does not read the file to check
