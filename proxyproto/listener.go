@@ -3,6 +3,7 @@ package proxyproto
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -84,6 +85,15 @@ func (c *Conn) LocalAddr() net.Addr {
 // concrete type (CloseWrite, SetLinger). Reading from it skips the header
 // handling and any bytes already buffered.
 func (c *Conn) NetConn() net.Conn { return c.Conn }
+
+// ReadFrom lets io.Copy into the connection use the underlying one's fast
+// path (sendfile or splice on a *net.TCPConn), which embedding alone hides.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
 
 // SetDeadline records the read deadline so the header read can restore it.
 func (c *Conn) SetDeadline(t time.Time) error {

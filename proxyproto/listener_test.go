@@ -122,3 +122,25 @@ func TestHeaderDeadlineDoesNotOutliveTheHeader(t *testing.T) {
 		t.Fatalf("Read after the header timeout = %v, want the owner's deadline kept", err)
 	}
 }
+
+func TestWritesPassThroughToThePeer(t *testing.T) {
+	l := listen(t, time.Second)
+	client := dial(t, l, "PROXY UNKNOWN\r\n")
+	c := accept(t, l)
+	if _, err := io.Copy(c, io.LimitReader(zeros{}, 100000)); err != nil { // through ReadFrom
+		t.Fatal(err)
+	}
+	c.Close()
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := io.Copy(io.Discard, client)
+	if err != nil || n != 100000 {
+		t.Errorf("peer got %d bytes, %v", n, err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

@@ -86,7 +86,7 @@ func readV1(br *bufio.Reader) (src, dst netip.AddrPort, err error) {
 		want4 = true
 	case "TCP6":
 	default:
-		return src, dst, fmt.Errorf("%w: v1 protocol %q", ErrInvalid, proto)
+		return src, dst, fmt.Errorf("%w: v1 protocol %q", ErrInvalid, string(proto))
 	}
 	var f [4][]byte
 	for i := range f {
@@ -148,9 +148,9 @@ func parseV1Addr(b []byte, want4 bool) (netip.Addr, error) {
 	case err != nil:
 		return ip, err
 	case ip.Zone() != "":
-		return ip, fmt.Errorf("address %q has a zone", b)
+		return ip, fmt.Errorf("address %q has a zone", string(b))
 	case want4 != ip.Is4():
-		return ip, fmt.Errorf("address %q does not match the protocol", b)
+		return ip, fmt.Errorf("address %q does not match the protocol", string(b))
 	}
 	return ip, nil
 }
@@ -159,17 +159,17 @@ func parseV1Addr(b []byte, want4 bool) (netip.Addr, error) {
 // leading zero.
 func parsePort(b []byte) (uint16, error) {
 	if len(b) == 0 || len(b) > 5 || (b[0] == '0' && len(b) > 1) {
-		return 0, fmt.Errorf("port %q", b)
+		return 0, fmt.Errorf("port %q", string(b))
 	}
 	n := 0
 	for _, c := range b {
 		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("port %q", b)
+			return 0, fmt.Errorf("port %q", string(b))
 		}
 		n = n*10 + int(c-'0')
 	}
 	if n > 65535 {
-		return 0, fmt.Errorf("port %q out of range", b)
+		return 0, fmt.Errorf("port %q out of range", string(b))
 	}
 	return uint16(n), nil
 }
@@ -193,7 +193,7 @@ const (
 // the rest of the announced length (TLVs) without buffering it.
 func readV2(br *bufio.Reader) (src, dst netip.AddrPort, err error) {
 	var hdr [16]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+	if err := readFull(br, hdr[:]); err != nil {
 		return src, dst, fmt.Errorf("%w: v2 header cut short: %w", ErrInvalid, err)
 	}
 	if [12]byte(hdr[:12]) != v2Sig {
@@ -225,7 +225,7 @@ func readV2(br *bufio.Reader) (src, dst netip.AddrPort, err error) {
 	}
 	var addrs [36]byte
 	if family == famInet || family == famInet6 {
-		if _, err := io.ReadFull(br, addrs[:addrLen]); err != nil {
+		if err := readFull(br, addrs[:addrLen]); err != nil {
 			return src, dst, fmt.Errorf("%w: v2 addresses cut short: %w", ErrInvalid, err)
 		}
 		length -= addrLen
@@ -245,4 +245,22 @@ func readV2(br *bufio.Reader) (src, dst netip.AddrPort, err error) {
 		dst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(addrs[16:32])), binary.BigEndian.Uint16(addrs[34:]))
 	}
 	return src, dst, nil
+}
+
+// readFull is io.ReadFull through Peek and Discard, so that p (a small array
+// on the caller's stack) is never handed to an io.Reader and stays there.
+func readFull(br *bufio.Reader, p []byte) error {
+	for len(p) > 0 {
+		b, err := br.Peek(min(len(p), br.Size()))
+		n := copy(p, b)
+		br.Discard(n) // n bytes are buffered, so this cannot fail
+		p = p[n:]
+		if err != nil && len(p) > 0 {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
 }
