@@ -1,0 +1,349 @@
+package cache
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/outpost-edge/outpost/cache/cachecontrol"
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/storage"
+)
+
+// lead fetches from the origin for a miss or a revalidation and decides
+// the fill f: stream-and-store, refresh after a 304, pass, or fail. f is
+// registered in c.fills (other requests wait on it) or private to this
+// request (hit-for-pass, lock timeout, another variant).
+func (c *Cache) lead(r *Reply, f *fill) (*Reply, error) {
+	j := &r.j
+	f.hfpTTL = j.pol.hitForPassTTL()
+	oreq := originRequest(j.req, j.stale)
+	reqTime := c.now()
+	resp, body, err := j.fetch(c.detach(j.ctx), oreq)
+	respTime := c.now()
+	if err == nil && resp.Status >= 500 && j.stale != nil && staleOnError(&j.stale.m, respTime) {
+		body.Close()
+		err = fmt.Errorf("cache: origin answered %d", resp.Status)
+	}
+	if err != nil {
+		c.settle(f, outcomeFailed, ReasonOriginError, err)
+		if j.stale != nil && staleOnError(&j.stale.m, respTime) {
+			note(j.tr, "stale-if-error")
+			return c.serveStored(r, j.stale, respTime, StatusStale, ReasonOriginError), nil
+		}
+		return nil, fmt.Errorf("cache: origin: %w", err)
+	}
+	if resp.Status == 304 && j.stale != nil {
+		body.Close()
+		return c.revalidated(r, f, resp, reqTime, respTime)
+	}
+	return c.admit(r, f, resp, body, reqTime, respTime)
+}
+
+// settle publishes an outcome that needs no fill and unregisters f.
+func (c *Cache) settle(f *fill, o outcome, reason Reason, err error) {
+	f.decide(o, reason, err)
+	c.mu.Lock()
+	if c.fills[f.key] == f {
+		delete(c.fills, f.key)
+	}
+	c.mu.Unlock()
+}
+
+// admit decides whether a full origin response is stored, and streams it
+// to the client either through the fill or straight from the origin.
+func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCloser, reqTime, respTime time.Time) (*Reply, error) {
+	j := &r.j
+	d, targeted := responseDirectives(&resp.Header, j.pol)
+	reason := storable(j.req, &j.rq, resp, &d, j.pol)
+	flags := objectFlags(&resp.Header, &d)
+	ttl, src := lifetime(&resp.Header, &d, targeted, j.pol, respTime)
+	if reason == ReasonNone && ttl <= 0 && flags&flagHasValidator == 0 {
+		reason = ReasonNoFreshness
+	}
+	age := initialAge(&resp.Header, reqTime, respTime)
+	if reason != ReasonNone {
+		return c.pass(r, f, resp, body, age, reason), nil
+	}
+	m := meta{kind: kindObject, status: resp.Status, flags: flags, respTime: respTime.UnixNano(),
+		initialAge: age, lifetime: ttl}
+	m.swr, m.sie = staleWindows(&d, flags, j.pol)
+	m.headers, m.edge = storedHeaders(&resp.Header, &d, j.pol)
+	m.tags = joinValues(&resp.Header, "Surrogate-Key", ' ')
+	objKey := j.key
+	if vary := joinValues(&resp.Header, "Vary", ','); vary != nil {
+		f.epoch, f.vary = c.varyMarker(j.key, vary, respTime), vary
+		objKey = string(appendVariant([]byte(j.key), f.epoch, vary, &j.req.Header))
+	}
+	size := resp.ContentLength
+	if !httphead.BodyAllowed([]byte("GET"), resp.Status) {
+		size = 0
+	}
+	f.metaB = m.encode(nil)
+	w, err := c.store.Create(objKey, f.metaB, size)
+	if err != nil {
+		reason = ReasonStoreError
+		if errors.Is(err, storage.ErrTooLarge) {
+			reason = ReasonTooLarge
+		}
+		return c.pass(r, f, resp, body, age, reason), nil
+	}
+	c.clearHitForPass(j.key)
+	f.w, f.objKey, f.size, f.progress = w, objKey, size, make(chan struct{})
+	f.decide(outcomeStreaming, ReasonNone, nil)
+	go c.copyBody(f, body, j.pol.MaxObjectSize)
+
+	if j.tr != nil {
+		j.tr.Add("cache-ttl", "ttl="+strconv.FormatInt(int64(ttl/time.Second), 10)+" from "+src)
+		j.tr.Add("cache-store", "stored")
+	}
+	if err := decodeMeta(f.metaB, &m); err != nil {
+		return nil, err
+	}
+	r.streamFill(&m, f, j.ctx)
+	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, stored: true, ttl: ttl - age, hasTTL: true})
+	c.closeStale(j)
+	r.Status, r.Reason = j.status, j.reason
+	return r, nil
+}
+
+// pass relays an origin response that is not stored; a registered fill
+// releases its waiters to the origin and marks the key hit-for-pass.
+func (c *Cache) pass(r *Reply, f *fill, resp *httphead.Response, body io.ReadCloser, age time.Duration, reason Reason) *Reply {
+	j := &r.j
+	c.stats.NotStored.Add(1)
+	c.mu.Lock()
+	registered := c.fills[f.key] == f
+	c.mu.Unlock()
+	if registered && reason != ReasonRequestNoStore && reason != ReasonAuthorization {
+		c.setHitForPass(j.key, f.hfpTTL)
+	}
+	c.settle(f, outcomePass, reason, nil)
+	if j.stale != nil && resp.Status < 500 {
+		c.store.Delete(j.stale.key) // superseded by a response that may not be stored
+	}
+	c.closeStale(j)
+	note(j.tr, "not stored: "+reason.String())
+	r.relay(resp, body, age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, detail: reason})
+	if j.status == StatusExpired {
+		j.status = StatusMiss
+	}
+	r.Status, r.Reason = j.status, reason
+	return r
+}
+
+// revalidated refreshes a stored object from a 304 (RFC 9111 section
+// 4.3.4) and serves it.
+func (c *Cache) revalidated(r *Reply, f *fill, resp *httphead.Response, reqTime, respTime time.Time) (*Reply, error) {
+	j := &r.j
+	e := j.stale
+	var h httphead.Header
+	copyHeaders(&h, e.m.headers)
+	copyHeaders(&h, e.m.edge)
+	for i := 0; i < resp.Header.Len(); i++ {
+		name, _ := resp.Header.Field(i)
+		if !skipOn304(name) {
+			h.Del(string(name))
+		}
+	}
+	for i := 0; i < resp.Header.Len(); i++ {
+		name, value := resp.Header.Field(i)
+		if !skipOn304(name) {
+			h.Add(name, value)
+		}
+	}
+	d, targeted := responseDirectives(&h, j.pol)
+	flags := objectFlags(&h, &d)
+	ttl, src := lifetime(&h, &d, targeted, j.pol, respTime)
+	m := meta{kind: kindObject, status: e.m.status, flags: flags, respTime: respTime.UnixNano(),
+		initialAge: initialAge(&resp.Header, reqTime, respTime), lifetime: ttl}
+	m.swr, m.sie = staleWindows(&d, flags, j.pol)
+	m.headers, m.edge = storedHeaders(&h, &d, j.pol)
+	m.tags = e.m.tags
+	if tags := joinValues(&h, "Surrogate-Key", ' '); tags != nil {
+		m.tags = tags
+	}
+	metaB := m.encode(nil)
+	if err := c.store.UpdateMeta(e.key, metaB); err != nil {
+		c.log.Debug("cache revalidation not recorded", "key", e.key, "err", err)
+	}
+	c.settle(f, outcomeUpdated, ReasonNone, nil)
+	c.stats.Revalidated.Add(1)
+	if j.tr != nil {
+		j.tr.Add("cache-ttl", "ttl="+strconv.FormatInt(int64(ttl/time.Second), 10)+" from "+src)
+	}
+	if err := decodeMeta(metaB, &m); err != nil {
+		return nil, err
+	}
+	now := c.now()
+	age := m.age(now)
+	r.setStoredHead(&m)
+	r.serveObject(j.req, e.obj, &m)
+	e.obj = nil
+	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: 304, ttl: m.lifetime - age, hasTTL: true})
+	r.Status, r.Reason = StatusRevalidated, j.reason
+	return r, nil
+}
+
+// skipOn304 lists fields a 304 must not overwrite in the stored response.
+func skipOn304(name []byte) bool {
+	for _, f := range [...]string{"Content-Length", "Content-Range", "Transfer-Encoding", "Content-Encoding"} {
+		if httphead.EqualFold(name, f) {
+			return true
+		}
+	}
+	return httphead.IsHopByHop(name)
+}
+
+// storedHeaders returns the header block to store for a response: without
+// hop-by-hop and framing fields, Age (recomputed on every hit), the
+// surrogate fields, and the fields named by private= and no-cache=; and
+// apart, the edge-targeted fields.
+func storedHeaders(src *httphead.Header, d *cachecontrol.Directives, pol *Policy) (block, edge []byte) {
+	var h httphead.Header
+	h.CopyFrom(src)
+	h.RemoveHopByHop()
+	h.DelFunc(func(name, value []byte) bool {
+		if isEdgeField(name, pol) {
+			if !httphead.EqualFold(name, "Surrogate-Key") {
+				edge = append(append(append(append(edge, name...), ": "...), value...), "\r\n"...)
+			}
+			return true
+		}
+		for _, f := range [...]string{"Age", "Content-Length", "Cache-Status"} {
+			if httphead.EqualFold(name, f) {
+				return true
+			}
+		}
+		return (d.Has(cachecontrol.PrivateFields) && httphead.ListHas(d.PrivateFields, b2s(name))) ||
+			(d.Has(cachecontrol.NoCacheFields) && httphead.ListHas(d.NoCacheFields, b2s(name)))
+	})
+	return h.AppendTo(nil), edge
+}
+
+// joinValues joins every value of a field with sep, or returns nil.
+func joinValues(h *httphead.Header, name string, sep byte) []byte {
+	var out []byte
+	h.Values(name, func(v []byte) bool {
+		if v = httphead.TrimOWS(v); len(v) > 0 {
+			if out != nil {
+				out = append(out, sep)
+			}
+			out = append(out, v...)
+		}
+		return true
+	})
+	return out
+}
+
+// varyMarker makes sure the primary key holds a Vary marker for the field
+// list vary, and returns its epoch. A marker for another list is replaced,
+// which orphans its variants.
+func (c *Cache) varyMarker(key string, vary []byte, now time.Time) uint64 {
+	if obj, err := c.store.Lookup(key); err == nil {
+		var m meta
+		ok := decodeMeta(obj.Meta(), &m) == nil && m.kind == kindVary && bytes.EqualFold(m.vary, vary)
+		epoch := m.epoch
+		obj.Close()
+		if ok {
+			return epoch
+		}
+	}
+	m := meta{kind: kindVary, epoch: c.epoch.Add(1), vary: vary, respTime: now.UnixNano()}
+	w, err := c.store.Create(key, m.encode(nil), 0)
+	if err == nil {
+		if err = w.Commit(); err != nil {
+			c.log.Debug("cache vary marker not stored", "key", key, "err", err)
+		}
+	}
+	return m.epoch
+}
+
+// setHitForPass sends the key's requests straight to the origin for ttl.
+func (c *Cache) setHitForPass(key string, ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	now := c.now().UnixNano()
+	c.mu.Lock()
+	if len(c.hfp) >= 1<<16 {
+		for k, until := range c.hfp {
+			if until <= now {
+				delete(c.hfp, k)
+			}
+		}
+	}
+	c.hfp[key] = now + int64(ttl)
+	c.mu.Unlock()
+}
+
+func (c *Cache) inHitForPass(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.hfp[key]
+	if ok && until <= now.UnixNano() {
+		delete(c.hfp, key)
+		return false
+	}
+	return ok
+}
+
+func (c *Cache) clearHitForPass(key string) {
+	c.mu.Lock()
+	delete(c.hfp, key)
+	c.mu.Unlock()
+}
+
+// invalidate removes the objects an unsafe request that succeeded has made
+// stale: its target and the Location and Content-Location of the response
+// on the same host (RFC 9111 section 4.4).
+func (c *Cache) invalidate(req *httphead.Request, pol *Policy, resp *httphead.Response) {
+	c.deleteKey(appendKey(nil, req, &pol.Key))
+	for _, name := range [...]string{"Location", "Content-Location"} {
+		target := sameHostTarget(resp.Header.Peek(name), req.Host)
+		if target == nil {
+			continue
+		}
+		var u httphead.Request
+		u.SetLine([]byte("GET"), target, req.Host, req.Scheme)
+		u.Header.CopyFrom(&req.Header)
+		c.deleteKey(appendKey(nil, &u, &pol.Key))
+	}
+}
+
+func (c *Cache) deleteKey(key []byte) {
+	if c.store.Delete(string(key)) {
+		c.stats.Purged.Add(1)
+	}
+}
+
+// sameHostTarget returns the origin-form target of a URI reference when
+// it points at host, or nil.
+func sameHostTarget(ref, host []byte) []byte {
+	ref = httphead.TrimOWS(ref)
+	switch {
+	case len(ref) == 0:
+		return nil
+	case ref[0] == '/' && !bytes.HasPrefix(ref, []byte("//")):
+		return ref
+	}
+	i := bytes.Index(ref, []byte("://"))
+	if i < 0 {
+		return nil
+	}
+	rest := ref[i+3:]
+	end := bytes.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if !bytes.EqualFold(rest[:end], host) {
+		return nil
+	}
+	if end == len(rest) || rest[end] != '/' {
+		return append([]byte("/"), rest[end:]...)
+	}
+	return rest[end:]
+}

@@ -1,0 +1,122 @@
+// Package cache is Outpost's RFC 9111 shared cache. The engine hands each
+// request of a caching route to Cache.Serve together with a function that
+// reaches the origin; Serve answers from storage when it may, and otherwise
+// fetches, decides whether the response may be stored, and streams it to
+// the client while it is stored.
+//
+// Serve implements freshness (s-maxage, max-age, Expires, heuristics, the
+// route's TTL bounds), Age, validation of stale objects with 304 updates,
+// the request and response directives a shared cache honours, the
+// edge-targeted fields of RFC 9213 (CDN-Cache-Control, Surrogate-Control),
+// Vary through secondary keys, invalidation by unsafe methods, answers to
+// conditional and Range requests, request collapsing with hit-for-pass,
+// stale-while-revalidate and stale-if-error. Every reply carries Age and a
+// Cache-Status (RFC 9211), and the trace records the key, the outcome, the
+// source of the freshness lifetime and why an object was or was not stored.
+//
+// Objects live in a storage.Store under opaque keys; their metadata is a
+// fixed binary prefix followed by the raw header block (see meta.go), so a
+// hit decodes by slicing and allocates nothing. Purge primitives (by key,
+// URL, everything; soft or hard) and Tags serve the purge package.
+package cache
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/storage"
+	"github.com/outpost-edge/outpost/trace"
+)
+
+// Fetch sends req to the origin and returns the response head and body;
+// the body must be closed. The cache passes a copy of the client's request
+// when it adds validators or asks for a full body.
+type Fetch func(ctx context.Context, req *httphead.Request) (*httphead.Response, io.ReadCloser, error)
+
+// Options configure a Cache. The zero value works.
+type Options struct {
+	// Clock returns the current time; nil means time.Now. Tests inject a
+	// fake one.
+	Clock func() time.Time
+	// Name is the cache's name in Cache-Status; "" means "Outpost".
+	Name string
+	// Logger receives debug events about fills; nil discards them.
+	Logger *slog.Logger
+	// Detach returns a context for work that outlives the request: fills
+	// that other clients follow and background refreshes. nil means
+	// context.WithoutCancel; the engine passes proxy.Detach.
+	Detach func(context.Context) context.Context
+}
+
+// Stats are the cache's counters, updated atomically where decisions are
+// made; the metrics package reads them.
+type Stats struct {
+	Hits            atomic.Int64 // served fresh from the cache
+	Misses          atomic.Int64 // fetched because nothing usable was stored
+	StaleServed     atomic.Int64 // served stale (SWR, SIE, max-stale)
+	Revalidated     atomic.Int64 // stale objects confirmed by a 304
+	Collapsed       atomic.Int64 // requests that waited on another's fetch
+	Passes          atomic.Int64 // requests sent to the origin without caching
+	Stored          atomic.Int64 // objects committed
+	NotStored       atomic.Int64 // origin responses not stored (see Reason)
+	Aborted         atomic.Int64 // fills abandoned (origin reset, too large)
+	BytesFromCache  atomic.Int64 // body bytes served from storage
+	BytesFromOrigin atomic.Int64 // body bytes read from origins
+	Purged          atomic.Int64 // objects purged
+}
+
+// Cache is a shared HTTP cache over a storage.Store. It is safe for
+// concurrent use; one Cache serves every route, each with its Policy.
+type Cache struct {
+	store  storage.Store
+	now    func() time.Time
+	name   string
+	log    *slog.Logger
+	detach func(context.Context) context.Context
+	stats  Stats
+	keys   keyTable
+
+	// mu guards fills (fetches in flight, by primary key) and hfp (keys
+	// that recently answered uncacheable, to the Unix ns they expire).
+	mu    sync.Mutex
+	fills map[string]*fill
+	hfp   map[string]int64
+	epoch atomic.Uint64 // source of Vary marker epochs
+}
+
+// New returns a cache over store.
+func New(store storage.Store, opts Options) *Cache {
+	c := &Cache{store: store, now: opts.Clock, name: opts.Name, log: opts.Logger, detach: opts.Detach,
+		fills: make(map[string]*fill), hfp: make(map[string]int64)}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.name == "" {
+		c.name = "Outpost"
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.detach == nil {
+		c.detach = context.WithoutCancel
+	}
+	c.epoch.Store(uint64(c.now().UnixNano()))
+	return c
+}
+
+// Stats returns the cache's live counters.
+func (c *Cache) Stats() *Stats { return &c.stats }
+
+// Store returns the store the cache uses.
+func (c *Cache) Store() storage.Store { return c.store }
+
+func note(tr *trace.Trace, detail string) {
+	if tr != nil {
+		tr.Add("cache", detail)
+	}
+}

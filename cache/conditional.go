@@ -1,0 +1,134 @@
+package cache
+
+import (
+	"bytes"
+
+	"github.com/outpost-edge/outpost/httphead"
+)
+
+// notModified evaluates a client's If-None-Match, or If-Modified-Since when
+// there is no If-None-Match, against stored headers (RFC 9110 section 13.2.2).
+func notModified(req *httphead.Request, stored []byte) bool {
+	if !req.Header.Has("If-None-Match") {
+		ims := req.Header.Peek("If-Modified-Since")
+		if ims == nil {
+			return false
+		}
+		since, ok := parseDate(ims)
+		lm, ok2 := parseDate(headerValue(stored, "Last-Modified"))
+		return ok && ok2 && !lm.After(since)
+	}
+	etag := headerValue(stored, "ETag")
+	if etag == nil {
+		return false
+	}
+	match := false
+	req.Header.Values("If-None-Match", func(v []byte) bool {
+		match = etagListHas(v, etag, false)
+		return !match
+	})
+	return match
+}
+
+// etagListHas reports whether a comma-separated entity-tag list (or "*")
+// matches etag, with weak comparison unless strong is set.
+func etagListHas(list, etag []byte, strong bool) bool {
+	if string(httphead.TrimOWS(list)) == "*" {
+		return true
+	}
+	match := false
+	forEachToken(list, func(t []byte) {
+		match = match || etagEqual(t, etag, strong)
+	})
+	return match
+}
+
+func etagEqual(a, b []byte, strong bool) bool {
+	aw, bw := bytes.HasPrefix(a, []byte("W/")), bytes.HasPrefix(b, []byte("W/"))
+	if strong && (aw || bw) {
+		return false
+	}
+	if aw {
+		a = a[2:]
+	}
+	if bw {
+		b = b[2:]
+	}
+	return bytes.Equal(a, b)
+}
+
+// ifRangeHolds reports whether a Range request may be answered partially:
+// there is no If-Range, or it matches the stored strong ETag or exact
+// Last-Modified date (RFC 9110 section 13.1.5).
+func ifRangeHolds(req *httphead.Request, stored []byte) bool {
+	v := httphead.TrimOWS(req.Header.Peek("If-Range"))
+	if v == nil {
+		return true
+	}
+	if len(v) > 0 && (v[0] == '"' || bytes.HasPrefix(v, []byte("W/"))) {
+		etag := headerValue(stored, "ETag")
+		return etag != nil && etagEqual(v, etag, true)
+	}
+	d, ok := parseDate(v)
+	lm, ok2 := parseDate(headerValue(stored, "Last-Modified"))
+	return ok && ok2 && d.Equal(lm)
+}
+
+// parseRange parses a single byte range against a body of size bytes. ok
+// is false when the header should be ignored (malformed, several ranges,
+// another unit); start is -1 when the range is unsatisfiable (416).
+// end is inclusive.
+func parseRange(v []byte, size int64) (start, end int64, ok bool) {
+	v = httphead.TrimOWS(v)
+	if len(v) < 7 || !httphead.EqualFold(v[:6], "bytes=") || bytes.IndexByte(v, ',') >= 0 {
+		return 0, 0, false
+	}
+	spec := httphead.TrimOWS(v[6:])
+	dash := bytes.IndexByte(spec, '-')
+	if dash < 0 {
+		return 0, 0, false
+	}
+	first, last := spec[:dash], spec[dash+1:]
+	if len(first) == 0 { // suffix: the last n bytes
+		n, ok := digits(last)
+		if !ok {
+			return 0, 0, false
+		}
+		if n == 0 || size == 0 {
+			return -1, 0, true
+		}
+		return max(size-n, 0), size - 1, true
+	}
+	s, ok := digits(first)
+	if !ok {
+		return 0, 0, false
+	}
+	e := size - 1
+	if len(last) > 0 {
+		if e, ok = digits(last); !ok || e < s {
+			return 0, 0, false
+		}
+	}
+	if s >= size {
+		return -1, 0, true
+	}
+	return s, min(e, size-1), true
+}
+
+// digits parses a non-empty run of decimal digits, saturating well below
+// overflow.
+func digits(b []byte) (int64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n < 1<<50 {
+			n = n*10 + int64(c-'0')
+		}
+	}
+	return n, true
+}

@@ -1,0 +1,235 @@
+package cache
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/outpost-edge/outpost/cache/cachecontrol"
+	"github.com/outpost-edge/outpost/httphead"
+)
+
+// This file holds the pure RFC 9111 rules: which directives govern a
+// response, whether it may be stored, how long it stays fresh and how old
+// it is. Every function takes the time it needs as an argument.
+
+// responseDirectives returns the directives that govern a response at the
+// edge: the first valid targeted field (RFC 9213 section 2.1), else
+// Cache-Control. targeted reports which; a targeted field also displaces
+// Expires.
+func responseDirectives(h *httphead.Header, pol *Policy) (d cachecontrol.Directives, targeted bool) {
+	for _, name := range [...]string{pol.targetedField(), "Surrogate-Control"} {
+		if v := h.Peek(name); v != nil {
+			var ok bool
+			if name == "Surrogate-Control" {
+				d, ok = cachecontrol.Parse(v), true
+			} else {
+				d, ok = cachecontrol.ParseTargeted(v)
+			}
+			if ok && !d.Empty() {
+				return d, true
+			}
+		}
+	}
+	d.Reset()
+	h.Values("Cache-Control", func(v []byte) bool {
+		d.Add(v)
+		return true
+	})
+	return d, false
+}
+
+// requestDirectives returns a request's directives; Pragma: no-cache counts
+// as no-cache when Cache-Control is absent (RFC 9111 section 5.4).
+func requestDirectives(h *httphead.Header) cachecontrol.Directives {
+	var d cachecontrol.Directives
+	d.Reset()
+	found := false
+	h.Values("Cache-Control", func(v []byte) bool {
+		d.Add(v)
+		found = true
+		return true
+	})
+	if !found && h.HasToken("Pragma", "no-cache") {
+		d.Flags |= cachecontrol.NoCache
+	}
+	return d
+}
+
+// cacheableByDefault lists the statuses RFC 9110 section 15.1 makes
+// heuristically cacheable (206 is left out: only complete bodies are stored).
+func cacheableByDefault(status int) bool {
+	switch status {
+	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501:
+		return true
+	}
+	return false
+}
+
+// understood reports whether the cache implements the status's caching
+// rules, for must-understand (RFC 9111 section 5.2.2.3).
+func understood(status int) bool {
+	return cacheableByDefault(status) || status == 302 || status == 307
+}
+
+// storable decides whether a response to a GET may be stored (RFC 9111
+// section 3), returning ReasonNone or why not.
+func storable(req *httphead.Request, rq *cachecontrol.Directives, resp *httphead.Response,
+	d *cachecontrol.Directives, pol *Policy) Reason {
+	status := resp.Status
+	explicit := d.MaxAge != cachecontrol.Unset || d.SMaxAge != cachecontrol.Unset ||
+		d.Has(cachecontrol.Public) || resp.Header.Has("Expires")
+	switch {
+	case d.Has(cachecontrol.MustUnderstand) && !understood(status):
+		return ReasonStatus
+	case d.Has(cachecontrol.NoStore) && !(d.Has(cachecontrol.MustUnderstand) && understood(status)):
+		return ReasonNoStore
+	case rq.Has(cachecontrol.NoStore):
+		return ReasonRequestNoStore
+	case d.Has(cachecontrol.Private) && !d.Has(cachecontrol.PrivateFields):
+		return ReasonPrivate
+	case status < 200 || status == 206 || status == 304 || (!cacheableByDefault(status) && !explicit):
+		return ReasonStatus
+	case req.Header.Has("Authorization") && !d.Has(cachecontrol.Public) &&
+		d.SMaxAge == cachecontrol.Unset && !d.Has(cachecontrol.MustRevalidate):
+		return ReasonAuthorization
+	case resp.Header.HasToken("Vary", "*"):
+		return ReasonVaryStar
+	case !pol.StoreSetCookie && resp.Header.Has("Set-Cookie"):
+		return ReasonSetCookie
+	case pol.MaxObjectSize > 0 && resp.ContentLength > pol.MaxObjectSize:
+		return ReasonTooLarge
+	}
+	return ReasonNone
+}
+
+// Where a freshness lifetime came from, for the trace.
+const (
+	srcOverride  = "override"
+	srcSMaxAge   = "s-maxage"
+	srcMaxAge    = "max-age"
+	srcTargeted  = "targeted max-age"
+	srcExpires   = "expires"
+	srcHeuristic = "heuristic"
+	srcDefault   = "default"
+	srcNoCache   = "no-cache"
+	srcNone      = "none"
+)
+
+// lifetime computes the freshness lifetime of a response (RFC 9111
+// section 4.2.1), bounded by the policy, and names its source.
+func lifetime(h *httphead.Header, d *cachecontrol.Directives, targeted bool, pol *Policy, respTime time.Time) (time.Duration, string) {
+	if pol.OverrideTTL > 0 {
+		return pol.OverrideTTL, srcOverride
+	}
+	ttl, src := originLifetime(h, d, targeted, pol, respTime)
+	if src == srcNone {
+		return pol.DefaultTTL, srcDefault
+	}
+	if pol.MinTTL > 0 && ttl < pol.MinTTL {
+		ttl = pol.MinTTL
+	}
+	if pol.MaxTTL > 0 && ttl > pol.MaxTTL {
+		ttl = pol.MaxTTL
+	}
+	return ttl, src
+}
+
+func originLifetime(h *httphead.Header, d *cachecontrol.Directives, targeted bool, pol *Policy, respTime time.Time) (time.Duration, string) {
+	switch {
+	case d.SMaxAge != cachecontrol.Unset:
+		return seconds(d.SMaxAge), srcSMaxAge
+	case d.MaxAge != cachecontrol.Unset && targeted:
+		return seconds(d.MaxAge), srcTargeted
+	case d.MaxAge != cachecontrol.Unset:
+		return seconds(d.MaxAge), srcMaxAge
+	}
+	if exp := h.Peek("Expires"); exp != nil && !targeted {
+		e, ok := parseDate(exp)
+		if !ok {
+			return 0, srcExpires // invalid Expires: already expired (RFC 9111 section 5.3)
+		}
+		date, ok := parseDate(h.Peek("Date"))
+		if !ok {
+			date = respTime
+		}
+		return max(e.Sub(date), 0), srcExpires
+	}
+	if pol.Heuristic {
+		if lm, ok := parseDate(h.Peek("Last-Modified")); ok {
+			date, ok := parseDate(h.Peek("Date"))
+			if !ok {
+				date = respTime
+			}
+			limit := pol.HeuristicMax
+			if limit <= 0 {
+				limit = 24 * time.Hour
+			}
+			return min(max(date.Sub(lm)/10, 0), limit), srcHeuristic
+		}
+	}
+	return 0, srcNone
+}
+
+func seconds(n int64) time.Duration { return time.Duration(n) * time.Second }
+
+// parseDate parses an HTTP-date in any of the three RFC 9110 forms.
+func parseDate(b []byte) (time.Time, bool) {
+	if len(b) == 0 || len(b) > 64 {
+		return time.Time{}, false
+	}
+	t, err := http.ParseTime(string(b))
+	return t, err == nil
+}
+
+// initialAge is the corrected initial age of a response received at
+// respTime for a request sent at reqTime (RFC 9111 section 4.2.3).
+func initialAge(h *httphead.Header, reqTime, respTime time.Time) time.Duration {
+	var apparent time.Duration
+	if date, ok := parseDate(h.Peek("Date")); ok {
+		apparent = max(respTime.Sub(date), 0)
+	}
+	var ageValue time.Duration
+	if v := h.Peek("Age"); v != nil {
+		if n, err := strconv.ParseInt(string(httphead.TrimOWS(v)), 10, 64); err == nil && n > 0 {
+			ageValue = seconds(min(n, cachecontrol.MaxDelta))
+		}
+	}
+	delay := max(respTime.Sub(reqTime), 0)
+	return max(apparent, ageValue+delay)
+}
+
+// staleWindows returns the stale-while-revalidate and stale-if-error
+// windows of a response (RFC 5861), falling back on the policy's defaults
+// unless the response forbids serving stale (flags has flagNoStale): the
+// origin's own stale directives are explicit permission and still hold.
+func staleWindows(d *cachecontrol.Directives, flags uint32, pol *Policy) (swr, sie time.Duration) {
+	if flags&(flagNoStale|flagAlwaysCheck) == 0 {
+		swr, sie = pol.StaleWhileRevalidate, pol.StaleIfError
+	}
+	if d.StaleWhileRevalidate != cachecontrol.Unset {
+		swr = seconds(d.StaleWhileRevalidate)
+	}
+	if d.StaleIfError != cachecontrol.Unset {
+		sie = seconds(d.StaleIfError)
+	}
+	return swr, sie
+}
+
+// objectFlags returns the stored flags a response's directives imply.
+func objectFlags(h *httphead.Header, d *cachecontrol.Directives) uint32 {
+	var f uint32
+	if d.Has(cachecontrol.MustRevalidate) || d.Has(cachecontrol.ProxyRevalidate) || d.SMaxAge != cachecontrol.Unset {
+		f |= flagNoStale
+	}
+	if d.Has(cachecontrol.NoCache) && !d.Has(cachecontrol.NoCacheFields) {
+		f |= flagAlwaysCheck
+	}
+	if d.Has(cachecontrol.Immutable) {
+		f |= flagImmutable
+	}
+	if h.Has("ETag") || h.Has("Last-Modified") {
+		f |= flagHasValidator
+	}
+	return f
+}

@@ -1,0 +1,150 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sync"
+
+	"github.com/outpost-edge/outpost/httphead"
+)
+
+// appendKey appends the primary cache key of req under spec:
+// "scheme://host/path?query" followed, for each keyed request field, by
+// "\x00name=value".
+func appendKey(dst []byte, req *httphead.Request, spec *KeySpec) []byte {
+	if !spec.IgnoreScheme {
+		dst = append(dst, req.Scheme...)
+		dst = append(dst, "://"...)
+	}
+	if !spec.IgnoreHost {
+		dst = append(dst, req.Host...)
+	}
+	dst = append(dst, req.Path...)
+	switch spec.Query {
+	case QueryAll:
+		if req.Query != nil {
+			dst = append(dst, '?')
+			dst = append(dst, req.Query...)
+		}
+	case QueryList:
+		dst = appendQueryParams(dst, req.Query, spec.QueryParams)
+	}
+	for _, name := range spec.Headers {
+		dst = appendField(dst, &req.Header, name)
+	}
+	return dst
+}
+
+// appendQueryParams appends "?a=1&b=2" holding only the named parameters,
+// in the order of names, each occurrence in request order.
+func appendQueryParams(dst, query []byte, names []string) []byte {
+	sep := byte('?')
+	for _, name := range names {
+		q := query
+		for len(q) > 0 {
+			var pair []byte
+			if i := bytes.IndexByte(q, '&'); i >= 0 {
+				pair, q = q[:i], q[i+1:]
+			} else {
+				pair, q = q, nil
+			}
+			k := pair
+			if i := bytes.IndexByte(pair, '='); i >= 0 {
+				k = pair[:i]
+			}
+			if string(k) == name {
+				dst = append(dst, sep)
+				dst = append(dst, pair...)
+				sep = '&'
+			}
+		}
+	}
+	return dst
+}
+
+// appendField appends "\x00name=v1,v2" with the values of every line of the
+// field, trimmed, or "\x00name" when the field is absent.
+func appendField(dst []byte, h *httphead.Header, name string) []byte {
+	dst = append(dst, 0)
+	dst = append(dst, name...)
+	first := true
+	h.Values(name, func(v []byte) bool {
+		if first {
+			dst = append(dst, '=')
+			first = false
+		} else {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, httphead.TrimOWS(v)...)
+		return true
+	})
+	return dst
+}
+
+// appendVariant appends the secondary key of a response that varies on
+// the fields listed in vary (the Vary values joined by commas): the marker's
+// epoch, so variants of a replaced marker are never found again, then each
+// field's request values.
+func appendVariant(dst []byte, epoch uint64, vary []byte, h *httphead.Header) []byte {
+	dst = append(dst, 0, 'v')
+	dst = binary.LittleEndian.AppendUint64(dst, epoch)
+	forEachToken(vary, func(name []byte) {
+		dst = appendField(dst, h, b2s(name))
+	})
+	return dst
+}
+
+// forEachToken calls fn for each non-empty element of a comma-separated list.
+func forEachToken(list []byte, fn func([]byte)) {
+	for len(list) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(list, ','); i >= 0 {
+			item, list = list[:i], list[i+1:]
+		} else {
+			item, list = list, nil
+		}
+		if item = httphead.TrimOWS(item); len(item) > 0 {
+			fn(item)
+		}
+	}
+}
+
+// keyTable interns key strings, so that a hit turns the key bytes it built
+// into a string (for Store.Lookup and the trace) without allocating. It is
+// bounded: a shard that fills up is cleared.
+type keyTable struct {
+	shards [64]keyShard
+}
+
+type keyShard struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const keyShardMax = 4096
+
+func (t *keyTable) intern(b []byte) string {
+	s := &t.shards[fnv(b)%uint32(len(t.shards))]
+	s.mu.RLock()
+	k, ok := s.m[string(b)]
+	s.mu.RUnlock()
+	if ok {
+		return k
+	}
+	k = string(b)
+	s.mu.Lock()
+	if s.m == nil || len(s.m) >= keyShardMax {
+		s.m = make(map[string]string)
+	}
+	s.m[k] = k
+	s.mu.Unlock()
+	return k
+}
+
+func fnv(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h
+}

@@ -1,0 +1,105 @@
+package cache
+
+import "time"
+
+// Policy is the caching configuration of one route, filled by config. The
+// zero value caches nothing (Enabled is false); a Policy must not be changed
+// while requests use it.
+type Policy struct {
+	// Enabled turns caching on for the route.
+	Enabled bool
+	// DefaultTTL is the freshness lifetime when the origin gives none; zero
+	// means such responses are stored only when they carry a validator.
+	DefaultTTL time.Duration
+	// MinTTL and MaxTTL bound the lifetime the origin asked for; zero means
+	// no bound.
+	MinTTL, MaxTTL time.Duration
+	// OverrideTTL, when non-zero, replaces the origin's freshness lifetime
+	// (no-store and private still hold).
+	OverrideTTL time.Duration
+	// Heuristic allows heuristic freshness (10% of the Last-Modified age,
+	// capped at HeuristicMax or one day) when the origin gives none.
+	Heuristic    bool
+	HeuristicMax time.Duration
+	// Key chooses what identifies an object.
+	Key KeySpec
+	// Methods lists the cacheable methods; nil means GET and HEAD. A HEAD is
+	// answered from a stored GET; a HEAD miss is passed to the origin.
+	Methods []string
+	// MaxObjectSize is the largest body stored, in bytes; zero means no
+	// limit beyond the store's. Larger responses stream through unstored.
+	MaxObjectSize int64
+	// StaleWhileRevalidate and StaleIfError are the stale windows used when
+	// the response does not set them.
+	StaleWhileRevalidate, StaleIfError time.Duration
+	// TargetedField is the edge-targeted field that takes precedence over
+	// Cache-Control (RFC 9213); "" means CDN-Cache-Control. Surrogate-Control
+	// is honoured after it.
+	TargetedField string
+	// LockTimeout bounds how long a request waits for another's fetch of
+	// the same object before going to the origin itself; zero means 5s.
+	LockTimeout time.Duration
+	// HitForPassTTL is how long a key whose response was uncacheable sends
+	// its requests straight to the origin without collapsing them; zero
+	// means 10s, negative disables it.
+	HitForPassTTL time.Duration
+	// StoreSetCookie allows storing responses that carry Set-Cookie, which
+	// are otherwise passed (a shared cache must not hand one client's
+	// cookie to another).
+	StoreSetCookie bool
+}
+
+// QueryMode chooses which query parameters enter the cache key.
+type QueryMode uint8
+
+const (
+	QueryAll  QueryMode = iota // the whole query string, as sent
+	QueryNone                  // no query at all
+	QueryList                  // only the parameters named in KeySpec.QueryParams
+)
+
+// KeySpec chooses the parts of a request that form its cache key. The zero
+// value keys on scheme, host, path and the whole query.
+type KeySpec struct {
+	IgnoreScheme bool
+	IgnoreHost   bool
+	Query        QueryMode
+	// QueryParams are the parameter names kept with QueryList, in sorted
+	// order (config sorts them); each keeps every occurrence, in request order.
+	QueryParams []string
+	// Headers are request fields whose values enter the key.
+	Headers []string
+}
+
+func (p *Policy) lockTimeout() time.Duration {
+	if p.LockTimeout > 0 {
+		return p.LockTimeout
+	}
+	return 5 * time.Second
+}
+
+func (p *Policy) hitForPassTTL() time.Duration {
+	if p.HitForPassTTL == 0 {
+		return 10 * time.Second
+	}
+	return p.HitForPassTTL
+}
+
+func (p *Policy) targetedField() string {
+	if p.TargetedField != "" {
+		return p.TargetedField
+	}
+	return "CDN-Cache-Control"
+}
+
+func (p *Policy) allows(method []byte) bool {
+	if p.Methods == nil {
+		return string(method) == "GET" || string(method) == "HEAD"
+	}
+	for _, m := range p.Methods {
+		if string(method) == m {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,241 @@
+package cache
+
+import (
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/storage"
+)
+
+// Reply is the response Serve produced: a head ready for the client and a
+// body. Exactly one of BodyBytes (a stored body held in memory, to write
+// without copying) and Body is set when there is a body. Close must be
+// called once the reply has been sent; the Reply must not be used after.
+type Reply struct {
+	Head      *httphead.Response
+	BodyBytes []byte
+	Body      io.Reader
+	Status    Status
+	Reason    Reason
+
+	c      *Cache
+	j      job   // the request being served
+	e      entry // the stored object looked up, until served or closed
+	head   httphead.Response
+	obj    storage.Object // the stored object served, closed by Close
+	objR   objectReader
+	fr     fillReader
+	origin originBody // a body streamed from the origin unstored
+
+	key     []byte // primary key being built
+	vkey    []byte // variant key being built
+	scratch []byte // formatting space
+}
+
+var replyPool = sync.Pool{New: func() any { return new(Reply) }}
+
+func (c *Cache) newReply() *Reply {
+	r := replyPool.Get().(*Reply)
+	r.c = c
+	return r
+}
+
+// Close releases what the reply holds and returns it to its pool.
+func (r *Reply) Close() error {
+	var err error
+	if r.e.obj != nil {
+		r.e.obj.Close()
+	}
+	if r.obj != nil {
+		err = r.obj.Close()
+	}
+	if r.origin.rc != nil {
+		if cerr := r.origin.rc.Close(); err == nil {
+			err = cerr
+		}
+	}
+	key, vkey, scratch, head := r.key[:0], r.vkey[:0], r.scratch[:0], r.head
+	head.Reset()
+	*r = Reply{key: key, vkey: vkey, scratch: scratch, head: head}
+	replyPool.Put(r)
+	return err
+}
+
+// cacheStatus describes the Cache-Status value of a reply (RFC 9211).
+type cacheStatus struct {
+	hit       bool
+	fwd       string // "uri-miss", "vary-miss", "stale", "request", "bypass", "miss"
+	fwdStatus int
+	ttl       time.Duration
+	hasTTL    bool
+	stored    bool
+	collapsed bool
+	detail    Reason
+}
+
+// finishHead adds Age and Cache-Status to the reply's head.
+func (r *Reply) finishHead(age time.Duration, cs cacheStatus) {
+	h := &r.head.Header
+	r.scratch = strconv.AppendInt(r.scratch[:0], int64(age/time.Second), 10)
+	h.Del("Age")
+	h.Add(ageField, r.scratch)
+	b := append(r.scratch[:0], r.c.name...)
+	if cs.hit {
+		b = append(b, "; hit"...)
+	}
+	if cs.fwd != "" {
+		b = append(b, "; fwd="...)
+		b = append(b, cs.fwd...)
+	}
+	if cs.fwdStatus != 0 {
+		b = append(b, "; fwd-status="...)
+		b = strconv.AppendInt(b, int64(cs.fwdStatus), 10)
+	}
+	if cs.hasTTL {
+		b = append(b, "; ttl="...)
+		b = strconv.AppendInt(b, int64(cs.ttl/time.Second), 10)
+	}
+	if cs.stored {
+		b = append(b, "; stored"...)
+	}
+	if cs.collapsed {
+		b = append(b, "; collapsed"...)
+	}
+	if cs.detail != ReasonNone {
+		b = append(b, "; detail="...)
+		b = append(b, cs.detail.String()...)
+	}
+	r.scratch = b
+	h.Add(cacheStatusField, b)
+	r.Head = &r.head
+}
+
+var (
+	ageField         = []byte("Age")
+	cacheStatusField = []byte("Cache-Status")
+)
+
+// edgeFields are never sent to clients: they speak to this cache.
+var edgeFields = [...]string{"CDN-Cache-Control", "Surrogate-Control", "Surrogate-Key"}
+
+func isEdgeField(name []byte, pol *Policy) bool {
+	for _, f := range edgeFields {
+		if httphead.EqualFold(name, f) {
+			return true
+		}
+	}
+	return httphead.EqualFold(name, pol.targetedField())
+}
+
+// setStoredHead fills the reply head from stored metadata.
+func (r *Reply) setStoredHead(m *meta) {
+	r.head.Reset()
+	r.head.Status = m.status
+	r.head.ProtoMajor, r.head.ProtoMinor = 1, 1
+	copyHeaders(&r.head.Header, m.headers)
+}
+
+// setOriginHead fills the reply head from an origin response, without the
+// edge fields.
+func (r *Reply) setOriginHead(resp *httphead.Response, pol *Policy) {
+	r.head.Reset()
+	r.head.Status = resp.Status
+	r.head.SetReason(resp.Reason)
+	r.head.ProtoMajor, r.head.ProtoMinor = resp.ProtoMajor, resp.ProtoMinor
+	r.head.Header.CopyFrom(&resp.Header)
+	r.head.Header.DelFunc(func(name, _ []byte) bool { return isEdgeField(name, pol) })
+	r.head.ContentLength = resp.ContentLength
+	r.head.Chunked = resp.Chunked
+}
+
+// serveObject sets the reply's body from a stored object, answering the
+// client's conditional and Range requests (RFC 9110 sections 13 and 14).
+// The reply takes the object.
+func (r *Reply) serveObject(req *httphead.Request, obj storage.Object, m *meta) {
+	r.obj = obj
+	size := obj.Size()
+	start, end := int64(0), size
+	if m.status == 200 && notModified(req, m.headers) {
+		r.head.Status = 304
+		r.head.ContentLength = 0
+		r.head.Header.DelFunc(func(name, _ []byte) bool {
+			return httphead.EqualFold(name, "Content-Length") || httphead.EqualFold(name, "Content-Range")
+		})
+		return
+	}
+	if m.status == 200 && string(req.Method) == "GET" {
+		if rng := req.Header.Peek("Range"); rng != nil && ifRangeHolds(req, m.headers) {
+			switch s, e, ok := parseRange(rng, size); {
+			case ok && s < 0:
+				r.head.Status = 416
+				r.scratch = strconv.AppendInt(append(r.scratch[:0], "bytes */"...), size, 10)
+				r.head.Header.Add(contentRangeField, r.scratch)
+				r.head.ContentLength = 0
+				return
+			case ok:
+				r.head.Status = 206
+				start, end = s, e+1
+				r.scratch = appendContentRange(r.scratch[:0], s, e, size)
+				r.head.Header.Add(contentRangeField, r.scratch)
+			}
+		}
+	}
+	r.head.ContentLength = end - start
+	if string(req.Method) == "HEAD" {
+		return
+	}
+	if b, ok := obj.(storage.Bytes); ok {
+		r.BodyBytes = b.Bytes()[start:end:end]
+		return
+	}
+	r.objR = objectReader{obj: obj, off: start, end: end}
+	r.Body = &r.objR
+}
+
+var contentRangeField = []byte("Content-Range")
+
+func appendContentRange(b []byte, start, end, size int64) []byte {
+	b = append(b, "bytes "...)
+	b = strconv.AppendInt(b, start, 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, end, 10)
+	b = append(b, '/')
+	return strconv.AppendInt(b, size, 10)
+}
+
+// objectReader reads a byte range of a stored object.
+type objectReader struct {
+	obj      storage.Object
+	off, end int64
+}
+
+func (o *objectReader) Read(p []byte) (int, error) {
+	if o.off >= o.end {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), o.end-o.off)]
+	n, err := o.obj.ReadAt(p, o.off)
+	o.off += int64(n)
+	if err == io.EOF && o.off >= o.end {
+		err = nil
+	}
+	if n == 0 && err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// originBody streams an origin body that is not being stored, counting it.
+type originBody struct {
+	rc    io.ReadCloser
+	stats *Stats
+}
+
+func (o *originBody) Read(p []byte) (int, error) {
+	n, err := o.rc.Read(p)
+	o.stats.BytesFromOrigin.Add(int64(n))
+	return n, err
+}

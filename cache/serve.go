@@ -1,0 +1,393 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/outpost-edge/outpost/cache/cachecontrol"
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/storage"
+	"github.com/outpost-edge/outpost/trace"
+)
+
+// job is the state of one Serve call; it lives in the pooled Reply.
+type job struct {
+	ctx    context.Context
+	req    *httphead.Request
+	rq     cachecontrol.Directives
+	pol    *Policy
+	fetch  Fetch
+	tr     *trace.Trace
+	key    string
+	stale  *entry // the stored object being revalidated, nil on a miss
+	fwd    string // Cache-Status fwd value if the request goes to the origin
+	status Status // reply status if it does
+	reason Reason
+}
+
+// entry is a stored object looked up for a request.
+type entry struct {
+	obj storage.Object
+	key string // its storage key (the variant key under Vary)
+	m   meta
+}
+
+// Serve answers req for a route with policy pol, from the cache when it
+// may and through fetch otherwise. tr may be nil. An error means the origin
+// failed and nothing stale could be served; the Reply must be closed
+// otherwise.
+func (c *Cache) Serve(ctx context.Context, req *httphead.Request, pol *Policy, fetch Fetch, tr *trace.Trace) (*Reply, error) {
+	r := c.newReply()
+	j := &r.j
+	*j = job{ctx: ctx, req: req, pol: pol, fetch: fetch, tr: tr, fwd: "uri-miss", status: StatusMiss}
+	var rep *Reply
+	var err error
+	switch {
+	case !pol.Enabled:
+		rep, err = c.forward(r, StatusBypass, ReasonDisabled, "bypass")
+	case unsafeMethod(req.Method):
+		rep, err = c.forward(r, StatusPass, ReasonUnsafe, "method")
+	case !pol.allows(req.Method):
+		rep, err = c.forward(r, StatusBypass, ReasonMethod, "method")
+	default:
+		j.rq = requestDirectives(&req.Header)
+		r.key = appendKey(r.key[:0], req, &pol.Key)
+		j.key = c.keys.intern(r.key)
+		if tr != nil {
+			tr.Add("cache-key", j.key)
+		}
+		rep, err = c.serveKey(r, false)
+	}
+	if err != nil {
+		r.Close()
+		note(tr, "origin-error")
+		return nil, err
+	}
+	if tr != nil {
+		tr.Add("cache", rep.Status.String())
+		if rep.Reason != ReasonNone {
+			tr.Add("cache-reason", rep.Reason.String())
+		}
+	}
+	return rep, nil
+}
+
+func unsafeMethod(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return false
+	}
+	return true
+}
+
+// action is what a stored object allows for a request.
+type action uint8
+
+const (
+	actFresh      action = iota // serve it
+	actStale                    // serve it stale (the client accepts it)
+	actSWR                      // serve it stale and refresh it in the background
+	actRevalidate               // ask the origin first
+	actForced                   // ask the origin first: the request demands it
+)
+
+// decide applies RFC 9111 section 4 (and RFC 5861) to a stored object.
+func decide(m *meta, rq *cachecontrol.Directives, now time.Time) action {
+	age := m.age(now)
+	remaining := m.lifetime - age
+	fresh := remaining > 0 && !m.has(flagAlwaysCheck)
+	if !(fresh && m.has(flagImmutable)) &&
+		(rq.Has(cachecontrol.NoCache) ||
+			(rq.MaxAge != cachecontrol.Unset && age > seconds(rq.MaxAge)) ||
+			(rq.MinFresh != cachecontrol.Unset && remaining < seconds(rq.MinFresh))) {
+		return actForced
+	}
+	switch staleness := -remaining; {
+	case fresh:
+		return actFresh
+	case m.has(flagAlwaysCheck):
+		return actRevalidate
+	case !m.has(flagNoStale) && (rq.Has(cachecontrol.MaxStaleAny) ||
+		(rq.MaxStale != cachecontrol.Unset && staleness <= seconds(rq.MaxStale))):
+		return actStale
+	case staleness < m.swr:
+		return actSWR
+	}
+	return actRevalidate
+}
+
+// serveKey serves a cacheable request once its key is known. retried is
+// set when a collapsed request looks the key up a second time.
+func (c *Cache) serveKey(r *Reply, retried bool) (*Reply, error) {
+	j := &r.j
+	now := c.now()
+	found, varyMiss := c.lookup(r, j.key, j.req, &r.e)
+	if found {
+		j.stale = &r.e
+		switch decide(&r.e.m, &j.rq, now) {
+		case actFresh:
+			return c.serveStored(r, &r.e, now, StatusHit, ReasonNone), nil
+		case actStale:
+			return c.serveStored(r, &r.e, now, StatusStale, ReasonNone), nil
+		case actSWR:
+			c.refreshInBackground(j)
+			return c.serveStored(r, &r.e, now, StatusStaleUpdating, ReasonNone), nil
+		case actForced:
+			j.fwd, j.reason = "request", ReasonRequestNoCache
+		default:
+			j.fwd = "stale"
+		}
+		j.status = StatusExpired
+	} else if varyMiss {
+		j.fwd = "vary-miss"
+	}
+	if j.rq.Has(cachecontrol.OnlyIfCached) {
+		return c.gatewayTimeout(r), nil
+	}
+	if !found && !retried && c.inHitForPass(j.key, now) {
+		j.status, j.reason, j.fwd = StatusPass, ReasonHitForPass, "bypass"
+		return c.lead(r, newFill(j.key))
+	}
+	if !found {
+		c.stats.Misses.Add(1)
+	}
+	return c.collapse(r, retried)
+}
+
+// lookup finds the stored object for key, following a Vary marker to the
+// request's variant. varyMiss reports a marker without the variant.
+func (c *Cache) lookup(r *Reply, key string, req *httphead.Request, e *entry) (found, varyMiss bool) {
+	obj, err := c.store.Lookup(key)
+	if err != nil {
+		return false, false
+	}
+	if decodeMeta(obj.Meta(), &e.m) != nil {
+		obj.Close()
+		c.store.Delete(key)
+		return false, false
+	}
+	if e.m.kind == kindObject {
+		e.obj, e.key = obj, key
+		return true, false
+	}
+	r.vkey = appendVariant(append(r.vkey[:0], key...), e.m.epoch, e.m.vary, &req.Header)
+	purgedAt := e.m.purgedAt
+	obj.Close()
+	vk := c.keys.intern(r.vkey)
+	if obj, err = c.store.Lookup(vk); err != nil {
+		return false, true
+	}
+	if decodeMeta(obj.Meta(), &e.m) != nil || e.m.kind != kindObject {
+		obj.Close()
+		c.store.Delete(vk)
+		return false, true
+	}
+	if purgedAt > e.m.respTime { // soft-purged through its marker
+		e.m.lifetime = min(e.m.lifetime, e.m.initialAge+time.Duration(purgedAt-e.m.respTime))
+	}
+	e.obj, e.key = obj, vk
+	return true, false
+}
+
+// serveStored answers from a stored object; the reply takes it.
+func (c *Cache) serveStored(r *Reply, e *entry, now time.Time, st Status, reason Reason) *Reply {
+	age := e.m.age(now)
+	r.setStoredHead(&e.m)
+	r.serveObject(r.j.req, e.obj, &e.m)
+	e.obj = nil
+	r.finishHead(age, cacheStatus{hit: true, ttl: e.m.lifetime - age, hasTTL: true, detail: reason})
+	r.Status, r.Reason = st, reason
+	if st == StatusHit {
+		c.stats.Hits.Add(1)
+	} else {
+		c.stats.StaleServed.Add(1)
+	}
+	if r.Body != nil || r.BodyBytes != nil {
+		c.stats.BytesFromCache.Add(r.head.ContentLength)
+	}
+	return r
+}
+
+// gatewayTimeout answers only-if-cached when nothing usable is stored
+// (RFC 9111 section 5.2.1.7).
+func (c *Cache) gatewayTimeout(r *Reply) *Reply {
+	r.head.Reset()
+	r.head.Status = 504
+	r.head.ProtoMajor, r.head.ProtoMinor = 1, 1
+	r.head.ContentLength = 0
+	r.finishHead(0, cacheStatus{fwd: "miss", detail: ReasonNone})
+	r.Status = StatusGatewayTimeout
+	return r
+}
+
+// collapse makes the request the leader of the fetch for its key, or a
+// waiter on the fetch already running.
+func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
+	j := &r.j
+	c.mu.Lock()
+	f := c.fills[j.key]
+	if f == nil {
+		f = newFill(j.key)
+		c.fills[j.key] = f
+		c.mu.Unlock()
+		return c.lead(r, f)
+	}
+	c.mu.Unlock()
+	c.stats.Collapsed.Add(1)
+	t := time.NewTimer(j.pol.lockTimeout())
+	defer t.Stop()
+	select {
+	case <-f.decided:
+	case <-t.C:
+		j.reason = ReasonLockTimeout
+		return c.lead(r, newFill(j.key))
+	case <-j.ctx.Done():
+		return nil, fmt.Errorf("cache: waiting for a fill: %w", j.ctx.Err())
+	}
+	switch f.outcome {
+	case outcomeStreaming:
+		return c.join(r, f)
+	case outcomeUpdated:
+		if !retried {
+			c.closeStale(j)
+			return c.serveKey(r, true)
+		}
+	case outcomeFailed:
+		if j.stale != nil && staleOnError(&j.stale.m, c.now()) {
+			return c.serveStored(r, j.stale, c.now(), StatusStale, ReasonOriginError), nil
+		}
+		return nil, f.err
+	case outcomePass:
+		j.reason = f.reason
+	}
+	j.status = StatusPass
+	return c.lead(r, newFill(j.key))
+}
+
+// join follows a fill that is storing the response.
+func (c *Cache) join(r *Reply, f *fill) (*Reply, error) {
+	j := &r.j
+	if f.objKey != j.key {
+		r.vkey = appendVariant(append(r.vkey[:0], j.key...), f.epoch, f.vary, &j.req.Header)
+		if string(r.vkey) != f.objKey {
+			j.reason = ReasonVaryMismatch
+			return c.lead(r, newFill(j.key))
+		}
+	}
+	c.closeStale(j)
+	var m meta
+	if err := decodeMeta(f.metaB, &m); err != nil {
+		return nil, err
+	}
+	r.streamFill(&m, f, j.ctx)
+	r.finishHead(m.initialAge, cacheStatus{fwd: j.fwd, collapsed: true})
+	r.Status = StatusCollapsed
+	return r, nil
+}
+
+// streamFill sets the reply's head from m and its body from the fill,
+// honouring a single Range when the length is known.
+func (r *Reply) streamFill(m *meta, f *fill, ctx context.Context) {
+	r.setStoredHead(m)
+	r.head.ContentLength = f.size
+	r.fr = fillReader{ctx: ctx, f: f, end: -1}
+	req := r.j.req
+	if f.size >= 0 && m.status == 200 && string(req.Method) == "GET" {
+		if rng := req.Header.Peek("Range"); rng != nil && ifRangeHolds(req, m.headers) {
+			switch s, e, ok := parseRange(rng, f.size); {
+			case ok && s < 0:
+				r.head.Status = 416
+				r.scratch = strconv.AppendInt(append(r.scratch[:0], "bytes */"...), f.size, 10)
+				r.head.Header.Add(contentRangeField, r.scratch)
+				r.head.ContentLength = 0
+				return
+			case ok:
+				r.head.Status = 206
+				r.fr.off, r.fr.end = s, e+1
+				r.head.ContentLength = e + 1 - s
+				r.scratch = appendContentRange(r.scratch[:0], s, e, f.size)
+				r.head.Header.Add(contentRangeField, r.scratch)
+			}
+		}
+	}
+	if string(req.Method) != "HEAD" {
+		r.Body = &r.fr
+	}
+}
+
+func (c *Cache) closeStale(j *job) {
+	if j.stale != nil {
+		if j.stale.obj != nil {
+			j.stale.obj.Close()
+			j.stale.obj = nil
+		}
+		j.stale = nil
+	}
+}
+
+// staleOnError reports whether a stored object may be served because the
+// origin failed (RFC 5861 section 4).
+func staleOnError(m *meta, now time.Time) bool {
+	return m.sie > 0 && m.age(now)-m.lifetime <= m.sie
+}
+
+// originRequest copies the client's request for the origin: a GET for the
+// full body, the client's own conditionals and Range removed, the stored
+// object's validators added.
+func originRequest(req *httphead.Request, stale *entry) *httphead.Request {
+	o := &httphead.Request{}
+	o.SetLine([]byte("GET"), req.Target, req.Host, req.Scheme)
+	o.ProtoMajor, o.ProtoMinor = req.ProtoMajor, req.ProtoMinor
+	o.Header.CopyFrom(&req.Header)
+	o.Header.DelFunc(func(name, _ []byte) bool {
+		for _, f := range clientConditionals {
+			if httphead.EqualFold(name, f) {
+				return true
+			}
+		}
+		return false
+	})
+	if stale != nil {
+		if etag := headerValue(stale.m.headers, "ETag"); etag != nil {
+			o.Header.Add([]byte("If-None-Match"), etag)
+		}
+		if lm := headerValue(stale.m.headers, "Last-Modified"); lm != nil {
+			o.Header.Add([]byte("If-Modified-Since"), lm)
+		}
+	}
+	return o
+}
+
+var clientConditionals = [...]string{"If-None-Match", "If-Modified-Since", "If-Match",
+	"If-Unmodified-Since", "If-Range", "Range"}
+
+// forward sends the client's request to the origin as it is and relays
+// the answer; an unsafe method that succeeds invalidates its URIs.
+func (c *Cache) forward(r *Reply, st Status, reason Reason, fwd string) (*Reply, error) {
+	j := &r.j
+	reqTime := c.now()
+	resp, body, err := j.fetch(j.ctx, j.req)
+	if err != nil {
+		return nil, fmt.Errorf("cache: origin: %w", err)
+	}
+	if reason == ReasonUnsafe && resp.Status >= 200 && resp.Status < 400 {
+		c.invalidate(j.req, j.pol, resp)
+	}
+	c.stats.Passes.Add(1)
+	r.relay(resp, body, initialAge(&resp.Header, reqTime, c.now()), cacheStatus{fwd: fwd, fwdStatus: resp.Status})
+	r.Status, r.Reason = st, reason
+	return r, nil
+}
+
+// relay streams an origin response to the client without storing it.
+func (r *Reply) relay(resp *httphead.Response, body io.ReadCloser, age time.Duration, cs cacheStatus) {
+	r.setOriginHead(resp, r.j.pol)
+	r.origin = originBody{rc: body, stats: &r.c.stats}
+	if body != nil && string(r.j.req.Method) != "HEAD" {
+		r.Body = &r.origin
+	}
+	r.finishHead(age, cs)
+}
