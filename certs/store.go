@@ -22,6 +22,7 @@ package certs
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,6 +76,7 @@ type Store struct {
 
 // certSet is one immutable generation of certificates.
 type certSet struct {
+	all      []*tls.Certificate // in pair order; all[0] is the default
 	def      *tls.Certificate
 	exact    map[string][]*tls.Certificate // lower-case DNS name
 	wildcard map[string][]*tls.Certificate // "example.org" for "*.example.org"
@@ -129,6 +131,17 @@ func (s *Store) Close() error {
 // tls.Config.GetCertificate.
 func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return s.set.Load().pick(hello), nil
+}
+
+// Leaves returns the leaf certificates now in service, in the order of the
+// configured pairs (for status pages and expiry metrics).
+func (s *Store) Leaves() []*x509.Certificate {
+	set := s.set.Load()
+	leaves := make([]*x509.Certificate, len(set.all))
+	for i, c := range set.all {
+		leaves[i] = c.Leaf
+	}
+	return leaves
 }
 
 // Reload reads all files now and swaps them in if they all parse, whether or
@@ -188,7 +201,20 @@ func (s *Store) reload(force bool) (swapped bool, err error) {
 	}
 	s.stamps = stamps
 	s.set.Store(set)
+	s.warnValidity(set, time.Now())
 	return true, nil
+}
+
+// warnValidity logs certificates that are outside their validity period:
+// they are still served (refusing them would not help the clients), but
+// someone should know.
+func (s *Store) warnValidity(set *certSet, now time.Time) {
+	for i, c := range set.all {
+		if now.After(c.Leaf.NotAfter) || now.Before(c.Leaf.NotBefore) {
+			s.log.Warn("certs: certificate is outside its validity period",
+				"file", s.pairs[i].CertFile, "not_before", c.Leaf.NotBefore, "not_after", c.Leaf.NotAfter)
+		}
+	}
 }
 
 // stat reads the stamps of all files; it runs before reading them so that a
@@ -230,9 +256,8 @@ func load(pairs []Pair) (*certSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("certs: loading %s with key %s: %w", p.CertFile, p.KeyFile, err)
 		}
-		if set.def == nil {
-			set.def = &cert
-		}
+		set.all = append(set.all, &cert)
+		set.def = set.all[0]
 		for _, name := range cert.Leaf.DNSNames {
 			name = strings.ToLower(strings.TrimSuffix(name, "."))
 			if base, ok := strings.CutPrefix(name, "*."); ok {

@@ -29,7 +29,7 @@ type testCA struct {
 	file string // PEM of the CA certificate
 }
 
-func newCA(t *testing.T) *testCA {
+func newCA(t testing.TB) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -56,8 +56,14 @@ func newCA(t *testing.T) *testCA {
 	return &testCA{cert: cert, key: key, pool: pool, file: file}
 }
 
-// issue writes a leaf for names with the given serial to dir/base.{crt,key}.
-func (ca *testCA) issue(t *testing.T, dir, base string, serial int64, names ...string) Pair {
+// issue writes a leaf for names with the given serial to dir/base.{crt,key},
+// valid from an hour ago to an hour from now.
+func (ca *testCA) issue(t testing.TB, dir, base string, serial int64, names ...string) Pair {
+	t.Helper()
+	return ca.issueValid(t, dir, base, serial, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), names...)
+}
+
+func (ca *testCA) issueValid(t testing.TB, dir, base string, serial int64, notBefore, notAfter time.Time, names ...string) Pair {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -67,8 +73,8 @@ func (ca *testCA) issue(t *testing.T, dir, base string, serial int64, names ...s
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: names[0]},
 		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
@@ -88,7 +94,7 @@ func (ca *testCA) issue(t *testing.T, dir, base string, serial int64, names ...s
 
 // writeFile writes data and moves the modification time forward, so the
 // poller sees a change even on file systems with coarse timestamps.
-func writeFile(t *testing.T, name string, data []byte) {
+func writeFile(t testing.TB, name string, data []byte) {
 	t.Helper()
 	var mtime time.Time
 	if fi, err := os.Stat(name); err == nil {
@@ -317,4 +323,18 @@ func TestCloseStopsThePoller(t *testing.T) {
 	cancel()
 	<-s.done // the poller exits on its own when ctx ends
 	s.Close()
+}
+
+func TestExpiredCertificateIsServedWithAWarning(t *testing.T) {
+	ca := newCA(t)
+	var logs syncBuffer
+	past := time.Now().Add(-48 * time.Hour)
+	p := ca.issueValid(t, t.TempDir(), "old", 7, past, past.Add(time.Hour), "old.test")
+	s := newStore(t, -1, slog.New(slog.NewTextHandler(&logs, nil)), p)
+	if leaves := s.Leaves(); len(leaves) != 1 || leaves[0].SerialNumber.Int64() != 7 {
+		t.Fatalf("Leaves = %v", leaves)
+	}
+	if !strings.Contains(logs.String(), "outside its validity period") || !strings.Contains(logs.String(), p.CertFile) {
+		t.Errorf("no warning naming the file in the log:\n%s", logs.String())
+	}
 }
