@@ -19,18 +19,22 @@ type Attrs struct {
 	Request *httphead.Request
 
 	ja4h      []byte
+	ua        []byte // User-Agent as sent
+	agent     []byte // User-Agent in lowercase
 	anomalies Anomaly
-	derived   uint8 // bits: haveJA4H, haveAnomalies
+	derived   uint8 // which of the fields above are computed
 }
 
 const (
 	haveJA4H = 1 << iota
+	haveUA
+	haveAgent
 	haveAnomalies
 )
 
 // Reset points a at a new request, keeping its storage.
 func (a *Attrs) Reset(ip netip.Addr, ja4 string, req *httphead.Request) {
-	*a = Attrs{IP: ip, JA4: ja4, Request: req, ja4h: a.ja4h[:0]}
+	*a = Attrs{IP: ip, JA4: ja4, Request: req, ja4h: a.ja4h[:0], agent: a.agent[:0]}
 }
 
 // JA4H returns the request's JA4H fingerprint. The slice is a's own and
@@ -45,10 +49,23 @@ func (a *Attrs) JA4H() []byte {
 
 // UserAgent returns the User-Agent value, nil when absent.
 func (a *Attrs) UserAgent() []byte {
-	if a.Request == nil {
-		return nil
+	if a.derived&haveUA == 0 && a.Request != nil {
+		a.ua = a.Request.Header.Peek("User-Agent")
+		a.derived |= haveUA
 	}
-	return a.Request.Header.Peek("User-Agent")
+	return a.ua
+}
+
+// lowerAgent returns the User-Agent in ASCII lowercase, so that rules
+// search it for lowercase words with the fast bytes.Contains.
+func (a *Attrs) lowerAgent() []byte {
+	if a.derived&haveAgent == 0 {
+		for _, c := range a.UserAgent() {
+			a.agent = append(a.agent, lower(c))
+		}
+		a.derived |= haveAgent
+	}
+	return a.agent
 }
 
 func (a *Attrs) path() []byte {
@@ -111,15 +128,14 @@ func ParseAnomaly(s string) (Anomaly, error) {
 // Anomalies returns the anomalies of the request head.
 func (a *Attrs) Anomalies() Anomaly {
 	if a.derived&haveAnomalies == 0 && a.Request != nil {
-		a.anomalies = anomaliesOf(a.Request)
+		a.anomalies = anomaliesOf(a.Request, a.UserAgent())
 		a.derived |= haveAnomalies
 	}
 	return a.anomalies
 }
 
-func anomaliesOf(req *httphead.Request) Anomaly {
+func anomaliesOf(req *httphead.Request, ua []byte) Anomaly {
 	h := &req.Header
-	ua := h.Peek("User-Agent")
 	if len(ua) == 0 {
 		return AnomalyNoUserAgent
 	}

@@ -175,3 +175,24 @@ func TestTarpitKeepsAnExplicitDelay(t *testing.T) {
 		t.Fatalf("delay %v", v.Delay)
 	}
 }
+
+func TestUserAgentPatternsOfPlainWordsMatchLikeTheRegexp(t *testing.T) {
+	agents := []string{"Googlebot/2.1", "Mozilla/5.0 (compatible; BINGBOT)", "my-Crawler", "curl/8", "", "spider", "Spider", "robot"}
+	for _, pattern := range []string{`(?i)bot|crawler|spider`, `bot|Crawler`, `spider`, `(?i)b[o]t`, `^curl/`, `(?i)^bot|crawler$`} {
+		rs, err := NewRules([]Rule{{Name: "p", Action: ActionDeny, UserAgentRegexp: pattern}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := rs.rules[0].agentRE
+		for _, ua := range agents {
+			var a Attrs
+			a.Reset(netip.Addr{}, "", newRequest("GET", 1, 1, "User-Agent: "+ua))
+			if got, want := rs.rules[0].agentPatternMatches(&a), re.MatchString(ua); got != want {
+				t.Errorf("pattern %s on %q: got %v, regexp says %v", pattern, ua, got, want)
+			}
+		}
+	}
+	if words, fold := literalAlternation(`(?i)Bot|crawler`); len(words) != 2 || !fold || words[0] != "bot" {
+		t.Errorf("literalAlternation = %q %v", words, fold)
+	}
+}
