@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -467,6 +468,35 @@ func TestErrorPrintsWhatIsKnown(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
 			t.Errorf("%#v.Error() = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestAliasAndMergeBombsAreRefused(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x-0: &a0 {level: info}\n")
+	for i := 1; i <= 8; i++ {
+		fmt.Fprintf(&b, "x-%d: &a%d {<<: [", i, i)
+		for j := range 8 {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "*a%d", i-1)
+		}
+		b.WriteString("]}\n")
+	}
+	b.WriteString("log: {<<: *a8}\n")
+	tests := []struct{ name, yaml, want string }{
+		{"self-merge", "log: &l {<<: [*l, *l, *l, *l]}\n",
+			"bomb.yaml:1: log: merge keys (<<) nested too deeply or referring to themselves\n" +
+				"bomb.yaml:1: log: document too large or too deeply aliased"},
+		{"exponential merge", b.String(),
+			"bomb.yaml:2: log: document too large or too deeply aliased"},
+	}
+	for _, tt := range tests {
+		_, err := Parse("bomb.yaml", []byte(tt.yaml))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s: Parse = %v, want %s", tt.name, err, tt.want)
 		}
 	}
 }

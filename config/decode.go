@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,14 +79,17 @@ type defaulter interface{ setDefaults() }
 // maxErrors bounds the errors one document reports.
 const maxErrors = 100
 
+// errorf records an error, unless the same one was already recorded (an
+// alias used many times would repeat it) or there are too many.
 func (d *decoder) errorf(line int, key, format string, args ...any) {
+	e := &Error{File: d.file, Line: line, Key: key, Reason: fmt.Sprintf(format, args...)}
 	switch {
-	case len(d.errs) > maxErrors:
+	case len(d.errs) > maxErrors || slices.ContainsFunc(d.errs, func(old *Error) bool { return *old == *e }):
 		return
 	case len(d.errs) == maxErrors:
-		format, args = "too many errors; stopping", nil
+		e.Reason = "too many errors; stopping"
 	}
-	d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Reason: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, e)
 }
 
 // spend takes one node from the budget and reports whether any was left.
