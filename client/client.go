@@ -185,8 +185,7 @@ func (t *Transport) RoundTrip(ctx context.Context, addr string, req *httphead.Re
 		return nil, err
 	}
 	rc, err := c.roundTrip(ctx, req, body, length, resp)
-	var e *Error
-	if err != nil && reused && errors.As(err, &e) && retryable(ctx, e, req, c.src.reads) {
+	if err != nil && reused && retryable(ctx, err, req, c.src.reads) {
 		if c, err = t.newConn(ctx, key, addr); err != nil {
 			return nil, err
 		}
@@ -199,8 +198,9 @@ func (t *Transport) RoundTrip(ctx context.Context, addr string, req *httphead.Re
 // retried on a new one: no response byte came, nothing of the body was
 // consumed, the failure was not a timeout or cancellation, and sending the
 // request twice is harmless (RFC 9110 section 9.2.2).
-func retryable(ctx context.Context, e *Error, req *httphead.Request, bodyReads int) bool {
-	return e.BeforeResponse && bodyReads == 0 && ctx.Err() == nil &&
+func retryable(ctx context.Context, err error, req *httphead.Request, bodyReads int) bool {
+	var e *Error
+	return errors.As(err, &e) && e.BeforeResponse && bodyReads == 0 && ctx.Err() == nil &&
 		e.Op != OpRequestBody && !errors.Is(e, ErrTimeout) && idempotent(req)
 }
 

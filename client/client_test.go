@@ -519,3 +519,35 @@ func TestRequestBodyErrorIsBlamedOnTheBody(t *testing.T) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestEarlyResponseToAnUploadIsReturned(t *testing.T) {
+	addr := rawOrigin(t, func(c net.Conn, br *bufio.Reader) {
+		h1.ReadRequest(br, &httphead.Request{}, nil, h1.Limits{})
+		io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo big!")
+		c.(*net.TCPConn).CloseWrite()
+		// Drain briefly so the response is not lost to a reset, then close.
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		io.CopyN(io.Discard, br, 1<<20)
+	})
+	tr := newTransport(t, pool.Config{})
+	req := getRequest("/upload")
+	req.SetLine([]byte("PUT"), []byte("/upload"), []byte("origin.test"), nil)
+	req.ContentLength = 64 << 20
+	var resp httphead.Response
+	body, err := tr.RoundTrip(context.Background(), addr, req, io.LimitReader(zeros{}, 64<<20), &resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(body)
+	body.Close()
+	if resp.Status != 413 || string(b) != "too big!" {
+		t.Errorf("got %d %q", resp.Status, b)
+	}
+	if s := tr.Pool.Totals(); s.Idle != 0 {
+		t.Errorf("pool %+v: a half-sent connection was kept", s)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }

@@ -34,6 +34,7 @@ type conn struct {
 	written, read             int64 // bytes moved this exchange
 	aborted                   atomic.Bool
 	reusable                  bool
+	broken                    bool // the request was not fully sent: never reuse
 
 	head     []byte
 	target   []byte

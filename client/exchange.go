@@ -76,12 +76,30 @@ func (c *conn) roundTrip(ctx context.Context, req *httphead.Request, body io.Rea
 // exchange writes the request and reads the response head.
 func (c *conn) exchange(req *httphead.Request, body io.Reader, length int64, resp *httphead.Response) (Op, error) {
 	if err := c.writeRequest(req, body, length); err != nil {
-		return OpWrite, err
+		if !c.answeredEarly(req.Method, resp, err) {
+			return OpWrite, err
+		}
+		return "", nil
 	}
 	if err := c.readHead(req.Method, resp); err != nil {
 		return OpReadHead, err
 	}
 	return "", nil
+}
+
+// answeredEarly reports whether the origin sent a final response before
+// refusing the rest of the request body, as it may (a 413, a 401): that
+// response is the answer, and the connection is closed after it.
+func (c *conn) answeredEarly(method []byte, resp *httphead.Response, writeErr error) bool {
+	if c.src.err != nil || writeErr == ErrShortBody || c.aborted.Load() {
+		return false
+	}
+	c.readTimeout = orDefault(c.t.FirstByteTimeout, 60*time.Second)
+	if c.readHead(method, resp) != nil || resp.Status == 101 {
+		return false
+	}
+	c.broken = true
+	return true
 }
 
 // watch aborts c's I/O when ctx is done, until the returned stop is
@@ -99,6 +117,7 @@ func neverAborted() bool { return true }
 func (c *conn) reset(body io.Reader) {
 	c.uses++
 	c.written, c.read = 0, 0
+	c.broken = false
 	c.aborted.Store(false)
 	c.src = countingReader{r: body}
 	c.writeTimeout = orDefault(c.t.IdleTimeout, 60*time.Second)
@@ -189,7 +208,7 @@ func (c *conn) readHead(method []byte, resp *httphead.Response) error {
 // 101. An empty body returns the connection to the pool at once.
 func (c *conn) responseBody(req *httphead.Request, resp *httphead.Response) io.ReadCloser {
 	c.readTimeout = orDefault(c.t.IdleTimeout, 60*time.Second)
-	c.reusable = !resp.Close && !req.Header.HasToken("Connection", "close")
+	c.reusable = !c.broken && !resp.Close && !req.Header.HasToken("Connection", "close")
 	if resp.Status == 101 {
 		c.readTimeout, c.writeTimeout = 0, 0
 		c.nc.SetDeadline(time.Time{})
