@@ -305,15 +305,18 @@ func (o Outcome) String() string {
 
 // Report tells the backend how an attempt on s went and how long it took to
 // get the response head. Every server returned by Iter.Next must be reported
-// exactly once.
+// exactly once, with Report or Iter.Report.
 func (b *Backend) Report(s *Server, o Outcome, took time.Duration) {
+	b.report(s, o, took, b.now())
+}
+
+func (b *Backend) report(s *Server, o Outcome, took time.Duration, now int64) {
 	st := s.st
 	st.inflight.Add(-1)
 	if o == Canceled {
 		return
 	}
 	st.requests.Add(1)
-	now := b.now()
 	if o != ConnectError {
 		// A connect failure returns fast; counting its latency would make a
 		// dead server look like the quickest one.

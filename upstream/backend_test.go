@@ -326,7 +326,7 @@ func TestSelectionAllocatesNothing(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					b.Report(s, o, time.Millisecond)
+					it.Report(s, o, time.Millisecond)
 				}
 				it.End()
 			})

@@ -14,7 +14,7 @@
 //	for {
 //		s, err := it.Next()           // ErrNoServer, ErrRetryBudget: stop
 //		...attempt against s.Addr...
-//		b.Report(s, upstream.Success, took)
+//		it.Report(s, upstream.Success, took)
 //		if done { break }
 //	}
 //

@@ -55,7 +55,7 @@ func pick(t testing.TB, b *Backend, it *Iter, key uint64) string {
 	if err != nil {
 		t.Fatalf("Next: %v", err)
 	}
-	b.Report(s, Success, time.Millisecond)
+	it.Report(s, Success, time.Millisecond)
 	return s.Addr
 }
 
@@ -73,7 +73,7 @@ func candidates(t testing.TB, b *Backend, key uint64) []string {
 		if err != nil {
 			break
 		}
-		b.Report(s, Canceled, 0)
+		it.Report(s, Canceled, 0)
 		got = append(got, s.Addr)
 	}
 	return got
