@@ -93,8 +93,8 @@ type Protection struct{}
 // Storage sizes the cache tiers. An object is looked up in memory, then on
 // disk.
 type Storage struct {
-	Memory MemoryStorage `yaml:"memory"`
-	Disk   DiskStorage   `yaml:"disk"`
+	Memory MemoryStorage `yaml:"memory"` // first tier; on by default
+	Disk   DiskStorage   `yaml:"disk"`   // second tier; off by default
 }
 
 func (s *Storage) setDefaults() { s.Memory.Size = 256 << 20 }

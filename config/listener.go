@@ -10,7 +10,7 @@ import (
 type Listener struct {
 	// Addr is the host:port to listen on; an empty host or 0.0.0.0 or [::]
 	// means every interface, port 0 an ephemeral port.
-	// Default: "127.0.0.1:8080".
+	// Default (also when empty): "127.0.0.1:8080".
 	Addr string `yaml:"addr"`
 	// TLS, when set, makes the listener speak HTTPS, offering h2 and
 	// http/1.1 by ALPN. Default: nil, plain HTTP.

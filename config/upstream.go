@@ -222,8 +222,10 @@ func (r *Retries) setDefaults() {
 
 // RetryConditions is Retries.On in a form cheap to test per request.
 type RetryConditions struct {
-	Connect, Reset, Timeout bool
-	Statuses                []int // in the order written
+	Connect  bool  // retry when the connection could not be opened
+	Reset    bool  // retry when the connection broke before a response head
+	Timeout  bool  // retry when the first byte timeout expired
+	Statuses []int // retry on these response statuses, in the order written
 }
 
 // Circuit bounds the load sent to an upstream as a whole.

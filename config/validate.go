@@ -49,6 +49,7 @@ func (k *checker) provision() {
 	c := k.c
 	c.Log.fillZero()
 	for i := range c.Listeners {
+		setZero(&c.Listeners[i].Addr, "127.0.0.1:8080")
 		if t := c.Listeners[i].TLS; t != nil {
 			setZero(&t.MinVersion, tls.VersionTLS12)
 			for j := range t.Certs {
@@ -389,7 +390,7 @@ func (k *checker) intRange(key string, v, lo, hi int) {
 
 func (k *checker) oneOf(key, v string, allowed ...string) {
 	if !slices.Contains(allowed, v) {
-		k.errorf(key, "unknown value %q: want %s", v, strings.Join(allowed, ", "))
+		k.errorf(key, "unknown value %q: want %s%s", v, strings.Join(allowed, ", "), suggest(v, allowed))
 	}
 }
 

@@ -212,7 +212,8 @@ func (k KeySource) String() string {
 // StatusRange is an inclusive range of HTTP status codes, written "200-399"
 // or "204". The zero value is unset.
 type StatusRange struct {
-	Low, High int
+	Low  int // lowest status in the range
+	High int // highest status in the range, at least Low
 }
 
 // UnmarshalText parses "200-399" or a single code such as "204".
