@@ -62,7 +62,7 @@ type Config struct {
 // ejection in a row up to MaxEjection.
 type Outlier struct {
 	// Consecutive is the number of failures in a row (5xx, connect
-	// failures, timeouts) that ejects a server. Default 5; negative
+	// failures, resets, timeouts) that ejects a server. Default 5; negative
 	// disables ejection.
 	Consecutive int
 	// BaseEjection is the first ejection's length. Default 10s.
@@ -277,9 +277,11 @@ const (
 	Success Outcome = iota
 	// ServerError: the server answered with a failure status (5xx).
 	ServerError
-	// ConnectError: connecting or sending failed, or the connection was
-	// reset before a response head arrived.
+	// ConnectError: connecting failed; nothing reached the server.
 	ConnectError
+	// Reset: the connection failed after the request was sent, before a
+	// response head arrived.
+	Reset
 	// Timeout: no response head within the attempt's time limit.
 	Timeout
 	// Canceled: the attempt was abandoned for a reason that is not the
@@ -295,6 +297,8 @@ func (o Outcome) String() string {
 		return "server error"
 	case ConnectError:
 		return "connect error"
+	case Reset:
+		return "reset"
 	case Timeout:
 		return "timeout"
 	case Canceled:

@@ -11,11 +11,12 @@
 //	var it upstream.Iter              // reused across requests
 //	if err := b.Begin(ctx, &it, key); err != nil { ... } // ErrCircuitOpen: 503 fast
 //	defer it.End()
-//	for {
+//	for n := 1; ; n++ {
 //		s, err := it.Next()           // ErrNoServer, ErrRetryBudget: stop
-//		...attempt against s.Addr...
-//		it.Report(s, upstream.Success, took)
-//		if done { break }
+//		...attempt against s.Addr, judge it as an Outcome...
+//		it.Report(s, outcome, took)
+//		if !retry.Decide(upstream.Attempt{N: n, Outcome: outcome, ...}).Retry() { break }
+//		time.Sleep(retry.Wait(n))     // or a timer with ctx
 //	}
 //
 // Policies: RoundRobin, WeightedRoundRobin (nginx's smooth weighted round
