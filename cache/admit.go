@@ -64,6 +64,9 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	if reason == ReasonNone && ttl <= 0 && flags&flagHasValidator == 0 {
 		reason = ReasonNoFreshness
 	}
+	if j.reason == ReasonHitForPass {
+		reason = ReasonHitForPass // a pass stores nothing until the mark expires
+	}
 	age := initialAge(&resp.Header, reqTime, respTime)
 	if reason != ReasonNone {
 		return c.pass(r, f, resp, body, age, reason), nil
@@ -131,7 +134,10 @@ func (c *Cache) pass(r *Reply, f *fill, resp *httphead.Response, body io.ReadClo
 	if j.status == StatusExpired {
 		j.status = StatusMiss
 	}
-	r.Status, r.Reason = j.status, reason
+	if j.reason == ReasonNone {
+		j.reason = reason
+	}
+	r.Status, r.Reason = j.status, j.reason
 	return r
 }
 

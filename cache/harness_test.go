@@ -198,3 +198,20 @@ func (e *env) get(o *origin, target string, headers ...string) result {
 	e.t.Helper()
 	return e.do(o, "GET", target, headers...)
 }
+
+// waitFills waits until no fill is in flight (background copies finish
+// after their client has its reply).
+func (e *env) waitFills() {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		e.c.mu.Lock()
+		n := len(e.c.fills)
+		e.c.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	e.t.Fatal("fills still in flight after 5s")
+}

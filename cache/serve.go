@@ -185,7 +185,7 @@ func (c *Cache) lookup(r *Reply, key string, req *httphead.Request, e *entry) (f
 		c.store.Delete(vk)
 		return false, true
 	}
-	if purgedAt > e.m.respTime { // soft-purged through its marker
+	if purgedAt >= e.m.respTime { // soft-purged through its marker
 		e.m.lifetime = min(e.m.lifetime, e.m.initialAge+time.Duration(purgedAt-e.m.respTime))
 	}
 	e.obj, e.key = obj, vk

@@ -37,7 +37,9 @@ type Transport struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TLS, when set, makes every connection TLS with this configuration.
 	// An empty ServerName means the host part of addr, used for SNI and
-	// verification. Client certificates may be set here.
+	// verification. Client certificates may be set here. Connections are
+	// pooled per configuration, so Transports sharing a Pool never share
+	// connections made with different TLS configurations.
 	TLS *tls.Config
 	// ConnectTimeout bounds dialling plus the TLS handshake. Zero means 10s.
 	ConnectTimeout time.Duration
@@ -52,7 +54,9 @@ type Transport struct {
 	Limits h1.Limits
 
 	once        sync.Once
+	pool        *pool.Pool // Pool, or the default one
 	defaultPool *pool.Pool
+	tlsTag      string // names t.TLS in pool keys
 	dialer      net.Dialer
 }
 
@@ -112,17 +116,25 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// pool returns the pool in use.
-func (t *Transport) pool() *pool.Pool {
-	if t.Pool != nil {
-		return t.Pool
-	}
-	t.once.Do(func() { t.defaultPool = pool.New(pool.Config{}) })
-	return t.defaultPool
+// init settles what the configuration implies, once: the configuration
+// must not change after the first RoundTrip.
+func (t *Transport) init() {
+	t.once.Do(func() {
+		t.pool = t.Pool
+		if t.pool == nil {
+			t.defaultPool = pool.New(pool.Config{})
+			t.pool = t.defaultPool
+		}
+		if t.TLS != nil {
+			t.tlsTag = fmt.Sprintf("tls-config@%p", t.TLS)
+		}
+	})
 }
 
-// Close closes the default pool, if the Transport made one.
+// Close closes the default pool, if the Transport made one. Call it after
+// the last RoundTrip.
 func (t *Transport) Close() error {
+	t.init()
 	if t.defaultPool != nil {
 		return t.defaultPool.Close()
 	}
@@ -141,7 +153,7 @@ func (t *Transport) key(addr string) pool.Key {
 	if t.TLS == nil {
 		return pool.Key{Addr: addr}
 	}
-	return pool.Key{Addr: addr, TLS: true, SNI: t.serverName(addr)}
+	return pool.Key{Addr: addr, TLS: true, SNI: t.serverName(addr), Tag: t.tlsTag}
 }
 
 func (t *Transport) serverName(addr string) string {
@@ -175,6 +187,7 @@ func (t *Transport) serverName(addr string) string {
 // once on a new connection when the request is idempotent and its body was
 // not started. Errors are *Error.
 func (t *Transport) RoundTrip(ctx context.Context, addr string, req *httphead.Request, body io.Reader, resp *httphead.Response) (io.ReadCloser, error) {
+	t.init()
 	length := frameRequest(req, body)
 	if length == 0 {
 		body = nil

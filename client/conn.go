@@ -52,7 +52,7 @@ type conn struct {
 
 // getConn takes a live idle connection or dials one.
 func (t *Transport) getConn(ctx context.Context, key pool.Key, addr string) (*conn, bool, error) {
-	p := t.pool()
+	p := t.pool
 	dial := func(ctx context.Context) (pool.Conn, error) { return t.dial(ctx, key, addr) }
 	for range 4 {
 		pc, reused, err := p.Get(ctx, key, dial)
@@ -71,7 +71,7 @@ func (t *Transport) getConn(ctx context.Context, key pool.Key, addr string) (*co
 
 // newConn always dials, for a retry.
 func (t *Transport) newConn(ctx context.Context, key pool.Key, addr string) (*conn, error) {
-	pc, err := t.pool().GetNew(ctx, key, func(ctx context.Context) (pool.Conn, error) { return t.dial(ctx, key, addr) })
+	pc, err := t.pool.GetNew(ctx, key, func(ctx context.Context) (pool.Conn, error) { return t.dial(ctx, key, addr) })
 	if err != nil {
 		return nil, connectError(ctx, addr, err)
 	}
@@ -80,7 +80,8 @@ func (t *Transport) newConn(ctx context.Context, key pool.Key, addr string) (*co
 
 // connectError wraps a failure to obtain a connection.
 func connectError(ctx context.Context, addr string, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+	var ne net.Error
+	if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()) {
 		err = ErrConnectTimeout
 	}
 	return &Error{Op: OpConnect, Addr: addr, BeforeWrite: true, BeforeResponse: true, Err: err}

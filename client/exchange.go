@@ -140,7 +140,7 @@ func (c *conn) fail(ctx context.Context, op Op, err error) error {
 			e.Err = ErrIdleTimeout
 		}
 	}
-	c.t.pool().Discard(c.key, c)
+	c.t.pool.Discard(c.key, c)
 	return e
 }
 
@@ -212,7 +212,7 @@ func (c *conn) responseBody(req *httphead.Request, resp *httphead.Response) io.R
 	if resp.Status == 101 {
 		c.readTimeout, c.writeTimeout = 0, 0
 		c.nc.SetDeadline(time.Time{})
-		c.t.pool().Discard(c.key, nil) // the connection is the caller's now
+		c.t.pool.Discard(c.key, nil) // the connection is the caller's now
 		return &Upgraded{c: c}
 	}
 	if resp.ContentLength == 0 {
@@ -227,10 +227,10 @@ func (c *conn) responseBody(req *httphead.Request, resp *httphead.Response) io.R
 // response ended cleanly and nothing unread is buffered, else it closes.
 func (c *conn) release(ok bool) {
 	if ok && c.reusable && c.br.Buffered() == 0 {
-		c.t.pool().Put(c.key, c)
+		c.t.pool.Put(c.key, c)
 		return
 	}
-	c.t.pool().Discard(c.key, c)
+	c.t.pool.Discard(c.key, c)
 }
 
 var errBodyClosed = errors.New("client: read on closed body")
@@ -298,6 +298,15 @@ type Upgraded struct{ c *conn }
 func (u *Upgraded) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
 func (u *Upgraded) Write(p []byte) (int, error) { return u.c.nc.Write(p) }
 func (u *Upgraded) Close() error                { return u.c.nc.Close() }
+
+// CloseWrite half-closes the connection when it supports it (TCP, TLS),
+// telling the origin the client's side of the tunnel has ended.
+func (u *Upgraded) CloseWrite() error {
+	if cw, ok := u.c.nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return u.c.nc.Close()
+}
 
 // NetConn returns the underlying connection (TCP or TLS), for deadlines
 // and half-close. Read through Upgraded, not NetConn, to get buffered bytes.

@@ -37,8 +37,11 @@ var badConfigs = []struct {
 		"log:\n  level: info\n  level: debug\n",
 		`bad.yaml:3: log.level: duplicate key (first at line 2)`},
 	{"duplicate route names",
-		"upstreams: {o: {servers: [{addr: 'a:1'}]}}\nroutes:\n  - {name: pkg, upstream: o}\n  - {name: pkg, upstream: o}\n",
+		"upstreams: {o: {servers: [{addr: 'a:1'}]}}\nroutes:\n  - {name: pkg, upstream: o, match: {path_prefix: /a/}}\n  - {name: pkg, upstream: o}\n",
 		`bad.yaml:4: routes[1].name: duplicate route name "pkg" (also routes[0])`},
+	{"route after a catch-all route",
+		"upstreams: {o: {servers: [{addr: 'a:1'}]}}\nroutes:\n  - {name: all, upstream: o}\n  - {name: pkg, upstream: o, match: {path_prefix: /a/}}\n  - {name: more, upstream: o}\n",
+		`bad.yaml:4: routes[1]: can never match: routes[0] ("all") before it matches every request`},
 	{"bad duration",
 		"timeouts:\n  header: 10\n  idle: 5 minutes\n",
 		"bad.yaml:2: timeouts.header: bad duration \"10\": want a Go duration such as 1.5s, 10m or 1d\n" +
@@ -422,7 +425,7 @@ func TestConfigBuiltInGoIsProvisionedAndChecked(t *testing.T) {
 	u.Servers = []Server{{Addr: "127.0.0.1:9000", Weight: 1}}
 	c.Upstreams = map[string]*Upstream{"origin": u}
 	r0, r1 := NewRoute(), Route{Upstream: "elsewhere"} // a zero Route works too
-	r0.Upstream = "origin"
+	r0.Upstream, r0.Match.PathPrefix = "origin", "/"
 	c.Routes = []Route{r0, r1}
 	err := c.Provision()
 	want := `routes[1].upstream: unknown upstream "elsewhere"`

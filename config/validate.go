@@ -509,9 +509,16 @@ func (k *checker) upstreamNames() []string {
 
 func (k *checker) routes() {
 	seen := map[string]int{}
+	catchAll := -1 // index of the first route that matches every request
 	for i := range k.c.Routes {
 		r := &k.c.Routes[i]
 		key := fmt.Sprintf("routes[%d]", i)
+		if catchAll >= 0 && catchAll == i-1 {
+			k.errorf(key, "can never match: routes[%d] (%q) before it matches every request", catchAll, k.c.Routes[catchAll].Name)
+		}
+		if catchAll < 0 && r.Match.matchesAll() {
+			catchAll = i
+		}
 		if first, dup := seen[r.Name]; dup {
 			k.errorf(key+".name", "duplicate route name %q (also routes[%d])", r.Name, first)
 		} else if !plainName.MatchString(r.Name) {
@@ -536,6 +543,12 @@ func (k *checker) routes() {
 			k.rateLimit(fmt.Sprintf("%s.rate_limits[%d]", key, j), &r.RateLimits[j])
 		}
 	}
+}
+
+// matchesAll reports whether m sets no condition at all.
+func (m *Match) matchesAll() bool {
+	return len(m.Hosts) == 0 && m.PathPrefix == "" && m.PathExact == "" && m.PathPattern == "" &&
+		m.PathRegex == "" && len(m.Methods) == 0 && len(m.Headers) == 0 && m.Expr == ""
 }
 
 func (k *checker) match(key string, m *Match) {

@@ -12,8 +12,8 @@ package edge
 
 import (
 	"fmt"
-	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/outpost-edge/outpost/accesslog"
@@ -57,7 +57,7 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 			}
 			r.Upstream = b
 		}
-		if rc.Cache.Enabled && shared.Cache != nil {
+		if rc.Cache.Enabled && shared.cache != nil {
 			r.Cache = shared.cacheFor(rc)
 		}
 		a.routes = append(a.routes, r)
@@ -90,6 +90,17 @@ func (a *App) Route(c *proxy.Ctx) error {
 		if r.matches(c.Request) {
 			c.Route = &r.Route
 			return nil
+		}
+	}
+	return nil
+}
+
+// RouteNamed returns the route with the given name, or nil; custom Router
+// phases use it to send a request to a configured route.
+func (a *App) RouteNamed(name string) *proxy.Route {
+	for _, r := range a.routes {
+		if r.Name == name {
+			return &r.Route
 		}
 	}
 	return nil
@@ -156,6 +167,8 @@ func (a *App) Log(c *proxy.Ctx, err error) {
 		a.shared.Log.Debug("request failed", "id", c.ID(), "error", err)
 	}
 }
+
+var accessLines = sync.Pool{New: func() any { return new(accesslog.Line) }}
 
 func (a *App) writeAccess(c *proxy.Ctx, err error, took time.Duration) {
 	l := accessLines.Get().(*accesslog.Line)

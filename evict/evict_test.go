@@ -173,3 +173,43 @@ func TestConcurrentUseKeepsInvariants(t *testing.T) {
 		t.Fatalf("index holds %d keys, queues %d", n, p.Len())
 	}
 }
+
+// FuzzPolicyKeepsInvariants applies a byte-coded sequence of inserts,
+// touches and removes and checks the weight bound and that evictions only
+// name resident keys.
+func FuzzPolicyKeepsInvariants(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add([]byte{0x10, 0x10, 0x10, 0x91, 0x92, 0x22, 0x33, 0xf0})
+	f.Add(make([]byte, 200))
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		p := New(64)
+		resident := map[uint64]bool{}
+		for i, op := range ops {
+			key := uint64(op & 0x1f)
+			switch op >> 6 {
+			case 0, 1:
+				weight := int64(i%13) + int64(op>>5&1)*60
+				ok := p.Insert(key, weight, func(v uint64) {
+					if !resident[v] || v == key {
+						t.Fatalf("op %d: evicted %d (inserting %d), resident %v", i, v, key, resident)
+					}
+					delete(resident, v)
+				})
+				resident[key] = ok
+			case 2:
+				p.Touch(key)
+			case 3:
+				p.Remove(key)
+				delete(resident, key)
+			}
+			if p.Weight() > 64 {
+				t.Fatalf("op %d: weight %d > 64", i, p.Weight())
+			}
+		}
+		for k, ok := range resident {
+			if p.Contains(k) != ok {
+				t.Fatalf("key %d: Contains = %v, want %v", k, !ok, ok)
+			}
+		}
+	})
+}

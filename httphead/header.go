@@ -224,3 +224,21 @@ func EqualFold(b []byte, s string) bool {
 	}
 	return true
 }
+
+// CookieValue returns the value of the cookie named name in a Cookie
+// field value ("a=1; b=2"), or nil. It does not allocate.
+func CookieValue(h []byte, name string) []byte {
+	for len(h) > 0 {
+		var pair []byte
+		if i := bytes.IndexByte(h, ';'); i >= 0 {
+			pair, h = h[:i], h[i+1:]
+		} else {
+			pair, h = h, nil
+		}
+		pair = TrimOWS(pair)
+		if k, v, ok := bytes.Cut(pair, []byte("=")); ok && string(k) == name {
+			return v
+		}
+	}
+	return nil
+}

@@ -70,3 +70,25 @@ func BenchmarkInFlightAcquireRelease(b *testing.B) {
 		tk.Release()
 	}
 }
+
+// BenchmarkRateObserveTenMillionKeys is BenchmarkAllowTenMillionKeys for the
+// count-min sketch estimator.
+func BenchmarkRateObserveTenMillionKeys(b *testing.B) {
+	before := heapInUse()
+	r := NewRate(time.Second, 1<<16)
+	var key [16]byte
+	now := t0
+	for i := range distinctKeys {
+		binary.LittleEndian.PutUint64(key[:], uint64(i))
+		r.Observe(key[:], 1, now)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		binary.LittleEndian.PutUint64(key[:], uint64(i%distinctKeys))
+		r.Observe(key[:], 1, now)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(heapInUse()-before)/(1<<20), "heap-MiB")
+	runtime.KeepAlive(r)
+}

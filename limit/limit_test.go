@@ -269,3 +269,77 @@ func TestClientKeyGroupsAnIPv6Slash64(t *testing.T) {
 		t.Errorf("IPv6 IPKey length %d", len(k))
 	}
 }
+
+func TestRateCountsTheCurrentIntervalAndReportsThePrevious(t *testing.T) {
+	r := NewRate(time.Second, 1024)
+	base := time.Now().Truncate(time.Second).Add(time.Second) // whole intervals from here on
+	base = base.Add(-base.Sub(r.epoch) % time.Second)
+	a, b := []byte("a"), []byte("b")
+	for i := range 10 {
+		if got := r.Observe(a, 1, base.Add(time.Duration(i)*50*time.Millisecond)); got != i+1 {
+			t.Fatalf("observe %d: count %d", i, got)
+		}
+	}
+	r.Observe(b, 3, base)
+	if got := r.Previous(a, base); got != 0 {
+		t.Fatalf("previous before any full interval = %d", got)
+	}
+	next := base.Add(time.Second)
+	if got := r.Rate(a, next); got != 10 {
+		t.Fatalf("rate of a = %v, want 10/s", got)
+	}
+	if got := r.Previous(b, next.Add(999*time.Millisecond)); got != 3 {
+		t.Fatalf("previous of b = %d, want 3", got)
+	}
+	if got := r.Observe(a, 1, next); got != 1 {
+		t.Fatalf("count in the new interval = %d, want 1", got)
+	}
+	// two intervals later the old counts are gone
+	later := base.Add(3 * time.Second)
+	r.Observe(a, 1, later)
+	if got := r.Previous(a, later); got != 0 {
+		t.Fatalf("previous after a silent interval = %d", got)
+	}
+	if got := r.Observe(a, 1, base.Add(-2*time.Second)); got != 0 {
+		t.Fatalf("observe with a stale clock counted %d", got)
+	}
+}
+
+func TestRateOverestimatesLittleWithAWideSketch(t *testing.T) {
+	r := NewRate(time.Minute, 1<<14)
+	var key [8]byte
+	for i := range 2000 {
+		binary.LittleEndian.PutUint64(key[:], uint64(i))
+		r.Observe(key[:], 1+i%5, t0)
+	}
+	off := 0
+	for i := range 2000 {
+		binary.LittleEndian.PutUint64(key[:], uint64(i))
+		got := r.Observe(key[:], 0, t0)
+		if got < 1+i%5 {
+			t.Fatalf("key %d undercounted: %d < %d", i, got, 1+i%5)
+		}
+		if got != 1+i%5 {
+			off++
+		}
+	}
+	if off > 20 {
+		t.Fatalf("%d of 2000 keys overestimated", off)
+	}
+}
+
+func TestRateIsSafeForConcurrentUse(t *testing.T) {
+	r := NewRate(time.Second, 256)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1000 {
+				r.Observe([]byte{byte(g), byte(i)}, 1, t0.Add(time.Duration(i)*time.Millisecond))
+				r.Rate([]byte{byte(g)}, t0.Add(time.Duration(i)*time.Millisecond))
+			}
+		}()
+	}
+	wg.Wait()
+}

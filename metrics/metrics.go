@@ -25,10 +25,11 @@ type Snapshot struct {
 
 // Server is one upstream server's figures.
 type Server struct {
-	Upstream, Addr string
-	Stats          *stats.Server
-	Healthy        bool
-	Dials, Reuses  uint64 // connections opened, and requests that reused one
+	Upstream, Addr   string
+	Requests, Errors uint64           // attempts, and those that failed or answered 5xx
+	Latency          *stats.Histogram // time to the response head
+	Healthy          bool
+	Dials, Reuses    uint64 // connections opened, and requests that reused one
 }
 
 // Value is one sample of a counter or gauge.
@@ -83,9 +84,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, sv := range s.Servers {
 		l := []string{sv.Upstream, sv.Addr}
-		ch <- prometheus.MustNewConstMetric(upReqDesc, prometheus.CounterValue, float64(sv.Stats.Requests.Load()), l...)
-		ch <- prometheus.MustNewConstMetric(upErrDesc, prometheus.CounterValue, float64(sv.Stats.Errors.Load()), l...)
-		ch <- histogram(upLatDesc, &sv.Stats.Latency, l...)
+		ch <- prometheus.MustNewConstMetric(upReqDesc, prometheus.CounterValue, float64(sv.Requests), l...)
+		ch <- prometheus.MustNewConstMetric(upErrDesc, prometheus.CounterValue, float64(sv.Errors), l...)
+		ch <- histogram(upLatDesc, sv.Latency, l...)
 		ch <- prometheus.MustNewConstMetric(upDialDesc, prometheus.CounterValue, float64(sv.Dials), l...)
 		ch <- prometheus.MustNewConstMetric(upReuseDesc, prometheus.CounterValue, float64(sv.Reuses), l...)
 		ch <- prometheus.MustNewConstMetric(upHealth, prometheus.GaugeValue, b2f(sv.Healthy), l...)

@@ -172,7 +172,10 @@ func (a *adminServer) purge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	res, err := a.n.shared.Purge(edge.PurgeRequest{URLs: req.URLs, Keys: req.Keys, All: req.All, Soft: req.Soft})
+	a.n.mu.Lock()
+	app := a.n.app
+	a.n.mu.Unlock()
+	res, err := app.Purge(edge.PurgeRequest{URLs: req.URLs, Keys: req.Keys, All: req.All, Soft: req.Soft})
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return

@@ -43,6 +43,7 @@ type Node struct {
 	admin   *adminServer
 	started time.Time
 	errc    chan error
+	phases  func(*edge.App) any
 }
 
 // Options adjust how a node starts.
@@ -54,6 +55,10 @@ type Options struct {
 	AdminListener net.Listener
 	// Log is the process logger; default: JSON to stderr.
 	Log *slog.Logger
+	// Phases, when set, wraps the config-driven App into the value whose
+	// phase methods the engine runs: a Go program adds or overrides
+	// phases by embedding *edge.App in its own type (see examples/embed).
+	Phases func(*edge.App) any
 }
 
 // Start builds and starts a node for cfg.
@@ -66,7 +71,7 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Log: log, cfg: cfg, shared: shared, started: time.Now(), errc: make(chan error, 8)}
+	n := &Node{Log: log, cfg: cfg, shared: shared, started: time.Now(), errc: make(chan error, 8), phases: opts.Phases}
 	app, eng, err := n.build(cfg)
 	if err != nil {
 		shared.Close()
@@ -93,7 +98,11 @@ func (n *Node) build(cfg *config.Config) (*edge.App, *proxy.Engine, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := proxy.New(app, app.Options())
+	var phases any = app
+	if n.phases != nil {
+		phases = n.phases(app)
+	}
+	eng, err := proxy.New(phases, app.Options())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net/netip"
 	"time"
 
@@ -50,8 +51,13 @@ type Ctx struct {
 	Attempts int
 	// Vars is free for the App's per-request data; reset between requests.
 	Vars map[string]any
+	// Slot is free for the Upstream implementation. It is NOT reset
+	// between requests of a connection, so it can hold reusable state
+	// (a selection iterator) that costs no allocation per request.
+	Slot any
 
 	session Session
+	engine  *Engine
 	out     httphead.Request  // the upstream request
 	resp    httphead.Response // the origin's response head, and Respond's
 	wrote   bool
@@ -95,6 +101,8 @@ func Detach(ctx context.Context) context.Context {
 		TLS:     c.TLS,
 		Route:   c.Route,
 		Trace:   &trace.Trace{ID: c.Trace.ID},
+		engine:  c.engine,
+		idBuf:   append([]byte(nil), c.idBuf...),
 	}
 	copyRequest(d.Request, c.Request)
 	d.Trace.Reset(time.Now())
@@ -111,6 +119,13 @@ func copyRequest(dst, src *httphead.Request) {
 	dst.ContentLength = src.ContentLength
 	dst.Chunked = src.Chunked
 	dst.Upgrade = src.Upgrade
+}
+
+// Fetch runs the upstream phases for req and returns the origin's
+// response and body; a Cache calls it on a miss (req may be a copy of
+// Request with validators added). The body must be closed.
+func (c *Ctx) Fetch(req *httphead.Request) (*httphead.Response, io.ReadCloser, error) {
+	return c.engine.fetch(c, req)
 }
 
 // Respond sends a complete response with a small body; EarlyRequest hooks

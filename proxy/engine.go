@@ -42,7 +42,6 @@ type Engine struct {
 	logger Logger
 	errR   ErrorResponder
 
-	fetchFn  Fetch  // e.fetch, bound once so passing it costs nothing
 	idPrefix string // random per engine, so request IDs differ across restarts
 	idSeq    atomic.Uint64
 	via10    string // "1.0 outpost" for HTTP/1.0 hops
@@ -71,7 +70,6 @@ func New(app any, opts Options) (*Engine, error) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	e.idPrefix = hex.EncodeToString(b[:])
-	e.fetchFn = e.fetch
 	return e, nil
 }
 
@@ -104,6 +102,7 @@ func (e *Engine) reset(c *Ctx, base context.Context, s Session) {
 		c.Context = base
 	}
 	c.session = s
+	c.engine = e
 	c.Request = s.Request()
 	c.Client = s.ClientAddr()
 	c.TLS = s.TLS()
@@ -137,12 +136,12 @@ func (e *Engine) run(c *Ctx) error {
 	}
 	c.Trace.Add("route", c.Route.Name)
 	if c.Route.Cache != nil && !c.Request.Upgrade {
-		rep, err := c.Route.Cache.Serve(c, e.fetchFn)
+		rep, err := c.Route.Cache.Serve(c)
 		if err != nil {
 			return err
 		}
-		if rep.Release != nil {
-			defer rep.Release()
+		if rep.Closer != nil {
+			defer rep.Closer.Close()
 		}
 		return e.send(c, rep.Head, rep.BodyBytes, rep.Body)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strconv"
@@ -22,14 +23,27 @@ func (e *Engine) fetch(c *Ctx, req *httphead.Request) (*httphead.Response, io.Re
 		}
 	}
 	var body io.Reader
-	if req == c.Request && (req.ContentLength != 0 || req.Chunked) {
+	if req == c.Request && c.session != nil && (req.ContentLength != 0 || req.Chunked) {
 		body = c.session.Body()
 	}
 	resp := &c.resp
+	var last io.ReadCloser // the body of a response that asked for a retry
+	var lastErr error
 	for attempt := 0; ; attempt++ {
 		peer, err := c.Route.Upstream.Pick(c, attempt)
 		if err != nil {
-			return nil, nil, err
+			if attempt == 0 {
+				return nil, nil, err
+			}
+			// Nowhere left to retry: the last answer is the answer.
+			if last != nil {
+				return e.received(c, resp, last)
+			}
+			return nil, nil, upstreamErr(lastErr)
+		}
+		if last != nil {
+			last.Close()
+			last = nil
 		}
 		c.Attempts = attempt + 1
 		c.Upstream = peer.Addr()
@@ -38,9 +52,7 @@ func (e *Engine) fetch(c *Ctx, req *httphead.Request) (*httphead.Response, io.Re
 		start := time.Now()
 		rb, err := peer.RoundTrip(c, out, body, resp)
 		if c.Route.Upstream.Finish(c, peer, attempt, respOrNil(resp, err), err, time.Since(start)) {
-			if rb != nil {
-				rb.Close()
-			}
+			last, lastErr = rb, err
 			c.Trace.Add("retry", retryReason(resp, err))
 			continue
 		}
@@ -88,8 +100,13 @@ func (e *Engine) received(c *Ctx, resp *httphead.Response, body io.ReadCloser) (
 
 func upstreamErr(err error) error {
 	var e *Error
-	if errors.As(err, &e) {
+	switch {
+	case errors.As(err, &e):
 		return err // already says whose fault it is (a bad request body: 400)
+	case errors.Is(err, context.DeadlineExceeded):
+		return Errorf(504, FromUpstream, "upstream timed out", err)
+	case errors.Is(err, context.Canceled):
+		return Errorf(499, FromDownstream, "client went away", err)
 	}
 	return Errorf(502, FromUpstream, "upstream failed", err)
 }

@@ -54,16 +54,11 @@ type ErrorResponder interface {
 	ErrorResponse(ctx *Ctx, err error) (status int, reason string)
 }
 
-// Cache answers a request from a cache, reaching the origin through fetch
-// when it must. The engine calls it instead of fetch when ctx.Route.Cache is
-// set. Reply.Close is called once the body has been sent.
+// Cache answers a request from a cache, reaching the origin through
+// ctx.Fetch when it must. The engine calls it when ctx.Route.Cache is set.
 type Cache interface {
-	Serve(ctx *Ctx, fetch Fetch) (*Reply, error)
+	Serve(ctx *Ctx) (Reply, error)
 }
-
-// Fetch runs the upstream phases for req (the cache may pass a copy with
-// validators added) and returns the origin's response and body.
-type Fetch func(ctx *Ctx, req *httphead.Request) (*httphead.Response, io.ReadCloser, error)
 
 // Reply is a response produced by a Cache.
 type Reply struct {
@@ -72,6 +67,6 @@ type Reply struct {
 	// otherwise. Both are nil for a response without a body.
 	BodyBytes []byte
 	Body      io.Reader
-	// Release is called when the reply has been sent (may be nil).
-	Release func()
+	// Closer, when set, is closed once the reply has been sent.
+	Closer io.Closer
 }

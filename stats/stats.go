@@ -62,10 +62,3 @@ func (r *Route) Count(status int, took time.Duration, bytes int64) {
 		r.BytesOut.Add(uint64(bytes))
 	}
 }
-
-// Server counts one upstream server's traffic.
-type Server struct {
-	Requests atomic.Uint64 // attempts sent
-	Errors   atomic.Uint64 // attempts that failed or answered 5xx
-	Latency  Histogram
-}

@@ -13,11 +13,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -34,7 +37,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return demo()
+		return runDemo()
 	}
 	switch args[0] {
 	case "run":
@@ -61,9 +64,12 @@ const usage = `usage:
   outpost version
 `
 
-func configFlag(name string, args []string) (*flag.FlagSet, *string, error) {
+func configFlag(name string, args []string, more ...func(*flag.FlagSet)) (*flag.FlagSet, *string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	file := fs.String("c", "", "config file")
+	for _, m := range more {
+		m(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
@@ -87,7 +93,12 @@ func validateCmd(args []string) error {
 }
 
 func runCmd(args []string) error {
-	_, file, err := configFlag("run", args)
+	var upgrade bool
+	var sock string
+	_, file, err := configFlag("run", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&upgrade, "upgrade", false, "take the listeners over from the running process (zero-downtime upgrade)")
+		fs.StringVar(&sock, "upgrade-socket", "", "Unix socket for upgrades (default: derived from the config path)")
+	})
 	if err != nil {
 		return err
 	}
@@ -95,21 +106,58 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := node.Start(cfg, node.Options{})
+	if sock == "" {
+		sock = defaultSocket(*file)
+	}
+	var opts node.Options
+	var takeover *node.Takeover
+	if upgrade {
+		if takeover, err = node.Inherit(sock); err != nil {
+			return err
+		}
+		opts = takeover.Options
+	}
+	n, err := node.Start(cfg, opts)
 	if err != nil {
 		return err
 	}
-	n.Log.Info("outpost running", "version", node.Version, "listeners", fmt.Sprint(n.Addrs()), "admin", fmt.Sprint(n.AdminAddr()))
-	return serveSignals(n, *file)
+	if takeover != nil {
+		if err := takeover.Ready(); err != nil {
+			n.Log.Error("could not tell the old process to drain", "error", err)
+		}
+	}
+	handedOver, err := n.ServeUpgrades(sock)
+	if err != nil {
+		n.Log.Warn("zero-downtime upgrades unavailable", "error", err)
+	}
+	n.Log.Info("outpost running", "version", node.Version, "listeners", fmt.Sprint(n.Addrs()), "admin", fmt.Sprint(n.AdminAddr()), "upgrade_socket", sock)
+	return serveSignals(n, *file, handedOver)
 }
 
-// serveSignals reloads on SIGHUP and drains on SIGTERM or SIGINT.
-func serveSignals(n *node.Node, file string) error {
+// defaultSocket names the upgrade socket after the config file, so two
+// nodes with different configs on one machine do not meet.
+func defaultSocket(file string) string {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(os.TempDir(), "outpost-"+hex.EncodeToString(sum[:6])+".sock")
+}
+
+// serveSignals reloads on SIGHUP and drains on SIGTERM or SIGINT, or once
+// a new process has taken the listeners over.
+func serveSignals(n *node.Node, file string, handedOver <-chan struct{}) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	for {
 		select {
 		case err := <-n.Err():
+			return err
+		case <-handedOver:
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			err := n.Shutdown(ctx)
+			cancel()
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {

@@ -75,15 +75,24 @@ const (
 )
 
 // BreakMidBody answers 200 with Content-Length declared, sends the first sent
-// bytes of the pattern (see FillPattern), then ends as how says.
+// bytes of the pattern (see FillPattern), then ends as how says. On HTTP/2,
+// Close and Reset both reset the stream.
 func (o *Origin) BreakMidBody(path string, declared, sent int64, how Ending) {
 	o.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 {
+			w.Header().Set("Content-Length", strconv.FormatInt(declared, 10))
+			w.Header().Set("Content-Type", "application/octet-stream")
+			io.Copy(w, NewPattern(sent))
+			http.NewResponseController(w).Flush()
+			o.endStream(r, how == Stall)
+			return
+		}
 		c, ok := o.hijack(w)
 		if !ok {
 			return
 		}
 		c.Write(rawHead(http.StatusOK, http.Header{"Content-Type": {"application/octet-stream"}}, declared))
-		io.Copy(c, io.LimitReader(NewPattern(sent), sent))
+		io.Copy(c, NewPattern(sent))
 		if how == Stall {
 			o.drain(c)
 		}
@@ -91,10 +100,24 @@ func (o *Origin) BreakMidBody(path string, declared, sent int64, how Ending) {
 	}))
 }
 
+// endStream ends an HTTP/2 response early: with RST_STREAM, or after a stall
+// when stall is set (until the client cancels or the test ends).
+func (o *Origin) endStream(r *http.Request, stall bool) {
+	if stall {
+		o.wait(r.Context(), -1)
+		return
+	}
+	panic(http.ErrAbortHandler) // net/http resets the stream and logs nothing
+}
+
 // Garbage answers requests on path with data instead of an HTTP response,
-// then closes the connection.
+// then closes the connection. On HTTP/2, where framing cannot be broken from
+// a handler, it resets the stream instead.
 func (o *Origin) Garbage(path, data string) {
 	o.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 {
+			o.endStream(r, false)
+		}
 		c, ok := o.hijack(w)
 		if !ok {
 			return
@@ -108,9 +131,18 @@ func (o *Origin) Garbage(path, data string) {
 // then keeps the connection open and silent (until the client closes it, the
 // origin is killed or the test ends). With declared > len(body) the client
 // waits for bytes that never come; with declared < len(body) the surplus
-// sits on the connection where the next response should start.
+// sits on the connection where the next response should start. On HTTP/2
+// the surplus cannot be sent: the body is cut to declared, then the stream
+// stalls.
 func (o *Origin) WrongLength(path string, declared int64, body string) {
 	o.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 {
+			w.Header().Set("Content-Length", strconv.FormatInt(declared, 10))
+			io.WriteString(w, body[:min(declared, int64(len(body)))])
+			http.NewResponseController(w).Flush()
+			o.endStream(r, true)
+			return
+		}
 		c, ok := o.hijack(w)
 		if !ok {
 			return
@@ -133,6 +165,27 @@ func (o *Origin) drain(c net.Conn) {
 		}
 	}()
 	io.Copy(io.Discard, c)
+}
+
+// Trickle answers 200 with Content-Length size and sends the pattern in
+// pieces of chunk bytes, one every interval: a slow but live origin.
+func (o *Origin) Trickle(path string, size int64, chunk int, interval time.Duration) {
+	o.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		rc := http.NewResponseController(w)
+		chunk := max(chunk, 1)
+		buf := make([]byte, chunk)
+		for off := int64(0); off < size; off += int64(chunk) {
+			if off > 0 && !o.wait(r.Context(), interval) {
+				return
+			}
+			p := buf[:min(int64(chunk), size-off)]
+			FillPattern(p, off)
+			w.Write(p)
+			rc.Flush()
+		}
+	}))
 }
 
 // Chunked answers 200 with a chunked body, flushing after each chunk so each

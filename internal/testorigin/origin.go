@@ -5,15 +5,22 @@
 // be killed and restarted on the same port. It counts hits per path and keeps
 // the last request seen on each.
 //
-// It serves with net/http over its own loopback listener; misbehaviours that
-// net/http would refuse to produce take over the raw connection (Hijack).
+// It serves with net/http over its own loopback listener: HTTP/1.1 (New),
+// HTTP/1.1 and HTTP/2 over TLS (NewTLS), or HTTP/1.1 and cleartext HTTP/2
+// (NewH2C). Misbehaviours that net/http would refuse to produce take over the
+// raw connection (Hijack) on HTTP/1; on HTTP/2 they end the stream with
+// RST_STREAM instead, since the connection is shared.
 // It is for tests only: it calls t.Fatal and ties its life to the test.
 package testorigin
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"strconv"
@@ -25,9 +32,13 @@ import (
 
 // Origin is a running test origin. Behaviours may be changed while it runs.
 type Origin struct {
-	t    testing.TB
-	addr string
-	stop chan struct{} // closed when the test ends; releases hanging handlers
+	t        testing.TB
+	addr     string
+	protocol protocol
+	cert     tls.Certificate // for TLS
+	certFile string          // PEM of cert, for TLS
+	stop     chan struct{}   // closed when the test ends; releases hanging handlers
+	conns    atomic.Int64    // TCP connections accepted
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -39,9 +50,38 @@ type Origin struct {
 	serving  sync.WaitGroup        // the Serve goroutine of srv
 }
 
-// New starts an origin on 127.0.0.1 with an ephemeral port and stops it when
-// the test ends. Paths without a behaviour get 404.
+// protocol is what an origin speaks; it is fixed at creation.
+type protocol int
+
+const (
+	http1 protocol = iota
+	overTLS
+	h2c
+)
+
+// New starts an HTTP/1.1 origin on 127.0.0.1 with an ephemeral port and
+// stops it when the test ends. Paths without a behaviour get 404.
 func New(t testing.TB) *Origin {
+	t.Helper()
+	return start(t, http1)
+}
+
+// NewTLS starts an origin speaking HTTP/1.1 and HTTP/2 over TLS (chosen by
+// ALPN) with a self-signed certificate for 127.0.0.1 and localhost; see
+// CertFile and ClientTLS.
+func NewTLS(t testing.TB) *Origin {
+	t.Helper()
+	return start(t, overTLS)
+}
+
+// NewH2C starts an origin speaking HTTP/1.1 and cleartext HTTP/2 (prior
+// knowledge) on the same port.
+func NewH2C(t testing.TB) *Origin {
+	t.Helper()
+	return start(t, h2c)
+}
+
+func start(t testing.TB, p protocol) *Origin {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,12 +89,16 @@ func New(t testing.TB) *Origin {
 	}
 	o := &Origin{
 		t:        t,
+		protocol: p,
 		addr:     ln.Addr().String(),
 		stop:     make(chan struct{}),
 		routes:   make(map[string]http.Handler),
 		last:     make(map[string]*http.Request),
 		hits:     make(map[string]*atomic.Int64),
 		hijacked: make(map[net.Conn]struct{}),
+	}
+	if p == overTLS {
+		o.cert, o.certFile = selfSigned(t)
 	}
 	o.serve(ln)
 	t.Cleanup(func() {
@@ -67,8 +111,32 @@ func New(t testing.TB) *Origin {
 // Addr is the origin's host:port; it stays the same across Kill and Restart.
 func (o *Origin) Addr() string { return o.addr }
 
-// URL is "http://" + Addr() + path.
-func (o *Origin) URL(path string) string { return "http://" + o.addr + path }
+// URL is "http://" (or "https://" for NewTLS) + Addr() + path.
+func (o *Origin) URL(path string) string {
+	if o.protocol == overTLS {
+		return "https://" + o.addr + path
+	}
+	return "http://" + o.addr + path
+}
+
+// CertFile is the PEM file of a NewTLS origin's certificate, which is its own
+// root: give it to the proxy as the upstream CA. Empty for other origins.
+func (o *Origin) CertFile() string { return o.certFile }
+
+// ClientTLS returns a client configuration that trusts a NewTLS origin. ALPN
+// is left to the client (http.Transport sets it from its Protocols).
+func (o *Origin) ClientTLS() *tls.Config {
+	pool := x509.NewCertPool()
+	if o.cert.Certificate != nil {
+		leaf, _ := x509.ParseCertificate(o.cert.Certificate[0]) // made by selfSigned, so valid
+		pool.AddCert(leaf)
+	}
+	return &tls.Config{RootCAs: pool}
+}
+
+// Conns is how many TCP connections the origin has accepted, across restarts;
+// with Hits it shows whether the client reuses connections.
+func (o *Origin) Conns() int64 { return o.conns.Load() }
 
 // Handle sets the behaviour for an exact request path, replacing any before.
 func (o *Origin) Handle(path string, h http.Handler) {
@@ -152,12 +220,35 @@ func (o *Origin) Restart() {
 }
 
 func (o *Origin) serve(ln net.Listener) {
-	srv := &http.Server{Handler: o, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           o,
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				o.conns.Add(1)
+			}
+		},
+		ErrorLog: log.New(io.Discard, "", 0), // aborted handlers are on purpose
+	}
+	switch o.protocol {
+	case overTLS:
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{o.cert}}
+	case h2c:
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	o.mu.Lock()
 	o.srv = srv
 	o.mu.Unlock()
 	o.serving.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if o.protocol == overTLS {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			o.t.Errorf("testorigin: serve: %v", err)
 		}
 	})
@@ -181,8 +272,13 @@ func (o *Origin) hijack(w http.ResponseWriter) (net.Conn, bool) {
 
 // release closes a hijacked connection, with an RST when reset is set.
 func (o *Origin) release(c net.Conn, reset bool) {
-	if tc, ok := c.(*net.TCPConn); ok && reset {
+	raw := c
+	if tc, ok := c.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if tc, ok := raw.(*net.TCPConn); ok && reset {
 		tc.SetLinger(0)
+		raw.Close() // straight to RST, no TLS close_notify first
 	}
 	c.Close()
 	o.mu.Lock()

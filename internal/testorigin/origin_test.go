@@ -3,18 +3,26 @@ package testorigin
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
-// get fetches url with a fresh connection and a bounded wait, returning the
-// response with its body read (or the error from reading it).
+// get fetches url with a fresh HTTP/1.1 connection and a bounded wait,
+// returning the response with its body read (or the error from reading it).
 func get(t *testing.T, url string, header http.Header, wait time.Duration) (*http.Response, []byte, error) {
+	t.Helper()
+	return fetch(t, &http.Transport{DisableKeepAlives: true}, url, header, wait)
+}
+
+func fetch(t *testing.T, rt http.RoundTripper, url string, header http.Header, wait time.Duration) (*http.Response, []byte, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
@@ -22,8 +30,7 @@ func get(t *testing.T, url string, header http.Header, wait time.Duration) (*htt
 	if header != nil {
 		req.Header = header
 	}
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -218,5 +225,90 @@ func TestFillPatternIsTheSameHoweverItIsSplit(t *testing.T) {
 	whole[5000] ^= 1
 	if err := CheckPattern(bytes.NewReader(whole), 0, size); err == nil || !strings.Contains(err.Error(), "byte 5000") {
 		t.Errorf("CheckPattern on damaged data = %v", err)
+	}
+}
+
+// protocolTests are the ways a client can talk to an origin.
+var protocolTests = []struct {
+	name      string
+	start     func(testing.TB) *Origin
+	transport func(*Origin) *http.Transport
+	major     int
+}{
+	{"HTTP/1.1", New, func(*Origin) *http.Transport { return &http.Transport{} }, 1},
+	{"HTTP/1.1 over TLS", NewTLS, func(o *Origin) *http.Transport {
+		return &http.Transport{TLSClientConfig: o.ClientTLS(), Protocols: protocols(true, false, false)}
+	}, 1},
+	{"HTTP/2 over TLS", NewTLS, func(o *Origin) *http.Transport {
+		return &http.Transport{TLSClientConfig: o.ClientTLS(), Protocols: protocols(false, true, false)}
+	}, 2},
+	{"cleartext HTTP/2", NewH2C, func(*Origin) *http.Transport {
+		return &http.Transport{Protocols: protocols(false, false, true)}
+	}, 2},
+}
+
+func protocols(h1, h2, h2c bool) *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(h1)
+	p.SetHTTP2(h2)
+	p.SetUnencryptedHTTP2(h2c)
+	return p
+}
+
+func TestEveryProtocolServesAndMisbehaves(t *testing.T) {
+	for _, pt := range protocolTests {
+		t.Run(pt.name, func(t *testing.T) {
+			o := pt.start(t)
+			rt := pt.transport(o)
+			t.Cleanup(rt.CloseIdleConnections)
+			o.Respond("/ok", 200, nil, "fine")
+			o.BreakMidBody("/reset", 1000, 300, Reset)
+			o.Garbage("/garbage", "\x00\x01 not http")
+			o.Trickle("/trickle", 1000, 300, time.Millisecond)
+			for range 3 {
+				resp, body, err := fetch(t, rt, o.URL("/ok"), nil, 5*time.Second)
+				if err != nil || string(body) != "fine" || resp.ProtoMajor != pt.major {
+					t.Fatalf("/ok: %v %q, %v", resp, body, err)
+				}
+			}
+			if o.Conns() != 1 {
+				t.Errorf("3 requests on a keep-alive client opened %d connections, want 1", o.Conns())
+			}
+			if _, body, err := fetch(t, rt, o.URL("/reset"), nil, 5*time.Second); err == nil || len(body) > 300 {
+				t.Errorf("/reset: %d bytes, err %v; want at most 300 and an error", len(body), err)
+			}
+			if _, _, err := fetch(t, rt, o.URL("/garbage"), nil, 5*time.Second); err == nil {
+				t.Error("/garbage: no error")
+			}
+			if _, body, err := fetch(t, rt, o.URL("/trickle"), nil, 5*time.Second); err != nil || CheckPattern(bytes.NewReader(body), 0, 1000) != nil {
+				t.Errorf("/trickle: %d bytes, %v", len(body), err)
+			}
+			o.Kill()
+			rt.CloseIdleConnections()
+			o.Restart()
+			if _, body, err := fetch(t, rt, o.URL("/ok"), nil, 5*time.Second); err != nil || string(body) != "fine" {
+				t.Errorf("/ok after Restart: %q, %v", body, err)
+			}
+		})
+	}
+}
+
+func TestCertFileTrustsTheTLSOrigin(t *testing.T) {
+	o := NewTLS(t)
+	pem, err := os.ReadFile(o.CertFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("CertFile holds no certificate")
+	}
+	o.Respond("/", 200, nil, "secure")
+	rt := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	if _, body, err := fetch(t, rt, o.URL("/"), nil, 5*time.Second); err != nil || string(body) != "secure" {
+		t.Errorf("got %q, %v", body, err)
+	}
+	if New(t).CertFile() != "" {
+		t.Error("plain origin has a CertFile")
 	}
 }

@@ -89,7 +89,7 @@ func (s *Store) check(h uint64, name string, buf []byte, verify bool) (found, er
 		return found{}, err
 	}
 	defer f.Close()
-	hd, st, err := readHeader(f, buf)
+	hd, st, err := readHeader(int(f.Fd()), buf)
 	if err != nil {
 		return found{}, err
 	}

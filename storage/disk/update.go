@@ -54,7 +54,7 @@ func (s *Store) openRW(h uint64, key string, buf []byte) (f *os.File, hd header,
 	if err != nil {
 		return nil, hd, 0, err
 	}
-	hd, st, err := readHeader(f, buf)
+	hd, st, err := readHeader(int(f.Fd()), buf)
 	if err == nil && !hd.sameKey(key) {
 		err = errOtherKey
 	}

@@ -1,0 +1,81 @@
+package cache
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/outpost-edge/outpost/storage/memory"
+	"github.com/outpost-edge/outpost/trace"
+)
+
+// hitSetup stores one 1 KiB object with realistic headers and returns a
+// request for it.
+func hitSetup(tb testing.TB) (*Cache, *Policy, *origin, func() *Reply) {
+	store := memory.New(memory.Options{Capacity: 64 << 20})
+	c := New(store, Options{})
+	pol := &Policy{Enabled: true}
+	o := fixed(answer{headers: []string{
+		"Content-Type: application/octet-stream", "Cache-Control: public, max-age=31536000, immutable",
+		"ETag: \"0123456789abcdef\"", "Last-Modified: Mon, 02 Jan 2006 15:04:05 GMT",
+		"Surrogate-Key: pkg-a pkg-b", "Server: origin",
+	}, body: strings.Repeat("x", 1024)})
+	req := request("GET", "/packages/aa/bb/demo-1.0.tar.gz", "Accept: */*", "User-Agent: bench")
+	tr := &trace.Trace{}
+	ctx := context.Background()
+	serve := func() *Reply {
+		tr.Reset(c.now())
+		rep, err := c.Serve(ctx, req, pol, o.fetch, tr)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return rep
+	}
+	r := readReply(serve())
+	if r.body != strings.Repeat("x", 1024) {
+		tb.Fatalf("fill: %q", r.get("Cache-Status"))
+	}
+	deadline := 0
+	for {
+		rep := serve()
+		st := rep.Status
+		rep.Close()
+		if st == StatusHit || deadline > 1000 {
+			break
+		}
+		deadline++
+	}
+	return c, pol, o, serve
+}
+
+func TestServeHitDoesNotAllocate(t *testing.T) {
+	_, _, _, serve := hitSetup(t)
+	n := testing.AllocsPerRun(1000, func() {
+		rep := serve()
+		if rep.Status != StatusHit || len(rep.BodyBytes) != 1024 {
+			t.Fatalf("not a hit: %v", rep.Status)
+		}
+		rep.Close()
+	})
+	if n != 0 {
+		t.Errorf("a hit allocates %v times", n)
+	}
+}
+
+func BenchmarkServeHit(b *testing.B) {
+	_, _, _, serve := hitSetup(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		serve().Close()
+	}
+}
+
+func BenchmarkServeHitParallel(b *testing.B) {
+	_, _, _, serve := hitSetup(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			serve().Close()
+		}
+	})
+}

@@ -1,0 +1,367 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/outpost-edge/outpost/httphead"
+)
+
+// TestCollapsingMakesOneOriginFetch sends 100 concurrent requests for one
+// key while the origin holds back the second half of the body: the origin
+// sees one request, and every client reads the first half before the
+// origin sends the rest.
+func TestCollapsingMakesOneOriginFetch(t *testing.T) {
+	e := newEnv(t)
+	gate := make(chan struct{})
+	payload := strings.Repeat("0123456789", 10000)
+	o := fixed(answer{headers: []string{"Cache-Control: max-age=60"}, body: payload, gate: gate})
+	const clients = 100
+	half := len(payload) / 2
+	var firstHalf, done sync.WaitGroup
+	firstHalf.Add(clients)
+	done.Add(clients)
+	results := make([]result, clients)
+	for i := range clients {
+		go func() {
+			defer done.Done()
+			rep, err := e.c.Serve(t.Context(), request("GET", "/big"), e.pol, o.fetch, nil)
+			if err != nil {
+				results[i].readErr = err
+				firstHalf.Done()
+				return
+			}
+			results[i].code = rep.Status
+			got := make([]byte, 0, len(payload))
+			buf := make([]byte, 4096)
+			signalled := false
+			for {
+				n, err := rep.Body.Read(buf)
+				got = append(got, buf[:n]...)
+				if !signalled && len(got) >= half {
+					firstHalf.Done()
+					signalled = true
+				}
+				if err != nil {
+					if err != io.EOF {
+						results[i].readErr = err
+					}
+					break
+				}
+			}
+			if !signalled {
+				firstHalf.Done()
+			}
+			results[i].body = string(got)
+			rep.Close()
+		}()
+	}
+	waitOrFail(t, &firstHalf, "clients did not get the first half before the fill completed")
+	close(gate)
+	waitOrFail(t, &done, "clients did not finish")
+	if n := o.count.Load(); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+	collapsed := 0
+	for i, r := range results {
+		if r.readErr != nil || r.body != payload {
+			t.Fatalf("client %d: err %v, %d bytes", i, r.readErr, len(r.body))
+		}
+		if r.code == StatusCollapsed {
+			collapsed++
+		}
+	}
+	if collapsed == 0 || e.c.Stats().Collapsed.Load() == 0 {
+		t.Errorf("no request counted as collapsed")
+	}
+	e.waitFills()
+	if r := e.get(o, "/big"); r.code != StatusHit || r.body != payload {
+		t.Errorf("after fill: %v %d bytes", r.code, len(r.body))
+	}
+}
+
+func waitOrFail(t *testing.T, wg *sync.WaitGroup, msg string) {
+	t.Helper()
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal(msg)
+	}
+}
+
+// TestUncacheableReleasesWaitersAndPasses checks hit-for-pass: waiters on
+// a private response go to the origin themselves, and later requests for
+// the key are not collapsed.
+func TestUncacheableReleasesWaitersAndPasses(t *testing.T) {
+	e := newEnv(t)
+	release := make(chan struct{})
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		if n == 1 {
+			<-release
+		}
+		return answer{headers: []string{"Cache-Control: private"}, body: "mine"}
+	})
+	var wg sync.WaitGroup
+	codes := make([]Status, 5)
+	start := make(chan struct{})
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i > 0 {
+				<-start
+			}
+			r := e.get(o, "/private")
+			if r.body != "mine" {
+				t.Errorf("client %d body %q", i, r.body)
+			}
+			codes[i] = r.code
+		}()
+	}
+	// let the leader reach the origin, then the waiters queue on it
+	deadline := time.Now().Add(5 * time.Second)
+	for o.count.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(start)
+	for e.c.Stats().Collapsed.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if n := o.count.Load(); n != 5 {
+		t.Errorf("origin saw %d requests, want 5 (waiters released)", n)
+	}
+	r := e.get(o, "/private")
+	if r.code != StatusPass || r.reason != ReasonHitForPass {
+		t.Errorf("after uncacheable: %v %v", r.code, r.reason)
+	}
+	e.clock.Advance(time.Minute) // hit-for-pass expires
+	if r := e.get(o, "/private"); r.reason == ReasonHitForPass {
+		t.Errorf("hit-for-pass did not expire")
+	}
+}
+
+func TestLockTimeoutBoundsWaiting(t *testing.T) {
+	e := newEnv(t)
+	e.pol.LockTimeout = 20 * time.Millisecond
+	release := make(chan struct{})
+	defer close(release)
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		if n == 1 {
+			<-release
+		}
+		return answer{headers: []string{"Cache-Control: max-age=60"}, body: "b"}
+	})
+	go e.get(o, "/slow")
+	deadline := time.Now().Add(5 * time.Second)
+	for o.count.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	r := e.get(o, "/slow")
+	if r.body != "b" || r.reason != ReasonLockTimeout {
+		t.Fatalf("got %v %v %q", r.code, r.reason, r.body)
+	}
+}
+
+func TestOriginResetMidBodyStoresNothing(t *testing.T) {
+	tests := []struct {
+		name string
+		a    answer
+	}{
+		{"reset", answer{headers: []string{"Cache-Control: max-age=60"}, body: "partial", bodyErr: io.ErrUnexpectedEOF}},
+		{"content-length lie", answer{headers: []string{"Cache-Control: max-age=60"}, body: "short", lieCL: 100}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			o := fixed(tt.a)
+			r := e.get(o, "/reset")
+			if r.readErr == nil {
+				t.Errorf("client got a clean end of body: %q", r.body)
+			}
+			e.waitFills()
+			if n := e.store.Stats().Objects; n != 0 {
+				t.Errorf("%d objects stored", n)
+			}
+			if e.c.Stats().Aborted.Load() != 1 {
+				t.Errorf("abort not counted")
+			}
+			if r := e.get(o, "/reset"); r.code == StatusHit {
+				t.Errorf("truncated body served from cache")
+			}
+		})
+	}
+}
+
+func TestUnknownLengthOverMaxSizeIsNotStored(t *testing.T) {
+	e := newEnv(t)
+	e.pol.MaxObjectSize = 10
+	o := newOrigin(func(*httphead.Request, int) answer {
+		return answer{headers: []string{"Cache-Control: max-age=60"}, body: strings.Repeat("x", 100), lieCL: -1}
+	})
+	o2 := &origin{handler: o.handler}
+	chunked := func(ctx context.Context, req *httphead.Request) (*httphead.Response, io.ReadCloser, error) {
+		resp, body, err := o2.fetch(ctx, req)
+		if resp != nil {
+			resp.ContentLength = -1
+		}
+		return resp, body, err
+	}
+	rep, err := e.c.Serve(t.Context(), request("GET", "/unk"), e.pol, chunked, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rerr := io.ReadAll(rep.Body)
+	rep.Close()
+	if rerr == nil {
+		t.Error("oversized fill ended cleanly")
+	}
+	e.waitFills()
+	if e.store.Stats().Objects != 0 {
+		t.Error("oversized object stored")
+	}
+	rep, err = e.c.Serve(t.Context(), request("GET", "/unk"), e.pol, chunked, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, rerr := io.ReadAll(rep.Body)
+	if rep.Status != StatusPass || rerr != nil || len(b) != 100 {
+		t.Errorf("after oversize: %v %v %d bytes", rep.Status, rerr, len(b))
+	}
+	rep.Close()
+}
+
+func TestStaleWhileRevalidate(t *testing.T) {
+	e := newEnv(t)
+	refetch := make(chan struct{})
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		if n == 2 {
+			<-refetch
+		}
+		return answer{headers: []string{"Cache-Control: max-age=10, stale-while-revalidate=60"}, body: "v" + string(rune('0'+n))}
+	})
+	e.get(o, "/swr")
+	e.clock.Advance(30 * time.Second)
+	for i := range 3 {
+		r := e.get(o, "/swr")
+		if r.code != StatusStaleUpdating || r.body != "v1" {
+			t.Fatalf("request %d: %v %q", i, r.code, r.body)
+		}
+	}
+	close(refetch)
+	e.waitFills()
+	if n := o.count.Load(); n != 2 {
+		t.Errorf("origin saw %d requests, want 2 (one background refresh)", n)
+	}
+	if r := e.get(o, "/swr"); r.code != StatusHit || r.body != "v2" {
+		t.Errorf("after refresh: %v %q", r.code, r.body)
+	}
+	e.clock.Advance(5 * time.Minute) // beyond the window: a normal revalidation
+	if r := e.get(o, "/swr"); r.code != StatusExpired || r.body != "v3" {
+		t.Errorf("beyond window: %v %q", r.code, r.body)
+	}
+}
+
+func TestStaleIfError(t *testing.T) {
+	tests := []struct {
+		name   string
+		fail   answer
+		pol    Policy
+		header string
+		wait   time.Duration
+		stale  bool
+	}{
+		{"origin down", answer{err: errOriginDown}, Policy{}, "max-age=10, stale-if-error=300", time.Minute, true},
+		{"origin 503", answer{status: 503, body: "down"}, Policy{}, "max-age=10, stale-if-error=300", time.Minute, true},
+		{"outside window", answer{err: errOriginDown}, Policy{}, "max-age=10, stale-if-error=30", time.Minute, false},
+		{"policy default", answer{err: errOriginDown}, Policy{StaleIfError: time.Hour}, "max-age=10", time.Minute, true},
+		{"policy default yields to must-revalidate", answer{err: errOriginDown}, Policy{StaleIfError: time.Hour}, "max-age=10, must-revalidate", time.Minute, false},
+		{"explicit with s-maxage", answer{err: errOriginDown}, Policy{}, "s-maxage=10, stale-if-error=300", time.Minute, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			pol := tt.pol
+			pol.Enabled = true
+			e.pol = &pol
+			o := newOrigin(func(req *httphead.Request, n int) answer {
+				if n == 1 {
+					return answer{headers: []string{"Cache-Control: " + tt.header}, body: "good"}
+				}
+				return tt.fail
+			})
+			e.get(o, "/sie")
+			e.clock.Advance(tt.wait)
+			r := e.get(o, "/sie")
+			served := r.code == StatusStale && r.body == "good" && r.reason == ReasonOriginError
+			if served != tt.stale {
+				t.Errorf("stale served = %v (%v %q %v), want %v", served, r.code, r.body, r.readErr, tt.stale)
+			}
+			if !tt.stale && tt.fail.err != nil && !errors.Is(r.readErr, errOriginDown) {
+				t.Errorf("error = %v", r.readErr)
+			}
+		})
+	}
+}
+
+func TestOriginKilledServesStaleForAllClients(t *testing.T) {
+	e := newEnv(t)
+	e.pol.StaleIfError = time.Hour
+	var down sync.Once
+	dead := make(chan struct{})
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		select {
+		case <-dead:
+			return answer{err: errOriginDown}
+		default:
+		}
+		return answer{headers: []string{"Cache-Control: max-age=1"}, body: "page"}
+	})
+	e.get(o, "/k")
+	down.Do(func() { close(dead) })
+	e.clock.Advance(10 * time.Minute)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := e.get(o, "/k"); r.body != "page" || r.code != StatusStale {
+				t.Errorf("got %v %q %v", r.code, r.body, r.readErr)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestSoftPurgeServesStaleWhileRefreshing(t *testing.T) {
+	e := newEnv(t)
+	e.pol.StaleWhileRevalidate = time.Minute
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		return answer{headers: []string{"Cache-Control: max-age=3600", "Surrogate-Key: pkg"}, body: "v" + string(rune('0'+n))}
+	})
+	e.get(o, "/sp")
+	if !e.c.Purge("https://example.com/sp", true) {
+		t.Fatal("soft purge found nothing")
+	}
+	if r := e.get(o, "/sp"); r.code != StatusStaleUpdating || r.body != "v1" {
+		t.Fatalf("after soft purge: %v %q", r.code, r.body)
+	}
+	e.waitFills()
+	if r := e.get(o, "/sp"); r.code != StatusHit || r.body != "v2" {
+		t.Fatalf("after refresh: %v %q", r.code, r.body)
+	}
+	if n := e.c.PurgeAll(false); n != 1 {
+		t.Errorf("PurgeAll = %d", n)
+	}
+	if r := e.get(o, "/sp"); r.code != StatusMiss {
+		t.Errorf("after PurgeAll: %v", r.code)
+	}
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/internal/demo"
+	"github.com/outpost-edge/outpost/node"
+)
+
+// demoConfig is the edge config of the demo, in front of the built-in
+// package index origin.
+const demoConfig = `
+listeners:
+  - addr: 127.0.0.1:8080
+admin:
+  addr: 127.0.0.1:9090
+upstreams:
+  index:
+    servers: [{addr: "%s"}]
+routes:
+  - name: packages
+    match: {path_prefix: /packages/}
+    upstream: index
+    cache: {enabled: true}
+  - name: index
+    upstream: index
+    cache:
+      enabled: true
+      stale_if_error: 1d
+storage:
+  memory: {size: 256MiB}
+log:
+  access: stdout
+`
+
+// runDemo runs the built-in package index origin and the edge in front of it.
+func runDemo() error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	origin := &http.Server{Handler: demo.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go origin.Serve(l)
+	defer origin.Close()
+	cfg, err := config.Parse("demo", []byte(fmt.Sprintf(demoConfig, l.Addr())))
+	if err != nil {
+		return err
+	}
+	n, err := node.Start(cfg, node.Options{})
+	if err != nil {
+		return err
+	}
+	fmt.Printf(`Outpost demo: a package index origin on %s, the edge on http://127.0.0.1:8080
+Try:
+  curl -i http://127.0.0.1:8080/simple/requests/          (twice: see Cache-Status)
+  curl -i -H 'X-Outpost-Trace: 1' http://127.0.0.1:8080/simple/   (every decision)
+  curl -s http://127.0.0.1:9090/metrics | grep outpost_
+  curl -s -X POST -d '{"keys":["project/requests"],"soft":true}' http://127.0.0.1:9090/purge
+Stop with Ctrl-C.
+`, l.Addr())
+	return serveSignals(n, "", nil)
+}

@@ -1,0 +1,204 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/outpost-edge/outpost/accesslog"
+	"github.com/outpost-edge/outpost/cache"
+	"github.com/outpost-edge/outpost/certs"
+	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/metrics"
+	"github.com/outpost-edge/outpost/purge"
+	"github.com/outpost-edge/outpost/stats"
+	"github.com/outpost-edge/outpost/storage"
+	"github.com/outpost-edge/outpost/storage/memory"
+)
+
+// Shared is the state that outlives a config reload: the cache and its
+// storage, upstream backends with their connection pools and health, route
+// counters, certificate stores and the access log. Keyed objects are
+// looked up by name, so a reloaded config with the same upstream keeps its
+// warm connections and health state.
+type Shared struct {
+	Log    *slog.Logger
+	Access *accesslog.Logger // nil when the access log is off
+
+	store    storage.Store
+	cache    *cacheLayer   // nil when no storage tier is configured
+	purger   *purge.Purger // nil with the cache
+	mu       sync.Mutex
+	backends map[string]*backend
+	routes   map[string]*stats.Route
+	unrouted *stats.Route
+	certs    []*certs.Store
+	closers  []io.Closer
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+// NewShared builds the long-lived state for cfg.
+func NewShared(cfg *config.Config, log *slog.Logger) (*Shared, error) {
+	s := &Shared{
+		Log:      log,
+		backends: map[string]*backend{},
+		routes:   map[string]*stats.Route{},
+		unrouted: &stats.Route{Name: "(none)"},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.openAccessLog(cfg.Log); err != nil {
+		return nil, err
+	}
+	store, err := openStorage(cfg.Storage, log)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if store != nil {
+		indexed := purge.Wrap(store, cache.EachTag)
+		s.store = indexed
+		s.cache = newCacheLayer(indexed, cfg, log)
+		s.purger = purge.New(indexed, s.cache.c)
+	}
+	return s, nil
+}
+
+func (s *Shared) openAccessLog(l config.Log) error {
+	var w io.Writer
+	switch l.Access {
+	case "off", "":
+		return nil
+	case "stdout":
+		w = os.Stdout
+	case "stderr":
+		w = os.Stderr
+	default:
+		f, err := os.OpenFile(l.Access, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("access log: %w", err)
+		}
+		s.closers = append(s.closers, f)
+		w = f
+	}
+	s.Access = accesslog.New(w, 0)
+	return nil
+}
+
+// openStorage opens the configured tiers: memory, disk, or memory in
+// front of disk.
+func openStorage(c config.Storage, log *slog.Logger) (storage.Store, error) {
+	var mem storage.Store
+	if c.Memory.Size > 0 {
+		mem = memory.New(memory.Options{Capacity: int64(c.Memory.Size)})
+	}
+	if c.Disk.Path == "" {
+		return mem, nil
+	}
+	disk, err := openDisk(c.Disk, log)
+	if err != nil {
+		return nil, err
+	}
+	if mem == nil {
+		return disk, nil
+	}
+	return newTiered(mem, disk), nil
+}
+
+func (s *Shared) routeStats(name string) *stats.Route {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.routes[name]
+	if !ok {
+		st = &stats.Route{Name: name}
+		s.routes[name] = st
+	}
+	return st
+}
+
+// TLSConfig returns the server TLS config for a listener, with its
+// certificates reloaded when their files change.
+func (s *Shared) TLSConfig(c *config.ListenerTLS) (*tls.Config, error) {
+	pairs := make([]certs.Pair, len(c.Certs))
+	for i, p := range c.Certs {
+		pairs[i] = certs.Pair{CertFile: p.Cert, KeyFile: p.Key}
+	}
+	store, err := certs.New(s.ctx, certs.Config{Pairs: pairs, Logger: s.Log})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.certs = append(s.certs, store)
+	s.mu.Unlock()
+	opts := certs.ServerOptions{MinVersion: uint16(c.MinVersion)}
+	if c.ClientCA != "" {
+		if opts.ClientCAs, err = certs.LoadCertPool(c.ClientCA); err != nil {
+			return nil, err
+		}
+	}
+	return certs.ServerConfig(store, opts), nil
+}
+
+// Close stops background work and flushes what must be kept.
+func (s *Shared) Close() {
+	s.cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.backends {
+		b.close()
+	}
+	for _, c := range s.certs {
+		c.Close()
+	}
+	if s.Access != nil {
+		s.Access.Close()
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.Log.Error("closing cache storage", "error", err)
+		}
+	}
+	for _, c := range s.closers {
+		c.Close()
+	}
+}
+
+// Metrics gathers the metrics snapshot for app's routes.
+func (s *Shared) Metrics(app *App) metrics.Snapshot {
+	snap := metrics.Snapshot{Routes: app.Stats()}
+	s.mu.Lock()
+	for name, b := range s.backends {
+		snap.Servers = append(snap.Servers, b.metrics(name)...)
+	}
+	s.mu.Unlock()
+	if s.cache != nil {
+		snap.Values = append(snap.Values, s.cache.metrics()...)
+		for k := purge.ByURL; k <= purge.All; k++ {
+			snap.Values = append(snap.Values, metrics.Value{Name: "outpost_purges_total", Help: "Purge operations by kind.",
+				Counter: true, Labels: []string{"kind", k.String()}, V: float64(s.purger.Counts[k].Load())})
+		}
+		snap.Values = append(snap.Values, metrics.Value{Name: "outpost_purged_objects_total", Help: "Objects touched by purges.",
+			Counter: true, V: float64(s.purger.Objects.Load())})
+	}
+	return snap
+}
+
+// Stats is the JSON form of the shared state for GET /stats.
+func (s *Shared) Stats() map[string]any {
+	out := map[string]any{}
+	s.mu.Lock()
+	ups := map[string]any{}
+	for name, b := range s.backends {
+		ups[name] = b.stats()
+	}
+	s.mu.Unlock()
+	out["upstreams"] = ups
+	if s.cache != nil {
+		out["cache"] = s.cache.stats()
+	}
+	return out
+}

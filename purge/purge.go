@@ -1,0 +1,217 @@
+// Package purge invalidates cached objects by URL, by surrogate key, or all
+// at once, softly (mark stale, so stale-while-revalidate and stale-if-error
+// still protect the origin) or hard (remove).
+//
+// It keeps the surrogate-key index by wrapping the cache's storage.Store:
+// every committed object's keys (read from its metadata by a function the
+// cache provides) are indexed, deletes remove them, and on start the index
+// is rebuilt from the store's Range, so a persistent store's objects are
+// found again after a restart. A fill that began before a purge of its key
+// or one of its surrogate keys is refused at commit: the body it carries
+// was fetched before the purge and must not be stored as fresh.
+package purge
+
+import (
+	"iter"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-edge/outpost/storage"
+)
+
+// Tagger yields the surrogate keys recorded in an object's metadata.
+type Tagger func(meta []byte) iter.Seq[[]byte]
+
+// Store is a storage.Store that keeps the surrogate-key index.
+type Store struct {
+	storage.Store
+	tags Tagger
+
+	seq atomic.Uint64 // purge generations; writers note it at Create
+
+	mu       sync.Mutex
+	byTag    map[string]map[string]struct{} // surrogate key -> storage keys
+	byKey    map[string][]string            // storage key -> its surrogate keys
+	purgedAt map[string]mark                // storage key or "tag:"+surrogate key -> last purge
+	allAt    uint64                         // generation of the last purge-all
+}
+
+// mark is when something was last purged.
+type mark struct {
+	gen uint64
+	at  time.Time
+}
+
+// markHorizon is how long a purge mark is kept: a fill that runs longer
+// than this across a purge of its object is not caught. maxMarks is the
+// count above which old marks are dropped.
+const (
+	markHorizon = 10 * time.Minute
+	maxMarks    = 100000
+)
+
+// Wrap indexes store, rebuilding the index from what it holds.
+func Wrap(store storage.Store, tags Tagger) *Store {
+	s := &Store{Store: store, tags: tags, byTag: map[string]map[string]struct{}{},
+		byKey: map[string][]string{}, purgedAt: map[string]mark{}}
+	store.Range(func(key string, meta []byte) bool {
+		s.index(key, meta)
+		return true
+	})
+	return s
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// index records key's surrogate keys.
+func (s *Store) index(key string, meta []byte) {
+	var list []string
+	for t := range s.tags(meta) {
+		list = append(list, string(t))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unindexLocked(key)
+	if len(list) == 0 {
+		return
+	}
+	s.byKey[key] = list
+	for _, t := range list {
+		set := s.byTag[t]
+		if set == nil {
+			set = map[string]struct{}{}
+			s.byTag[t] = set
+		}
+		set[key] = struct{}{}
+	}
+}
+
+func (s *Store) unindexLocked(key string) {
+	for _, t := range s.byKey[key] {
+		if set := s.byTag[t]; set != nil {
+			delete(set, key)
+			if len(set) == 0 {
+				delete(s.byTag, t)
+			}
+		}
+	}
+	delete(s.byKey, key)
+}
+
+// Create wraps the writer so that its commit indexes the object, or is
+// refused when a purge touched it meanwhile.
+func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer, error) {
+	w, err := s.Store.Create(key, meta, sizeHint)
+	if err != nil {
+		return nil, err
+	}
+	return &writer{Writer: w, s: s, key: key, meta: meta, seq: s.seq.Load()}, nil
+}
+
+// UpdateMeta re-indexes the object (a revalidation may bring new keys).
+func (s *Store) UpdateMeta(key string, meta []byte) error {
+	if err := s.Store.UpdateMeta(key, meta); err != nil {
+		return err
+	}
+	s.index(key, meta)
+	return nil
+}
+
+// Delete removes the object and its index entries.
+func (s *Store) Delete(key string) bool {
+	s.mu.Lock()
+	s.unindexLocked(key)
+	s.mu.Unlock()
+	return s.Store.Delete(key)
+}
+
+// Keys returns the storage keys tagged with surrogate key tag.
+func (s *Store) Keys(tag string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.byTag[tag]
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Tags returns how many surrogate keys are indexed.
+func (s *Store) Tags() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byTag)
+}
+
+// mark records a purge generation for a storage key or "tag:"+surrogate
+// key before the objects are purged, so that fills racing the purge see
+// it at commit.
+func (s *Store) mark(name string) {
+	g := s.seq.Add(1)
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.purgedAt) >= maxMarks {
+		for k, m := range s.purgedAt {
+			if now.Sub(m.at) > markHorizon {
+				delete(s.purgedAt, k)
+			}
+		}
+	}
+	s.purgedAt[name] = mark{g, now}
+}
+
+func (s *Store) markAll() {
+	g := s.seq.Add(1)
+	s.mu.Lock()
+	s.allAt = g
+	// Older marks are covered by this one.
+	clear(s.purgedAt)
+	s.mu.Unlock()
+}
+
+// purgedSince reports whether a purge touching key or its tags happened
+// after generation seq.
+func (s *Store) purgedSince(key string, meta []byte, seq uint64) bool {
+	if s.seq.Load() == seq {
+		return false // no purge at all since the fill began: the common case
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.allAt > seq || s.purgedAt[key].gen > seq {
+		return true
+	}
+	for t := range s.tags(meta) {
+		if s.purgedAt["tag:"+string(t)].gen > seq {
+			return true
+		}
+	}
+	return false
+}
+
+// writer commits through the index.
+type writer struct {
+	storage.Writer
+	s    *Store
+	key  string
+	meta []byte
+	seq  uint64
+}
+
+// ErrPurged is returned by Commit when a purge touched the object while it
+// was being filled.
+var ErrPurged = storage.ErrAborted
+
+func (w *writer) Commit() error {
+	if w.s.purgedSince(w.key, w.meta, w.seq) {
+		w.Writer.Abort()
+		return ErrPurged
+	}
+	if err := w.Writer.Commit(); err != nil {
+		return err
+	}
+	w.s.index(w.key, w.meta)
+	return nil
+}

@@ -1,0 +1,69 @@
+package purge
+
+import "sync/atomic"
+
+// Cache is what a Purger needs of the cache: to purge one stored object
+// (softly or not) and everything.
+type Cache interface {
+	Purge(storageKey string, soft bool) bool
+	PurgeAll(soft bool) int
+}
+
+// Kind is a kind of purge, for metrics.
+type Kind uint8
+
+const (
+	ByURL Kind = iota
+	ByKey
+	All
+	kinds
+)
+
+func (k Kind) String() string {
+	return [...]string{"url", "key", "all"}[k]
+}
+
+// Purger purges by surrogate key and all at once; URL purges go through
+// the cache, which knows how a URL maps to a storage key.
+type Purger struct {
+	store *Store
+	cache Cache
+	// Counts holds purge operations by kind, and Objects the objects they
+	// touched.
+	Counts  [kinds]atomic.Int64
+	Objects atomic.Int64
+}
+
+// New returns a Purger over the indexed store the cache uses.
+func New(store *Store, cache Cache) *Purger { return &Purger{store: store, cache: cache} }
+
+// Keys purges every object tagged with any of keys and returns how many.
+func (p *Purger) Keys(keys []string, soft bool) int {
+	n := 0
+	for _, k := range keys {
+		p.store.mark("tag:" + k)
+		for _, sk := range p.store.Keys(k) {
+			if p.cache.Purge(sk, soft) {
+				n++
+			}
+		}
+	}
+	p.count(ByKey, n)
+	return n
+}
+
+// All purges everything and returns how many objects it touched.
+func (p *Purger) All(soft bool) int {
+	p.store.markAll()
+	n := p.cache.PurgeAll(soft)
+	p.count(All, n)
+	return n
+}
+
+// Counted records a purge done elsewhere (by URL through the cache).
+func (p *Purger) Counted(k Kind, objects int) { p.count(k, objects) }
+
+func (p *Purger) count(k Kind, n int) {
+	p.Counts[k].Add(1)
+	p.Objects.Add(int64(n))
+}

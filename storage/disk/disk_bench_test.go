@@ -1,0 +1,108 @@
+package disk
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+var benchSizes = []struct {
+	name string
+	size int
+}{
+	{"1KiB", 1 << 10},
+	{"1MiB", 1 << 20},
+}
+
+// BenchmarkLookupRead opens a stored object, reads its body whole and
+// closes it: the store's share of a cache hit.
+func BenchmarkLookupRead(b *testing.B) {
+	for _, bs := range benchSizes {
+		b.Run(bs.name, func(b *testing.B) {
+			s := openStore(b, b.TempDir(), Options{Capacity: 1 << 30})
+			keys := make([]string, 64)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("https://example.com/object/%d", i)
+				mustPut(b, s, keys[i], []byte(strings.Repeat("h", 300)), body(keys[i], bs.size))
+			}
+			p := make([]byte, bs.size)
+			b.SetBytes(int64(bs.size))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				o, err := s.Lookup(keys[i%len(keys)])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := o.ReadAt(p, 0); n != bs.size || err != nil {
+					b.Fatalf("ReadAt: n=%d err=%v", n, err)
+				}
+				o.Close()
+			}
+		})
+	}
+}
+
+func BenchmarkLookupReadParallel(b *testing.B) {
+	s := openStore(b, b.TempDir(), Options{Capacity: 1 << 30})
+	keys := make([]string, 64)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("https://example.com/object/%d", i)
+		mustPut(b, s, keys[i], []byte(strings.Repeat("h", 300)), body(keys[i], 1<<10))
+	}
+	b.SetBytes(1 << 10)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		p := make([]byte, 1<<10)
+		for i := 0; pb.Next(); i++ {
+			o, err := s.Lookup(keys[i%len(keys)])
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			o.ReadAt(p, 0)
+			o.Close()
+		}
+	})
+}
+
+func BenchmarkLookupMiss(b *testing.B) {
+	s := openStore(b, b.TempDir(), Options{Capacity: 1 << 30})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Lookup("https://example.com/not/stored"); err == nil {
+			b.Fatal("hit")
+		}
+	}
+}
+
+// BenchmarkWrite measures fills: Create, writes of 64 KiB, Commit, over a
+// rotating set of keys so that commits replace older objects.
+func BenchmarkWrite(b *testing.B) {
+	for _, bs := range benchSizes {
+		b.Run(bs.name, func(b *testing.B) {
+			s := openStore(b, b.TempDir(), Options{Capacity: 1 << 30})
+			data := body("write", bs.size)
+			keys := make([]string, 256)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("https://example.com/object/%d", i)
+			}
+			meta := []byte(strings.Repeat("h", 300))
+			b.SetBytes(int64(bs.size))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := put(s, keys[i%len(keys)], meta, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkSipHash(b *testing.B) {
+	key := "https://example.com/some/path/to/an/object.js?v=12345"
+	b.SetBytes(int64(len(key)))
+	b.ReportAllocs()
+	for b.Loop() {
+		sipHash(1, 2, key)
+	}
+}
