@@ -1,0 +1,24 @@
+package evict_test
+
+import (
+	"fmt"
+
+	"github.com/outpost-edge/outpost/evict"
+)
+
+// A store weighs each object in bytes, reports hits with Touch and deletes
+// what Insert evicts.
+func ExamplePolicy() {
+	p := evict.New(300) // bytes
+	stored := map[uint64]bool{}
+	drop := func(key uint64) { delete(stored, key) }
+
+	for key := range uint64(4) {
+		if p.Insert(key, 100, drop) {
+			stored[key] = true
+		}
+		p.Touch(0) // key 0 is popular
+	}
+	fmt.Println(p.Len(), p.Weight(), stored[0])
+	// Output: 3 300 true
+}
