@@ -11,7 +11,7 @@ import (
 
 // FuzzParse checks that no input panics Parse, that every failure is a list
 // of *Error, and that every accepted config survives a YAML round trip
-// with the same fingerprint.
+// with the same fingerprint and no Diff.
 func FuzzParse(f *testing.F) {
 	for _, tt := range badConfigs {
 		f.Add([]byte(tt.yaml))
@@ -51,6 +51,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if again.Fingerprint() != c.Fingerprint() {
 			t.Fatalf("fingerprint changed on round trip:\n%s", out)
+		}
+		if d := Diff(c, again); len(d) > 0 {
+			t.Fatalf("round trip changed %v", d)
 		}
 	})
 }
