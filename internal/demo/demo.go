@@ -5,11 +5,14 @@
 // sends:
 //
 //	path                                   what                     caching
-//	/simple/                               list of projects (HTML)  page
-//	/simple/<project>/                     links to files (PEP 503) page, key project/<name>
+//	/simple/                               list of projects         page
+//	/simple/<project>/                     links to files           page, key project/<name>
 //	/pypi/<project>/json                   JSON API                 page, key project/<name>
 //	/packages/<aa>/<bb>/<file>.tar.gz      release files            immutable for a year
 //	POST /_upload/<project>/<version>      adds a release           not cached
+//
+// The simple API pages are HTML (PEP 503) or JSON (PEP 691) by the Accept
+// header, and say so with Vary: Accept.
 //
 // Pages carry Cache-Control max-age=60 for browsers, a day of Surrogate-Control
 // for the edge with stale-while-revalidate and stale-if-error, and Surrogate-Key

@@ -252,3 +252,57 @@ func TestNormalize(t *testing.T) {
 		}
 	}
 }
+
+var negotiationTests = []struct {
+	name   string
+	accept string
+	json   bool
+}{
+	{"no Accept gets HTML", "", false},
+	{"browser gets HTML", "text/html,application/xhtml+xml,*/*;q=0.8", false},
+	{"pip gets JSON", "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01", true},
+	{"JSON alone gets JSON", "application/vnd.pypi.simple.v1+json", true},
+	{"latest JSON gets JSON", "application/vnd.pypi.simple.latest+json", true},
+	{"JSON refused with q=0 gets HTML", "application/vnd.pypi.simple.v1+json;q=0", false},
+	{"HTML preferred over JSON gets HTML", "application/vnd.pypi.simple.v1+json;q=0.5, text/html", false},
+	{"malformed q counts as 1", "application/vnd.pypi.simple.v1+json;q=abc, text/html;q=0.9", true},
+}
+
+func TestSimpleAPIServesJSONOrHTMLByAccept(t *testing.T) {
+	h := Handler()
+	for _, tt := range negotiationTests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, path := range []string{"/simple/", "/simple/flask/"} {
+				resp := do(t, h, "GET", path, http.Header{"Accept": {tt.accept}}, "")
+				body := readBody(t, resp)
+				if resp.Header.Get("Vary") != "Accept" {
+					t.Errorf("%s: Vary %q", path, resp.Header.Get("Vary"))
+				}
+				isJSON := resp.Header.Get("Content-Type") == "application/vnd.pypi.simple.v1+json"
+				if isJSON != tt.json {
+					t.Fatalf("%s: Content-Type %q", path, resp.Header.Get("Content-Type"))
+				}
+				if isJSON && !json.Valid([]byte(body)) {
+					t.Errorf("%s: invalid JSON %s", path, body)
+				}
+			}
+		})
+	}
+}
+
+func TestSimpleJSONListsFilesWithDigests(t *testing.T) {
+	h := Handler()
+	resp := do(t, h, "GET", "/simple/left-pad/", http.Header{"Accept": {"application/vnd.pypi.simple.v1+json"}}, "")
+	var doc simpleProjectDoc
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Meta.APIVersion != "1.1" || doc.Name != "left-pad" || len(doc.Files) != 3 || len(doc.Versions) != 3 {
+		t.Fatalf("doc = %+v", doc)
+	}
+	f := do(t, h, "GET", doc.Files[0].URL, nil, "")
+	sum := sha256.Sum256([]byte(readBody(t, f)))
+	if hex.EncodeToString(sum[:]) != doc.Files[0].Hashes["sha256"] {
+		t.Error("file does not match its digest")
+	}
+}

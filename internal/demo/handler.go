@@ -31,7 +31,7 @@ func (ix *Index) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "/":
 		servePage(w, r, "text/html; charset=utf-8", "all-html", []byte(homePage))
 	case path == "/simple/":
-		servePage(w, r, "text/html; charset=utf-8", "simple-index all-html", ix.renderIndex())
+		serveSimple(w, r, "simple-index", ix.renderIndex, func() any { return ix.simpleIndexDoc() })
 	case strings.HasPrefix(path, "/simple/"):
 		ix.serveProject(w, r, strings.TrimPrefix(path, "/simple/"))
 	case strings.HasPrefix(path, "/pypi/") && strings.HasSuffix(path, "/json"):
@@ -90,7 +90,8 @@ func (ix *Index) serveProject(w http.ResponseWriter, r *http.Request, rest strin
 		serveMissingProject(w, norm)
 		return
 	}
-	servePage(w, r, "text/html; charset=utf-8", "project/"+norm+" all-html", renderProject(norm, files))
+	html := func() []byte { return renderProject(norm, files) }
+	serveSimple(w, r, "project/"+norm, html, func() any { return simpleProject(norm, files) })
 }
 
 func (ix *Index) renderIndex() []byte {
