@@ -85,4 +85,3 @@ func readHeaderFile(name string, buf []byte) (header, error) {
 	hd, _, err := readHeader(fd, buf)
 	return hd, err
 }
-
