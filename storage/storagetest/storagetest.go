@@ -31,7 +31,9 @@ import (
 //   - ReadAt at or past the end of an object returns io.EOF;
 //   - an object larger than the capacity is refused with storage.ErrTooLarge
 //     from Create, Write or Commit;
-//   - Range's callback may Delete the key it is given.
+//   - Range's callback may Delete the key it is given;
+//   - the meta given to Create and UpdateMeta, and the slices given to
+//     Write, are not retained: the caller reuses them.
 func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	tests := []struct {
 		name string
@@ -42,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"AbortLeavesNothing", testAbort},
 		{"CommitReplacesPreviousObject", testReplace},
 		{"WriterIsReadableWhileFilling", testFollowWriter},
+		{"CallerBuffersAreNotRetained", testBuffersNotRetained},
 		{"UpdateMetaKeepsBody", testUpdateMeta},
 		{"DeleteKeepsOpenReadersWorking", testDelete},
 		{"RangeVisitsEveryObject", testRange},
@@ -341,6 +344,36 @@ func testFollowWriter(t *testing.T, s storage.Store) {
 		t.Fatalf("ReadAt of a committed writer: n=%d err=%v", n, err)
 	}
 	closeObject(t, mustLookup(t, s, "fill", []byte("m"), body))
+}
+
+// testBuffersNotRetained reuses the meta and Write buffers after each call,
+// as the cache does with its pooled buffers.
+func testBuffersNotRetained(t *testing.T, s storage.Store) {
+	meta := []byte("meta")
+	body := pattern("k", 3000)
+	w, err := s.Create("k", meta, -1)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	copy(meta, "XXXX")
+	buf := make([]byte, 1000)
+	for off := 0; off < len(body); off += len(buf) {
+		copy(buf, body[off:])
+		if _, err := w.Write(buf); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		clear(buf)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	closeObject(t, mustLookup(t, s, "k", []byte("meta"), body))
+	meta = []byte("new meta")
+	if err := s.UpdateMeta("k", meta); err != nil {
+		t.Fatalf("UpdateMeta: %v", err)
+	}
+	copy(meta, "XXXXXXXX")
+	closeObject(t, mustLookup(t, s, "k", []byte("new meta"), body))
 }
 
 func testUpdateMeta(t *testing.T, s storage.Store) {
