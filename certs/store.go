@@ -77,7 +77,6 @@ type Store struct {
 // certSet is one immutable generation of certificates.
 type certSet struct {
 	all      []*tls.Certificate // in pair order; all[0] is the default
-	def      *tls.Certificate
 	exact    map[string][]*tls.Certificate // lower-case DNS name
 	wildcard map[string][]*tls.Certificate // "example.org" for "*.example.org"
 }
@@ -110,11 +109,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if interval == 0 {
 		interval = DefaultPollInterval
 	}
-	ctx, s.cancel = context.WithCancel(ctx)
 	if interval < 0 {
+		s.cancel = func() {}
 		close(s.done)
 		return s, nil
 	}
+	ctx, s.cancel = context.WithCancel(ctx)
 	go s.poll(ctx, interval)
 	return s, nil
 }
@@ -257,7 +257,6 @@ func load(pairs []Pair) (*certSet, error) {
 			return nil, fmt.Errorf("certs: loading %s with key %s: %w", p.CertFile, p.KeyFile, err)
 		}
 		set.all = append(set.all, &cert)
-		set.def = set.all[0]
 		for _, name := range cert.Leaf.DNSNames {
 			name = strings.ToLower(strings.TrimSuffix(name, "."))
 			if base, ok := strings.CutPrefix(name, "*."); ok {
@@ -274,7 +273,7 @@ func load(pairs []Pair) (*certSet, error) {
 func (set *certSet) pick(hello *tls.ClientHelloInfo) *tls.Certificate {
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	if name == "" {
-		return set.def
+		return set.all[0]
 	}
 	if c := supported(hello, set.exact[name]); c != nil {
 		return c
@@ -284,7 +283,7 @@ func (set *certSet) pick(hello *tls.ClientHelloInfo) *tls.Certificate {
 			return c
 		}
 	}
-	return set.def
+	return set.all[0]
 }
 
 // supported returns the first of certs the client can use, or the first of
