@@ -105,19 +105,17 @@ func (o Outlier) ejection(n int32) time.Duration {
 
 // Backend is a named group of servers with its selection policy, outlier
 // detection, circuit breaker and retry budget. It is safe for concurrent use
-// and long-lived: a config reload swaps its servers with SetServers.
+// and long-lived: a config reload swaps its servers with SetServers and its
+// settings with Reconfigure, and runtime state carries over.
 type Backend struct {
-	name    string
-	policy  Policy
-	outlier Outlier
-	decay   time.Duration
-	clock   Clock
-	log     *slog.Logger
+	name  string
+	clock Clock
+	log   *slog.Logger
 
-	set     atomic.Pointer[serverSet]
-	breaker breaker
-	budget  budget
+	set  atomic.Pointer[serverSet]
+	tune atomic.Pointer[tuning]
 
+	circuitOpen  atomic.Uint64
 	noServer     atomic.Uint64
 	budgetDenied atomic.Uint64
 
@@ -125,8 +123,47 @@ type Backend struct {
 	// together exceed MaxEjectedPercent. Ejections are rare; the hot path
 	// never takes it.
 	ejectMu sync.Mutex
-	// setMu serialises SetServers.
+	// setMu serialises SetServers and Reconfigure.
 	setMu sync.Mutex
+}
+
+// tuning is the part of the config that Reconfigure may change, swapped as
+// a whole. A request keeps the tuning it began with.
+type tuning struct {
+	policy  Policy
+	outlier Outlier
+	decay   time.Duration
+	limits  Limits
+	breaker *breaker
+	budgetc Budget
+	budget  *budget
+}
+
+// newTuning validates cfg and builds its tuning, keeping old's breaker and
+// budget (with their counts) when their settings did not change.
+func newTuning(cfg Config, old *tuning) (*tuning, error) {
+	t := &tuning{
+		policy:  cmp.Or[Policy](cfg.Policy, RoundRobin{}),
+		outlier: cfg.Outlier.withDefaults(),
+		decay:   cmp.Or(cfg.LatencyDecay, 10*time.Second),
+		limits:  cfg.Limits,
+		budgetc: cfg.Budget,
+	}
+	if t.decay < 0 {
+		return nil, fmt.Errorf("negative LatencyDecay %v", t.decay)
+	}
+	var err error
+	if old != nil && old.limits == t.limits {
+		t.breaker = old.breaker
+	} else if t.breaker, err = newBreaker(cfg.Limits); err != nil {
+		return nil, err
+	}
+	if old != nil && old.budgetc == t.budgetc {
+		t.budget = old.budget
+	} else if t.budget, err = newBudget(cfg.Budget); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // serverSet is one immutable generation of a backend's servers.
@@ -147,28 +184,41 @@ type group struct {
 // New returns a Backend serving servers. Server values are copied: the
 // caller may reuse the slice.
 func New(cfg Config, servers []*Server) (*Backend, error) {
+	t, err := newTuning(cfg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %q: %w", cfg.Name, err)
+	}
 	b := &Backend{
-		name:    cfg.Name,
-		policy:  cmp.Or[Policy](cfg.Policy, RoundRobin{}),
-		outlier: cfg.Outlier.withDefaults(),
-		decay:   cmp.Or(cfg.LatencyDecay, 10*time.Second),
-		clock:   cmp.Or[Clock](cfg.Clock, realClock{}),
-		log:     cmp.Or(cfg.Log, slog.Default()),
+		name:  cfg.Name,
+		clock: cmp.Or[Clock](cfg.Clock, realClock{}),
+		log:   cmp.Or(cfg.Log, slog.Default()),
 	}
-	if b.decay < 0 {
-		return nil, fmt.Errorf("upstream %q: negative LatencyDecay %v", b.name, b.decay)
-	}
-	if err := b.breaker.init(cfg.Limits); err != nil {
-		return nil, fmt.Errorf("upstream %q: %w", b.name, err)
-	}
-	if err := b.budget.init(cfg.Budget); err != nil {
-		return nil, fmt.Errorf("upstream %q: %w", b.name, err)
-	}
+	b.tune.Store(t)
 	b.set.Store(&serverSet{})
 	if err := b.SetServers(servers); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// Reconfigure applies a new config to a running backend: policy, outlier
+// detection, latency decay, limits and budget. Requests in progress finish
+// under the settings they began with (so for a moment the old and new
+// concurrency limits both admit requests); server state is kept. Name,
+// Clock and Log cannot change: a different Name is an error, Clock and Log
+// are ignored.
+func (b *Backend) Reconfigure(cfg Config) error {
+	if cfg.Name != b.name {
+		return fmt.Errorf("upstream %q: Name cannot change on reload (new %q)", b.name, cfg.Name)
+	}
+	b.setMu.Lock()
+	defer b.setMu.Unlock()
+	t, err := newTuning(cfg, b.tune.Load())
+	if err != nil {
+		return fmt.Errorf("upstream %q: %w", b.name, err)
+	}
+	b.tune.Store(t)
+	return b.swapServers(b.set.Load().all)
 }
 
 // Name returns the backend's name.
@@ -183,6 +233,12 @@ func (b *Backend) now() int64 { return b.clock.Now().UnixNano() }
 func (b *Backend) SetServers(servers []*Server) error {
 	b.setMu.Lock()
 	defer b.setMu.Unlock()
+	return b.swapServers(servers)
+}
+
+// swapServers builds and stores a new set; b.setMu must be held.
+func (b *Backend) swapServers(servers []*Server) error {
+	policy := b.tune.Load().policy
 	old := b.set.Load()
 	set := &serverSet{
 		byAddr: make(map[string]*Server, len(servers)),
@@ -212,8 +268,8 @@ func (b *Backend) SetServers(servers []*Server) error {
 	for nprimary < len(set.all) && !set.all[nprimary].Backup {
 		nprimary++
 	}
-	set.primary = b.buildGroup(set.all[:nprimary])
-	set.backup = b.buildGroup(set.all[nprimary:])
+	set.primary = buildGroup(policy, set.all[:nprimary])
+	set.backup = buildGroup(policy, set.all[nprimary:])
 	b.set.Store(set)
 	if !sameServers(old.all, set.all) {
 		b.log.Info("upstream servers changed", "backend", b.name,
@@ -222,11 +278,11 @@ func (b *Backend) SetServers(servers []*Server) error {
 	return nil
 }
 
-func (b *Backend) buildGroup(servers []*Server) group {
+func buildGroup(p Policy, servers []*Server) group {
 	if len(servers) == 0 {
 		return group{}
 	}
-	return group{servers: servers, sel: b.policy.Build(servers)}
+	return group{servers: servers, sel: p.Build(servers)}
 }
 
 func sameServers(a, b []*Server) bool {
@@ -315,6 +371,7 @@ func (b *Backend) Report(s *Server, o Outcome, took time.Duration) {
 }
 
 func (b *Backend) report(s *Server, o Outcome, took time.Duration, now int64) {
+	t := b.tune.Load()
 	st := s.st
 	st.inflight.Add(-1)
 	if o == Canceled {
@@ -324,34 +381,34 @@ func (b *Backend) report(s *Server, o Outcome, took time.Duration, now int64) {
 	if o != ConnectError {
 		// A connect failure returns fast; counting its latency would make a
 		// dead server look like the quickest one.
-		s.observe(now, took, b.decay)
+		s.observe(now, took, t.decay)
 	}
 	if o == Success {
 		st.fails.Store(0)
-		b.forgiveEjections(s, now)
+		forgiveEjections(s, now, t.outlier)
 		return
 	}
 	st.errors.Add(1)
-	if n := st.fails.Add(1); b.outlier.Consecutive > 0 && int(n) >= b.outlier.Consecutive {
-		b.eject(s, now, o)
+	if n := st.fails.Add(1); t.outlier.Consecutive > 0 && int(n) >= t.outlier.Consecutive {
+		b.eject(s, now, o, t.outlier)
 	}
 }
 
 // forgiveEjections resets the ejection back-off once a server has worked for
 // as long as its last ejection lasted.
-func (b *Backend) forgiveEjections(s *Server, now int64) {
+func forgiveEjections(s *Server, now int64, o Outlier) {
 	streak := s.st.streak.Load()
 	if streak == 0 {
 		return
 	}
-	if now-s.st.ejectedUntil.Load() > int64(b.outlier.ejection(streak)) {
+	if now-s.st.ejectedUntil.Load() > int64(o.ejection(streak)) {
 		s.st.streak.CompareAndSwap(streak, 0)
 	}
 }
 
 // eject takes s out of selection unless that would eject more than
 // MaxEjectedPercent of the backend.
-func (b *Backend) eject(s *Server, now int64, o Outcome) {
+func (b *Backend) eject(s *Server, now int64, why Outcome, o Outlier) {
 	b.ejectMu.Lock()
 	defer b.ejectMu.Unlock()
 	if s.st.ejectedUntil.Load() > now {
@@ -364,33 +421,33 @@ func (b *Backend) eject(s *Server, now int64, o Outcome) {
 			ejected++
 		}
 	}
-	if limit := len(set.all) * b.outlier.MaxEjectedPercent / 100; ejected >= limit {
+	if limit := len(set.all) * o.MaxEjectedPercent / 100; ejected >= limit {
 		b.log.Debug("upstream ejection skipped: too many ejected", "backend", b.name,
 			"server", s.Addr, "ejected", ejected, "limit", limit)
 		return
 	}
 	streak := s.st.streak.Add(1)
-	d := b.outlier.ejection(streak)
+	d := o.ejection(streak)
 	s.st.ejectedUntil.Store(now + int64(d))
 	s.st.fails.Store(0)
 	s.st.ejections.Add(1)
 	b.log.Warn("upstream server ejected", "backend", b.name, "server", s.Addr,
-		"after", o.String(), "for", d, "streak", streak)
+		"after", why.String(), "for", d, "streak", streak)
 }
 
 // Stats appends a snapshot of every current server's counters to dst.
 func (b *Backend) Stats(dst []Stats) []Stats {
-	now := b.now()
+	now, decay := b.now(), b.tune.Load().decay
 	for _, s := range b.set.Load().all {
-		dst = append(dst, s.stats(now, b.decay))
+		dst = append(dst, s.stats(now, decay))
 	}
 	return dst
 }
 
 // Counters are a backend's own counters, for metrics.
 type Counters struct {
-	Active       int64  // requests holding a concurrency slot
-	Pending      int64  // requests waiting for a slot
+	Active       int64  // requests holding a slot of the current limits
+	Pending      int64  // requests waiting for a slot of the current limits
 	CircuitOpen  uint64 // requests refused with ErrCircuitOpen
 	BudgetDenied uint64 // retries refused with ErrRetryBudget
 	NoServer     uint64 // selections that found no usable server
@@ -398,10 +455,11 @@ type Counters struct {
 
 // Counters returns a snapshot of the backend's counters.
 func (b *Backend) Counters() Counters {
+	br := b.tune.Load().breaker
 	return Counters{
-		Active:       b.breaker.active.Load(),
-		Pending:      b.breaker.pending.Load(),
-		CircuitOpen:  b.breaker.open.Load(),
+		Active:       br.active.Load(),
+		Pending:      br.pending.Load(),
+		CircuitOpen:  b.circuitOpen.Load(),
 		BudgetDenied: b.budgetDenied.Load(),
 		NoServer:     b.noServer.Load(),
 	}

@@ -380,3 +380,56 @@ func TestConcurrentRequestsSurviveServerSetSwaps(t *testing.T) {
 		t.Errorf("%d requests active after all ended", c.Active)
 	}
 }
+
+func TestReconfigureKeepsServerStateAndAppliesNewSettings(t *testing.T) {
+	clock := newFakeClock()
+	cfg := Config{Name: "origin", Clock: clock, Limits: Limits{MaxConcurrent: 1}}
+	b := newBackend(t, cfg, servers("a", "b", "c"))
+	fail(t, b, "a", ServerError, 5)
+	var held Iter
+	if err := b.Begin(context.Background(), &held, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.Policy = Ketama{}
+	cfg.Limits = Limits{MaxConcurrent: 2}
+	cfg.Outlier = Outlier{Consecutive: 1, MaxEjectedPercent: 100}
+	if err := b.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := ejected(b); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("ejected after reconfigure %v, want [a]", got)
+	}
+	if _, ok := b.set.Load().primary.sel.(*ring); !ok {
+		t.Errorf("policy not rebuilt as Ketama")
+	}
+	// The new limit admits two more requests beside the one held under the
+	// old limit; the old slot is released to the old breaker.
+	var its [2]Iter
+	for i := range its {
+		if err := b.Begin(context.Background(), &its[i], 0); err != nil {
+			t.Fatalf("request %d under new limit: %v", i, err)
+		}
+	}
+	var third Iter
+	if err := b.Begin(context.Background(), &third, 0); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("third request under new limit: %v, want ErrCircuitOpen", err)
+	}
+	held.End()
+	its[0].End()
+	its[1].End()
+	// One failure now ejects.
+	fail(t, b, "b", ServerError, 1)
+	if got := ejected(b); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("ejected %v, want a and b", got)
+	}
+
+	cfg.Name = "other"
+	if err := b.Reconfigure(cfg); err == nil {
+		t.Error("Reconfigure accepted a new name")
+	}
+	cfg.Name, cfg.LatencyDecay = "origin", -1
+	if err := b.Reconfigure(cfg); err == nil {
+		t.Error("Reconfigure accepted a negative decay")
+	}
+}

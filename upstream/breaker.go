@@ -27,18 +27,17 @@ type breaker struct {
 
 	active  atomic.Int64
 	pending atomic.Int64
-	open    atomic.Uint64
 }
 
-func (br *breaker) init(l Limits) error {
+func newBreaker(l Limits) (*breaker, error) {
 	if l.MaxConcurrent < 0 || l.MaxPending < 0 {
-		return fmt.Errorf("negative limits %d concurrent, %d pending", l.MaxConcurrent, l.MaxPending)
+		return nil, fmt.Errorf("negative limits %d concurrent, %d pending", l.MaxConcurrent, l.MaxPending)
 	}
+	br := &breaker{maxPending: int64(l.MaxPending)}
 	if l.MaxConcurrent > 0 {
 		br.slots = make(chan struct{}, l.MaxConcurrent)
 	}
-	br.maxPending = int64(l.MaxPending)
-	return nil
+	return br, nil
 }
 
 // acquire takes a slot, waiting (as one of at most maxPending) while ctx
@@ -56,7 +55,6 @@ func (br *breaker) acquire(ctx context.Context) error {
 	}
 	if br.pending.Add(1) > br.maxPending {
 		br.pending.Add(-1)
-		br.open.Add(1)
 		return ErrCircuitOpen
 	}
 	defer br.pending.Add(-1)
@@ -65,7 +63,6 @@ func (br *breaker) acquire(ctx context.Context) error {
 		br.active.Add(1)
 		return nil
 	case <-ctx.Done():
-		br.open.Add(1)
 		return fmt.Errorf("%w: gave up waiting: %w", ErrCircuitOpen, ctx.Err())
 	}
 }

@@ -41,9 +41,9 @@ type budgetBucket struct {
 	retries  atomic.Int64
 }
 
-func (bg *budget) init(c Budget) error {
+func newBudget(c Budget) (*budget, error) {
 	if c.Ratio < 0 || c.MinPerSecond < 0 || c.Window < 0 {
-		return fmt.Errorf("negative retry budget %+v", c)
+		return nil, fmt.Errorf("negative retry budget %+v", c)
 	}
 	if c.Ratio == 0 {
 		c.Ratio = 0.2
@@ -54,13 +54,15 @@ func (bg *budget) init(c Budget) error {
 	if c.Window == 0 {
 		c.Window = 10 * time.Second
 	}
-	bg.ratio = c.Ratio
-	bg.floor = float64(c.MinPerSecond) * c.Window.Seconds()
-	bg.width = max(int64(c.Window)/budgetBuckets, 1)
+	bg := &budget{
+		ratio: c.Ratio,
+		floor: float64(c.MinPerSecond) * c.Window.Seconds(),
+		width: max(int64(c.Window)/budgetBuckets, 1),
+	}
 	for i := range bg.buckets {
 		bg.buckets[i].slot.Store(-1)
 	}
-	return nil
+	return bg, nil
 }
 
 func (bg *budget) current(now int64) *budgetBucket {

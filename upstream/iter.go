@@ -13,6 +13,7 @@ import (
 // An Iter must not be used by two goroutines at once.
 type Iter struct {
 	b        *Backend
+	tune     *tuning // settings the request began with
 	set      *serverSet
 	cand     Candidates
 	tried    []uint64 // bit i: set.all[i] was returned by Next
@@ -27,7 +28,9 @@ type Iter struct {
 // hashing (see HashKey); other policies ignore it. Every successful Begin
 // must be followed by End.
 func (b *Backend) Begin(ctx context.Context, it *Iter, key uint64) error {
-	if err := b.breaker.acquire(ctx); err != nil {
+	t := b.tune.Load()
+	if err := t.breaker.acquire(ctx); err != nil {
+		b.circuitOpen.Add(1)
 		return err
 	}
 	set := b.set.Load()
@@ -40,13 +43,14 @@ func (b *Backend) Begin(ctx context.Context, it *Iter, key uint64) error {
 	now := b.now()
 	*it = Iter{
 		b:       b,
+		tune:    t,
 		set:     set,
 		tried:   it.tried,
 		holding: true,
-		cand:    Candidates{key: key, now: now, decay: b.decay},
+		cand:    Candidates{key: key, now: now, decay: t.decay},
 	}
 	it.cand.tried = it.tried
-	b.budget.deposit(now)
+	t.budget.deposit(now)
 	return nil
 }
 
@@ -55,7 +59,7 @@ func (b *Backend) Begin(ctx context.Context, it *Iter, key uint64) error {
 func (it *Iter) End() {
 	if it.holding {
 		it.holding = false
-		it.b.breaker.release()
+		it.tune.breaker.release()
 	}
 }
 
@@ -94,7 +98,7 @@ func (it *Iter) Next() (*Server, error) {
 		it.b.noServer.Add(1)
 		return nil, ErrNoServer
 	}
-	if it.attempts > 0 && !it.b.budget.withdraw(now) {
+	if it.attempts > 0 && !it.tune.budget.withdraw(now) {
 		it.b.budgetDenied.Add(1)
 		return nil, ErrRetryBudget
 	}

@@ -16,7 +16,7 @@ func benchBackend(b *testing.B, p Policy, n int) *Backend {
 	// Give the latency-aware policy real estimates to compare.
 	now := be.now()
 	for i, s := range be.Servers() {
-		s.observe(now, time.Duration(i+1)*time.Millisecond, be.decay)
+		s.observe(now, time.Duration(i+1)*time.Millisecond, be.tune.Load().decay)
 	}
 	return be
 }

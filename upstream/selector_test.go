@@ -189,15 +189,15 @@ func TestPeakEWMAGivesSlowServerSmallShare(t *testing.T) {
 func TestPeakEWMARisesAtOnceAndDecaysSlowly(t *testing.T) {
 	clock := newFakeClock()
 	b := newBackend(t, Config{Policy: PeakEWMA{}, Clock: clock, LatencyDecay: 10 * time.Second}, servers("a"))
-	s := b.Server("a")
+	s, decay := b.Server("a"), b.tune.Load().decay
 	now := func() int64 { return clock.Now().UnixNano() }
-	s.observe(now(), 10*time.Millisecond, b.decay)
-	s.observe(now(), 100*time.Millisecond, b.decay)
-	if got := s.latency(now(), b.decay); got != float64(100*time.Millisecond) {
+	s.observe(now(), 10*time.Millisecond, decay)
+	s.observe(now(), 100*time.Millisecond, decay)
+	if got := s.latency(now(), decay); got != float64(100*time.Millisecond) {
 		t.Fatalf("after a slow sample: %v, want the peak 100ms", time.Duration(got))
 	}
 	clock.Advance(10 * time.Second)
-	if got, want := s.latency(now(), b.decay), float64(100*time.Millisecond)/math.E; math.Abs(got-want) > 1e3 {
+	if got, want := s.latency(now(), decay), float64(100*time.Millisecond)/math.E; math.Abs(got-want) > 1e3 {
 		t.Fatalf("after one decay period: %v, want %v", time.Duration(got), time.Duration(want))
 	}
 }
