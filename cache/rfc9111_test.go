@@ -38,9 +38,9 @@ func TestRFC9111Section4_2_1FreshnessLifetime(t *testing.T) {
 		{"min ttl floor", []string{"Cache-Control: max-age=5"}, Policy{MinTTL: time.Minute}, 30 * time.Second, true},
 		{"max ttl cap", []string{"Cache-Control: max-age=3600"}, Policy{MaxTTL: time.Minute}, 2 * time.Minute, false},
 		{"override ttl", []string{"Cache-Control: max-age=5"}, Policy{OverrideTTL: time.Hour}, time.Minute, true},
-		{"heuristic off by default", []string{"Date: " + httpDate(epoch0), "Last-Modified: " + httpDate(epoch0.Add(-100 * time.Hour))}, Policy{}, time.Minute, false},
-		{"heuristic ten percent", []string{"Date: " + httpDate(epoch0), "Last-Modified: " + httpDate(epoch0.Add(-100 * time.Hour))}, Policy{Heuristic: true}, 9 * time.Hour, true},
-		{"heuristic capped", []string{"Date: " + httpDate(epoch0), "Last-Modified: " + httpDate(epoch0.Add(-1000 * time.Hour))}, Policy{Heuristic: true, HeuristicMax: time.Hour}, 2 * time.Hour, false},
+		{"heuristic off by default", []string{"Date: " + httpDate(epoch0), "Last-Modified: " + httpDate(epoch0.Add(-100*time.Hour))}, Policy{}, time.Minute, false},
+		{"heuristic ten percent", []string{"Date: " + httpDate(epoch0), "Last-Modified: " + httpDate(epoch0.Add(-100*time.Hour))}, Policy{Heuristic: true}, 9 * time.Hour, true},
+		{"heuristic capped", []string{"Date: " + httpDate(epoch0), "Last-Modified: " + httpDate(epoch0.Add(-1000*time.Hour))}, Policy{Heuristic: true, HeuristicMax: time.Hour}, 2 * time.Hour, false},
 		{"targeted field beats cache-control", []string{"Cache-Control: max-age=5", "CDN-Cache-Control: max-age=600"}, Policy{}, time.Minute, true},
 		{"targeted field ignores expires", []string{"CDN-Cache-Control: max-age=5", "Expires: " + httpDate(epoch0.Add(time.Hour))}, Policy{}, time.Minute, false},
 		{"broken targeted field falls back", []string{"Cache-Control: max-age=600", `CDN-Cache-Control: max-age=5, private="x`}, Policy{}, time.Minute, true},
@@ -134,7 +134,7 @@ func TestRFC9111Section3PrivateFieldsAreNotStored(t *testing.T) {
 // TestRFC9111Section4_2_3Age checks the Age calculation.
 func TestRFC9111Section4_2_3Age(t *testing.T) {
 	e := newEnv(t)
-	o := fixed(answer{headers: []string{"Cache-Control: max-age=600", "Age: 100", "Date: " + httpDate(epoch0.Add(-30 * time.Second))}, body: "b"})
+	o := fixed(answer{headers: []string{"Cache-Control: max-age=600", "Age: 100", "Date: " + httpDate(epoch0.Add(-30*time.Second))}, body: "b"})
 	r := e.get(o, "/age")
 	if got := r.get("Age"); got != "100" {
 		t.Errorf("miss Age = %q, want 100", got)
@@ -149,7 +149,7 @@ func TestRFC9111Section4_2_3Age(t *testing.T) {
 	}
 	// apparent age wins when larger than Age
 	e2 := newEnv(t)
-	o2 := fixed(answer{headers: []string{"Cache-Control: max-age=600", "Date: " + httpDate(epoch0.Add(-50 * time.Second))}, body: "b"})
+	o2 := fixed(answer{headers: []string{"Cache-Control: max-age=600", "Date: " + httpDate(epoch0.Add(-50*time.Second))}, body: "b"})
 	if got := e2.get(o2, "/age").get("Age"); got != "50" {
 		t.Errorf("apparent Age = %q, want 50", got)
 	}
