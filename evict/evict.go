@@ -15,9 +15,10 @@
 //     reached the head; a hit entry is moved to the tail with one hit spent
 //     (at most three are banked).
 //   - Before a new key (neither resident nor ghost) pushes an entry out, a
-//     count-min sketch of how often each key was inserted compares the two:
-//     a newcomer seen less often than its victim is not admitted. This keeps
-//     one-hit wonders of a scan from flushing a warm cache.
+//     count-min sketch of how often each key was inserted compares it with
+//     the first entry it would evict: a newcomer seen less often than that
+//     victim is not admitted. This keeps one-hit wonders of a scan from
+//     flushing a warm cache.
 //
 // Hits (Touch) only bump a per-entry counter with one atomic operation under
 // a sharded read lock; all queue changes happen in Insert and Remove under
@@ -157,9 +158,10 @@ func (p *Policy) Remove(key uint64) {
 	}
 }
 
-// makeRoom evicts until weight more fits. When check is set, a victim that
-// the sketch counts more often than freq stops it: the newcomer is refused
-// and the victim stays at the head of its queue.
+// makeRoom evicts until weight more fits. When check is set and the first
+// victim is counted more often than freq by the sketch, the newcomer is
+// refused and the victim stays at the head of its queue. Later victims are
+// not compared: refusing then would waste the evictions already made.
 func (p *Policy) makeRoom(weight int64, freq uint8, check bool, evict func(uint64)) bool {
 	for p.small.weight+p.main.weight+weight > p.capacity {
 		v := p.victim()
@@ -169,6 +171,7 @@ func (p *Policy) makeRoom(weight int64, freq uint8, check bool, evict func(uint6
 		if check && p.sketch.estimate(v.key) > freq {
 			return false
 		}
+		check = false
 		p.unlink(v)
 		if !v.inMain {
 			p.ghost.add(v.key, v.weight)
