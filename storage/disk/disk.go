@@ -70,9 +70,11 @@ var ErrClosed = errors.New("disk: store closed")
 
 // Options configures a disk store.
 type Options struct {
-	// Capacity bounds the bytes of committed object files (headers, keys,
-	// metadata areas and bodies). Fills in progress are not counted. It is
-	// required: zero or less is an error.
+	// Capacity bounds the disk space of committed object files, in bytes:
+	// each file (header, key, metadata area and body) counts as its length
+	// rounded up to the filesystem's block size, so many small objects do
+	// not overrun it. Fills in progress are not counted. It is required:
+	// zero or less is an error.
 	Capacity int64
 	// MaxObjectSize is the largest body accepted, in bytes; a bigger fill
 	// fails with storage.ErrTooLarge. Zero means Capacity/8.
@@ -93,6 +95,7 @@ type Store struct {
 	capacity       int64
 	maxObject      int64
 	sync           bool
+	block          int64 // filesystem block size; file weights round up to it
 	seed           [2]uint64
 	lock           *os.File // holds the flock on dir/LOCK
 
@@ -139,6 +142,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(s.objDir, 0o700); err != nil {
 		return nil, fmt.Errorf("disk: %w", err)
 	}
+	s.block = blockSize(s.objDir)
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
@@ -166,6 +170,19 @@ func (s *Store) prepare(dir string, verify bool) error {
 	}
 	return s.load(verify)
 }
+
+// blockSize returns the block size of the filesystem holding dir, or 4096
+// when it cannot tell.
+func blockSize(dir string) int64 {
+	var fs syscall.Statfs_t
+	if syscall.Statfs(dir, &fs) != nil || fs.Bsize <= 0 {
+		return 4096
+	}
+	return fs.Bsize
+}
+
+// weigh returns the capacity a file of size bytes uses.
+func (s *Store) weigh(size int64) int64 { return (size + s.block - 1) / s.block * s.block }
 
 // lockDir takes an exclusive flock on dir/LOCK; the kernel drops it when the
 // process dies, so a kill -9 leaves no stale lock.
@@ -393,7 +410,7 @@ func (s *Store) place(h uint64, tmp string, size int64, evicted *[]uint64) error
 		return ErrClosed
 	}
 	dst := s.path(h)
-	if !s.policy.Insert(h, size, func(k uint64) { *evicted = append(*evicted, k) }) {
+	if !s.policy.Insert(h, s.weigh(size), func(k uint64) { *evicted = append(*evicted, k) }) {
 		os.Remove(tmp)
 		os.Remove(dst) // the policy dropped any previous version too
 		return nil
@@ -411,7 +428,8 @@ func (s *Store) place(h uint64, tmp string, size int64, evicted *[]uint64) error
 // on first use.
 func (s *Store) rename(tmp, dst string) error {
 	dir := filepath.Dir(dst)
-	err := os.Rename(tmp, dst)
+	// syscall.Rename, not os.Rename: the latter stats dst first.
+	err := syscall.Rename(tmp, dst)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err = os.MkdirAll(dir, 0o700); err != nil {
 			return err
@@ -420,7 +438,7 @@ func (s *Store) rename(tmp, dst string) error {
 			syncDir(filepath.Dir(dir))
 			syncDir(s.objDir)
 		}
-		err = os.Rename(tmp, dst)
+		err = syscall.Rename(tmp, dst)
 	}
 	if err == nil && s.sync {
 		err = syncDir(dir)
@@ -476,4 +494,16 @@ func (s *Store) Close() error {
 		s.stripes[i].Unlock()
 	}
 	return s.lock.Close()
+}
+
+// createTemp creates a file in tmp/, recreating tmp/ if it was removed
+// behind the store's back.
+func (s *Store) createTemp(prefix string) (*os.File, error) {
+	f, err := os.CreateTemp(s.tmpDir, prefix)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(s.tmpDir, 0o700); err == nil {
+			f, err = os.CreateTemp(s.tmpDir, prefix)
+		}
+	}
+	return f, err
 }

@@ -111,9 +111,14 @@ func TestDirectoriesRemovedBehindTheStore(t *testing.T) {
 	mustHave(t, s, "k2", []byte("m"), body("k2", 1000))
 
 	os.RemoveAll(filepath.Join(dir, "tmp"))
-	if w, err := s.Create("k3", nil, -1); err == nil {
+	mustPut(t, s, "k3", []byte("m"), body("k3", 1000)) // tmp/ recreated
+	mustHave(t, s, "k3", []byte("m"), body("k3", 1000))
+
+	os.RemoveAll(filepath.Join(dir, "tmp"))
+	os.WriteFile(filepath.Join(dir, "tmp"), []byte("not a directory"), 0o600)
+	if w, err := s.Create("k4", nil, -1); err == nil {
 		w.Abort()
-		t.Fatal("Create without a tmp/ directory succeeded")
+		t.Fatal("Create with a file in place of tmp/ succeeded")
 	}
 	mustHave(t, s, "k2", []byte("m"), body("k2", 1000))
 }
@@ -180,7 +185,7 @@ func makeReadOnly(t *testing.T, dir string) {
 
 func TestTinyCapacityRefusesOrEvicts(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir, Options{Capacity: 8 << 10, MaxObjectSize: 4 << 10})
+	s := openStore(t, dir, Options{Capacity: 32 << 10, MaxObjectSize: 4 << 10})
 	if _, err := s.Create("k", nil, 5<<10); !errors.Is(err, storage.ErrTooLarge) {
 		t.Fatalf("Create with a hint over the limit: %v, want ErrTooLarge", err)
 	}
@@ -198,7 +203,7 @@ func TestTinyCapacityRefusesOrEvicts(t *testing.T) {
 	var onDisk int64
 	for _, name := range objs {
 		fi, _ := os.Stat(name)
-		onDisk += fi.Size()
+		onDisk += s.weigh(fi.Size())
 	}
 	if st.Bytes > st.Capacity || onDisk != st.Bytes || int64(len(objs)) != st.Objects || len(tmp) != 0 {
 		t.Fatalf("Stats %+v; on disk %d files of %d bytes, tmp %v", st, len(objs), onDisk, tmp)
@@ -239,7 +244,7 @@ func TestUpdateMetaInPlaceOrByCopy(t *testing.T) {
 			if string(reader.Meta()) != "original metadata" {
 				t.Fatalf("open reader's meta changed to %q", reader.Meta())
 			}
-			if st := s.Stats(); st.Bytes != after.Size() {
+			if st := s.Stats(); st.Bytes != s.weigh(after.Size()) {
 				t.Fatalf("Stats().Bytes = %d, file is %d bytes", st.Bytes, after.Size())
 			}
 			s.Close()

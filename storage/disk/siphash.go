@@ -6,8 +6,8 @@ import "math/bits"
 // 128-bit key (k0, k1). Object file names must be stable across restarts, so
 // hash/maphash (a fresh random seed per process) cannot name them; a keyed
 // hash with a per-store secret keeps clients from crafting keys whose names
-// collide and evict each other. It costs about 20 ns for a 100-byte key,
-// against about 300 ns for a SHA-256 of the same.
+// collide and evict each other. On a 55-byte URL it measured at a quarter
+// of the cost of SHA-256 over the seed and key, without allocating.
 func sipHash(k0, k1 uint64, msg string) uint64 {
 	v0 := k0 ^ 0x736f6d6570736575
 	v1 := k1 ^ 0x646f72616e646f6d

@@ -91,7 +91,7 @@ var errReplaced = errors.New("disk: object replaced or deleted during the update
 func (s *Store) copyWithMeta(h uint64, f *os.File, ino uint64, hd header, meta []byte) error {
 	nh := newHeader(string(hd.key), meta)
 	nh.bodyLen, nh.bodyCRC = hd.bodyLen, hd.bodyCRC
-	tmp, err := os.CreateTemp(s.tmpDir, "meta-")
+	tmp, err := s.createTemp("meta-")
 	if err != nil {
 		return fmt.Errorf("disk: updating metadata: %w", err)
 	}

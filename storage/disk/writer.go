@@ -47,7 +47,7 @@ func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer,
 	case len(key) > maxKeyLen || len(meta) > maxMetaLen:
 		return nil, fmt.Errorf("disk: %d-byte key or %d-byte metadata: %w", len(key), len(meta), storage.ErrTooLarge)
 	}
-	f, err := os.CreateTemp(s.tmpDir, "fill-")
+	f, err := s.createTemp("fill-")
 	if err != nil {
 		return nil, fmt.Errorf("disk: creating fill of %q: %w", key, err)
 	}
