@@ -66,7 +66,24 @@ func (c *lru) get(key uint64) bool {
 // 1,000,000 equal-size objects through a cache holding 1% of them, with this
 // policy and with LRU, and reports both hit ratios.
 func BenchmarkHitRatio(b *testing.B) {
-	trace := zipfTrace()
+	benchmarkHitRatio(b, zipfTrace())
+}
+
+// BenchmarkHitRatioWithScans replays the first half of the same trace with a
+// one-time key (a crawler, a scan) after every second request.
+func BenchmarkHitRatioWithScans(b *testing.B) {
+	zipf := zipfTrace()[:zipfRequests/2]
+	trace := make([]uint64, 0, len(zipf)*3/2)
+	for i, k := range zipf {
+		trace = append(trace, k)
+		if i%2 == 1 {
+			trace = append(trace, ^uint64(i)) // distinct from every Zipf key
+		}
+	}
+	benchmarkHitRatio(b, trace)
+}
+
+func benchmarkHitRatio(b *testing.B, trace []uint64) {
 	var policyHits, lruHits int
 	for b.Loop() {
 		policyHits, lruHits = 0, 0
