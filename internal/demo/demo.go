@@ -47,10 +47,16 @@ var (
 	ErrInvalidName = errors.New("demo: invalid project name or version")
 	// ErrExists means the release is already there; files are immutable.
 	ErrExists = errors.New("demo: release already exists")
+	// ErrFull means the index holds MaxFiles files and takes no more.
+	ErrFull = errors.New("demo: index is full")
 )
 
-// MaxUploadSize bounds the body of an upload.
-const MaxUploadSize = 8 << 20
+// Bounds on what uploads may add, since the upload endpoint has no
+// authentication and everything is kept in memory (at most about 256 MiB).
+const (
+	MaxUploadSize = 1 << 20
+	MaxFiles      = 256
+)
 
 // Index is an in-memory package index. It is safe for concurrent use.
 type Index struct {
@@ -122,12 +128,15 @@ func (ix *Index) add(name, summary, version string, data []byte, uploaded time.T
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	p := ix.projects[norm]
+	if p != nil && slices.ContainsFunc(p.releases, func(f *file) bool { return f.version == version }) {
+		return nil, fmt.Errorf("%w: %s %s", ErrExists, norm, version)
+	}
+	if len(ix.files) >= MaxFiles {
+		return nil, fmt.Errorf("%w: %d files", ErrFull, len(ix.files))
+	}
 	if p == nil {
 		p = &project{name: norm, summary: summary}
 		ix.projects[norm] = p
-	}
-	if slices.ContainsFunc(p.releases, func(f *file) bool { return f.version == version }) {
-		return nil, fmt.Errorf("%w: %s %s", ErrExists, norm, version)
 	}
 	f := newFile(norm, version, uploaded, data)
 	p.releases = append(p.releases, f)

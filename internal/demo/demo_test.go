@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -304,5 +306,26 @@ func TestSimpleJSONListsFilesWithDigests(t *testing.T) {
 	sum := sha256.Sum256([]byte(readBody(t, f)))
 	if hex.EncodeToString(sum[:]) != doc.Files[0].Hashes["sha256"] {
 		t.Error("file does not match its digest")
+	}
+}
+
+func TestUploadsAreBounded(t *testing.T) {
+	h := New()
+	big := strings.Repeat("x", MaxUploadSize+1)
+	if resp := do(t, h, "POST", "/_upload/big/1.0", nil, big); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized upload: status %d", resp.StatusCode)
+	}
+	status := 0
+	for i := 0; i < MaxFiles+1 && status != http.StatusInsufficientStorage; i++ {
+		status = do(t, h, "POST", "/_upload/many/1."+strconv.Itoa(i), nil, "x").StatusCode
+	}
+	if status != http.StatusInsufficientStorage {
+		t.Fatalf("last status %d, want 507 once full", status)
+	}
+	if _, err := h.Upload("another", "1.0", nil); !errors.Is(err, ErrFull) {
+		t.Errorf("Upload when full: %v", err)
+	}
+	if p, _ := h.project("another"); p != nil {
+		t.Error("a refused upload left a project behind")
 	}
 }

@@ -220,6 +220,9 @@ func (ix *Index) serveUpload(w http.ResponseWriter, r *http.Request, rest string
 	case errors.Is(err, ErrExists):
 		http.Error(w, "release already exists; files are immutable", http.StatusConflict)
 		return
+	case errors.Is(err, ErrFull):
+		http.Error(w, "the demo index is full", http.StatusInsufficientStorage)
+		return
 	case err != nil:
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
