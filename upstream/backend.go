@@ -302,6 +302,15 @@ func boolInt(v bool) int {
 // servers are shared: read them, do not modify them.
 func (b *Backend) Servers() []*Server { return b.set.Load().all }
 
+// Addrs appends the current servers' addresses to dst: the targets for
+// active health checks.
+func (b *Backend) Addrs(dst []string) []string {
+	for _, s := range b.set.Load().all {
+		dst = append(dst, s.Addr)
+	}
+	return dst
+}
+
 // Server returns the current server with the address, or nil.
 func (b *Backend) Server(addr string) *Server { return b.set.Load().byAddr[addr] }
 

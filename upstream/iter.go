@@ -26,7 +26,7 @@ type Iter struct {
 // (waiting while ctx allows if the backend has pending room) and counts the
 // request in the retry budget. key is the request's hash for consistent
 // hashing (see HashKey); other policies ignore it. Every successful Begin
-// must be followed by End.
+// must be followed by End before the Iter is used again, or the slot leaks.
 func (b *Backend) Begin(ctx context.Context, it *Iter, key uint64) error {
 	t := b.tune.Load()
 	if err := t.breaker.acquire(ctx); err != nil {
@@ -80,7 +80,7 @@ func (it *Iter) Attempts() int { return it.attempts }
 
 // Next returns the next server to try: the policy's choice among the usable
 // primaries not tried yet for this request, or among the backups when there
-// is none. The attempt counts as in flight until Backend.Report. Beyond the
+// is none. The attempt counts as in flight until it is reported. Beyond the
 // first attempt, each call spends from the retry budget. It returns
 // ErrNoServer when no candidate is left and ErrRetryBudget when the budget
 // is spent.

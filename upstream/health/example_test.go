@@ -21,11 +21,8 @@ func ExampleChecker() {
 	if err != nil {
 		panic(err)
 	}
-	var addrs []string
-	for _, s := range b.Servers() {
-		addrs = append(addrs, s.Addr)
-	}
-	c.SetTargets(addrs)
+	c.SetTargets(b.Addrs(nil)) // again after each SetServers
+
 	c.Check(context.Background()) // in production: go c.Run(ctx)
 	fmt.Println(b.Stats(nil)[0].Healthy)
 	// Output: false

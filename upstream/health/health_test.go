@@ -210,6 +210,7 @@ func TestHTTPProbeChecksStatusRange(t *testing.T) {
 		healthy bool
 	}{
 		{200, &HTTP{Path: "/healthz"}, true},
+		{200, &HTTP{Path: "healthz"}, true},
 		{302, &HTTP{Path: "/healthz"}, true},
 		{404, &HTTP{Path: "/healthz"}, false},
 		{500, &HTTP{Path: "/healthz"}, false},

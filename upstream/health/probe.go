@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 )
 
@@ -16,7 +17,8 @@ import (
 // within [MinStatus, MaxStatus]. The zero value GETs "/" over plain HTTP and
 // accepts 200-399.
 type HTTP struct {
-	// Path is the request path and query. Default "/".
+	// Path is the request path and query; a missing leading slash is
+	// added. Default "/".
 	Path string
 	// Host is the Host header. Default: the server address.
 	Host string
@@ -49,7 +51,11 @@ func (h *HTTP) Probe(ctx context.Context, addr string) error {
 	if h.TLS != nil {
 		scheme = "https"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+cmp.Or(h.Path, "/"), nil)
+	path := h.Path
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+path, nil)
 	if err != nil {
 		return fmt.Errorf("health check of %s: %w", addr, err)
 	}
