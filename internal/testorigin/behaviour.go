@@ -188,6 +188,22 @@ func (o *Origin) Trickle(path string, size int64, chunk int, interval time.Durat
 	}))
 }
 
+// Echo answers 200 with the request body streamed back as it arrives (so a
+// large upload is never held in memory) and the request's Content-Type.
+func (o *Origin) Echo(path string) {
+	o.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ct := r.Header.Get("Content-Type"); ct != "" {
+			w.Header().Set("Content-Type", ct)
+		}
+		if r.ContentLength >= 0 {
+			w.Header().Set("Content-Length", strconv.FormatInt(r.ContentLength, 10))
+		}
+		// Answer while the body still arrives, as a streaming proxy must cope with.
+		http.NewResponseController(w).EnableFullDuplex()
+		io.Copy(w, r.Body)
+	}))
+}
+
 // Chunked answers 200 with a chunked body, flushing after each chunk so each
 // goes out as its own chunk, then sends trailer (which may be nil).
 func (o *Origin) Chunked(path string, header http.Header, chunks []string, trailer http.Header) {

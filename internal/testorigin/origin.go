@@ -1,9 +1,19 @@
-// Package testorigin is a scriptable HTTP/1.1 origin for end-to-end tests of
-// the proxy. Each path gets a behaviour: a normal response, or one of the
-// ways real origins fail (slow first byte, hanging, resetting mid-body,
-// sending garbage, lying about Content-Length), and the origin as a whole can
-// be killed and restarted on the same port. It counts hits per path and keeps
-// the last request seen on each.
+// Package testorigin is a scriptable HTTP origin for end-to-end tests of the
+// proxy. Each exact path gets a behaviour, and the origin as a whole can be
+// killed and restarted on the same port. It counts hits per path and TCP
+// connections (to check reuse), and keeps the last request seen on each path.
+//
+//	Respond        a fixed status, headers and body
+//	Echo           the request body streamed back
+//	Chunked        a chunked body, one flush per chunk, with trailers
+//	Stream         N bytes of a deterministic pattern, generated as sent, with Range
+//	Trickle        the pattern in small pieces at an interval
+//	SlowFirstByte  a fixed response after a delay
+//	Hang           no answer at all
+//	BreakMidBody   part of a declared Content-Length, then FIN, RST or silence
+//	WrongLength    a Content-Length that does not match the body
+//	Garbage        bytes that are not HTTP
+//	Handle         any http.Handler
 //
 // It serves with net/http over its own loopback listener: HTTP/1.1 (New),
 // HTTP/1.1 and HTTP/2 over TLS (NewTLS), or HTTP/1.1 and cleartext HTTP/2

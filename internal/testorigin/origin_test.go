@@ -312,3 +312,23 @@ func TestCertFileTrustsTheTLSOrigin(t *testing.T) {
 		t.Error("plain origin has a CertFile")
 	}
 }
+
+func TestEchoStreamsTheRequestBodyBack(t *testing.T) {
+	o := New(t)
+	o.Echo("/echo")
+	const size = 3<<20 + 5
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", o.URL("/echo"), NewPattern(size))
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/x-test")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "application/x-test" || resp.ContentLength != size {
+		t.Errorf("head: %v, length %d", resp.Header, resp.ContentLength)
+	}
+	if err := CheckPattern(resp.Body, 0, size); err != nil {
+		t.Error(err)
+	}
+}
