@@ -506,3 +506,17 @@ func TestAliasAndMergeBombsAreRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestGoBuiltTLSVersionIsChecked(t *testing.T) {
+	c := Default()
+	c.Listeners[0].TLS = &ListenerTLS{
+		Certs:      []Certificate{{Cert: "testdata/cert.pem", Key: "testdata/key.pem"}},
+		MinVersion: tls.VersionTLS11,
+	}
+	_ = c.Fingerprint() // must not panic on a version it cannot write as 1.x
+	err := c.Provision()
+	want := "listeners[0].tls.min_version: unsupported TLS version 0x0302: want 1.2 or 1.3"
+	if err == nil || err.Error() != want {
+		t.Errorf("Provision() = %v, want %s", err, want)
+	}
+}

@@ -137,7 +137,7 @@ type UpstreamTLS struct {
 	// ClientCert and ClientKey are PEM files presented for mutual TLS;
 	// both or neither. Default: "", no client certificate.
 	ClientCert string `yaml:"client_cert"`
-	ClientKey  string `yaml:"client_key"`
+	ClientKey  string `yaml:"client_key"` // see ClientCert
 }
 
 func (t *UpstreamTLS) setDefaults() { t.Verify = true }

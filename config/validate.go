@@ -64,8 +64,8 @@ func (k *checker) provision() {
 	if !slices.Contains([]string{"stdout", "stderr", "off"}, c.Log.Access) {
 		k.resolve(&c.Log.Access)
 	}
-	for name, u := range c.Upstreams {
-		key := joinMapKey("upstreams", name)
+	for _, name := range k.upstreamNames() {
+		u, key := c.Upstreams[name], joinMapKey("upstreams", name)
 		if u == nil {
 			k.errorf(key, "must not be null")
 			delete(c.Upstreams, name)
@@ -223,12 +223,7 @@ func (k *checker) validate() {
 	k.listeners()
 	k.admin()
 	k.limits()
-	names := make([]string, 0, len(k.c.Upstreams))
-	for name := range k.c.Upstreams {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range k.upstreamNames() {
 		k.upstream(joinMapKey("upstreams", name), k.c.Upstreams[name])
 	}
 	k.routes()
@@ -255,6 +250,9 @@ func (k *checker) listeners() {
 		taken = k.listenAddr(taken, key+".addr", l.Addr)
 		if l.TLS == nil {
 			continue
+		}
+		if v := l.TLS.MinVersion; v != tls.VersionTLS12 && v != tls.VersionTLS13 {
+			k.errorf(key+".tls.min_version", "unsupported TLS version %s: want 1.2 or 1.3", v)
 		}
 		if len(l.TLS.Certs) == 0 {
 			k.errorf(key+".tls.certs", "at least one certificate is required")

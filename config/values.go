@@ -165,8 +165,8 @@ func (k KeyKind) hasName() bool { return k == KeyHeader || k == KeyCookie || k =
 // KeySource is a parsed key such as "client_ip" or "header:X-Api-Key".
 // The zero value is unset.
 type KeySource struct {
-	Kind KeyKind
-	Name string // header or cookie name, or expression source; "" for other kinds
+	Kind KeyKind // where the key comes from
+	Name string  // header or cookie name, or expression source; "" for other kinds
 }
 
 // UnmarshalText parses "url", "client_ip", "ipv6_64", "route",
@@ -260,15 +260,19 @@ func (v *TLSVersion) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// MarshalText writes "1.2" or "1.3".
-func (v TLSVersion) MarshalText() ([]byte, error) {
+// MarshalText writes "1.2" or "1.3"; another version, which only Go code
+// can set and Validate refuses, is written in hex.
+func (v TLSVersion) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// String is the version as written in the file.
+func (v TLSVersion) String() string {
 	switch v {
 	case 0, tls.VersionTLS12:
-		return []byte("1.2"), nil
+		return "1.2"
 	case tls.VersionTLS13:
-		return []byte("1.3"), nil
+		return "1.3"
 	}
-	return nil, fmt.Errorf("unsupported TLS version %#04x", uint16(v))
+	return fmt.Sprintf("%#04x", uint16(v))
 }
 
 // isToken reports whether s is an RFC 9110 token, the syntax of header
