@@ -69,11 +69,15 @@ func LoadCertPool(file string) (*x509.CertPool, error) {
 // with self-signed certificates; never the default). caFile, if not empty,
 // replaces the system roots. certFile and keyFile, both or neither, give the
 // client certificate for mutual TLS. ALPN is left to the caller.
+//
+// Each configuration has its own session cache, so new connections to the
+// same upstream resume a session instead of paying for a full handshake.
 func ClientConfig(sni string, verify bool, caFile, certFile, keyFile string) (*tls.Config, error) {
 	cfg := &tls.Config{
 		ServerName:         sni,
 		InsecureSkipVerify: !verify,
 		MinVersion:         tls.VersionTLS12,
+		ClientSessionCache: tls.NewLRUClientSessionCache(0),
 	}
 	if caFile != "" {
 		pool, err := LoadCertPool(caFile)

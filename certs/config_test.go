@@ -129,3 +129,19 @@ func TestClientConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestClientConfigResumesSessions(t *testing.T) {
+	ca := newCA(t)
+	store := newStore(t, -1, nil, ca.issue(t, t.TempDir(), "site", 1, "site.test"))
+	addr := server(t, store, ServerOptions{})
+	cfg, err := ClientConfig("site.test", true, ca.file, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := dial(t, addr, cfg)
+	echo(t, first, "x") // reading lets the client take the session ticket
+	second := dial(t, addr, cfg)
+	if !second.ConnectionState().DidResume {
+		t.Error("second connection did a full handshake")
+	}
+}

@@ -68,7 +68,7 @@ type Store struct {
 	// reloadMu serialises reloads (the poller and Reload callers);
 	// it guards stamps, the file states the current set was loaded from.
 	reloadMu sync.Mutex
-	stamps   []stamp
+	stamps   []os.FileInfo
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the poller exits
@@ -76,15 +76,9 @@ type Store struct {
 
 // certSet is one immutable generation of certificates.
 type certSet struct {
-	all      []*tls.Certificate // in pair order; all[0] is the default
+	all      []*tls.Certificate            // in pair order; all[0] is the default
 	exact    map[string][]*tls.Certificate // lower-case DNS name
 	wildcard map[string][]*tls.Certificate // "example.org" for "*.example.org"
-}
-
-// stamp is what a file looked like when last read.
-type stamp struct {
-	size    int64
-	modTime time.Time
 }
 
 // New loads every pair and, unless polling is disabled, starts a goroutine
@@ -219,26 +213,28 @@ func (s *Store) warnValidity(set *certSet, now time.Time) {
 
 // stat reads the stamps of all files; it runs before reading them so that a
 // write racing with the read shows up as a change on the next poll.
-func (s *Store) stat() ([]stamp, error) {
-	stamps := make([]stamp, 0, 2*len(s.pairs))
+func (s *Store) stat() ([]os.FileInfo, error) {
+	stamps := make([]os.FileInfo, 0, 2*len(s.pairs))
 	for _, p := range s.pairs {
 		for _, name := range [...]string{p.CertFile, p.KeyFile} {
 			fi, err := os.Stat(name)
 			if err != nil {
 				return nil, fmt.Errorf("certs: %w", err)
 			}
-			stamps = append(stamps, stamp{fi.Size(), fi.ModTime()})
+			stamps = append(stamps, fi)
 		}
 	}
 	return stamps, nil
 }
 
-func equalStamps(a, b []stamp) bool {
+// equalStamps reports whether no file changed: same file (a rename over it
+// makes a new one), same size, same modification time.
+func equalStamps(a, b []os.FileInfo) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for i := range a {
-		if a[i].size != b[i].size || !a[i].modTime.Equal(b[i].modTime) {
+		if !os.SameFile(a[i], b[i]) || a[i].Size() != b[i].Size() || !a[i].ModTime().Equal(b[i].ModTime()) {
 			return false
 		}
 	}

@@ -338,3 +338,24 @@ func TestExpiredCertificateIsServedWithAWarning(t *testing.T) {
 		t.Errorf("no warning naming the file in the log:\n%s", logs.String())
 	}
 }
+
+// Kubernetes and certbot replace certificate files by renaming a new file
+// (or symlink) over the old one; the poller must see through that.
+func TestReloadFollowsAtomicRename(t *testing.T) {
+	ca := newCA(t)
+	dir := t.TempDir()
+	p := ca.issue(t, dir, "site", 1, "site.test")
+	store := newStore(t, 10*time.Millisecond, nil, p)
+
+	staging := t.TempDir()
+	next := ca.issue(t, staging, "site", 2, "site.test")
+	for _, mv := range [][2]string{{next.KeyFile, p.KeyFile}, {next.CertFile, p.CertFile}} {
+		if err := os.Rename(mv[0], mv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the renamed certificate", func() bool {
+		c, _ := store.GetCertificate(&tls.ClientHelloInfo{ServerName: "site.test"})
+		return c.Leaf.SerialNumber.Int64() == 2
+	})
+}
