@@ -10,20 +10,23 @@ import (
 	"github.com/outpost-edge/outpost/httphead"
 )
 
-// Byte classes from RFC 9110 section 5.6.2 (tchar) and 5.5 (field-vchar).
+// Byte classes from RFC 9110 section 5.6.2 (tchar) and 5.5 (field-vchar),
+// and RFC 3986 section 3.2.2 (reg-name).
 var (
-	tchar      [256]bool
-	fieldVchar [256]bool // VCHAR, obs-text, SP and HTAB
-	hostChar   [256]bool // unreserved / sub-delims of RFC 3986 reg-name
+	tchar      = byteClass(func(c byte) bool { return isAlnum(c) || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0 })
+	fieldVchar = byteClass(func(c byte) bool { return c == ' ' || c == '\t' || (c > 0x20 && c != 0x7f) }) // VCHAR, obs-text, SP, HTAB
+	hostChar   = byteClass(func(c byte) bool { return isAlnum(c) || bytes.IndexByte([]byte("-._~!$&'()*+,;="), c) >= 0 })
 )
 
-func init() {
-	for c := 0; c < 256; c++ {
-		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-		tchar[c] = alnum || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), byte(c)) >= 0
-		fieldVchar[c] = c == ' ' || c == '\t' || (c > 0x20 && c != 0x7f)
-		hostChar[c] = alnum || bytes.IndexByte([]byte("-._~!$&'()*+,;="), byte(c)) >= 0
+func byteClass(in func(c byte) bool) (class [256]bool) {
+	for c := range class {
+		class[c] = in(byte(c))
 	}
+	return class
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 func isToken(b []byte) bool {
