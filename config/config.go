@@ -53,8 +53,8 @@ import (
 // Upstream, for one, would pool no connections and retry nothing.
 type Config struct {
 	// Listeners are the public addresses that accept client traffic.
-	// Default: one plain HTTP listener on 127.0.0.1:8080. An empty list
-	// is an error.
+	// Default (also when nil): one plain HTTP listener on 127.0.0.1:8080.
+	// An empty list is an error.
 	Listeners []Listener `yaml:"listeners"`
 	// Admin is the authenticated admin API (purge, reload, status).
 	Admin Admin `yaml:"admin"`

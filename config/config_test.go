@@ -209,10 +209,10 @@ var badConfigs = []struct {
 		"log:\n  <<: [a]\n",
 		`bad.yaml:2: log: a merge key (<<) needs a mapping or a list of mappings, got "a"`},
 	{"errors from decoding and validation together, by line",
-		"routes:\n  - upstream: nowhere\n    cache: {default_ttl: forever}\nlimits: {max_headers: 0}\n",
+		"routes:\n  - upstream: nowhere\n    cache: {default_ttl: forever}\nlimits: {max_headers: 20000}\n",
 		"bad.yaml:2: routes[0].upstream: unknown upstream \"nowhere\"\n" +
 			"bad.yaml:3: routes[0].cache.default_ttl: bad duration \"forever\": want a Go duration such as 1.5s, 10m or 1d\n" +
-			"bad.yaml:4: limits.max_headers: must be from 1 to 10000, got 0"},
+			"bad.yaml:4: limits.max_headers: must be from 1 to 10000, got 20000"},
 }
 
 func abs(path string) string {
@@ -518,5 +518,15 @@ func TestGoBuiltTLSVersionIsChecked(t *testing.T) {
 	want := "listeners[0].tls.min_version: unsupported TLS version 0x0302: want 1.2 or 1.3"
 	if err == nil || err.Error() != want {
 		t.Errorf("Provision() = %v, want %s", err, want)
+	}
+}
+
+func TestZeroConfigProvisions(t *testing.T) {
+	var c Config
+	if err := c.Provision(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Listeners) != 1 || c.Limits.MaxHeaders != 100 || c.Log.Level != "info" {
+		t.Errorf("zero config provisioned to %+v", c)
 	}
 }

@@ -185,9 +185,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, key string) {
 	fields := map[string]int{}
 	var names []string
 	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if f.IsExported() && name != "" && name != "-" {
+		if name, ok := yamlName(v.Type().Field(i)); ok {
 			fields[name] = i
 			names = append(names, name)
 		}
@@ -205,6 +203,13 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, key string) {
 		d.lines[sub] = k.Line
 		d.decode(val, v.Field(i), sub)
 	})
+}
+
+// yamlName returns the key of a struct field in the file, and false for
+// fields that are not config (unexported, untagged or tagged "-").
+func yamlName(f reflect.StructField) (string, bool) {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name, f.IsExported() && name != "" && name != "-"
 }
 
 // mapping decodes a mapping into a map with string keys, replacing what the

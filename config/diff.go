@@ -39,8 +39,7 @@ func diffValue(out *[]Change, key string, a, b reflect.Value) {
 		}
 	case a.Kind() == reflect.Struct:
 		for i := range a.NumField() {
-			name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("yaml"), ",")
-			if a.Type().Field(i).IsExported() && name != "" && name != "-" {
+			if name, ok := yamlName(a.Type().Field(i)); ok {
 				diffValue(out, joinKey(key, name), a.Field(i), b.Field(i))
 			}
 		}

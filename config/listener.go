@@ -102,10 +102,11 @@ func (t *Timeouts) setDefaults() {
 // Limits bound what one client may use.
 type Limits struct {
 	// MaxHeaderBytes is the largest request head accepted, request line
-	// included, in bytes (from 1KiB to 1MiB). Default: 64KiB.
+	// included, in bytes (from 1KiB to 1MiB). Default (also when zero):
+	// 64KiB.
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
 	// MaxHeaders is the most header fields a request may carry (1 to
-	// 10000). Default: 100.
+	// 10000). Default (also when zero): 100.
 	MaxHeaders int `yaml:"max_headers"`
 	// MaxBodyBytes is the largest request body accepted, in bytes.
 	// Default: 0, no limit.

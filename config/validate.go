@@ -48,6 +48,11 @@ func (c *Config) lineOf(key string) int {
 func (k *checker) provision() {
 	c := k.c
 	c.Log.fillZero()
+	setZero(&c.Limits.MaxHeaderBytes, 64<<10)
+	setZero(&c.Limits.MaxHeaders, 100)
+	if c.Listeners == nil { // absent, as in a zero Config; an explicit empty list is refused
+		c.Listeners = []Listener{NewListener()}
+	}
 	for i := range c.Listeners {
 		setZero(&c.Listeners[i].Addr, "127.0.0.1:8080")
 		if t := c.Listeners[i].TLS; t != nil {
