@@ -91,7 +91,7 @@ func (o *Origin) BreakMidBody(path string, declared, sent int64, how Ending) {
 		if !ok {
 			return
 		}
-		c.Write(rawHead(http.StatusOK, http.Header{"Content-Type": {"application/octet-stream"}}, declared))
+		c.Write(okHead(http.Header{"Content-Type": {"application/octet-stream"}}, declared))
 		io.Copy(c, NewPattern(sent))
 		if how == Stall {
 			o.drain(c)
@@ -147,7 +147,7 @@ func (o *Origin) WrongLength(path string, declared int64, body string) {
 		if !ok {
 			return
 		}
-		c.Write(append(rawHead(http.StatusOK, nil, declared), body...))
+		c.Write(append(okHead(nil, declared), body...))
 		o.drain(c)
 		o.release(c, false)
 	}))

@@ -28,7 +28,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net"
@@ -267,7 +266,7 @@ func (o *Origin) serve(ln net.Listener) {
 // hijack takes over the raw connection of w; Kill closes it too.
 func (o *Origin) hijack(w http.ResponseWriter) (net.Conn, bool) {
 	c, _, err := http.NewResponseController(w).Hijack()
-	if err != nil { // only HTTP/1 connections can be taken over, and this origin speaks nothing else
+	if err != nil { // callers keep HTTP/2 away; the connection is gone otherwise
 		return nil, false
 	}
 	o.mu.Lock()
@@ -296,14 +295,11 @@ func (o *Origin) release(c net.Conn, reset bool) {
 	o.mu.Unlock()
 }
 
-// rawHead formats a status line and headers for hijacked responses.
-func rawHead(status int, header http.Header, contentLength int64) []byte {
+// okHead formats a 200 status line and headers for hijacked responses.
+func okHead(header http.Header, contentLength int64) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
+	b.WriteString("HTTP/1.1 200 OK\r\n")
 	header.Write(&b)
-	if contentLength >= 0 {
-		b.WriteString("Content-Length: " + strconv.FormatInt(contentLength, 10) + "\r\n")
-	}
-	b.WriteString("\r\n")
+	b.WriteString("Content-Length: " + strconv.FormatInt(contentLength, 10) + "\r\n\r\n")
 	return b.Bytes()
 }
