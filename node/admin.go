@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ import (
 //	GET  /version   the build version
 //	POST /reload    re-read the config file (or the config in the body)
 //	POST /purge     {"urls": [...], "keys": [...], "all": false, "soft": false}
+//	GET  /debug/pprof/...  Go profiles
 //
 // Everything but /healthz, /readyz and /version needs the bearer token when
 // one is configured.
@@ -59,6 +61,8 @@ func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 	mux.Handle("GET /stats", a.auth(http.HandlerFunc(a.stats)))
 	mux.Handle("POST /reload", a.auth(http.HandlerFunc(a.reload)))
 	mux.Handle("POST /purge", a.auth(http.HandlerFunc(a.purge)))
+	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", a.auth(http.HandlerFunc(pprof.Profile)))
 	a.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	n.admin = a
 	go func() {

@@ -119,6 +119,9 @@ func (e *Engine) prepare(c *Ctx, req *httphead.Request) *httphead.Request {
 	h := &out.Header
 	h.RemoveHopByHop()
 	h.Del("Content-Length")
+	if req.Header.HasToken("TE", "trailers") {
+		h.AddString("TE", "trailers") // gRPC needs it end to end; it is the one TE value HTTP/2 allows
+	}
 	if req.Upgrade {
 		h.AddString("Connection", "Upgrade")
 		h.Add([]byte("Upgrade"), req.Header.Peek("Upgrade"))
