@@ -77,7 +77,8 @@ type Options struct {
 	// zero or less is an error.
 	Capacity int64
 	// MaxObjectSize is the largest body accepted, in bytes; a bigger fill
-	// fails with storage.ErrTooLarge. Zero means Capacity/8.
+	// fails with storage.ErrTooLarge. Zero means Capacity/8; more than
+	// Capacity means Capacity.
 	MaxObjectSize int64
 	// Sync fsyncs each committed file and its directory (and the directory
 	// after a delete), so committed objects and deletes survive a power
@@ -138,6 +139,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.maxObject <= 0 {
 		s.maxObject = opts.Capacity / 8
 	}
+	s.maxObject = min(s.maxObject, opts.Capacity)
 	s.heads.New = func() any { return new([headBuf]byte) }
 	if err := os.MkdirAll(s.objDir, 0o700); err != nil {
 		return nil, fmt.Errorf("disk: %w", err)

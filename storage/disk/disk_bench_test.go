@@ -106,3 +106,31 @@ func BenchmarkSipHash(b *testing.B) {
 		sipHash(1, 2, key)
 	}
 }
+
+// BenchmarkOpen measures the restart scan: every object's header is read
+// and checked.
+func BenchmarkOpen(b *testing.B) {
+	const objects = 10_000
+	dir := b.TempDir()
+	s, err := Open(dir, Options{Capacity: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range objects {
+		key := fmt.Sprintf("https://example.com/object/%d", i)
+		mustPut(b, s, key, []byte(strings.Repeat("h", 300)), body(key, 2000))
+	}
+	s.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := Open(dir, Options{Capacity: 1 << 30})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := s.Stats().Objects; n != objects {
+			b.Fatalf("reopened with %d objects, want %d", n, objects)
+		}
+		s.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*objects), "ns/object")
+}
