@@ -2,7 +2,7 @@
 // directory, bounded in bytes, kept across restarts and kill -9. It owns the
 // files and their format; what the metadata means is the cache's business,
 // and which objects to keep is evict's (S3-FIFO with TinyLFU admission,
-// weighted by file length).
+// each file weighted by its length rounded up to the filesystem block).
 //
 // # Layout
 //
@@ -13,12 +13,20 @@
 //
 // An object's file is named by a 64-bit SipHash of its key under the seed, in
 // a two-level fan-out on the hash's first two bytes. The file holds a header
-// (see format.go) with the real key, checked on every read so two colliding
+// (layout in format.go) with the real key, checked on every read so two colliding
 // keys never serve each other's bytes, and the metadata, so Range and Open
 // rebuild everything from the files alone: there is no separate index file
 // to keep consistent. The in-memory index is the eviction policy itself
-// (hash → weight); bodies stream to and from the files and are never held
-// whole in memory.
+// (hash → weight); bodies stream to and from the files, and only those that
+// fit in one page with their header are ever read whole into memory.
+//
+// # Reading
+//
+// Lookup reads the first 4 KiB of the file. When that holds the whole
+// object (bodies up to about 3.5 KiB), the file is closed at once and the
+// object implements storage.Bytes: four system calls per hit. A bigger
+// object keeps its file open, reads with pread, and implements io.WriterTo,
+// which sends the body with sendfile when the writer is a TCP connection.
 //
 // # Crash safety
 //
@@ -28,9 +36,10 @@
 // in tmp/ and every object file whose header checksum, key hash or length
 // does not check out. Without Options.Sync nothing is fsynced: a killed
 // process loses no committed object (the kernel still holds its pages), but a
-// power failure may lose recent ones. With Sync, Commit fsyncs the file
-// before the rename and the directory after it, and Delete fsyncs the
-// directory, so a purge survives a power failure too.
+// power failure may lose recent ones (Options.Verify then finds bodies that
+// did not reach the disk whole). With Sync, Commit fsyncs the file before
+// the rename and the directory after it, and Delete fsyncs the directory,
+// so a purge survives a power failure too.
 //
 // UpdateMeta rewrites the header in place when the new metadata fits the
 // slack left after the old (a quarter of its size plus 64 bytes, up to the
@@ -46,7 +55,8 @@
 // one of 256 stripes chosen by the key's hash; Lookup holds the stripe's read
 // lock while it opens the file and reads the header, so it never sees a
 // half-rewritten header. An open object keeps reading its file after the
-// file is deleted or replaced (Unix semantics of open files).
+// file is deleted or replaced (Unix semantics of open files). LOCKS.md has
+// the lock order.
 package disk
 
 import (
