@@ -176,7 +176,8 @@ func TestOriginResetMidBodyStoresNothing(t *testing.T) {
 		name string
 		a    answer
 	}{
-		{"reset", answer{headers: []string{"Cache-Control: max-age=60"}, body: "partial", bodyErr: io.ErrUnexpectedEOF}},
+		{"reset with length", answer{headers: []string{"Cache-Control: max-age=60"}, body: "partial", bodyErr: io.ErrUnexpectedEOF, lieCL: 50}},
+		{"reset chunked", answer{headers: []string{"Cache-Control: max-age=60"}, body: "partial", bodyErr: io.ErrUnexpectedEOF, lieCL: -1}},
 		{"content-length lie", answer{headers: []string{"Cache-Control: max-age=60"}, body: "short", lieCL: 100}},
 	}
 	for _, tt := range tests {

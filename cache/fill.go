@@ -87,8 +87,13 @@ func (c *Cache) copyBody(f *fill, body io.ReadCloser, maxSize int64) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	var n int64
-	for {
-		m, rerr := body.Read(*bp)
+	empty := 0
+	for f.size < 0 || n < f.size {
+		buf := *bp
+		if f.size >= 0 { // never more than announced: the rest is not this body
+			buf = buf[:min(int64(len(buf)), f.size-n)]
+		}
+		m, rerr := body.Read(buf)
 		if m > 0 {
 			n += int64(m)
 			c.stats.BytesFromOrigin.Add(int64(m))
@@ -96,7 +101,7 @@ func (c *Cache) copyBody(f *fill, body io.ReadCloser, maxSize int64) {
 				err = fmt.Errorf("%w: body passes %d bytes", storage.ErrTooLarge, maxSize)
 				return
 			}
-			if _, werr := f.w.Write((*bp)[:m]); werr != nil {
+			if _, werr := f.w.Write(buf[:m]); werr != nil {
 				err = fmt.Errorf("cache: store write: %w", werr)
 				return
 			}
@@ -104,6 +109,11 @@ func (c *Cache) copyBody(f *fill, body io.ReadCloser, maxSize int64) {
 		}
 		if rerr == io.EOF {
 			break
+		}
+		if m == 0 && rerr == nil {
+			if empty++; empty > 100 {
+				rerr = io.ErrNoProgress
+			}
 		}
 		if rerr != nil {
 			err = fmt.Errorf("%w: %w", ErrFillAborted, rerr)

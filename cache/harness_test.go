@@ -43,7 +43,7 @@ type answer struct {
 	err     error         // fetch fails
 	bodyErr error         // the body fails after it has been sent
 	gate    chan struct{} // when set, the second half of the body waits for it
-	lieCL   int64         // when > 0, the Content-Length announced
+	lieCL   int64         // when non-zero, the Content-Length announced (-1: unknown)
 }
 
 // origin is a scriptable origin that records the requests it gets.
@@ -82,7 +82,7 @@ func (o *origin) fetch(ctx context.Context, req *httphead.Request) (*httphead.Re
 		resp.Header.AddString(name, strings.TrimSpace(value))
 	}
 	resp.ContentLength = int64(len(a.body))
-	if a.lieCL > 0 {
+	if a.lieCL != 0 {
 		resp.ContentLength = a.lieCL
 	}
 	return resp, &body{data: a.body, err: a.bodyErr, gate: a.gate}, nil
