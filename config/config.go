@@ -20,14 +20,18 @@
 //  4. All problems are returned together, sorted by line, as errors.Join of
 //     *Error values that print "file:line: key: reason".
 //
+// Provision opens nothing (it only checks that named files exist), so a
+// failed load needs no cleanup. Diff lists what a reload changes.
+//
 // Durations are Go durations ("1.5s", "10m") or days ("1d", "365d"); sizes
 // are bytes or carry a unit ("64KiB", "256MiB", "10MB"). A YAML merge key
 // ("<<: *defaults") may be used to share settings between entries; top-level
 // keys starting with "x-" are ignored, as a place to define the anchors.
 //
-// The decoder walks yaml.v3 nodes itself rather than calling Node.Decode,
-// because yaml.v3 stops at the first type error and reports neither the key
-// path nor unknown keys inside nested structs with their lines.
+// The decoder walks yaml.v3 nodes itself rather than calling Node.Decode:
+// yaml.v3's own errors give a line and a Go type name but not the key path
+// (routes[2].cache.default_ttl), errors from custom unmarshalers carry no
+// line at all, and its strict mode (KnownFields) exists only on a Decoder.
 package config
 
 import (
@@ -51,6 +55,9 @@ import (
 // built in Go should start from NewListener, NewUpstream and NewRoute,
 // which hold the same defaults as an absent key in the file: a zero
 // Upstream, for one, would pool no connections and retry nothing.
+//
+// A provisioned Config is read-only: share it between goroutines freely,
+// and build a new one for a reload rather than changing it in place.
 type Config struct {
 	// Listeners are the public addresses that accept client traffic.
 	// Default (also when nil): one plain HTTP listener on 127.0.0.1:8080.
