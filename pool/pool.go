@@ -83,7 +83,6 @@ type Pool struct {
 	mu     sync.Mutex
 	peers  map[Key]*peer
 	closed bool
-	totals Stats // Dials and Reuses of all keys, including removed ones
 
 	stop chan struct{}
 	done chan struct{}
@@ -152,7 +151,6 @@ func (p *Pool) get(ctx context.Context, key Key, dial Dial, takeIdle bool) (Conn
 			pr.idle = pr.idle[:n-1]
 			pr.active++
 			pr.stats.Reuses++
-			p.totals.Reuses++
 			p.mu.Unlock()
 			closeAll(expired)
 			return c, true, nil
@@ -225,7 +223,6 @@ func (p *Pool) handedOver(ctx context.Context, key Key, dial Dial, c Conn) (Conn
 		p.mu.Lock()
 		pr := p.peer(key)
 		pr.stats.Reuses++
-		p.totals.Reuses++
 		p.mu.Unlock()
 		return c, true, nil
 	}
@@ -249,7 +246,6 @@ func (p *Pool) dial(ctx context.Context, key Key, dial Dial) (Conn, error) {
 	}
 	p.mu.Lock()
 	p.peer(key).stats.Dials++
-	p.totals.Dials++
 	p.mu.Unlock()
 	return c, nil
 }
@@ -301,16 +297,7 @@ func (p *Pool) Discard(key Key, c Conn) {
 		return
 	}
 	pr.active--
-	p.forgetIfUnused(key, pr)
 	p.mu.Unlock()
-}
-
-// forgetIfUnused removes an empty key so the map does not grow with every
-// peer ever seen. p.mu must be held.
-func (p *Pool) forgetIfUnused(key Key, pr *peer) {
-	if pr.active == 0 && len(pr.idle) == 0 && len(pr.waiters) == 0 {
-		delete(p.peers, key)
-	}
 }
 
 // dropExpired removes idle connections idle since before cutoff and returns
@@ -345,8 +332,9 @@ func closeAll(cs []idleConn) {
 	}
 }
 
-// Stats returns key's counters. A key with no connections left may have
-// been forgotten; its counts remain in Totals.
+// Stats returns key's counters. A key's state, counters included, lives as
+// long as the pool, so counters only grow; a pool serves the bounded set of
+// peers its owner configures.
 func (p *Pool) Stats(key Key) Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -363,8 +351,10 @@ func (p *Pool) Stats(key Key) Stats {
 func (p *Pool) Totals() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.totals
+	var s Stats
 	for _, pr := range p.peers {
+		s.Dials += pr.stats.Dials
+		s.Reuses += pr.stats.Reuses
 		s.Active += pr.active
 		s.Idle += len(pr.idle)
 	}
@@ -420,9 +410,8 @@ func (p *Pool) sweep(now time.Time) {
 	cutoff := now.Add(-p.cfg.IdleTimeout)
 	var expired []idleConn
 	p.mu.Lock()
-	for key, pr := range p.peers {
+	for _, pr := range p.peers {
 		expired = append(expired, pr.dropExpired(cutoff)...)
-		p.forgetIfUnused(key, pr)
 	}
 	p.mu.Unlock()
 	closeAll(expired)
