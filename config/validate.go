@@ -362,10 +362,15 @@ func (k *checker) file(key, path string, required bool) {
 	}
 }
 
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 func (k *checker) admin() {
 	a := k.c.Admin
 	if a.TokenFile != "" && a.TokenEnv != "" {
 		k.errorf("admin.token_env", "set token_file or token_env, not both")
+	}
+	if a.TokenEnv != "" && !envName.MatchString(a.TokenEnv) {
+		k.errorf("admin.token_env", "%q is not an environment variable name", a.TokenEnv)
 	}
 	k.file("admin.token_file", a.TokenFile, false)
 	if a.Addr == "" || a.TokenFile != "" || a.TokenEnv != "" {
@@ -429,11 +434,17 @@ func (k *checker) upstream(key string, u *Upstream) {
 	if u.DNS != nil && u.DNS.Refresh <= 0 {
 		k.errorf(key+".dns.refresh", "must be positive")
 	}
+	if u.DNS != nil && u.DNS.SRV != "" && !validHost(u.DNS.SRV) {
+		k.errorf(key+".dns.srv", "bad SRV name %q: want a name such as _http._tcp.origin.internal", u.DNS.SRV)
+	}
 	k.oneOf(key+".protocol", string(u.Protocol), "http1", "h2", "h2c")
 	k.upstreamTLS(key, u)
 	k.oneOf(key+".balance", string(u.Balance), "round_robin", "weighted", "random", "hash", "least_request", "peak_ewma")
 	switch u.HashKey.Kind {
 	case KeyURL, KeyClientIP, KeyHeader, KeyCookie:
+		if u.HashKey.Kind != KeyURL && u.Balance != BalanceHash {
+			k.errorf(key+".hash_key", "is used only with balance: hash")
+		}
 	default:
 		k.errorf(key+".hash_key", "%q cannot be a hash key: want url, client_ip, header:NAME or cookie:NAME", u.HashKey)
 	}
@@ -471,6 +482,9 @@ func (k *checker) upstreamTLS(key string, u *Upstream) {
 func (k *checker) health(key string, h *Health) {
 	if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
 		k.errorf(key+".path", "must start with /")
+	}
+	if h.Path != "" && h.TCP {
+		k.errorf(key+".tcp", "set path (an HTTP check) or tcp, not both")
 	}
 	if h.Interval <= 0 {
 		k.errorf(key+".interval", "must be positive")
@@ -534,6 +548,9 @@ func (k *checker) routes() {
 			k.errorf(key, "set either upstream or respond, not both")
 		case r.Respond != nil:
 			k.intRange(key+".respond.status", r.Respond.Status, 100, 599)
+			if st := r.Respond.Status; r.Respond.Body != "" && (st < 200 || st == 204 || st == 304) {
+				k.errorf(key+".respond.body", "a %d response has no body", st)
+			}
 			k.headerMap(key+".respond.headers", r.Respond.Headers)
 		case r.Upstream == "":
 			k.errorf(key, "needs an upstream or a respond")
