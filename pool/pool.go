@@ -389,11 +389,12 @@ func (p *Pool) Close() error {
 	return nil
 }
 
-// janitor closes expired idle connections every half IdleTimeout. It is
-// owned by the pool and stops when Close closes p.stop.
+// janitor closes expired idle connections every half IdleTimeout (at
+// most every millisecond). It is owned by the pool and stops when Close
+// closes p.stop.
 func (p *Pool) janitor() {
 	defer close(p.done)
-	t := time.NewTicker(p.cfg.IdleTimeout / 2)
+	t := time.NewTicker(max(p.cfg.IdleTimeout/2, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
