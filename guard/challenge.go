@@ -35,7 +35,8 @@ const (
 	DefaultCookieName   = "__outpost_pass"
 	DefaultVerifyPath   = "/.outpost/challenge"
 	// PageContentType is the Content-Type of the challenge page. Serve it
-	// with status 403 and Cache-Control: no-store.
+	// with status 403, Cache-Control: no-store and the
+	// Content-Security-Policy from Challenge.ContentSecurityPolicy.
 	PageContentType = "text/html; charset=utf-8"
 )
 
@@ -93,6 +94,7 @@ type Challenge struct {
 
 	ipad, opad [sha256.BlockSize]byte
 	page       []pagePart
+	csp        string
 }
 
 // Provision fills defaults, draws a secret if none is set, and prepares the
@@ -133,6 +135,7 @@ func (c *Challenge) Provision() error {
 		c.ipad[i], c.opad[i] = k^0x36, k^0x5c
 	}
 	c.page = splitPage(c.Page)
+	c.csp = pageCSP(c.Page)
 	return nil
 }
 

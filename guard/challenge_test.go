@@ -203,13 +203,30 @@ func TestSetCookieAttributes(t *testing.T) {
 
 var formValue = regexp.MustCompile(`name="(\w)"(?: id="\w+")? value="([^"]*)"`)
 
+func TestContentSecurityPolicyAllowsThePageScriptOnly(t *testing.T) {
+	c := newChallenge(t, 12)
+	page := c.AppendPage(nil, clientIP, clientUA, []byte("/"), now)
+	_, rest, _ := bytes.Cut(page, []byte("<script>"))
+	script, _, _ := bytes.Cut(rest, []byte("</script>"))
+	sum := sha256.Sum256(script)
+	want := "script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	if csp := c.ContentSecurityPolicy(); !strings.Contains(csp, want) || !strings.HasPrefix(csp, "default-src 'none'") {
+		t.Fatalf("CSP %q does not allow the served script (%s)", csp, want)
+	}
+	custom := &Challenge{Page: []byte("<script>var t = '{{token}}';</script>")}
+	custom.Provision()
+	if csp := custom.ContentSecurityPolicy(); csp != "" {
+		t.Fatalf("CSP %q for a script that changes per request", csp)
+	}
+}
+
 func TestAppendPageFillsTheTemplate(t *testing.T) {
 	c := newChallenge(t, 12)
 	page := string(c.AppendPage(nil, clientIP, clientUA, []byte(`/search?q="<x>"&y=1`), now))
 	if strings.Contains(page, "{{") {
 		t.Fatal("placeholder left in the page")
 	}
-	if !strings.Contains(page, `BITS = 12;`) || !strings.Contains(page, `action="/.outpost/challenge"`) {
+	if !strings.Contains(page, `data-bits="12"`) || !strings.Contains(page, `action="/.outpost/challenge"`) {
 		t.Fatal("difficulty or action missing")
 	}
 	if !strings.Contains(page, `value="/search?q=&#34;&lt;x&gt;&#34;&amp;y=1"`) {
@@ -234,9 +251,13 @@ func TestThePageScriptSolvesTheChallenge(t *testing.T) {
 	page := c.AppendPage(nil, clientIP, clientUA, []byte("/"), now)
 	_, rest, _ := bytes.Cut(page, []byte("<script>"))
 	script, _, _ := bytes.Cut(rest, []byte("</script>"))
+	token := formValue.FindAllStringSubmatch(string(page), -1)[0][2]
 	stub := `var els = {}; var document = { getElementById: function (id) {
-  return els[id] || (els[id] = { value: "", textContent: "", submit: function () {
-    console.log(els.nonce.value); console.error("solved in", Date.now() - start, "ms"); process.exit(0); } }); } };
+  return els[id] || (els[id] = { value: "", textContent: "",
+    elements: { c: { value: "` + token + `" } },
+    getAttribute: function (name) { return name === "data-bits" ? "` + strconv.Itoa(c.Difficulty) + `" : null; },
+    submit: function () {
+      console.log(els.nonce.value); console.error("solved in", Date.now() - start, "ms"); process.exit(0); } }); } };
 var start = Date.now();
 `
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -249,9 +270,8 @@ var start = Date.now();
 		t.Fatalf("node: %v: %s", err, stderr.Bytes())
 	}
 	t.Logf("difficulty %d: %s", c.Difficulty, bytes.TrimSpace(stderr.Bytes()))
-	token := []byte(formValue.FindAllStringSubmatch(string(page), -1)[0][2])
 	nonce := bytes.TrimSpace(out)
-	if err := c.Verify(token, nonce, clientIP, clientUA, now); err != nil {
+	if err := c.Verify([]byte(token), nonce, clientIP, clientUA, now); err != nil {
 		t.Fatalf("the script's nonce %q: %v", nonce, err)
 	}
 }
@@ -338,4 +358,17 @@ func FuzzVerify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, token, nonce []byte) {
 		c.Verify(token, nonce, clientIP, clientUA, now) // must not panic
 	})
+}
+
+func TestAnswerWithoutNetHTTP(t *testing.T) {
+	c := newChallenge(t, 10)
+	token := c.NewToken(nil, clientIP, clientUA, now)
+	body := "c=" + string(token) + "&n=" + string(solve(t, token)) + "&r=%2Fdocs%3Fpage%3D2"
+	cookie, location, err := c.Answer([]byte(body), clientIP, clientUA, now, false)
+	if err != nil || location != "/docs?page=2" || !bytes.HasPrefix(cookie, []byte(DefaultCookieName+"=")) {
+		t.Fatalf("Answer = %q, %q, %v", cookie, location, err)
+	}
+	if _, _, err := c.Answer([]byte("c=%zz"), clientIP, clientUA, now, false); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("bad form: %v", err)
+	}
 }

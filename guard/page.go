@@ -2,10 +2,15 @@ package guard
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -16,7 +21,10 @@ import (
 // not on plain-HTTP sites), and its promise per hash costs tens of
 // microseconds, where this one-block loop costs well under one. It works in
 // batches so the page stays responsive, then posts the answer as a form,
-// which works without fetch and follows the redirect back.
+// which works without fetch and follows the redirect back. The script and
+// style do not change per request (the challenge is read from the form), so
+// the page can be served under a strict, hash-based Content-Security-Policy
+// (see Challenge.ContentSecurityPolicy).
 var DefaultPage = []byte(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
@@ -27,7 +35,7 @@ var DefaultPage = []byte(`<!DOCTYPE html>
 <h1>Checking your browser</h1>
 <p id="status">One moment&hellip;</p>
 <noscript><p>This site needs JavaScript to check that you are not a robot. Please enable it and reload.</p></noscript>
-<form id="answer" method="POST" action="{{action}}">
+<form id="answer" method="POST" action="{{action}}" data-bits="{{bits}}">
 <input type="hidden" name="c" value="{{token}}">
 <input type="hidden" name="n" id="nonce" value="">
 <input type="hidden" name="r" value="{{return}}">
@@ -35,7 +43,8 @@ var DefaultPage = []byte(`<!DOCTYPE html>
 <script>
 (function () {
 "use strict";
-var TOKEN = "{{token}}", BITS = {{bits}};
+var form = document.getElementById("answer");
+var TOKEN = form.elements.c.value, BITS = +form.getAttribute("data-bits");
 var K = new Int32Array([
 0x428a2f98,0x71374491,0xb5c0fbcf,0xe9b5dba5,0x3956c25b,0x59f111f1,0x923f82a4,0xab1c5ed5,
 0xd807aa98,0x12835b01,0x243185be,0x550c7dc3,0x72be5d74,0x80deb1fe,0x9bdc06a7,0xc19bf174,
@@ -88,7 +97,7 @@ function work() {
     if ((firstWord(put(n)) >>> (32 - BITS)) === 0) {
       document.getElementById("nonce").value = String(n);
       document.getElementById("status").textContent = "Done, taking you to the page\u2026";
-      document.getElementById("answer").submit();
+      form.submit();
       return;
     }
   }
@@ -133,6 +142,32 @@ func splitPage(tpl []byte) []pagePart {
 		tpl = tpl[at+len(placeholders[hole]):]
 	}
 }
+
+// pageCSP returns a Content-Security-Policy that allows exactly the inline
+// script and style of a page template and nothing else, or "" when they
+// hold placeholders (their hash would change per request).
+func pageCSP(tpl []byte) string {
+	csp := "default-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+	for _, el := range [...]struct{ tag, directive string }{{"script", "script-src"}, {"style", "style-src"}} {
+		_, rest, ok := bytes.Cut(tpl, []byte("<"+el.tag+">"))
+		if !ok {
+			continue
+		}
+		body, _, ok := bytes.Cut(rest, []byte("</"+el.tag+">"))
+		if !ok || bytes.Contains(body, []byte("{{")) {
+			return ""
+		}
+		sum := sha256.Sum256(body)
+		csp += "; " + el.directive + " 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	}
+	return csp
+}
+
+// ContentSecurityPolicy returns the Content-Security-Policy field value to
+// serve the challenge page with: only its own inline script and style, form
+// posts to this site, no framing. It is "" for a custom Page whose script
+// or style holds placeholders.
+func (c *Challenge) ContentSecurityPolicy() string { return c.csp }
 
 // AppendPage appends the challenge page for the client, with a fresh
 // challenge; returnTo is the request-target to go back to once solved (only
@@ -191,10 +226,26 @@ func RemoteIP(r *http.Request) netip.Addr {
 // maxAnswerBytes bounds the body of a posted answer.
 const maxAnswerBytes = 4 << 10
 
-// ServeHTTP is the verification endpoint (VerifyPath): it takes the posted
-// answer, and on success sets the pass cookie and redirects (303) to the
-// page the client first asked for. A wrong, forged or expired answer gets a
-// 403; a request that is not a POST, a 405.
+// Answer checks an answer posted to VerifyPath: an
+// application/x-www-form-urlencoded body with the fields c (challenge), n
+// (nonce) and r (where to return). It returns the Set-Cookie value that
+// carries the pass (secure: over HTTPS) and the local path to redirect to
+// with 303. Engines that do not use net/http call it directly.
+func (c *Challenge) Answer(body []byte, ip netip.Addr, ua []byte, now time.Time, secure bool) (setCookie []byte, location string, err error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if err := c.Verify([]byte(form.Get("c")), []byte(form.Get("n")), ip, ua, now); err != nil {
+		return nil, "", err
+	}
+	return c.AppendSetCookie(nil, ip, ua, now, secure), string(localPath([]byte(form.Get("r")))), nil
+}
+
+// ServeHTTP is the verification endpoint (VerifyPath) over net/http: on a
+// correct answer it sets the pass cookie and redirects (303) to the page
+// the client first asked for. A wrong, forged or expired answer gets a 403;
+// a request that is not a POST, a 405.
 func (c *Challenge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
@@ -202,16 +253,16 @@ func (c *Challenge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxAnswerBytes)
-	if err := r.ParseForm(); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAnswerBytes))
+	if err != nil {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	ip, ua, now := c.ClientIP(r), []byte(r.UserAgent()), time.Now()
-	if err := c.Verify([]byte(r.PostForm.Get("c")), []byte(r.PostForm.Get("n")), ip, ua, now); err != nil {
+	cookie, location, err := c.Answer(body, c.ClientIP(r), []byte(r.UserAgent()), time.Now(), r.TLS != nil)
+	if err != nil {
 		http.Error(w, "challenge failed", http.StatusForbidden)
 		return
 	}
-	w.Header().Add("Set-Cookie", string(c.AppendSetCookie(nil, ip, ua, now, r.TLS != nil)))
-	http.Redirect(w, r, string(localPath([]byte(r.PostForm.Get("r")))), http.StatusSeeOther)
+	w.Header().Add("Set-Cookie", string(cookie))
+	http.Redirect(w, r, location, http.StatusSeeOther)
 }
