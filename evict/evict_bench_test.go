@@ -133,13 +133,16 @@ func BenchmarkTouch(b *testing.B) {
 func BenchmarkInsert(b *testing.B) {
 	const n = 10_000
 	p := full(n)
-	var next atomic.Uint64
+	var next, admitted atomic.Uint64
 	next.Store(n)
 	evicted := func(uint64) {}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			p.Insert(next.Add(1), 1, evicted)
+			if p.Insert(next.Add(1), 1, evicted) {
+				admitted.Add(1)
+			}
 		}
 	})
+	b.ReportMetric(100*float64(admitted.Load())/float64(b.N), "admitted%")
 }

@@ -4,15 +4,18 @@ import "math/bits"
 
 const (
 	sketchRows    = 4
+	rowWidth      = 4    // counters per key in each row
 	maxCount      = 15   // counters saturate here, as TinyLFU's 4-bit ones do
-	sampleFactor  = 10   // halve all counters after this many adds per key slot
+	sampleFactor  = 10   // halve all counters after this many adds per resident key
 	minSketchKeys = 1024 // smallest number of keys a sketch is sized for
 )
 
 // sketch is a count-min sketch of insert frequencies with TinyLFU's aging:
 // after sampleFactor*keys additions every counter is halved, so old
 // popularity fades. Owned by Policy.mu. It is sized for the number of
-// resident keys and rebuilt larger (starting from zero) when they outgrow it.
+// resident keys, with rowWidth counters per key in each row (fewer let
+// unrelated keys share counters enough to blur the comparison), and rebuilt
+// larger (starting from zero) when they outgrow it.
 type sketch struct {
 	keys    int     // resident keys the sketch is sized for
 	mask    uint64  // row width - 1
@@ -23,7 +26,7 @@ type sketch struct {
 
 func newSketch(keys int) sketch {
 	keys = max(keys, minSketchKeys)
-	width := uint64(1) << bits.Len64(uint64(keys-1)) // next power of two
+	width := uint64(1) << bits.Len64(uint64(rowWidth*keys-1)) // next power of two
 	return sketch{
 		keys:    keys,
 		mask:    width - 1,
@@ -32,16 +35,19 @@ func newSketch(keys int) sketch {
 	}
 }
 
-// add counts one insert of key and returns its new estimate.
+// add counts one insert of key and returns its new estimate. It raises only
+// the counters at the current minimum (a conservative update), which keeps
+// keys that share counters with popular ones from looking popular.
 func (s *sketch) add(key uint64) uint8 {
-	est := uint8(maxCount)
-	h := mix(key)
-	for i := range uint64(sketchRows) {
-		c := &s.rows[s.slot(h, i)]
-		if *c < maxCount {
-			*c++
+	est := s.estimate(key)
+	if est < maxCount {
+		h := mix(key)
+		for i := range uint64(sketchRows) {
+			if c := &s.rows[s.slot(h, i)]; *c == est {
+				*c++
+			}
 		}
-		est = min(est, *c)
+		est++
 	}
 	if s.added++; s.added >= s.samples {
 		s.age()
