@@ -211,21 +211,19 @@ func lockDir(dir string) (*os.File, error) {
 }
 
 // loadSeed returns the hash key stored in dir/seed, creating it on first
-// use. A store whose seed is lost finds no object under its expected name
-// and deletes them all at Open: the cache starts cold, never wrong.
+// use or when it is damaged. A store whose seed is lost finds no object
+// under its expected name and deletes them all at Open: the cache starts
+// cold, never wrong.
 func loadSeed(dir string) ([2]uint64, error) {
 	name := filepath.Join(dir, "seed")
 	b, err := os.ReadFile(name)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(b) != 16 {
 		b = make([]byte, 16)
 		rand.Read(b)
 		err = writeFileAtomic(name, b)
 	}
 	if err != nil {
 		return [2]uint64{}, fmt.Errorf("disk: seed: %w", err)
-	}
-	if len(b) != 16 {
-		return [2]uint64{}, fmt.Errorf("disk: seed %s: %d bytes, want 16", name, len(b))
 	}
 	return [2]uint64{binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])}, nil
 }

@@ -105,11 +105,19 @@ func crashChild(dir string) error {
 	fmt.Println("ready")
 	for i := 0; ; i++ {
 		key := fmt.Sprintf("loop/%d", i)
-		if err := put(s, key, []byte(key), body(key, 1000+i)); err != nil {
+		if err := put(s, key, []byte(key), body(key, loopSize(i))); err != nil {
 			return err
 		}
 		fmt.Println(i)
 	}
+}
+
+// loopSize makes every fifth loop object big, so the kill may land mid-fill.
+func loopSize(i int) int {
+	if i%5 == 4 {
+		return 2<<20 + i
+	}
+	return 1000 + i
 }
 
 func TestKilledProcessLeavesOnlyCommittedObjects(t *testing.T) {
@@ -158,14 +166,14 @@ func TestKilledProcessLeavesOnlyCommittedObjects(t *testing.T) {
 	mustMiss(t, s, "half")
 	for i := 0; i <= last; i++ {
 		key := fmt.Sprintf("loop/%d", i)
-		mustHave(t, s, key, []byte(key), body(key, 1000+i))
+		mustHave(t, s, key, []byte(key), body(key, loopSize(i)))
 	}
 	// Whatever else made it is whole.
 	extra := 0
 	s.Range(func(key string, meta []byte) bool {
 		var i int
 		if _, err := fmt.Sscanf(key, "loop/%d", &i); err == nil && i > last {
-			mustHave(t, s, key, []byte(key), body(key, 1000+i))
+			mustHave(t, s, key, []byte(key), body(key, loopSize(i)))
 			extra++
 		}
 		return true
@@ -229,6 +237,26 @@ func TestReopeningSmallerEvictsOldestFirst(t *testing.T) {
 	}
 	if objs, _ := files(t, dir); len(objs) != 4 {
 		t.Fatalf("%d object files on disk, want 4", len(objs))
+	}
+}
+
+func TestLostSeedStartsTheStoreCold(t *testing.T) {
+	for _, seed := range []string{"", "short"} {
+		dir := t.TempDir()
+		s := openStore(t, dir, Options{Capacity: 1 << 20})
+		mustPut(t, s, "k", []byte("m"), body("k", 100))
+		s.Close()
+		os.Remove(filepath.Join(dir, "seed"))
+		if seed != "" {
+			os.WriteFile(filepath.Join(dir, "seed"), []byte(seed), 0o600)
+		}
+		s = openStore(t, dir, Options{Capacity: 1 << 20})
+		mustMiss(t, s, "k")
+		if objs, _ := files(t, dir); len(objs) != 0 || s.Stats().Objects != 0 {
+			t.Fatalf("seed %q: %d files and %+v after Open", seed, len(objs), s.Stats())
+		}
+		mustPut(t, s, "k", []byte("m"), body("k", 100))
+		mustHave(t, s, "k", []byte("m"), body("k", 100))
 	}
 }
 
