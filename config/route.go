@@ -66,7 +66,8 @@ type Match struct {
 type Respond struct {
 	// Status is the response status (100 to 599). Default: 200.
 	Status int `yaml:"status"`
-	// Body is the response body. Default: "", empty.
+	// Body is the response body; not allowed with 1xx, 204 and 304.
+	// Default: "", empty.
 	Body string `yaml:"body"`
 	// Headers are response header fields. Default: none.
 	Headers map[string]string `yaml:"headers"`

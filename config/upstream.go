@@ -46,7 +46,8 @@ type Upstream struct {
 	// empty): round_robin.
 	Balance Balance `yaml:"balance"`
 	// HashKey is what the hash policy hashes: url, client_ip,
-	// header:NAME or cookie:NAME. Default (also when empty): url.
+	// header:NAME or cookie:NAME. Default (also when empty): url. Any
+	// other key needs balance: hash.
 	HashKey KeySource `yaml:"hash_key"`
 	// StickyCookie, when set, names a cookie that pins a client to the
 	// server that first answered it. Default: "", no stickiness.
@@ -148,7 +149,8 @@ type Health struct {
 	// Path is the URL path requested with GET, e.g. "/healthz".
 	// Default: "", no HTTP check.
 	Path string `yaml:"path"`
-	// TCP checks only that a connection opens. Default: false.
+	// TCP checks only that a connection opens; not together with Path.
+	// Default: false.
 	TCP bool `yaml:"tcp"`
 	// ExpectStatus is the range of statuses that count as healthy.
 	// Default (also when unset): "200-399".
