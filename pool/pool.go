@@ -168,7 +168,7 @@ func (p *Pool) get(ctx context.Context, key Key, dial Dial, takeIdle bool) (Conn
 		pr.waiters = append(pr.waiters, w)
 		p.mu.Unlock()
 		closeAll(expired)
-		return p.wait(ctx, key, dial, w)
+		return p.wait(ctx, key, dial, w, takeIdle)
 	}
 	// GetNew at the limit with idle connections: make room by closing the
 	// oldest, which is the one least likely to be reused.
@@ -191,9 +191,13 @@ func (p *Pool) peer(key Key) *peer {
 }
 
 // wait blocks until a slot is handed over on w or ctx is done.
-func (p *Pool) wait(ctx context.Context, key Key, dial Dial, w chan Conn) (Conn, bool, error) {
+func (p *Pool) wait(ctx context.Context, key Key, dial Dial, w chan Conn, takeIdle bool) (Conn, bool, error) {
 	select {
 	case c := <-w:
+		if c != nil && !takeIdle {
+			c.Close() // GetNew wants a fresh connection in this slot
+			c = nil
+		}
 		return p.handedOver(ctx, key, dial, c)
 	case <-ctx.Done():
 	}

@@ -315,3 +315,28 @@ func (c *countedConn) Close() error {
 	c.once.Do(func() { c.open.Add(-1) })
 	return nil
 }
+
+func TestGetNewWaitingAtMaxConnsDialsInsteadOfReusing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := New(Config{MaxConns: 1})
+		defer p.Close()
+		d := &dialer{}
+		first, _ := get(t, p, d)
+		got := make(chan Conn)
+		go func() {
+			c, err := p.GetNew(context.Background(), key, d.dial)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- c
+		}()
+		synctest.Wait()
+		p.Put(key, first)
+		if c := <-got; c == Conn(first) || !first.closed.Load() {
+			t.Error("GetNew reused a connection handed over by Put")
+		}
+		if s := p.Stats(key); s.Active != 1 || s.Dials != 2 {
+			t.Errorf("stats %+v", s)
+		}
+	})
+}
