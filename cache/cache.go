@@ -22,6 +22,7 @@ package cache
 
 import (
 	"context"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"sync"
@@ -106,6 +107,7 @@ func New(store storage.Store, opts Options) *Cache {
 		c.detach = context.WithoutCancel
 	}
 	c.epoch.Store(uint64(c.now().UnixNano()))
+	c.keys.seed = maphash.MakeSeed()
 	return c
 }
 

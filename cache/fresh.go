@@ -44,13 +44,18 @@ func responseDirectives(h *httphead.Header, pol *Policy) (d cachecontrol.Directi
 func requestDirectives(h *httphead.Header) cachecontrol.Directives {
 	var d cachecontrol.Directives
 	d.Reset()
-	found := false
-	h.Values("Cache-Control", func(v []byte) bool {
-		d.Add(v)
-		found = true
-		return true
-	})
-	if !found && h.HasToken("Pragma", "no-cache") {
+	found, pragma := false, false
+	for i := range h.Len() {
+		name, value := h.Field(i)
+		switch {
+		case httphead.EqualFold(name, "Cache-Control"):
+			d.Add(value)
+			found = true
+		case httphead.EqualFold(name, "Pragma"):
+			pragma = pragma || httphead.ListHas(value, "no-cache")
+		}
+	}
+	if !found && pragma {
 		d.Flags |= cachecontrol.NoCache
 	}
 	return d

@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
+	"hash/maphash"
 	"sync"
 
 	"github.com/outpost-edge/outpost/httphead"
@@ -113,6 +114,7 @@ func forEachToken(list []byte, fn func([]byte)) {
 // into a string (for Store.Lookup and the trace) without allocating. It is
 // bounded: a shard that fills up is cleared.
 type keyTable struct {
+	seed   maphash.Seed
 	shards [64]keyShard
 }
 
@@ -124,7 +126,7 @@ type keyShard struct {
 const keyShardMax = 4096
 
 func (t *keyTable) intern(b []byte) string {
-	s := &t.shards[fnv(b)%uint32(len(t.shards))]
+	s := &t.shards[maphash.Bytes(t.seed, b)%uint64(len(t.shards))]
 	s.mu.RLock()
 	k, ok := s.m[string(b)]
 	s.mu.RUnlock()
@@ -139,12 +141,4 @@ func (t *keyTable) intern(b []byte) string {
 	s.m[k] = k
 	s.mu.Unlock()
 	return k
-}
-
-func fnv(b []byte) uint32 {
-	h := uint32(2166136261)
-	for _, c := range b {
-		h = (h ^ uint32(c)) * 16777619
-	}
-	return h
 }

@@ -80,7 +80,6 @@ type cacheStatus struct {
 func (r *Reply) finishHead(age time.Duration, cs cacheStatus) {
 	h := &r.head.Header
 	r.scratch = strconv.AppendInt(r.scratch[:0], int64(age/time.Second), 10)
-	h.Del("Age")
 	h.Add(ageField, r.scratch)
 	b := append(r.scratch[:0], r.c.name...)
 	if cs.hit {
@@ -146,7 +145,9 @@ func (r *Reply) setOriginHead(resp *httphead.Response, pol *Policy) {
 	r.head.SetReason(resp.Reason)
 	r.head.ProtoMajor, r.head.ProtoMinor = resp.ProtoMajor, resp.ProtoMinor
 	r.head.Header.CopyFrom(&resp.Header)
-	r.head.Header.DelFunc(func(name, _ []byte) bool { return isEdgeField(name, pol) })
+	r.head.Header.DelFunc(func(name, _ []byte) bool {
+		return isEdgeField(name, pol) || httphead.EqualFold(name, "Age") // Age is recomputed
+	})
 	r.head.ContentLength = resp.ContentLength
 	r.head.Chunked = resp.Chunked
 }
