@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"unsafe"
@@ -122,7 +123,7 @@ func ParseAnomaly(s string) (Anomaly, error) {
 			return 1 << i, nil
 		}
 	}
-	return 0, ErrBadRule
+	return 0, fmt.Errorf("%w: unknown anomaly %q", ErrBadRule, s)
 }
 
 // Anomalies returns the anomalies of the request head.

@@ -88,7 +88,12 @@ func (l *Limiter) Slots() int { return len(l.slots) }
 
 // Allow counts one request for key at now and says whether it is within the
 // limit. A refused request is not counted.
-func (l *Limiter) Allow(key []byte, now time.Time) Decision {
+func (l *Limiter) Allow(key []byte, now time.Time) Decision { return l.AllowN(key, 1, now) }
+
+// AllowN is Allow for a request that costs n (n ≥ 1) of the key's quota,
+// all or nothing: a cost above Burst is never allowed.
+func (l *Limiter) AllowN(key []byte, n int, now time.Time) Decision {
+	cost := l.interval * int64(max(n, 1))
 	t := now.Sub(l.epoch).Microseconds()
 	h := maphash.Bytes(l.seed, key)
 	i := (h & l.setMask) * ways
@@ -96,7 +101,7 @@ func (l *Limiter) Allow(key []byte, now time.Time) Decision {
 	fp := h >> tatBits
 	for range maxAttempts {
 		j, old, ahead := l.find(set, fp, t)
-		next := ahead + l.interval
+		next := ahead + cost
 		if next > l.tolerance {
 			return Decision{
 				RetryAfter: micros(next - l.tolerance),

@@ -343,3 +343,20 @@ func TestRateIsSafeForConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestAllowNTakesTheWholeCostOrNothing(t *testing.T) {
+	lim := mustNew(t, Limit{Rate: 10}, 0)
+	key := []byte("k")
+	if d := lim.AllowN(key, 7, t0); !d.Allowed || d.Remaining != 3 {
+		t.Fatalf("cost 7: %+v", d)
+	}
+	if d := lim.AllowN(key, 4, t0); d.Allowed || d.RetryAfter != 100*time.Millisecond {
+		t.Fatalf("cost 4 with 3 left: %+v, want refused for 100ms", d)
+	}
+	if d := lim.AllowN(key, 3, t0); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("cost 3 with 3 left: %+v", d)
+	}
+	if d := lim.AllowN([]byte("other"), 11, t0); d.Allowed {
+		t.Fatalf("cost above the burst allowed: %+v", d)
+	}
+}
