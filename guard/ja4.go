@@ -33,21 +33,23 @@ func JA4(hello *tls.ClientHelloInfo) string {
 // letter (OverTCP, OverQUIC, OverDTLS), and allocates nothing for a
 // ClientHello of ordinary size.
 //
-// crypto/tls exposes everything JA4 reads with two approximations:
+// crypto/tls exposes every field JA4 reads (Extensions lists every
+// extension ID in wire order, GREASE included), with these limits:
 //
-//   - The version: JA4 takes the highest supported_versions entry, else the
-//     ClientHello's legacy_version. Go reports SupportedVersions from the
-//     extension when it is present; without it, Go extrapolates the list
-//     from legacy_version, whose highest entry is that version, so the
-//     result is the same.
-//   - The ALPN value: Go parses the ALPN extension into strings and drops an
-//     empty protocol name, so a first value that is empty on the wire (which
-//     JA4 prints as "00") is seen as the next one. Clients do not send empty
-//     names (RFC 7301 forbids them).
-//
-// SNI presence is read from the extension list, not ServerName, so a
-// ClientHello that carries the SNI extension counts as "d" even when Go
-// declined its value.
+//   - Version: JA4 takes the highest supported_versions entry, else the
+//     ClientHello's legacy_version. Without the extension Go derives
+//     SupportedVersions from legacy_version but lists only versions it
+//     implements (TLS 1.0 to 1.3), so an SSL 3.0 client reads as "00", not
+//     "s3"; Go refuses such clients anyway.
+//   - ALPN: crypto/tls rejects a ClientHello with an empty protocol name
+//     before any callback runs, so JA4's "00 for an empty first value"
+//     never arises; "00" means no ALPN extension.
+//   - SNI: presence is read from the extension list, not ServerName, so a
+//     ClientHello that carries the extension counts as "d" whatever Go made
+//     of its value.
+//   - HelloRetryRequest: a client may send a second ClientHello; the
+//     fingerprint is that of the first, so skip calls where
+//     hello.HelloRetryRequest is set.
 func AppendJA4(dst []byte, hello *tls.ClientHelloInfo, proto byte) []byte {
 	var cs, ex [128]uint16
 	ciphers := withoutGREASE(cs[:0], hello.CipherSuites)
