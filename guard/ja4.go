@@ -47,9 +47,11 @@ func JA4(hello *tls.ClientHelloInfo) string {
 //   - SNI: presence is read from the extension list, not ServerName, so a
 //     ClientHello that carries the extension counts as "d" whatever Go made
 //     of its value.
-//   - HelloRetryRequest: a client may send a second ClientHello; the
-//     fingerprint is that of the first, so skip calls where
-//     hello.HelloRetryRequest is set.
+//   - Which ClientHello: call it from GetConfigForClient, which Go calls
+//     once with the first ClientHello (GetCertificate may see the second
+//     one, after a HelloRetryRequest). When the server holds Encrypted
+//     Client Hello keys and ECH succeeds, Go shows the decrypted inner
+//     ClientHello, where JA4 as specified fingerprints the outer one.
 func AppendJA4(dst []byte, hello *tls.ClientHelloInfo, proto byte) []byte {
 	var cs, ex [128]uint16
 	ciphers := withoutGREASE(cs[:0], hello.CipherSuites)
