@@ -3,12 +3,15 @@
 // with TinyLFU admission); it knows nothing of HTTP.
 //
 // A hit costs two lock-free map lookups (the index and the policy's) and at
-// most one atomic hit count: Lookup returns the committed object itself, which is immutable, so it
-// allocates nothing, Close has nothing to release, and its body can be
-// written to a socket without a copy (storage.Bytes). An object deleted,
-// replaced or evicted while a reader holds it stays readable because the
-// reader still references it; its bytes leave the budget at once and the
-// memory when the last reader drops it.
+// most one atomic hit count. Lookup returns the committed object itself,
+// which is immutable: it allocates nothing, Close has nothing to release,
+// and the body can be written to a socket without a copy (storage.Bytes).
+// An object deleted, replaced or evicted while a reader holds it stays
+// readable because the reader still references it; its bytes leave the
+// budget at once and the memory when the last reader drops it.
+//
+// The bound covers committed objects. A fill in progress holds up to
+// MaxObjectSize bytes outside it until it commits or aborts.
 package memory
 
 import (
@@ -25,9 +28,7 @@ import (
 // its key, metadata and body: roughly the object, index and policy entries.
 const ObjectOverhead = 256
 
-const (
-	defaultCapacity = 256 << 20
-)
+const defaultCapacity = 256 << 20
 
 // Options configures a Store. The zero value works.
 type Options struct {
