@@ -360,3 +360,25 @@ func TestAllowNTakesTheWholeCostOrNothing(t *testing.T) {
 		t.Fatalf("cost above the burst allowed: %+v", d)
 	}
 }
+
+func TestRateSlidingBlendsThePreviousInterval(t *testing.T) {
+	r := NewRate(time.Second, 1024)
+	base := time.Now().Add(time.Hour)
+	base = base.Add(-base.Sub(r.epoch) % time.Second) // start of an interval
+	key := []byte("k")
+	r.Observe(key, 100, base)
+	tests := []struct {
+		at   time.Duration
+		want float64
+	}{
+		{1000 * time.Millisecond, 100 + 1},   // window covers all of the previous interval
+		{1250 * time.Millisecond, 75 + 2},    // a quarter of it has slid out
+		{1750 * time.Millisecond, 25 + 3},    // three quarters
+		{2500 * time.Millisecond, 3*0.5 + 1}, // the interval before counted 3
+	}
+	for _, tt := range tests {
+		if got := r.Sliding(key, 1, base.Add(tt.at)); got != tt.want {
+			t.Errorf("at %v: %v, want %v", tt.at, got, tt.want)
+		}
+	}
+}

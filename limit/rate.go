@@ -67,19 +67,20 @@ func (r *Rate) Interval() time.Duration { return r.interval }
 // Observe records events occurrences of key at now and returns the
 // estimated count of key in the current interval, these included.
 func (r *Rate) Observe(key []byte, events int, now time.Time) int {
-	s := r.current(r.intervalAt(now))
-	if s == nil {
-		return 0
-	}
+	return r.observe(maphash.Bytes(r.seed, key), events, r.intervalAt(now))
+}
+
+// Sliding records events occurrences of key at now and returns the
+// estimated count of key over the last Interval up to now: the current
+// interval's count plus the previous one's, weighted by how much of it the
+// sliding window still covers. Unlike Observe, it does not drop to zero
+// when a new interval starts.
+func (r *Rate) Sliding(key []byte, events int, now time.Time) float64 {
 	h := maphash.Bytes(r.seed, key)
-	least := uint32(0)
-	for i := range sketchDepth {
-		c := s.counts[r.index(h, i)].Add(uint32(events))
-		if i == 0 || c < least {
-			least = c
-		}
-	}
-	return int(least)
+	n := r.intervalAt(now)
+	cur := r.observe(h, events, n)
+	elapsed := now.Sub(r.epoch) - time.Duration(n)*r.interval
+	return float64(r.previous(h, n-1))*(1-float64(elapsed)/float64(r.interval)) + float64(cur)
 }
 
 // Rate returns key's events per second over the last complete interval
@@ -91,12 +92,31 @@ func (r *Rate) Rate(key []byte, now time.Time) float64 {
 // Previous returns the estimated count of key in the last complete
 // interval.
 func (r *Rate) Previous(key []byte, now time.Time) int {
-	n := r.intervalAt(now) - 1
+	return r.previous(maphash.Bytes(r.seed, key), r.intervalAt(now)-1)
+}
+
+func (r *Rate) observe(h uint64, events int, n int64) int {
+	s := r.current(n)
+	if s == nil {
+		return 0
+	}
+	least := uint32(0)
+	for i := range sketchDepth {
+		c := s.counts[r.index(h, i)].Add(uint32(events))
+		if i == 0 || c < least {
+			least = c
+		}
+	}
+	return int(least)
+}
+
+// previous returns the estimated count of hash h in interval n, zero when
+// the sketch for n has moved on.
+func (r *Rate) previous(h uint64, n int64) int {
 	s := &r.windows[n&1]
 	if s.n.Load() != n {
 		return 0
 	}
-	h := maphash.Bytes(r.seed, key)
 	least := uint32(0)
 	for i := range sketchDepth {
 		c := s.counts[r.index(h, i)].Load()
