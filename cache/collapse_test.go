@@ -366,3 +366,39 @@ func TestSoftPurgeServesStaleWhileRefreshing(t *testing.T) {
 		t.Errorf("after PurgeAll: %v", r.code)
 	}
 }
+
+// TestRevalidationIsCollapsed: concurrent requests for a stale object make
+// one conditional request, and every client gets the stored body.
+func TestRevalidationIsCollapsed(t *testing.T) {
+	e := newEnv(t)
+	release := make(chan struct{})
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		if n == 1 {
+			return answer{headers: []string{"Cache-Control: max-age=10", "ETag: \"e\""}, body: "stored"}
+		}
+		<-release
+		return answer{status: 304, headers: []string{"Cache-Control: max-age=10"}}
+	})
+	e.get(o, "/rv")
+	e.clock.Advance(time.Minute)
+	const clients = 20
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := e.get(o, "/rv"); r.body != "stored" || (r.code != StatusRevalidated && r.code != StatusHit) {
+				t.Errorf("got %v %q %v", r.code, r.body, r.readErr)
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.c.Stats().Collapsed.Load() < clients-1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if n := o.count.Load(); n != 2 {
+		t.Errorf("origin saw %d requests, want 2", n)
+	}
+}

@@ -22,7 +22,7 @@ func responseDirectives(h *httphead.Header, pol *Policy) (d cachecontrol.Directi
 		if v := h.Peek(name); v != nil {
 			var ok bool
 			if name == "Surrogate-Control" {
-				d, ok = cachecontrol.Parse(v), true
+				d, ok = cachecontrol.ParseSurrogate(v), true
 			} else {
 				d, ok = cachecontrol.ParseTargeted(v)
 			}

@@ -229,6 +229,35 @@ func (o *objectReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo lets io.Copy hand a whole stored body to the store's own writer
+// (the disk store sends it with sendfile).
+func (o *objectReader) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := o.obj.(io.WriterTo); ok && o.off == 0 && o.end == o.obj.Size() {
+		n, err := wt.WriteTo(w)
+		o.off += n
+		return n, err
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	var total int64
+	for {
+		n, err := o.Read(*bp)
+		if n > 0 {
+			m, werr := w.Write((*bp)[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 // originBody streams an origin body that is not being stored, counting it.
 type originBody struct {
 	rc    io.ReadCloser

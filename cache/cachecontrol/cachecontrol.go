@@ -10,6 +10,8 @@
 // 9111 section 4.2.1 asks.
 package cachecontrol
 
+import "bytes"
+
 // Flag records a directive that takes no value (or whose value was given
 // and recorded elsewhere).
 type Flag uint32
@@ -89,6 +91,23 @@ func (d *Directives) Add(v []byte) {
 	for p.next() {
 		d.apply(p.name, p.value, p.hasValue, p.quoted)
 	}
+}
+
+// ParseSurrogate parses a Surrogate-Control value (Edge Architecture
+// Specification 1.0): Cache-Control syntax, where a directive may carry a
+// ";target" suffix (skipped) and max-age may read "60+30" (the part after
+// '+' is an extension this cache does not use and is ignored).
+func ParseSurrogate(v []byte) Directives {
+	var d Directives
+	d.Reset()
+	p := lexer{in: v}
+	for p.next() {
+		if i := bytes.IndexByte(p.value, '+'); i > 0 && !p.quoted {
+			p.value = p.value[:i]
+		}
+		d.apply(p.name, p.value, p.hasValue, p.quoted)
+	}
+	return d
 }
 
 // ParseTargeted parses a CDN-Cache-Control style field (RFC 9213), a
@@ -253,7 +272,11 @@ type lexer struct {
 
 func (p *lexer) next() bool {
 	for {
-		p.skip(func(c byte) bool { return c == ' ' || c == '\t' || c == ',' })
+		i := 0
+		for i < len(p.in) && (p.in[i] == ' ' || p.in[i] == '\t' || p.in[i] == ',') {
+			i++
+		}
+		p.in = p.in[i:]
 		if len(p.in) == 0 {
 			return false
 		}
@@ -341,11 +364,9 @@ func (p *lexer) skipMember() {
 	p.in = nil
 }
 
-func (p *lexer) skipOWS() { p.skip(func(c byte) bool { return c == ' ' || c == '\t' }) }
-
-func (p *lexer) skip(f func(byte) bool) {
+func (p *lexer) skipOWS() {
 	i := 0
-	for i < len(p.in) && f(p.in[i]) {
+	for i < len(p.in) && (p.in[i] == ' ' || p.in[i] == '\t') {
 		i++
 	}
 	p.in = p.in[i:]

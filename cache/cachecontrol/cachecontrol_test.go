@@ -87,6 +87,11 @@ func check(t *testing.T, got Directives, w want) {
 	}
 }
 
+func TestParseSurrogate(t *testing.T) {
+	d := ParseSurrogate([]byte(`content="ESI/1.0", max-age=60+30;edge1, no-store;other`))
+	check(t, d, want{NoStore, 60, u, u, u, u, u, "", ""})
+}
+
 func TestAddMergesLines(t *testing.T) {
 	d := Parse([]byte("max-age=60"))
 	d.Add([]byte("max-age=30, private"))
@@ -145,7 +150,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		b := []byte(in)
-		for _, d := range []Directives{Parse(b), func() Directives { d, _ := ParseTargeted(b); return d }()} {
+		for _, d := range []Directives{Parse(b), ParseSurrogate(b), func() Directives { d, _ := ParseTargeted(b); return d }()} {
 			for _, n := range []int64{d.MaxAge, d.SMaxAge, d.MaxStale, d.MinFresh, d.StaleWhileRevalidate, d.StaleIfError} {
 				if n < Unset || n > MaxDelta {
 					t.Fatalf("number out of range: %d in %+v", n, d)
