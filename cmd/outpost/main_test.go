@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+// TestMain builds the outpost binary once: these tests run it as a user
+// would, as its own process.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "outpost-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "outpost")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is a running outpost process.
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+	out  *syncBuf
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// writeConfig writes a config for an edge on addr in front of origin.
+func writeConfig(t *testing.T, addr, origin, extra string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "outpost.yaml")
+	cfg := fmt.Sprintf(`listeners: [{addr: "%s"}]
+admin: {addr: ""}
+upstreams:
+  origin: {servers: [{addr: "%s"}]}
+routes:
+  - name: all
+    upstream: origin
+%s
+log: {access: "off"}
+`, addr, origin, extra)
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// startProc starts the binary with args and waits until addr accepts.
+func startProc(t *testing.T, addr string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...), addr: addr, out: &syncBuf{}}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outpost did not listen on %s:\n%s", addr, p.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// peakRSS returns the process's peak resident memory in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// pattern is an endless deterministic byte stream.
+type pattern struct{ n int64 }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = byte(p.n % 251)
+		p.n++
+	}
+	return len(b), nil
+}
+
+func TestStreamsOneGiBBothWaysInBoundedMemory(t *testing.T) {
+	const size = 1 << 30
+	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			h := sha256.New()
+			n, _ := io.Copy(h, r.Body)
+			fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		io.CopyN(w, &pattern{}, size)
+	})}
+	ol, _ := net.Listen("tcp", "127.0.0.1:0")
+	go origin.Serve(ol)
+	defer origin.Close()
+	addr := freeAddr(t)
+	p := startProc(t, addr, "run", "-c", writeConfig(t, addr, ol.Addr().String(), "    cache: {enabled: false}"))
+
+	resp, err := http.Get("http://" + addr + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := sha256.New()
+	n, err := io.Copy(down, resp.Body)
+	resp.Body.Close()
+	want := sha256.New()
+	io.CopyN(want, &pattern{}, size)
+	if err != nil || n != size || string(down.Sum(nil)) != string(want.Sum(nil)) {
+		t.Fatalf("download: %d bytes, err %v, digest match %v", n, err, string(down.Sum(nil)) == string(want.Sum(nil)))
+	}
+
+	resp, err = http.Post("http://"+addr+"/up", "application/octet-stream", io.LimitReader(&pattern{}, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != fmt.Sprintf("%d %x", size, want.Sum(nil)) {
+		t.Fatalf("upload: origin saw %q", b)
+	}
+	rss := peakRSS(t, p.cmd.Process.Pid)
+	t.Logf("1 GiB down and 1 GiB up; peak RSS %d MiB", rss>>20)
+	if rss > 100<<20 {
+		t.Fatalf("peak RSS %d MiB > 100 MiB", rss>>20)
+	}
+}
+
+func TestUpgradeUnderLoadLosesNoRequest(t *testing.T) {
+	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})}
+	ol, _ := net.Listen("tcp", "127.0.0.1:0")
+	go origin.Serve(ol)
+	defer origin.Close()
+	addr := freeAddr(t)
+	cfg := writeConfig(t, addr, ol.Addr().String(), "    cache: {enabled: false}")
+	sock := filepath.Join(t.TempDir(), "upgrade.sock")
+	old := startProc(t, addr, "run", "-c", cfg, "--upgrade-socket", sock)
+	waitSocket(t, sock)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+			for i := 0; i < 20000 && ctx.Err() == nil; i++ {
+				resp, err := client.Get("http://" + addr + "/")
+				if err != nil {
+					failed.Add(1)
+					t.Logf("request failed: %v", err)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // load is running
+	next := exec.Command(binary, "run", "-c", cfg, "--upgrade", "--upgrade-socket", sock)
+	out := &syncBuf{}
+	next.Stdout, next.Stderr = out, out
+	if err := next.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { next.Process.Kill(); next.Wait() }()
+	exited := make(chan error, 1)
+	go func() { exited <- old.cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("old process did not exit after the upgrade:\n%s\nnew:\n%s", old.out.String(), out.String())
+	}
+	time.Sleep(300 * time.Millisecond) // load goes on against the new process
+	cancel()
+	wg.Wait()
+	t.Logf("%d requests served across the upgrade, %d failed", ok.Load(), failed.Load())
+	if failed.Load() != 0 || ok.Load() == 0 {
+		t.Fatalf("%d failed requests (%d ok)\nold:\n%s\nnew:\n%s", failed.Load(), ok.Load(), old.out.String(), out.String())
+	}
+	next.Process.Signal(syscall.SIGTERM)
+}
+
+func waitSocket(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no upgrade socket at %s", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestValidateNamesFileLineAndKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(file, []byte("routes:\n  - name: a\n    upstream: missing\n"), 0o644)
+	out, err := exec.Command(binary, "validate", "-c", file).CombinedOutput()
+	if err == nil {
+		t.Fatalf("validate accepted a bad config: %s", out)
+	}
+	if !strings.Contains(string(out), file+":3: routes[0].upstream:") {
+		t.Fatalf("validate said %q", out)
+	}
+	first := bufio.NewScanner(strings.NewReader(string(out)))
+	first.Scan()
+	t.Log(first.Text())
+}
