@@ -457,8 +457,8 @@ func testRangeDelete(t *testing.T, s storage.Store) {
 	if deleted != 10 {
 		t.Fatalf("deleted %d objects from Range, want 10", deleted)
 	}
-	if n := s.Stats().Objects; n != 0 {
-		t.Fatalf("Stats().Objects = %d after purging all, want 0", n)
+	if st := s.Stats(); st.Objects != 0 || st.Bytes != 0 {
+		t.Fatalf("after purging all: Stats().Objects = %d, Bytes = %d, want 0", st.Objects, st.Bytes)
 	}
 }
 
@@ -586,6 +586,13 @@ func testConcurrent(t *testing.T, s storage.Store) {
 		}
 	})
 	wg.Wait()
+	// The counters must agree with what is left once it is all deleted.
+	for i := range keys {
+		s.Delete(fmt.Sprintf("c/%d", i))
+	}
+	if st := s.Stats(); st.Objects != 0 || st.Bytes != 0 {
+		t.Fatalf("after deleting every key: Stats().Objects = %d, Bytes = %d, want 0", st.Objects, st.Bytes)
+	}
 }
 
 func checkVersioned(s storage.Store, key string) error {
