@@ -151,6 +151,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.maxObject = min(s.maxObject, opts.Capacity)
 	s.heads.New = func() any { return new([headBuf]byte) }
+	if err := checkOwnDir(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(s.objDir, 0o700); err != nil {
 		return nil, fmt.Errorf("disk: %w", err)
 	}
@@ -181,6 +184,31 @@ func (s *Store) prepare(dir string, verify bool) error {
 		return fmt.Errorf("disk: %w", err)
 	}
 	return s.load(verify)
+}
+
+// storeNames are the entries a store keeps in its directory, plus the
+// lost+found of a filesystem given whole to the store.
+var storeNames = map[string]bool{
+	"LOCK": true, "seed": true, "seed.tmp": true, "tmp": true, "objects": true, "lost+found": true,
+}
+
+// checkOwnDir refuses a directory holding anything but a store's entries:
+// Open deletes what it does not recognise under tmp/ and objects/, so a
+// store pointed at a shared directory by mistake must not start.
+func checkOwnDir(dir string) error {
+	names, err := readDirNames(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	for _, name := range names {
+		if !storeNames[name] {
+			return fmt.Errorf("disk: %s holds %q, which is not the store's: give the store a directory of its own", dir, name)
+		}
+	}
+	return nil
 }
 
 // blockSize returns the block size of the filesystem holding dir, or 4096

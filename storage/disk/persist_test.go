@@ -260,6 +260,20 @@ func TestLostSeedStartsTheStoreCold(t *testing.T) {
 	}
 }
 
+func TestDirectoryWithOtherFilesIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600)
+	os.Mkdir(filepath.Join(dir, "tmp"), 0o700)
+	os.WriteFile(filepath.Join(dir, "tmp", "precious"), []byte("mine"), 0o600)
+	if s, err := Open(dir, Options{Capacity: 1 << 20}); err == nil {
+		s.Close()
+		t.Fatal("Open of a directory holding other files succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tmp", "precious")); err != nil {
+		t.Fatalf("refused Open touched tmp/: %v", err)
+	}
+}
+
 func TestSecondOpenOfADirectoryIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, Options{Capacity: 1 << 20})
