@@ -107,7 +107,7 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 		return nil, err
 	}
 	r.streamFill(&m, f, j.ctx)
-	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, stored: true, ttl: ttl - age, hasTTL: true})
+	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, stored: true, ttl: ttl - age.Truncate(time.Second), hasTTL: true})
 	c.closeStale(j)
 	r.Status, r.Reason = j.status, j.reason
 	return r, nil
@@ -121,7 +121,7 @@ func (c *Cache) pass(r *Reply, f *fill, resp *httphead.Response, body io.ReadClo
 	c.mu.Lock()
 	registered := c.fills[f.key] == f
 	c.mu.Unlock()
-	if registered && reason != ReasonRequestNoStore && reason != ReasonAuthorization {
+	if registered && marksHitForPass(reason, resp.Status) {
 		c.setHitForPass(j.key, f.hfpTTL)
 	}
 	c.settle(f, outcomePass, reason, nil)
@@ -139,6 +139,19 @@ func (c *Cache) pass(r *Reply, f *fill, resp *httphead.Response, body io.ReadClo
 	}
 	r.Status, r.Reason = j.status, j.reason
 	return r
+}
+
+// marksHitForPass reports whether a response that was not stored says
+// something about the URL rather than about one request or a passing
+// failure: an origin answering errors must stay protected by collapsing.
+func marksHitForPass(reason Reason, status int) bool {
+	switch reason {
+	case ReasonNoStore, ReasonPrivate, ReasonVaryStar, ReasonSetCookie, ReasonNoFreshness, ReasonTooLarge:
+		return true
+	case ReasonStatus:
+		return status < 500
+	}
+	return false
 }
 
 // revalidated refreshes a stored object from a 304 (RFC 9111 section
@@ -189,7 +202,7 @@ func (c *Cache) revalidated(r *Reply, f *fill, resp *httphead.Response, reqTime,
 	r.setStoredHead(&m)
 	r.serveObject(j.req, e.obj, &m)
 	e.obj = nil
-	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: 304, ttl: m.lifetime - age, hasTTL: true})
+	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: 304, ttl: m.lifetime - age.Truncate(time.Second), hasTTL: true})
 	r.Status, r.Reason = StatusRevalidated, j.reason
 	return r, nil
 }

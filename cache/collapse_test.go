@@ -402,3 +402,17 @@ func TestRevalidationIsCollapsed(t *testing.T) {
 		t.Errorf("origin saw %d requests, want 2", n)
 	}
 }
+
+// TestFailingOriginStaysCollapsed: a 5xx is not a reason for hit-for-pass,
+// so concurrent requests to a failing origin still make one fetch at a time.
+func TestFailingOriginStaysCollapsed(t *testing.T) {
+	e := newEnv(t)
+	o := fixed(answer{status: 503, body: "down"})
+	e.get(o, "/fail")
+	if e.c.inHitForPass(e.c.keys.intern([]byte("https://example.com/fail")), e.clock.Now()) {
+		t.Fatal("a 503 marked the key hit-for-pass")
+	}
+	if r := e.get(o, "/fail"); r.reason == ReasonHitForPass || r.status != 503 {
+		t.Fatalf("got %v %v %d", r.code, r.reason, r.status)
+	}
+}

@@ -26,8 +26,9 @@ func (c *Cache) refreshInBackground(j *job) {
 	req.SetLine(j.req.Method, j.req.Target, j.req.Host, j.req.Scheme)
 	req.ProtoMajor, req.ProtoMinor = j.req.ProtoMajor, j.req.ProtoMinor
 	req.Header.CopyFrom(&j.req.Header)
-	bj := job{ctx: c.detach(j.ctx), req: req, rq: j.rq, pol: j.pol, fetch: j.fetch, key: j.key,
+	bj := job{ctx: c.detach(j.ctx), req: req, pol: j.pol, fetch: j.fetch, key: j.key,
 		fwd: "stale", status: StatusExpired}
+	bj.rq.Reset() // the refresh is the cache's, not the client's: no request directives
 	go func() {
 		r := c.newReply()
 		r.j = bj

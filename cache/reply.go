@@ -69,7 +69,7 @@ type cacheStatus struct {
 	hit       bool
 	fwd       string // "uri-miss", "vary-miss", "stale", "request", "bypass", "miss"
 	fwdStatus int
-	ttl       time.Duration
+	ttl       time.Duration // remaining freshness: lifetime minus the whole seconds of Age
 	hasTTL    bool
 	stored    bool
 	collapsed bool

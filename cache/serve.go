@@ -198,7 +198,7 @@ func (c *Cache) serveStored(r *Reply, e *entry, now time.Time, st Status, reason
 	r.setStoredHead(&e.m)
 	r.serveObject(r.j.req, e.obj, &e.m)
 	e.obj = nil
-	r.finishHead(age, cacheStatus{hit: true, ttl: e.m.lifetime - age, hasTTL: true, detail: reason})
+	r.finishHead(age, cacheStatus{hit: true, ttl: e.m.lifetime - age.Truncate(time.Second), hasTTL: true, detail: reason})
 	r.Status, r.Reason = st, reason
 	if st == StatusHit {
 		c.stats.Hits.Add(1)
