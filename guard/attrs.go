@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/outpost-edge/outpost/httphead"
@@ -18,6 +19,9 @@ type Attrs struct {
 	IP      netip.Addr
 	JA4     string // of the TLS connection; "" over plain TCP
 	Request *httphead.Request
+	// Now is the time of the request, for rate conditions. Zero means the
+	// clock is read when a rule first needs it.
+	Now time.Time
 
 	ja4h      []byte
 	ua        []byte // User-Agent as sent
@@ -55,6 +59,13 @@ func (a *Attrs) UserAgent() []byte {
 		a.derived |= haveUA
 	}
 	return a.ua
+}
+
+func (a *Attrs) now() time.Time {
+	if a.Now.IsZero() {
+		a.Now = time.Now()
+	}
+	return a.Now
 }
 
 // lowerAgent returns the User-Agent in ASCII lowercase, so that rules

@@ -5,10 +5,10 @@ import (
 	"testing"
 )
 
-// BenchmarkEvaluate runs the typical rule set (8 rules: CIDR allow and deny
+// BenchmarkEvaluate runs the typical rule set (9 rules: CIDR allow and deny
 // lists, user agent substrings and pattern, JA4 list, anomalies, path
-// prefixes, a Go hook) over a browser request that matches none of them,
-// the common and most expensive case, JA4H included.
+// prefixes, a Go hook, a per-client rate) over a browser request that
+// matches none of them, the common and most expensive case.
 func BenchmarkEvaluate(b *testing.B) {
 	rs := typicalRules(b)
 	req := newRequest("GET", 1, 1, browser...)

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/outpost-edge/outpost/limit"
 )
 
 // Action is what to do with a request.
@@ -79,6 +82,40 @@ type Rule struct {
 	// Match is a condition written in Go (or compiled from an expression
 	// language by the caller). It must be safe for concurrent use.
 	Match func(*Attrs) bool
+	// RateOver: the requests that meet every other condition of the rule,
+	// counted per key over a sliding interval, exceed a threshold. It is
+	// checked last, so it counts only the requests the rule is about.
+	RateOver *RateOver
+}
+
+// RateKey is what a RateOver condition counts requests by.
+type RateKey uint8
+
+const (
+	ByClient    RateKey = iota // client address (IPv6: its /64), see limit.ClientKey
+	ByJA4                      // TLS fingerprint
+	ByJA4H                     // HTTP fingerprint
+	ByUserAgent                // User-Agent value
+)
+
+// RateOver is a rule condition on request rates, estimated with a
+// count-min sketch (limit.Rate): it holds when a key made more than Count
+// requests within the last Interval. A request without the key (no JA4 over
+// plain HTTP, no User-Agent) does not meet the condition. Estimates err high
+// when the sketch is crowded, so give Width room for the keys active at
+// once.
+type RateOver struct {
+	Count int
+	// Interval is the window Count is measured over. Default one second.
+	Interval time.Duration
+	By       RateKey
+	// Width is the number of counters per sketch row (see limit.NewRate);
+	// zero means 1<<16.
+	Width int
+	// Estimator, when set, is used instead of a new one, so that counts
+	// survive a reload that rebuilds the rules. Interval and Width are
+	// then ignored.
+	Estimator *limit.Rate
 }
 
 // Verdict is the outcome of evaluating the rules for one request.
@@ -102,9 +139,10 @@ type compiled struct {
 	ips      *PrefixSet
 	agents   []string // lowercased
 	agentRE  *regexp.Regexp
-	reLits   []string // agentRE as plain substrings, when it is only that
-	reFold   bool     // reLits are lowercase and compared ignoring case
-	conds    int      // number of conditions set; 0 matches everything
+	reLits   []string    // agentRE as plain substrings, when it is only that
+	reFold   bool        // reLits are lowercase and compared ignoring case
+	rate     *limit.Rate // for RateOver
+	conds    int         // number of conditions set; 0 matches everything
 	verdict  Verdict
 	anyAgent bool // agents holds ""
 }
@@ -151,8 +189,17 @@ func compile(r Rule, i int) (compiled, error) {
 		c.agentRE = re
 		c.reLits, c.reFold = literalAlternation(r.UserAgentRegexp)
 	}
+	if r.RateOver != nil {
+		if r.RateOver.Count < 0 || r.RateOver.By > ByUserAgent {
+			return c, fmt.Errorf("%w %q: rate condition needs a count of 0 or more and a known key", ErrBadRule, r.Name)
+		}
+		c.rate = r.RateOver.Estimator
+		if c.rate == nil {
+			c.rate = limit.NewRate(r.RateOver.Interval, r.RateOver.Width)
+		}
+	}
 	for _, set := range []bool{len(r.UserAgents) > 0, c.agentRE != nil, len(r.JA4) > 0, len(r.JA4H) > 0,
-		len(r.PathPrefixes) > 0, r.Anomalies != 0, r.Match != nil} {
+		len(r.PathPrefixes) > 0, r.Anomalies != 0, r.Match != nil, r.RateOver != nil} {
 		if set {
 			c.conds++
 		}
@@ -204,7 +251,28 @@ func (c *compiled) matches(a *Attrs) bool {
 	if c.agentRE != nil && !c.agentPatternMatches(a) {
 		return false
 	}
-	return c.Match == nil || c.Match(a)
+	if c.Match != nil && !c.Match(a) {
+		return false
+	}
+	return c.rate == nil || c.rateExceeded(a)
+}
+
+// rateExceeded counts a's request and reports whether its key is over the
+// rule's rate.
+func (c *compiled) rateExceeded(a *Attrs) bool {
+	var buf [16]byte
+	var key []byte
+	switch c.RateOver.By {
+	case ByClient:
+		key = limit.ClientKey(buf[:0], a.IP)
+	case ByJA4:
+		key = unsafe.Slice(unsafe.StringData(a.JA4), len(a.JA4))
+	case ByJA4H:
+		key = a.JA4H()
+	case ByUserAgent:
+		key = a.UserAgent()
+	}
+	return len(key) > 0 && c.rate.Sliding(key, 1, a.now()) > float64(c.RateOver.Count)
 }
 
 func (c *compiled) agentMatches(a *Attrs) bool {

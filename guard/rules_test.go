@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/limit"
 )
 
 var (
@@ -25,6 +26,7 @@ func typicalRules(t testing.TB) *Rules {
 		{Name: "bots", Action: ActionRateLimit, Limit: "bots", UserAgentRegexp: `(?i)bot|crawler|spider`},
 		{Name: "api", Action: ActionRateLimit, Limit: "api", PathPrefixes: []string{"/api/"}},
 		{Name: "posts", Action: ActionChallenge, Match: func(a *Attrs) bool { return a.Request.IsMethod("POST") }},
+		{Name: "flood", Action: ActionChallenge, RateOver: &RateOver{Count: 1 << 30}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -40,12 +42,12 @@ var evaluateTests = []struct {
 	fields []string
 	want   Verdict
 }{
-	{"an ordinary browser matches nothing", "192.0.2.1", "", "GET", browser, Verdict{Next: 8}},
+	{"an ordinary browser matches nothing", "192.0.2.1", "", "GET", browser, Verdict{Next: 9}},
 	{"the office allow list wins over later rules", "10.1.2.3", "", "GET", []string{"User-Agent: scrapy"}, Verdict{Action: ActionAllow, Rule: "office", Next: 1}},
 	{"an IPv6 office address is allowed", "2001:db8:aa:1::5", "", "GET", nil, Verdict{Action: ActionAllow, Rule: "office", Next: 1}},
 	{"a blocked CIDR is denied", "203.0.113.200", "", "GET", browser, Verdict{Action: ActionDeny, Rule: "blocklist", Next: 2}},
 	{"an IPv4-mapped address is in the IPv4 list", "::ffff:198.51.100.7", "", "GET", browser, Verdict{Action: ActionDeny, Rule: "blocklist", Next: 2}},
-	{"an address just outside the list is not", "203.0.113.127", "", "GET", browser, Verdict{Next: 8}},
+	{"an address just outside the list is not", "203.0.113.127", "", "GET", browser, Verdict{Next: 9}},
 	{"a scraper user agent is denied, ignoring case", "192.0.2.1", "", "GET", []string{"User-Agent: Python-Requests/2.31"}, Verdict{Action: ActionDeny, Rule: "scrapers", Next: 3}},
 	{"a missing user agent matches the empty pattern", "192.0.2.1", "", "GET", []string{"Accept: */*"}, Verdict{Action: ActionDeny, Rule: "scrapers", Next: 3}},
 	{"a listed JA4 is tarpitted with the default delay", "192.0.2.1", "t13d191000_9dc949149365_e7c285222651", "GET", browser, Verdict{Action: ActionTarpit, Rule: "bad-tls", Delay: DefaultTarpit, Next: 4}},
@@ -194,5 +196,54 @@ func TestUserAgentPatternsOfPlainWordsMatchLikeTheRegexp(t *testing.T) {
 	}
 	if words, fold := literalAlternation(`(?i)Bot|crawler`); len(words) != 2 || !fold || words[0] != "bot" {
 		t.Errorf("literalAlternation = %q %v", words, fold)
+	}
+}
+
+func TestRateOverMatchesOnlyAboveTheCount(t *testing.T) {
+	shared := limit.NewRate(time.Second, 1024)
+	build := func() *Rules {
+		rs, err := NewRules([]Rule{
+			{Name: "flood", Action: ActionChallenge, PathPrefixes: []string{"/search"}, RateOver: &RateOver{Count: 5, Estimator: shared}},
+			{Name: "tls-flood", Action: ActionDeny, RateOver: &RateOver{Count: 2, By: ByJA4}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	rs := build()
+	at := time.Now().Add(time.Hour)
+	eval := func(rs *Rules, ip, ja4, path string, at time.Time) string {
+		req := newRequest("GET", 1, 1, browser...)
+		req.SetLine([]byte("GET"), []byte(path), []byte("example.com"), []byte("https"))
+		var a Attrs
+		a.Reset(netip.MustParseAddr(ip), ja4, req)
+		a.Now = at
+		return rs.Evaluate(&a).Rule
+	}
+	for i := range 5 {
+		if got := eval(rs, "192.0.2.1", "", "/search?q=1", at); got != "" {
+			t.Fatalf("request %d matched %q below the count", i+1, got)
+		}
+	}
+	if got := eval(rs, "192.0.2.1", "", "/search?q=2", at); got != "flood" {
+		t.Fatalf("6th request matched %q, want flood", got)
+	}
+	if got := eval(rs, "192.0.2.2", "", "/search", at); got != "" {
+		t.Fatalf("another client matched %q", got)
+	}
+	if got := eval(build(), "192.0.2.1", "", "/search", at); got != "flood" {
+		t.Fatalf("after rebuilding the rules with the shared estimator: %q, want flood", got)
+	}
+	if got := eval(rs, "192.0.2.1", "", "/search", at.Add(2*time.Second)); got != "" {
+		t.Fatalf("two intervals later: %q", got)
+	}
+	for i, want := range []string{"", "", "tls-flood"} {
+		if got := eval(rs, "192.0.2.9", "t13d1516h2_8daaf6152771_e5627efa2ab1", "/", at); got != want {
+			t.Fatalf("JA4 request %d matched %q, want %q", i+1, got, want)
+		}
+	}
+	if _, err := NewRules([]Rule{{Name: "x", Action: ActionDeny, RateOver: &RateOver{Count: -1}}}); !errors.Is(err, ErrBadRule) {
+		t.Fatalf("negative count: %v", err)
 	}
 }
