@@ -372,3 +372,69 @@ func TestAnswerWithoutNetHTTP(t *testing.T) {
 		t.Fatalf("bad form: %v", err)
 	}
 }
+
+// TestMiddlewareKeepsPlainClientsOut walks the whole flow over loopback: a
+// client that cannot run the script stays on the challenge page, forged
+// cookies are refused, and a solved challenge lets the client through.
+func TestMiddlewareKeepsPlainClientsOut(t *testing.T) {
+	c := newChallenge(t, 10)
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("the article")) })
+	srv := httptest.NewServer(c.Middleware(origin))
+	defer srv.Close()
+	client := &http.Client{Timeout: 5 * time.Second}
+	get := func(cookie string) (int, string, string) {
+		req, _ := http.NewRequest("GET", srv.URL+"/article?id=7", nil)
+		req.Header.Set("User-Agent", string(clientUA))
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body bytes.Buffer
+		body.ReadFrom(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Security-Policy"), body.String()
+	}
+
+	for range 3 { // a curl-like client asks again and again
+		status, csp, body := get("")
+		if status != http.StatusForbidden || !strings.Contains(body, "Checking your browser") || csp == "" {
+			t.Fatalf("plain client: %d %q", status, body[:min(len(body), 80)])
+		}
+	}
+	ip := netip.MustParseAddr("127.0.0.1")
+	other := &Challenge{Secret: []byte("not the server's secret, forged.")}
+	other.Provision()
+	for _, forged := range []string{
+		DefaultCookieName + "=" + string(passValue(other, ip, clientUA, time.Now())),
+		DefaultCookieName + "=" + string(passValue(c, ip, clientUA, time.Now().Add(-DefaultPassTTL-time.Minute))),
+		DefaultCookieName + "=" + string(passValue(c, netip.MustParseAddr("127.0.0.2"), clientUA, time.Now())),
+		DefaultCookieName + "=AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+	} {
+		if status, _, _ := get(forged); status != http.StatusForbidden {
+			t.Fatalf("forged cookie %q let through: %d", forged, status)
+		}
+	}
+
+	_, _, page := get("")
+	token := formValue.FindAllStringSubmatch(page, -1)[0][2]
+	form := url.Values{"c": {token}, "n": {string(solve(t, []byte(token)))}, "r": {"/article?id=7"}}
+	req, _ := http.NewRequest("POST", srv.URL+DefaultVerifyPath, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", string(clientUA))
+	jar := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := jar.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(resp.Cookies()) != 1 {
+		t.Fatalf("no pass after solving: %d", resp.StatusCode)
+	}
+	pass := resp.Cookies()[0]
+	if status, _, body := get(pass.Name + "=" + pass.Value); status != http.StatusOK || body != "the article" {
+		t.Fatalf("with the pass: %d %q", status, body)
+	}
+}

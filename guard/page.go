@@ -266,3 +266,30 @@ func (c *Challenge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Add("Set-Cookie", string(cookie))
 	http.Redirect(w, r, location, http.StatusSeeOther)
 }
+
+// Middleware puts the challenge in front of next for net/http servers:
+// requests to VerifyPath go to ServeHTTP, requests with a valid pass go to
+// next, and every other request gets the challenge page (403). The engine
+// does the same with its own request type; this serves library users and
+// tests.
+func (c *Challenge) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == c.VerifyPath {
+			c.ServeHTTP(w, r)
+			return
+		}
+		ip, ua, now := c.ClientIP(r), []byte(r.UserAgent()), time.Now()
+		if pass, err := r.Cookie(c.CookieName); err == nil && c.CheckPass([]byte(pass.Value), ip, ua, now) == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", PageContentType)
+		h.Set("Cache-Control", "no-store")
+		if csp := c.ContentSecurityPolicy(); csp != "" {
+			h.Set("Content-Security-Policy", csp)
+		}
+		w.WriteHeader(http.StatusForbidden)
+		w.Write(c.AppendPage(nil, ip, ua, []byte(r.URL.RequestURI()), now))
+	})
+}
