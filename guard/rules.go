@@ -142,7 +142,6 @@ type compiled struct {
 	reLits   []string    // agentRE as plain substrings, when it is only that
 	reFold   bool        // reLits are lowercase and compared ignoring case
 	rate     *limit.Rate // for RateOver
-	conds    int         // number of conditions set; 0 matches everything
 	verdict  Verdict
 	anyAgent bool // agents holds ""
 }
@@ -175,7 +174,6 @@ func compile(r Rule, i int) (compiled, error) {
 	}
 	if len(r.IPs) > 0 {
 		c.ips = NewPrefixSet(r.IPs...)
-		c.conds++
 	}
 	for _, ua := range r.UserAgents {
 		c.agents = append(c.agents, strings.ToLower(ua))
@@ -196,12 +194,6 @@ func compile(r Rule, i int) (compiled, error) {
 		c.rate = r.RateOver.Estimator
 		if c.rate == nil {
 			c.rate = limit.NewRate(r.RateOver.Interval, r.RateOver.Width)
-		}
-	}
-	for _, set := range []bool{len(r.UserAgents) > 0, c.agentRE != nil, len(r.JA4) > 0, len(r.JA4H) > 0,
-		len(r.PathPrefixes) > 0, r.Anomalies != 0, r.Match != nil, r.RateOver != nil} {
-		if set {
-			c.conds++
 		}
 	}
 	c.verdict = Verdict{Action: r.Action, Rule: r.Name, Limit: r.Limit, Delay: c.Delay, Next: i + 1}
@@ -225,11 +217,9 @@ func (rs *Rules) EvaluateFrom(a *Attrs, start int) Verdict {
 	return Verdict{Next: len(rs.rules)}
 }
 
-// matches checks the cheap conditions first and the hook last.
+// matches checks the cheap conditions first, then the hook, and the rate
+// last, since checking it counts the request.
 func (c *compiled) matches(a *Attrs) bool {
-	if c.conds == 0 {
-		return true
-	}
 	if c.ips != nil && !c.ips.Contains(a.IP) {
 		return false
 	}
