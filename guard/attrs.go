@@ -37,7 +37,8 @@ const (
 	haveAnomalies
 )
 
-// Reset points a at a new request, keeping its storage.
+// Reset points a at a new request, keeping its storage. It clears Now;
+// set that after Reset.
 func (a *Attrs) Reset(ip netip.Addr, ja4 string, req *httphead.Request) {
 	*a = Attrs{IP: ip, JA4: ja4, Request: req, ja4h: a.ja4h[:0], agent: a.agent[:0]}
 }
