@@ -38,7 +38,10 @@ func (s *Store) UpdateMeta(key string, meta []byte) error {
 	st.Unlock()
 	if f == nil {
 		s.forget(h, ino, err)
-		return fmt.Errorf("%w: %w", storage.ErrNotFound, err)
+		if isMissing(err) || errors.Is(err, errCorrupt) || errors.Is(err, errOtherKey) {
+			return fmt.Errorf("%w: %w", storage.ErrNotFound, err)
+		}
+		return fmt.Errorf("disk: updating metadata: %w", err)
 	}
 	defer f.Close()
 	if !inPlace {
