@@ -61,11 +61,8 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	reason := storable(j.req, &j.rq, resp, &d, j.pol)
 	flags := objectFlags(&resp.Header, &d)
 	ttl, src := lifetime(&resp.Header, &d, targeted, j.pol, respTime)
-	if reason == ReasonNone && ttl <= 0 && flags&flagHasValidator == 0 {
-		reason = ReasonNoFreshness
-	}
-	if j.reason == ReasonHitForPass {
-		reason = ReasonHitForPass // a pass stores nothing until the mark expires
+	if reason == ReasonNone && (ttl <= 0 || flags&flagAlwaysCheck != 0) && flags&flagHasValidator == 0 {
+		reason = ReasonNoFreshness // every use would be a full fetch anyway
 	}
 	age := initialAge(&resp.Header, reqTime, respTime)
 	if reason != ReasonNone {

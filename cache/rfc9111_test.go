@@ -100,6 +100,8 @@ func TestRFC9111Section3StoringResponses(t *testing.T) {
 		{"must-understand with unknown status", nil, 299, []string{"Cache-Control: max-age=60, must-understand"}, false, ReasonStatus},
 		{"no freshness no validator", nil, 200, nil, false, ReasonNoFreshness},
 		{"validator only", nil, 200, []string{"ETag: \"v\""}, true, ReasonNone},
+		{"no-cache without validator", nil, 200, []string{"Cache-Control: max-age=60, no-cache"}, false, ReasonNoFreshness},
+		{"no-cache with validator", nil, 200, []string{"Cache-Control: max-age=60, no-cache", "ETag: \"v\""}, true, ReasonNone},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

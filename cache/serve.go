@@ -148,8 +148,7 @@ func (c *Cache) serveKey(r *Reply, retried bool) (*Reply, error) {
 		return c.gatewayTimeout(r), nil
 	}
 	if !found && !retried && c.inHitForPass(j.key, now) {
-		j.status, j.reason, j.fwd = StatusPass, ReasonHitForPass, "bypass"
-		return c.lead(r, newFill(j.key))
+		return c.forward(r, StatusPass, ReasonHitForPass, "bypass")
 	}
 	if !found {
 		c.stats.Misses.Add(1)
@@ -260,8 +259,9 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 			return c.serveStored(r, j.stale, c.now(), StatusStale, ReasonOriginError), nil
 		}
 		return nil, f.err
-	case outcomePass:
-		j.reason = f.reason
+	case outcomePass: // the response was uncacheable: go as a pass does
+		c.closeStale(j)
+		return c.forward(r, StatusPass, ReasonHitForPass, "bypass")
 	}
 	j.status = StatusPass
 	return c.lead(r, newFill(j.key))
