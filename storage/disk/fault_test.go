@@ -290,3 +290,24 @@ func TestLargeObjectsStreamWithoutBuffering(t *testing.T) {
 		t.Fatalf("storing and reading %d MiB allocated %d bytes", size>>20, alloc)
 	}
 }
+
+// A real full filesystem, where the test may mount a small tmpfs (root).
+func TestFilesystemFullFailsTheFillNotTheStore(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
+		t.Skipf("cannot mount a small tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	s := openStore(t, dir, Options{Capacity: 64 << 20})
+	mustPut(t, s, "before", []byte("m"), body("before", 1000))
+	err := put(s, "big", []byte("m"), body("big", 1<<20))
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling past a full filesystem: %v, want ENOSPC", err)
+	}
+	mustMiss(t, s, "big")
+	mustHave(t, s, "before", []byte("m"), body("before", 1000))
+	if _, tmp := files(t, dir); len(tmp) != 0 {
+		t.Fatalf("failed fill left %v in tmp/", tmp)
+	}
+	mustPut(t, s, "after", []byte("m"), body("after", 1000)) // the space came back
+}
