@@ -112,18 +112,20 @@ func forEachToken(list []byte, fn func([]byte)) {
 
 // keyTable interns key strings, so that a hit turns the key bytes it built
 // into a string (for Store.Lookup and the trace) without allocating. It is
-// bounded: a shard that fills up is cleared.
+// bounded in bytes: a shard that fills up is cleared.
 type keyTable struct {
 	seed   maphash.Seed
 	shards [64]keyShard
 }
 
 type keyShard struct {
-	mu sync.RWMutex
-	m  map[string]string
+	mu    sync.RWMutex
+	m     map[string]string
+	bytes int
 }
 
-const keyShardMax = 4096
+// keyShardBytes bounds each shard's keys (16 MiB over all shards).
+const keyShardBytes = 256 << 10
 
 func (t *keyTable) intern(b []byte) string {
 	s := &t.shards[maphash.Bytes(t.seed, b)%uint64(len(t.shards))]
@@ -134,11 +136,15 @@ func (t *keyTable) intern(b []byte) string {
 		return k
 	}
 	k = string(b)
+	if len(k) > keyShardBytes/16 {
+		return k // too long to keep: this request pays for its string
+	}
 	s.mu.Lock()
-	if s.m == nil || len(s.m) >= keyShardMax {
-		s.m = make(map[string]string)
+	if s.m == nil || s.bytes+len(k) > keyShardBytes {
+		s.m, s.bytes = make(map[string]string), 0
 	}
 	s.m[k] = k
+	s.bytes += len(k)
 	s.mu.Unlock()
 	return k
 }
