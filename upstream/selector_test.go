@@ -83,7 +83,7 @@ func TestWeightedPoliciesHonourWeights(t *testing.T) {
 		tolerance float64 // relative error allowed on each share
 	}{
 		{WeightedRoundRobin{}, 100_000, 0.01},
-		{Random{}, 200_000, 0.05},
+		{Random{}, 200_000, 0.08}, // 5 standard deviations for the lightest server
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%T", tt.policy), func(t *testing.T) {
