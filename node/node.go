@@ -113,7 +113,7 @@ func runtimeOf(cfg *config.Config, eng *proxy.Engine) server.Runtime {
 	t, l := cfg.Timeouts, cfg.Limits
 	return server.Runtime{
 		Engine:   eng,
-		Timeouts: server.Timeouts{Header: t.Header, Idle: t.Idle, BodyRead: t.BodyRead, Write: t.Write},
+		Timeouts: server.Timeouts{Header: t.Header, Idle: t.Idle, BodyRead: t.BodyRead, Write: t.Write, Request: t.Request},
 		Limits: server.Limits{
 			MaxHeaderBytes: int(l.MaxHeaderBytes), MaxHeaders: l.MaxHeaders,
 			MaxBodyBytes: int64(l.MaxBodyBytes), MaxConns: l.MaxConns,

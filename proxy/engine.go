@@ -229,6 +229,9 @@ func (e *Engine) copyBody(c *Ctx, body io.Reader) error {
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
+		if err := c.Err(); err != nil {
+			return Errorf(504, FromUpstream, "request timed out", err)
+		}
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			w, werr := c.session.Write(buf[:n])

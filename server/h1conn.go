@@ -105,7 +105,15 @@ func (s *Server) serveOne(ctx context.Context, c *h1Conn, st *connState) bool {
 		c.reject(&h1.Error{Status: 413, Reason: "request body too large"})
 		return false
 	}
-	err = rt.engine.Serve(ctx, c, c.ctx)
+	if d := rt.timeouts.Request; d > 0 {
+		// A per-request context: contexts derived from it may outlive
+		// the request, so the request gets a Ctx of its own too.
+		rctx, cancel := context.WithTimeout(ctx, d)
+		err = rt.engine.Serve(rctx, c, rt.engine.NewCtx())
+		cancel()
+	} else {
+		err = rt.engine.Serve(ctx, c, c.ctx)
+	}
 	if err != nil || c.close || c.upgraded {
 		return false
 	}

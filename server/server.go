@@ -33,6 +33,7 @@ type Timeouts struct {
 	Idle     time.Duration // waiting for the next request on a keep-alive connection; default 60s
 	BodyRead time.Duration // between reads of a request body; default 60s
 	Write    time.Duration // between writes of a response; default 60s
+	Request  time.Duration // a whole exchange, head to last byte; 0 means no limit
 }
 
 // Limits bound what a client may send and hold.
