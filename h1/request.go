@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net/netip"
 
 	"github.com/outpost-edge/outpost/httphead"
 )
@@ -131,7 +132,7 @@ func checkTarget(method, target []byte) *Error {
 		}
 		return nil
 	case string(method) == "CONNECT":
-		if !validAuthority(target) {
+		if target[0] == ':' || !validAuthority(target) {
 			return badRequest("invalid authority in CONNECT target")
 		}
 		return nil
@@ -174,19 +175,14 @@ func checkPath(p []byte) *Error {
 
 func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
 
-// validAuthority checks host [":" port] with host a reg-name or an IP
+// validAuthority checks host [":" port] with host a reg-name or an IPv6
 // literal in brackets. Userinfo is not allowed.
 func validAuthority(a []byte) bool {
 	host, port := a, []byte(nil)
 	if len(a) > 0 && a[0] == '[' {
 		end := bytes.IndexByte(a, ']')
-		if end < 0 {
+		if end < 0 || !validIPv6(a[1:end]) {
 			return false
-		}
-		for _, c := range a[1:end] {
-			if !isHex(c) && c != ':' && c != '.' {
-				return false
-			}
 		}
 		host, port = nil, a[end+1:]
 		if len(port) > 0 && port[0] != ':' {
@@ -206,6 +202,18 @@ func validAuthority(a []byte) bool {
 		}
 	}
 	return true
+}
+
+// validIPv6 reports whether b is an IPv6 address without a zone. Bracketed
+// hosts are rare, so the conversion to string is acceptable here.
+func validIPv6(b []byte) bool {
+	for _, c := range b {
+		if !isHex(c) && c != ':' && c != '.' {
+			return false
+		}
+	}
+	ip, err := netip.ParseAddr(string(b))
+	return err == nil && ip.Is6()
 }
 
 // requestHost picks the request's authority: from an absolute-form or

@@ -54,6 +54,8 @@ var goodRequests = []struct {
 		wantRequest{method: "OPTIONS", target: "*", path: "*", host: "a", minor: 1, fields: 1}},
 	{"CONNECT authority-form", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n",
 		wantRequest{method: "CONNECT", target: "a.example:443", path: "a.example:443", host: "a.example:443", minor: 1, fields: 1}},
+	{"IPv4-mapped IPv6 host", "GET http://[::ffff:1.2.3.4]/ HTTP/1.1\r\nHost: [::FFFF:1.2.3.4]\r\n\r\n",
+		wantRequest{method: "GET", target: "http://[::ffff:1.2.3.4]/", path: "/", host: "[::ffff:1.2.3.4]", minor: 1, fields: 1}},
 	{"IPv6 host", "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
 		wantRequest{method: "GET", target: "/", path: "/", host: "[::1]:80", minor: 1, fields: 1}},
 	{"empty host", "GET / HTTP/1.1\r\nHost:\r\n\r\n",

@@ -77,6 +77,8 @@ var Cases = []Case{
 	{Name: "host with slash", Raw: line + "Host: example.com/x\r\n\r\n", Status: 400},
 	{Name: "host with userinfo", Raw: line + "Host: user@example.com\r\n\r\n", Status: 400},
 	{Name: "host with non-digit port", Raw: line + "Host: example.com:8o\r\n\r\n", Status: 400},
+	{Name: "host with IPv4 in brackets", Raw: line + "Host: [1.2.3.4]\r\n\r\n", Status: 400},
+	{Name: "CONNECT without host", Raw: "CONNECT :443 HTTP/1.1\r\nHost: :443\r\n\r\n", Status: 400},
 	{Name: "host with unterminated IP literal", Raw: line + "Host: [::1\r\n\r\n", Status: 400},
 	{Name: "absolute-form with other host", Raw: "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n", Status: 400},
 	{Name: "absolute-form with other host in HTTP/1.0", Raw: "GET http://a.example/ HTTP/1.0\r\nHost: b.example\r\n\r\n", Status: 400},
