@@ -218,7 +218,8 @@ func (b *Backend) Reconfigure(cfg Config) error {
 		return fmt.Errorf("upstream %q: %w", b.name, err)
 	}
 	b.tune.Store(t)
-	return b.swapServers(b.set.Load().all)
+	_, err = b.swapServers(b.set.Load().all, true)
+	return err
 }
 
 // Name returns the backend's name.
@@ -230,30 +231,42 @@ func (b *Backend) now() int64 { return b.clock.Now().UnixNano() }
 // already present keep their runtime state (health, ejection, latency,
 // in-flight count); requests in flight on removed servers are not disturbed.
 // An empty list is allowed: every request then fails with ErrNoServer.
+// A list equal to the current one changes nothing.
 func (b *Backend) SetServers(servers []*Server) error {
-	b.setMu.Lock()
-	defer b.setMu.Unlock()
-	return b.swapServers(servers)
+	_, err := b.setServers(servers)
+	return err
 }
 
-// swapServers builds and stores a new set; b.setMu must be held.
-func (b *Backend) swapServers(servers []*Server) error {
+// setServers is SetServers reporting whether the set changed.
+func (b *Backend) setServers(servers []*Server) (changed bool, err error) {
+	b.setMu.Lock()
+	defer b.setMu.Unlock()
+	return b.swapServers(servers, false)
+}
+
+// swapServers builds and stores a new set, unless it equals the current
+// one and force is false; b.setMu must be held.
+func (b *Backend) swapServers(servers []*Server, force bool) (changed bool, err error) {
 	policy := b.tune.Load().policy
 	old := b.set.Load()
-	set := &serverSet{
-		byAddr: make(map[string]*Server, len(servers)),
-		byID:   make(map[uint64]*Server, len(servers)),
-	}
 	ordered := slices.Clone(servers)
 	slices.SortStableFunc(ordered, func(x, y *Server) int {
 		return cmp.Compare(boolInt(x.Backup), boolInt(y.Backup))
 	})
+	changed = !sameServers(old.all, ordered)
+	if !changed && !force {
+		return false, nil
+	}
+	set := &serverSet{
+		byAddr: make(map[string]*Server, len(servers)),
+		byID:   make(map[uint64]*Server, len(servers)),
+	}
 	for _, cfg := range ordered {
 		if cfg.Addr == "" {
-			return fmt.Errorf("upstream %q: server with empty address", b.name)
+			return false, fmt.Errorf("upstream %q: server with empty address", b.name)
 		}
 		if _, dup := set.byAddr[cfg.Addr]; dup {
-			return fmt.Errorf("upstream %q: server %s listed twice", b.name, cfg.Addr)
+			return false, fmt.Errorf("upstream %q: server %s listed twice", b.name, cfg.Addr)
 		}
 		s := &Server{Addr: cfg.Addr, Weight: cfg.Weight, Backup: cfg.Backup,
 			id: serverID(cfg.Addr), idx: len(set.all), st: new(state)}
@@ -271,11 +284,11 @@ func (b *Backend) swapServers(servers []*Server) error {
 	set.primary = buildGroup(policy, set.all[:nprimary])
 	set.backup = buildGroup(policy, set.all[nprimary:])
 	b.set.Store(set)
-	if !sameServers(old.all, set.all) {
+	if changed {
 		b.log.Info("upstream servers changed", "backend", b.name,
 			"primaries", nprimary, "backups", len(set.all)-nprimary)
 	}
-	return nil
+	return changed, nil
 }
 
 func buildGroup(p Policy, servers []*Server) group {

@@ -54,6 +54,10 @@ type Discovery struct {
 	Timeout time.Duration
 	// Log receives resolution failures. Nil means slog.Default().
 	Log *slog.Logger
+	// Changed, if set, is called after a round that changed the backend's
+	// servers, for instance to give health checks the new targets:
+	// checker.SetTargets(b.Addrs(nil)).
+	Changed func(b *Backend)
 }
 
 // Resolve runs one round: it returns the static servers plus the servers
@@ -125,7 +129,11 @@ func (d *Discovery) Refresh(ctx context.Context, b *Backend) error {
 	if err != nil {
 		return fmt.Errorf("upstream %q: discovery: %w", b.Name(), err)
 	}
-	return b.SetServers(servers)
+	changed, err := b.setServers(servers)
+	if changed && d.Changed != nil {
+		d.Changed(b)
+	}
+	return err
 }
 
 // Run refreshes b at once and then every Interval until ctx is done. It is

@@ -61,11 +61,13 @@ func addrsOf(b *Backend) []string {
 
 func TestDiscoveryFollowsDNSChangesAndKeepsState(t *testing.T) {
 	r := &fakeResolver{ips: map[string][]string{"origin.test": {"192.0.2.1", "2001:db8::1"}}}
+	changes := 0
 	d := &Discovery{
 		Static:   []*Server{{Addr: "static:80", Backup: true}},
 		Names:    []Name{{Host: "origin.test", Port: 8080}},
 		Resolver: r,
 		Log:      quiet,
+		Changed:  func(*Backend) { changes++ },
 	}
 	b := newBackend(t, Config{}, nil)
 	ctx := context.Background()
@@ -76,6 +78,13 @@ func TestDiscoveryFollowsDNSChangesAndKeepsState(t *testing.T) {
 		t.Fatalf("servers %v", got)
 	}
 	b.SetHealthy("192.0.2.1:8080", false)
+	before := b.set.Load()
+	if err := d.Refresh(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if b.set.Load() != before || changes != 1 {
+		t.Fatalf("an unchanged answer rebuilt the set (%d changes)", changes)
+	}
 
 	r.set("origin.test", "192.0.2.1", "192.0.2.2")
 	if err := d.Refresh(ctx, b); err != nil {
@@ -86,6 +95,9 @@ func TestDiscoveryFollowsDNSChangesAndKeepsState(t *testing.T) {
 	}
 	if b.Stats(nil)[0].Healthy {
 		t.Error("192.0.2.1 lost its unhealthy state across the change")
+	}
+	if changes != 2 {
+		t.Errorf("Changed called %d times, want 2", changes)
 	}
 
 	// A DNS failure keeps the last good set.
