@@ -433,3 +433,47 @@ func TestReconfigureKeepsServerStateAndAppliesNewSettings(t *testing.T) {
 		t.Error("Reconfigure accepted a negative decay")
 	}
 }
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{Limits: Limits{MaxConcurrent: -1}},
+		{Limits: Limits{MaxPending: -1}},
+		{Budget: Budget{Ratio: -0.1}},
+		{Budget: Budget{Window: -time.Second}},
+		{LatencyDecay: -time.Second},
+	} {
+		if _, err := New(cfg, servers("a")); err == nil {
+			t.Errorf("New(%+v) accepted", cfg)
+		}
+	}
+	if _, err := New(Config{}, servers("a", "a")); err == nil {
+		t.Error("New accepted a server listed twice")
+	}
+}
+
+func TestIterCountsAttemptsAndInflight(t *testing.T) {
+	clock := newFakeClock()
+	b := newBackend(t, Config{Clock: clock, Policy: PeakEWMA{}}, servers("a", "b"))
+	var it Iter
+	if err := b.Begin(context.Background(), &it, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer it.End()
+	s, err := it.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.Attempts() != 1 || s.Inflight() != 1 {
+		t.Fatalf("attempts %d, in flight %d; want 1, 1", it.Attempts(), s.Inflight())
+	}
+	it.Report(s, Success, 20*time.Millisecond)
+	if s.Inflight() != 0 {
+		t.Fatalf("in flight %d after Report", s.Inflight())
+	}
+	// The report was taken at start+took, so the estimate is undecayed
+	// 20ms from Candidates' point of view at that instant.
+	c := Candidates{servers: b.Servers(), now: clock.Now().Add(20 * time.Millisecond).UnixNano(), decay: time.Second}
+	if got := c.Latency(slices.Index(b.Addrs(nil), s.Addr)); got != 20*time.Millisecond {
+		t.Fatalf("latency %v, want 20ms", got)
+	}
+}
