@@ -6,9 +6,9 @@
 //
 // # Layout
 //
-//	dir/LOCK               flock'ed while a store has the directory open
-//	dir/seed               16 random bytes keying the file-name hash
-//	dir/tmp/fill-*         fills in progress; emptied by Open
+//	dir/seed                      16 random bytes keying the file-name hash
+//	dir/tmp/store-*/fill-*        fills in progress, one directory per open
+//	                              store (flock'ed); Open deletes the others'
 //	dir/objects/ab/cd/abcd0123456789ef
 //
 // An object's file is named by a 64-bit SipHash of its key under the seed, in
@@ -32,14 +32,14 @@
 //
 // A fill writes its header and body to a file in tmp/, rewrites the header
 // with the body's length and CRC-32C on Commit, and renames the file into
-// place, so an object appears whole or not at all. Open deletes everything
-// in tmp/ and every object file whose header checksum, key hash or length
-// does not check out. Without Options.Sync nothing is fsynced: a killed
-// process loses no committed object (the kernel still holds its pages), but a
-// power failure may lose recent ones (Options.Verify then finds bodies that
-// did not reach the disk whole). With Sync, Commit fsyncs the file before
-// the rename and the directory after it, and Delete fsyncs the directory,
-// so a purge survives a power failure too.
+// place, so an object appears whole or not at all. Open deletes the fills of
+// stores that are gone and every object file whose header checksum, key hash
+// or length does not check out. Without Options.Sync nothing is fsynced: a
+// killed process loses no committed object (the kernel still holds its
+// pages), but a power failure may lose recent ones (Options.Verify then
+// finds bodies that did not reach the disk whole). With Sync, Commit fsyncs
+// the file before the rename and the directory after it, and Delete fsyncs
+// the directory, so a purge survives a power failure too.
 //
 // UpdateMeta rewrites the header in place when the new metadata fits the
 // slack left after the old (a quarter of its size plus 64 bytes, up to the
@@ -57,11 +57,17 @@
 // half-rewritten header. An open object keeps reading its file after the
 // file is deleted or replaced (Unix semantics of open files). LOCKS.md has
 // the lock order.
+//
+// Two processes may have one directory open at once, as during a
+// zero-downtime upgrade: every file checks itself and renames are atomic,
+// so neither ever serves wrong bytes, and each keeps its fills in its own
+// tmp/ directory. Their indexes are separate, though: while both run, each
+// may evict files the other indexed (a miss for the other), objects one
+// commits stay unknown to the other until its next Open (and uncounted
+// against its capacity), so disk use may exceed one store's Capacity.
 package disk
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -102,13 +108,14 @@ type Options struct {
 
 // Store is a persistent storage.Store in a directory. Create it with Open.
 type Store struct {
-	objDir, tmpDir string
-	capacity       int64
-	maxObject      int64
-	sync           bool
-	block          int64 // filesystem block size; file weights round up to it
-	seed           [2]uint64
-	lock           *os.File // holds the flock on dir/LOCK
+	objDir    string
+	tmpDir    string // this store's own directory under tmp/
+	capacity  int64
+	maxObject int64
+	sync      bool
+	block     int64 // filesystem block size; file weights round up to it
+	seed      [2]uint64
+	lock      *os.File // tmpDir, open and flock'ed while the store is open
 
 	// policy is the index of committed objects: a key hash is resident in
 	// it exactly when its file is (modulo files being removed right now).
@@ -133,14 +140,13 @@ const headBuf = 4096
 
 // Open opens the store in dir, creating it if needed, and rebuilds the index
 // from the files there, deleting leftovers of interrupted fills and files
-// that do not check out. Only one store may have dir open at a time.
+// that do not check out. dir must hold nothing but a store.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.Capacity <= 0 {
 		return nil, fmt.Errorf("disk: capacity %d: must be positive", opts.Capacity)
 	}
 	s := &Store{
 		objDir:    filepath.Join(dir, "objects"),
-		tmpDir:    filepath.Join(dir, "tmp"),
 		capacity:  opts.Capacity,
 		maxObject: opts.MaxObjectSize,
 		sync:      opts.Sync,
@@ -151,142 +157,44 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.maxObject = min(s.maxObject, opts.Capacity)
 	s.heads.New = func() any { return new([headBuf]byte) }
-	if err := checkOwnDir(dir); err != nil {
+	if err := s.prepare(dir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(s.objDir, 0o700); err != nil {
-		return nil, fmt.Errorf("disk: %w", err)
-	}
-	s.block = blockSize(s.objDir)
-	lock, err := lockDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	s.lock = lock
-	if err := s.prepare(dir, opts.Verify); err != nil {
-		lock.Close()
+	if err := s.load(opts.Verify); err != nil {
+		s.releaseTmp()
 		return nil, err
 	}
 	return s, nil
 }
 
-// prepare reads or creates the seed, empties tmp/ and loads the objects.
-func (s *Store) prepare(dir string, verify bool) error {
-	seed, err := loadSeed(dir)
+// prepare checks and creates the directories, reads or creates the seed,
+// claims a tmp/ directory of the store's own and clears those of stores
+// that are gone.
+func (s *Store) prepare(dir string) error {
+	if err := checkOwnDir(dir); err != nil {
+		return err
+	}
+	tmpRoot := filepath.Join(dir, "tmp")
+	for _, d := range []string{s.objDir, tmpRoot} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("disk: %w", err)
+		}
+	}
+	s.block = blockSize(s.objDir)
+	seed, err := loadSeed(dir, tmpRoot)
 	if err != nil {
 		return err
 	}
 	s.seed = seed
-	if err := os.RemoveAll(s.tmpDir); err != nil {
-		return fmt.Errorf("disk: clearing interrupted fills: %w", err)
+	if s.tmpDir, s.lock, err = claimTmp(tmpRoot); err != nil {
+		return err
 	}
-	if err := os.Mkdir(s.tmpDir, 0o700); err != nil {
-		return fmt.Errorf("disk: %w", err)
-	}
-	return s.load(verify)
-}
-
-// storeNames are the entries a store keeps in its directory, plus the
-// lost+found of a filesystem given whole to the store.
-var storeNames = map[string]bool{
-	"LOCK": true, "seed": true, "seed.tmp": true, "tmp": true, "objects": true, "lost+found": true,
-}
-
-// checkOwnDir refuses a directory holding anything but a store's entries:
-// Open deletes what it does not recognise under tmp/ and objects/, so a
-// store pointed at a shared directory by mistake must not start.
-func checkOwnDir(dir string) error {
-	names, err := readDirNames(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("disk: %w", err)
-	}
-	for _, name := range names {
-		if !storeNames[name] {
-			return fmt.Errorf("disk: %s holds %q, which is not the store's: give the store a directory of its own", dir, name)
-		}
-	}
+	clearStaleTmp(tmpRoot)
 	return nil
-}
-
-// blockSize returns the block size of the filesystem holding dir, or 4096
-// when it cannot tell.
-func blockSize(dir string) int64 {
-	var fs syscall.Statfs_t
-	if syscall.Statfs(dir, &fs) != nil || fs.Bsize <= 0 {
-		return 4096
-	}
-	return fs.Bsize
 }
 
 // weigh returns the capacity a file of size bytes uses.
 func (s *Store) weigh(size int64) int64 { return (size + s.block - 1) / s.block * s.block }
-
-// lockDir takes an exclusive flock on dir/LOCK; the kernel drops it when the
-// process dies, so a kill -9 leaves no stale lock.
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("disk: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("disk: %s is in use by another store: %w", dir, err)
-	}
-	return f, nil
-}
-
-// loadSeed returns the hash key stored in dir/seed, creating it on first
-// use or when it is damaged. A store whose seed is lost finds no object
-// under its expected name and deletes them all at Open: the cache starts
-// cold, never wrong.
-func loadSeed(dir string) ([2]uint64, error) {
-	name := filepath.Join(dir, "seed")
-	b, err := os.ReadFile(name)
-	if errors.Is(err, fs.ErrNotExist) || err == nil && len(b) != 16 {
-		b = make([]byte, 16)
-		rand.Read(b)
-		err = writeFileAtomic(name, b)
-	}
-	if err != nil {
-		return [2]uint64{}, fmt.Errorf("disk: seed: %w", err)
-	}
-	return [2]uint64{binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])}, nil
-}
-
-func writeFileAtomic(name string, b []byte) error {
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(name))
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	d.Close()
-	return err
-}
 
 func (s *Store) hash(key string) uint64 { return sipHash(s.seed[0], s.seed[1], key) }
 
@@ -518,23 +426,24 @@ func (s *Store) Stats() storage.Stats {
 	}
 }
 
-// Close releases the directory lock. Every commit is already on disk, so
-// there is nothing to flush; objects still open stay readable, and writers
-// still filling fail to commit.
+// Close removes the store's tmp/ directory. Every commit is already on
+// disk, so there is nothing to flush; objects still open stay readable, and
+// writers still filling fail to commit.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	// Wait out commits and deletes in progress before another store may
-	// take the directory.
+	// Wait out commits and deletes in progress, then drop the fills that
+	// can no longer commit.
 	for i := range s.stripes {
 		s.stripes[i].Lock()
 		s.stripes[i].Unlock()
 	}
-	return s.lock.Close()
+	return s.releaseTmp()
 }
 
-// createTemp creates a file in tmp/, recreating tmp/ if it was removed
+// createTemp creates a file in the store's tmp/ directory, recreating it if
+// it was removed
 // behind the store's back.
 func (s *Store) createTemp(prefix string) (*os.File, error) {
 	f, err := os.CreateTemp(s.tmpDir, prefix)

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"math/rand/v2"
-	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -89,18 +90,21 @@ func mustMiss(t testing.TB, s storage.Store, key string) {
 	}
 }
 
-// files lists the object files under dir/objects and dir/tmp.
+// files lists the object files under dir/objects and the files (not
+// directories) under dir/tmp.
 func files(t testing.TB, dir string) (objects, tmp []string) {
 	t.Helper()
 	walkObjects(dir+"/objects", func(_ uint64, name string, _ bool) bool {
 		objects = append(objects, name)
 		return true
 	})
-	names, err := readDirNames(dir + "/tmp")
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	return objects, names
+	filepath.WalkDir(dir+"/tmp", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			tmp = append(tmp, path)
+		}
+		return nil
+	})
+	return objects, tmp
 }
 
 // allocated returns the bytes fn allocated on the heap.

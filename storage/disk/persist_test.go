@@ -274,15 +274,40 @@ func TestDirectoryWithOtherFilesIsRefused(t *testing.T) {
 	}
 }
 
-func TestSecondOpenOfADirectoryIsRefused(t *testing.T) {
+// During a zero-downtime upgrade the new process opens the directory while
+// the old one still runs and fills.
+func TestTwoStoresShareADirectory(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir, Options{Capacity: 1 << 20})
-	if s2, err := Open(dir, Options{Capacity: 1 << 20}); err == nil {
-		s2.Close()
-		t.Fatal("second Open of a directory in use succeeded")
+	old := openStore(t, dir, Options{Capacity: 1 << 20})
+	mustPut(t, old, "k", []byte("m"), body("k", 5000))
+	w, err := old.Create("filling", []byte("m"), -1)
+	if err != nil {
+		t.Fatal(err)
 	}
+	w.Write(body("filling", 5000))
+
+	s := openStore(t, dir, Options{Capacity: 1 << 20})
+	mustHave(t, s, "k", []byte("m"), body("k", 5000))
+	if err := w.Commit(); err != nil {
+		t.Fatalf("the old store's fill failed after the new store opened: %v", err)
+	}
+	mustHave(t, old, "filling", []byte("m"), body("filling", 5000))
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustHave(t, s, "k", []byte("m"), body("k", 5000))
+	mustPut(t, s, "new", []byte("m"), body("new", 100))
 	s.Close()
-	openStore(t, dir, Options{Capacity: 1 << 20})
+
+	s = openStore(t, dir, Options{Capacity: 1 << 20}) // picks up both stores' objects
+	for _, key := range []string{"k", "filling", "new"} {
+		if _, _, ok, err := get(s, key); !ok || err != nil {
+			t.Fatalf("%q after reopening: found=%v err=%v", key, ok, err)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(entries) != 1 {
+		t.Fatalf("tmp/ holds %d entries, want only the open store's directory", len(entries))
+	}
 }
 
 // damage changes an object file behind the store's back.
