@@ -110,6 +110,9 @@ func TestConcurrentUpdateMetaNeverTearsHeaders(t *testing.T) {
 			}
 		}()
 		for i := 0; ; i++ {
+			if i > 10_000_000 {
+				t.Fatal("the updates did not finish")
+			}
 			m, got, ok, err := get(s, "k")
 			if err != nil || !ok || !bytes.Equal(got, b) || !bytes.Equal(m, metas[0]) && !bytes.Equal(m, metas[1]) {
 				t.Fatalf("read %d: found=%v err=%v body equal=%v meta %.20q", i, ok, err, bytes.Equal(got, b), m)
