@@ -284,3 +284,66 @@ func TestValidateNamesFileLineAndKey(t *testing.T) {
 	first.Scan()
 	t.Log(first.Text())
 }
+
+func TestSIGHUPReloadsAndSIGTERMDrains(t *testing.T) {
+	serveText := func(s string) string {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, s) })}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+		return l.Addr().String()
+	}
+	a, b := serveText("A"), serveText("B")
+	addr := freeAddr(t)
+	cfg := writeConfig(t, addr, a, "    cache: {enabled: false}")
+	p := startProc(t, addr, "run", "-c", cfg, "--upgrade-socket", filepath.Join(t.TempDir(), "s.sock"))
+	body := func() string {
+		resp, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := body(); got != "A" {
+		t.Fatalf("before reload: %q", got)
+	}
+	// A broken file is refused and the running config stays.
+	os.WriteFile(cfg, []byte("routes: [{name: x, upstream: nowhere}]\n"), 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, p, "reload failed")
+	if got := body(); got != "A" {
+		t.Fatalf("after a broken reload: %q", got)
+	}
+	data, _ := os.ReadFile(writeConfig(t, addr, b, "    cache: {enabled: false}"))
+	os.WriteFile(cfg, data, 0o644)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, p, "config reloaded")
+	if got := body(); got != "B" {
+		t.Fatalf("after reload: %q", got)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+}
+
+// waitLog waits until the process has logged text.
+func waitLog(t *testing.T, p *proc, text string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.out.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", text, p.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
