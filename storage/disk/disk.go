@@ -30,9 +30,9 @@
 //
 // # Crash safety
 //
-// A fill writes its header and body to a file in tmp/, rewrites the header
-// with the body's length and CRC-32C on Commit, and renames the file into
-// place, so an object appears whole or not at all. Open deletes the fills of
+// A fill writes its body to a file in tmp/, the header (with the body's
+// length and CRC-32C) on Commit, and renames the file into place, so an
+// object appears whole or not at all. Open deletes the fills of
 // stores that are gone and every object file whose header checksum, key hash
 // or length does not check out. Without Options.Sync nothing is fsynced: a
 // killed process loses no committed object (the kernel still holds its

@@ -35,7 +35,7 @@ type writer struct {
 var _ storage.Writer = (*writer)(nil)
 
 // Create starts a fill in a temporary file. It fails when the store cannot
-// create or write the file (a full or read-only disk), and with
+// create the file (a read-only disk, say), and with
 // storage.ErrTooLarge when sizeHint, the key or meta is over the store's
 // limits.
 func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer, error) {
@@ -51,12 +51,9 @@ func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer,
 	if err != nil {
 		return nil, fmt.Errorf("disk: creating fill of %q: %w", key, err)
 	}
-	w := &writer{s: s, h: s.hash(key), key: key, f: f, tmp: f.Name(), head: newHeader(key, bytes.Clone(meta))}
-	if _, err := f.Write(w.head.appendTo(nil)); err != nil {
-		w.discard()
-		return nil, fmt.Errorf("disk: writing header of %q: %w", key, err)
-	}
-	return w, nil
+	// The header is written by Commit, once the body's length and CRC are
+	// known; until then the file is a hole followed by the body.
+	return &writer{s: s, h: s.hash(key), key: key, f: f, tmp: f.Name(), head: newHeader(key, bytes.Clone(meta))}, nil
 }
 
 // Write appends p to the body. After an error the writer accepts no more
@@ -141,12 +138,14 @@ func (w *writer) Commit() error {
 func (w *writer) finish() error {
 	w.head.bodyLen, w.head.bodyCRC = w.written.Load(), w.crc
 	if _, err := w.f.WriteAt(w.head.appendTo(nil), 0); err != nil {
-		return fmt.Errorf("disk: completing header of %q: %w", w.key, err)
+		return fmt.Errorf("disk: writing header of %q: %w", w.key, err)
 	}
-	// An empty body leaves the metadata slack unwritten: extend the file
+	// An empty body leaves the file short of its metadata slack: extend it
 	// to the length the header promises.
-	if err := w.f.Truncate(w.head.fileSize()); err != nil {
-		return fmt.Errorf("disk: sizing %q: %w", w.key, err)
+	if w.head.bodyLen == 0 {
+		if err := w.f.Truncate(w.head.fileSize()); err != nil {
+			return fmt.Errorf("disk: sizing %q: %w", w.key, err)
+		}
 	}
 	if w.s.sync {
 		if err := w.f.Sync(); err != nil {
