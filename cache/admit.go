@@ -93,17 +93,14 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	}
 	c.clearHitForPass(j.key)
 	f.w, f.objKey, f.size, f.progress = w, objKey, size, make(chan struct{})
-	f.decide(outcomeStreaming, ReasonNone, nil)
-	go c.copyBody(f, body, j.pol.MaxObjectSize)
 
 	if j.tr != nil {
 		j.tr.Add("cache-ttl", "ttl="+strconv.FormatInt(int64(ttl/time.Second), 10)+" from "+src)
 		j.tr.Add("cache-store", "stored")
 	}
-	if err := decodeMeta(f.metaB, &m); err != nil {
-		return nil, err
-	}
-	r.streamFill(&m, f, j.ctx)
+	r.streamFill(&m, f, j.ctx) // attaches before the copier starts: cannot fail
+	f.decide(outcomeStreaming, ReasonNone, nil)
+	go c.copyBody(f, body, j.pol.MaxObjectSize)
 	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, stored: true, ttl: ttl - age.Truncate(time.Second), hasTTL: true})
 	c.closeStale(j)
 	r.Status, r.Reason = j.status, j.reason

@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"context"
 	"errors"
 	"io"
 	"strings"
@@ -202,42 +201,67 @@ func TestOriginResetMidBodyStoresNothing(t *testing.T) {
 	}
 }
 
-func TestUnknownLengthOverMaxSizeIsNotStored(t *testing.T) {
+// TestUnknownLengthOverMaxSizeStreamsUnstored: a body of unknown length
+// that passes MaxObjectSize half-way still reaches every client attached
+// to the fill whole, through the spill window (several times its size, so
+// the copier waits for the slowest reader), and nothing is stored.
+func TestUnknownLengthOverMaxSizeStreamsUnstored(t *testing.T) {
 	e := newEnv(t)
-	e.pol.MaxObjectSize = 10
-	o := newOrigin(func(*httphead.Request, int) answer {
-		return answer{headers: []string{"Cache-Control: max-age=60"}, body: strings.Repeat("x", 100), lieCL: -1}
-	})
-	o2 := &origin{handler: o.handler}
-	chunked := func(ctx context.Context, req *httphead.Request) (*httphead.Response, io.ReadCloser, error) {
-		resp, body, err := o2.fetch(ctx, req)
-		if resp != nil {
-			resp.ContentLength = -1
+	e.pol.MaxObjectSize = 64 << 10
+	payload := strings.Repeat("abcdefghijklmnop", 5*spillWindow/16)
+	gate := make(chan struct{})
+	o := fixed(answer{headers: []string{"Cache-Control: max-age=60"}, body: payload, lieCL: -1, gate: gate, gateAt: 1000})
+	const clients = 8
+	var wg sync.WaitGroup
+	bodies := make([]string, clients)
+	errs := make([]error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep, err := e.c.Serve(t.Context(), request("GET", "/unk"), e.pol, o.fetch, nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer rep.Close()
+			var b strings.Builder
+			buf := make([]byte, 1000+i*997) // readers of different speeds
+			for {
+				n, err := rep.Body.Read(buf)
+				b.Write(buf[:n])
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					errs[i] = err
+					break
+				}
+			}
+			bodies[i] = b.String()
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.c.Stats().Collapsed.Load() < clients-1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	wg.Wait()
+	for i := range clients {
+		if errs[i] != nil || bodies[i] != payload {
+			t.Errorf("client %d: err %v, %d of %d bytes", i, errs[i], len(bodies[i]), len(payload))
 		}
-		return resp, body, err
 	}
-	rep, err := e.c.Serve(t.Context(), request("GET", "/unk"), e.pol, chunked, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rerr := io.ReadAll(rep.Body)
-	rep.Close()
-	if rerr == nil {
-		t.Error("oversized fill ended cleanly")
+	if n := o.count.Load(); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
 	}
 	e.waitFills()
 	if e.store.Stats().Objects != 0 {
 		t.Error("oversized object stored")
 	}
-	rep, err = e.c.Serve(t.Context(), request("GET", "/unk"), e.pol, chunked, nil)
-	if err != nil {
-		t.Fatal(err)
+	if r := e.get(o, "/unk"); r.code != StatusPass || r.body != payload {
+		t.Errorf("after oversize: %v, %d bytes", r.code, len(r.body))
 	}
-	b, rerr := io.ReadAll(rep.Body)
-	if rep.Status != StatusPass || rerr != nil || len(b) != 100 {
-		t.Errorf("after oversize: %v %v %d bytes", rep.Status, rerr, len(b))
-	}
-	rep.Close()
 }
 
 func TestStaleWhileRevalidate(t *testing.T) {

@@ -18,6 +18,14 @@ import (
 // reader, the leader's client included, follows the writer through ReadAt
 // as it grows, so no client waits for the whole body and a slow client
 // slows no one else.
+//
+// A body of unknown length can turn out too large to store half-way. The
+// fill then spills: the writer keeps the bytes it has (readers behind
+// still read them there) and the rest goes through a bounded in-memory
+// window that the copier refills only as the slowest reader drains it, so
+// the clients already attached get the whole body, at the pace of the
+// slowest, and nothing is stored. No new reader may attach to a spilling
+// fill, and the writer is aborted when the last reader leaves.
 type fill struct {
 	key string // primary key the fill is registered under
 
@@ -35,12 +43,22 @@ type fill struct {
 
 	w storage.Writer // written by the copier only, read by any reader
 
-	// mu guards the fill's progress as readers see it.
+	// mu guards the fill's progress as readers see it, the readers' offsets
+	// and the spill window.
 	mu       sync.Mutex
 	done     bool
 	fillErr  error
-	progress chan struct{} // closed and replaced after each write
+	progress chan struct{} // closed and replaced when bytes arrive or the fill ends
+	readers  []*fillReader // attached readers
+	aborted  bool          // the writer has been aborted (spilled fills: by the last reader)
+	spillAt  int64         // -1, or where the writer's bytes end and the window's begin
+	window   []byte        // spilled bytes [windowAt, windowAt+len(window))
+	windowAt int64
+	consumed chan struct{} // closed and replaced when a reader advances or leaves
 }
+
+// spillWindow bounds the bytes a spilling fill holds for its readers.
+const spillWindow = 1 << 20
 
 type outcome uint8
 
@@ -57,7 +75,7 @@ const (
 var ErrFillAborted = errors.New("cache: origin body aborted")
 
 func newFill(key string) *fill {
-	return &fill{key: key, decided: make(chan struct{}), size: -1}
+	return &fill{key: key, decided: make(chan struct{}), size: -1, spillAt: -1}
 }
 
 // decide publishes the leader's outcome to the waiters; only the first
@@ -73,8 +91,8 @@ func (f *fill) decide(o outcome, reason Reason, err error) {
 }
 
 // copyBody is the copier: it owns body and the writer, and stops at the
-// end of the body, on an origin or store error, or when the body passes
-// maxSize. It commits only a complete body.
+// end of the body, on an origin or store error, or when every reader of a
+// spilled fill has left. It commits only a complete body.
 func (c *Cache) copyBody(f *fill, body io.ReadCloser, maxSize int64) {
 	defer body.Close()
 	var err error
@@ -97,15 +115,9 @@ func (c *Cache) copyBody(f *fill, body io.ReadCloser, maxSize int64) {
 		if m > 0 {
 			n += int64(m)
 			c.stats.BytesFromOrigin.Add(int64(m))
-			if maxSize > 0 && n > maxSize {
-				err = fmt.Errorf("%w: body passes %d bytes", storage.ErrTooLarge, maxSize)
+			if err = c.put(f, buf[:m], n, maxSize); err != nil {
 				return
 			}
-			if _, werr := f.w.Write(buf[:m]); werr != nil {
-				err = fmt.Errorf("cache: store write: %w", werr)
-				return
-			}
-			f.notify()
 		}
 		if rerr == io.EOF {
 			break
@@ -127,20 +139,105 @@ func (c *Cache) copyBody(f *fill, body io.ReadCloser, maxSize int64) {
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
+// errUnread ends a spilled fill that no reader follows any more.
+var errUnread = errors.New("cache: spilled body has no reader left")
+
+// put hands one chunk (ending at offset total) to the store, or, once the
+// body has proved too large to store, to the readers alone.
+func (c *Cache) put(f *fill, p []byte, total, maxSize int64) error {
+	if f.spillAt < 0 { // only the copier changes spillAt
+		var k int
+		var werr error
+		if maxSize > 0 && total > maxSize {
+			werr = fmt.Errorf("%w: body passes %d bytes", storage.ErrTooLarge, maxSize)
+		} else {
+			k, werr = f.w.Write(p)
+		}
+		if werr == nil {
+			f.notify()
+			return nil
+		}
+		if !errors.Is(werr, storage.ErrTooLarge) {
+			return fmt.Errorf("cache: store write: %w", werr)
+		}
+		c.spill(f)
+		p = p[min(k, len(p)):]
+	}
+	return f.feed(p)
+}
+
+// spill turns f into a relay: it stops being joinable and the key passes
+// for a while.
+func (c *Cache) spill(f *fill) {
+	c.log.Debug("cache fill too large, streaming it unstored", "key", f.objKey)
+	c.mu.Lock()
+	if c.fills[f.key] == f {
+		delete(c.fills, f.key)
+	}
+	c.mu.Unlock()
+	c.setHitForPass(f.key, f.hfpTTL)
+	f.mu.Lock()
+	f.spillAt = f.w.Written()
+	f.windowAt = f.spillAt
+	f.consumed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// feed appends p to the spill window, first waiting until the readers
+// have drained enough of it.
+func (f *fill) feed(p []byte) error {
+	f.mu.Lock()
+	for {
+		if len(f.readers) == 0 {
+			f.mu.Unlock()
+			return errUnread
+		}
+		low := f.windowAt + int64(len(f.window))
+		for _, r := range f.readers {
+			low = min(low, r.off)
+		}
+		if drop := low - f.windowAt; drop > 0 {
+			n := copy(f.window, f.window[drop:])
+			f.window = f.window[:n]
+			f.windowAt = low
+		}
+		if len(f.window) < spillWindow {
+			break
+		}
+		wait := f.consumed
+		f.mu.Unlock()
+		<-wait
+		f.mu.Lock()
+	}
+	f.window = append(f.window, p...)
+	close(f.progress)
+	f.progress = make(chan struct{})
+	f.mu.Unlock()
+	return nil
+}
+
 // endFill commits or aborts the writer, wakes the readers and unregisters
 // the fill. Readers keep following the writer after Commit, which every
-// Store supports (storagetest checks it).
+// Store supports (storagetest checks it). A spilled fill ends cleanly
+// when its body did; its writer goes when its last reader does.
 func (c *Cache) endFill(f *fill, err error) {
-	if err == nil {
+	spilled := f.spillAt >= 0
+	switch {
+	case spilled:
+	case err == nil:
 		err = f.w.Commit()
-	} else {
+	default:
 		f.w.Abort()
 	}
 	f.mu.Lock()
 	f.done, f.fillErr = true, err
+	if spilled && len(f.readers) == 0 && !f.aborted {
+		f.aborted = true
+		f.w.Abort()
+	}
 	close(f.progress)
 	f.mu.Unlock()
-	if err != nil {
+	if err != nil || spilled {
 		c.stats.Aborted.Add(1)
 		c.log.Debug("cache fill not stored", "key", f.objKey, "err", err)
 		if errors.Is(err, storage.ErrTooLarge) {
@@ -163,47 +260,130 @@ func (f *fill) notify() {
 	f.mu.Unlock()
 }
 
+// attach adds a reader of bytes [off, end) (end -1: to the end of the
+// body). It fails on a spilled fill, whose first bytes may be gone.
+func (f *fill) attach(r *fillReader, ctx context.Context, off, end int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.spillAt >= 0 {
+		return false
+	}
+	*r = fillReader{ctx: ctx, f: f, off: off, end: end}
+	f.readers = append(f.readers, r)
+	return true
+}
+
+// detach removes a reader; the last reader of a finished spilled fill
+// aborts its writer.
+func (f *fill) detach(r *fillReader) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, x := range f.readers {
+		if x == r {
+			f.readers = append(f.readers[:i], f.readers[i+1:]...)
+			break
+		}
+	}
+	if f.consumed != nil {
+		close(f.consumed)
+		f.consumed = make(chan struct{})
+	}
+	if f.spillAt >= 0 && f.done && len(f.readers) == 0 && !f.aborted {
+		f.aborted = true
+		f.w.Abort()
+	}
+}
+
 // fillReader reads bytes [off, end) of a fill as they arrive; end is -1
-// for "to the end of the body".
+// for "to the end of the body". off is guarded by f.mu.
 type fillReader struct {
-	ctx      context.Context
-	f        *fill
-	off, end int64
+	ctx context.Context
+	f   *fill
+	off int64
+	end int64
 }
 
 func (r *fillReader) Read(p []byte) (int, error) {
-	if r.end >= 0 {
-		if r.off >= r.end {
-			return 0, io.EOF
-		}
-		p = p[:min(int64(len(p)), r.end-r.off)]
-	}
 	f := r.f
 	for {
 		f.mu.Lock()
+		off := r.off
+		if r.end >= 0 {
+			if off >= r.end {
+				f.mu.Unlock()
+				return 0, io.EOF
+			}
+			p = p[:min(int64(len(p)), r.end-off)]
+		}
 		done, ferr, wait := f.done, f.fillErr, f.progress
-		f.mu.Unlock()
 		if ferr != nil {
+			f.mu.Unlock()
 			return 0, ferr
 		}
-		if avail := f.w.Written(); r.off < avail {
-			n, err := f.w.ReadAt(p[:min(int64(len(p)), avail-r.off)], r.off)
+		avail := f.w.Written()
+		if f.spillAt >= 0 {
+			avail = f.spillAt
+			if off >= f.spillAt {
+				n, err := r.fromWindow(p)
+				f.mu.Unlock()
+				if n > 0 || err != nil {
+					return n, err
+				}
+				if done {
+					return 0, io.EOF
+				}
+				if err := r.wait(wait); err != nil {
+					return 0, err
+				}
+				continue
+			}
+		}
+		f.mu.Unlock()
+		if off < avail {
+			n, err := f.w.ReadAt(p[:min(int64(len(p)), avail-off)], off)
+			f.mu.Lock()
 			r.off += int64(n)
+			if f.consumed != nil {
+				close(f.consumed)
+				f.consumed = make(chan struct{})
+			}
+			f.mu.Unlock()
 			if err == io.EOF && n > 0 {
 				err = nil
 			}
 			return n, err
 		}
 		if done {
-			if ferr != nil {
-				return 0, ferr
-			}
 			return 0, io.EOF
 		}
-		select {
-		case <-wait:
-		case <-r.ctx.Done():
-			return 0, r.ctx.Err()
+		if err := r.wait(wait); err != nil {
+			return 0, err
 		}
+	}
+}
+
+// fromWindow copies spilled bytes at r.off; under f.mu.
+func (r *fillReader) fromWindow(p []byte) (int, error) {
+	f := r.f
+	i := r.off - f.windowAt
+	if i < 0 {
+		return 0, fmt.Errorf("%w: reader fell behind a spilled fill", ErrFillAborted)
+	}
+	if i >= int64(len(f.window)) {
+		return 0, nil
+	}
+	n := copy(p, f.window[i:])
+	r.off += int64(n)
+	close(f.consumed)
+	f.consumed = make(chan struct{})
+	return n, nil
+}
+
+func (r *fillReader) wait(progress chan struct{}) error {
+	select {
+	case <-progress:
+		return nil
+	case <-r.ctx.Done():
+		return r.ctx.Err()
 	}
 }

@@ -42,7 +42,8 @@ type answer struct {
 	body    string
 	err     error         // fetch fails
 	bodyErr error         // the body fails after it has been sent
-	gate    chan struct{} // when set, the second half of the body waits for it
+	gate    chan struct{} // when set, the body waits for it half-way (or at gateAt)
+	gateAt  int
 	lieCL   int64         // when non-zero, the Content-Length announced (-1: unknown)
 }
 
@@ -85,7 +86,11 @@ func (o *origin) fetch(ctx context.Context, req *httphead.Request) (*httphead.Re
 	if a.lieCL != 0 {
 		resp.ContentLength = a.lieCL
 	}
-	return resp, &body{data: a.body, err: a.bodyErr, gate: a.gate}, nil
+	gateAt := len(a.body) / 2
+	if a.gateAt > 0 {
+		gateAt = a.gateAt
+	}
+	return resp, &body{data: a.body, err: a.bodyErr, gate: a.gate, gateAt: gateAt}, nil
 }
 
 func (o *origin) last() *httphead.Request {
@@ -100,11 +105,12 @@ type body struct {
 	off    int
 	err    error
 	gate   chan struct{}
+	gateAt int
 	closed atomic.Bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
-	half := len(b.data) / 2
+	half := b.gateAt
 	if b.gate != nil && b.off == half {
 		<-b.gate
 		b.gate = nil

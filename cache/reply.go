@@ -28,6 +28,7 @@ type Reply struct {
 	obj    storage.Object // the stored object served, closed by Close
 	objR   objectReader
 	fr     fillReader
+	fill   *fill      // the fill fr follows, detached by Close
 	origin originBody // a body streamed from the origin unstored
 
 	key     []byte // primary key being built
@@ -51,6 +52,9 @@ func (r *Reply) Close() error {
 	}
 	if r.obj != nil {
 		err = r.obj.Close()
+	}
+	if r.fill != nil {
+		r.fill.detach(&r.fr)
 	}
 	if r.origin.rc != nil {
 		if cerr := r.origin.rc.Close(); err == nil {

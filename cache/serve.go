@@ -282,18 +282,21 @@ func (c *Cache) join(r *Reply, f *fill) (*Reply, error) {
 	if err := decodeMeta(f.metaB, &m); err != nil {
 		return nil, err
 	}
-	r.streamFill(&m, f, j.ctx)
+	if !r.streamFill(&m, f, j.ctx) {
+		return c.forward(r, StatusPass, ReasonTooLarge, "bypass")
+	}
 	r.finishHead(m.initialAge, cacheStatus{fwd: j.fwd, collapsed: true})
 	r.Status = StatusCollapsed
 	return r, nil
 }
 
 // streamFill sets the reply's head from m and its body from the fill,
-// honouring a single Range when the length is known.
-func (r *Reply) streamFill(m *meta, f *fill, ctx context.Context) {
+// honouring a single Range when the length is known. It fails when the
+// fill spilled (its first bytes may be gone): the caller goes to the origin.
+func (r *Reply) streamFill(m *meta, f *fill, ctx context.Context) bool {
 	r.setStoredHead(m)
 	r.head.ContentLength = f.size
-	r.fr = fillReader{ctx: ctx, f: f, end: -1}
+	start, end := int64(0), int64(-1)
 	req := r.j.req
 	if f.size >= 0 && m.status == 200 && string(req.Method) == "GET" {
 		if rng := req.Header.Peek("Range"); rng != nil && ifRangeHolds(req, m.headers) {
@@ -303,19 +306,25 @@ func (r *Reply) streamFill(m *meta, f *fill, ctx context.Context) {
 				r.scratch = strconv.AppendInt(append(r.scratch[:0], "bytes */"...), f.size, 10)
 				r.head.Header.Add(contentRangeField, r.scratch)
 				r.head.ContentLength = 0
-				return
+				return true
 			case ok:
 				r.head.Status = 206
-				r.fr.off, r.fr.end = s, e+1
+				start, end = s, e+1
 				r.head.ContentLength = e + 1 - s
 				r.scratch = appendContentRange(r.scratch[:0], s, e, f.size)
 				r.head.Header.Add(contentRangeField, r.scratch)
 			}
 		}
 	}
-	if string(req.Method) != "HEAD" {
-		r.Body = &r.fr
+	if string(req.Method) == "HEAD" {
+		return true
 	}
+	if !f.attach(&r.fr, ctx, start, end) {
+		return false
+	}
+	r.fill = f
+	r.Body = &r.fr
+	return true
 }
 
 func (c *Cache) closeStale(j *job) {
