@@ -44,7 +44,7 @@ type answer struct {
 	bodyErr error         // the body fails after it has been sent
 	gate    chan struct{} // when set, the body waits for it half-way (or at gateAt)
 	gateAt  int
-	lieCL   int64         // when non-zero, the Content-Length announced (-1: unknown)
+	lieCL   int64 // when non-zero, the Content-Length announced (-1: unknown)
 }
 
 // origin is a scriptable origin that records the requests it gets.
