@@ -347,3 +347,46 @@ func waitLog(t *testing.T, p *proc, text string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestShippedConfigsValidate(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*.yaml")
+	more, _ := filepath.Glob("../../examples/*/*.yaml")
+	files = append(append(files, more...), "../../bench/outpost.yaml")
+	if len(files) < 3 {
+		t.Fatalf("found only %v", files)
+	}
+	for _, f := range files {
+		if out, err := exec.Command(binary, "validate", "-c", f).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", f, err, out)
+		}
+	}
+}
+
+func TestDemoServesTheIndexAndCachesIt(t *testing.T) {
+	for _, a := range []string{"127.0.0.1:8080", "127.0.0.1:9090"} {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			t.Skipf("%s is in use: the demo needs it", a)
+		}
+	}
+	p := startProc(t, "127.0.0.1:8080")
+	var statuses []string
+	for i := 0; i < 2; i++ {
+		resp, err := http.Get("http://127.0.0.1:8080/simple/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		statuses = append(statuses, resp.Header.Get("Cache-Status"))
+	}
+	if !strings.Contains(statuses[1], "hit") {
+		t.Fatalf("second request not a hit: %v\n%s", statuses, p.out.String())
+	}
+	if !strings.Contains(p.out.String(), "curl") {
+		t.Errorf("the demo does not say what to try:\n%s", p.out.String())
+	}
+}
