@@ -30,10 +30,6 @@ type Clock interface {
 	Now() time.Time
 }
 
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // Config is a Backend's configuration. The zero value works: round robin,
 // outlier detection, retry budget and latency tracking with their defaults,
 // no concurrency limit.
@@ -51,7 +47,8 @@ type Config struct {
 	// LatencyDecay is the time constant of the peak-EWMA latency estimate:
 	// a sample's weight falls to 1/e after this long. Default 10s.
 	LatencyDecay time.Duration
-	// Clock tells the time. Nil means the system clock.
+	// Clock tells the time. Nil means the system's monotonic clock, which
+	// wall clock steps do not disturb.
 	Clock Clock
 	// Log receives health and ejection changes. Nil means slog.Default().
 	Log *slog.Logger
@@ -109,7 +106,8 @@ func (o Outlier) ejection(n int32) time.Duration {
 // settings with Reconfigure, and runtime state carries over.
 type Backend struct {
 	name  string
-	clock Clock
+	clock Clock     // nil: monotonic time since epoch
+	epoch time.Time // with a monotonic reading
 	log   *slog.Logger
 
 	set  atomic.Pointer[serverSet]
@@ -190,7 +188,8 @@ func New(cfg Config, servers []*Server) (*Backend, error) {
 	}
 	b := &Backend{
 		name:  cfg.Name,
-		clock: cmp.Or[Clock](cfg.Clock, realClock{}),
+		clock: cfg.Clock,
+		epoch: time.Now(),
 		log:   cmp.Or(cfg.Log, slog.Default()),
 	}
 	b.tune.Store(t)
@@ -225,7 +224,14 @@ func (b *Backend) Reconfigure(cfg Config) error {
 // Name returns the backend's name.
 func (b *Backend) Name() string { return b.name }
 
-func (b *Backend) now() int64 { return b.clock.Now().UnixNano() }
+// now returns the time in nanoseconds on the backend's own timeline: all
+// runtime state (ejections, latency, budget) is stamped with it.
+func (b *Backend) now() int64 {
+	if b.clock != nil {
+		return b.clock.Now().UnixNano()
+	}
+	return int64(time.Since(b.epoch))
+}
 
 // SetServers replaces the server set atomically. Servers whose Addr was
 // already present keep their runtime state (health, ejection, latency,

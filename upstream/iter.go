@@ -140,7 +140,7 @@ type Candidates struct {
 	servers []*Server
 	tried   []uint64
 	key     uint64
-	now     int64 // unix nanos
+	now     int64 // Backend.now time
 	decay   time.Duration
 }
 

@@ -27,11 +27,11 @@ type Server struct {
 type state struct {
 	inflight     atomic.Int64
 	unhealthy    atomic.Bool   // set by active health checks
-	ejectedUntil atomic.Int64  // unix nanos; 0 when never ejected
+	ejectedUntil atomic.Int64  // Backend.now time; 0 when never ejected
 	fails        atomic.Int32  // consecutive failures since the last success
 	streak       atomic.Int32  // ejections in a row, for the doubling back-off
 	cost         atomic.Uint64 // float64 bits: peak-EWMA latency in nanoseconds
-	costAt       atomic.Int64  // unix nanos of the last cost update
+	costAt       atomic.Int64  // Backend.now time of the last cost update
 
 	requests  atomic.Uint64
 	errors    atomic.Uint64
@@ -48,7 +48,7 @@ func (s *Server) weight() int {
 	return s.Weight
 }
 
-// usable reports whether s may be chosen at now (unix nanos).
+// usable reports whether s may be chosen at now (Backend.now time).
 func (s *Server) usable(now int64) bool {
 	return !s.st.unhealthy.Load() && s.st.ejectedUntil.Load() <= now
 }
