@@ -440,3 +440,32 @@ func TestFailingOriginStaysCollapsed(t *testing.T) {
 		t.Fatalf("got %v %v %d", r.code, r.reason, r.status)
 	}
 }
+
+// TestCollapsingKeepsVariantsApart: a request waiting on a fill for
+// another variant of the same URL does not get that variant's body.
+func TestCollapsingKeepsVariantsApart(t *testing.T) {
+	e := newEnv(t)
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		return answer{headers: []string{"Cache-Control: max-age=60", "Vary: Accept-Language"},
+			body: strings.Repeat(req.Header.Get("Accept-Language"), 100)}
+	})
+	var wg sync.WaitGroup
+	langs := []string{"en", "fr", "fr", "en", "de"}
+	for _, lang := range langs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.get(o, "/lang", "Accept-Language: "+lang)
+			if r.body != strings.Repeat(lang, 100) {
+				t.Errorf("%s got %q…", lang, r.body[:min(len(r.body), 10)])
+			}
+		}()
+	}
+	wg.Wait()
+	e.waitFills()
+	for _, lang := range []string{"en", "fr", "de"} {
+		if r := e.get(o, "/lang", "Accept-Language: "+lang); r.body != strings.Repeat(lang, 100) {
+			t.Errorf("stored %s variant is %q…", lang, r.body[:min(len(r.body), 10)])
+		}
+	}
+}
