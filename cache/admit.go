@@ -20,7 +20,7 @@ import (
 func (c *Cache) lead(r *Reply, f *fill) (*Reply, error) {
 	j := &r.j
 	f.hfpTTL = j.pol.hitForPassTTL()
-	oreq := originRequest(j.req, j.stale)
+	oreq := originRequest(j.req, j.stale, !j.pol.KeepAcceptEncoding)
 	reqTime := c.now()
 	resp, body, err := j.fetch(c.detach(j.ctx), oreq)
 	respTime := c.now()
@@ -76,7 +76,7 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	objKey := j.key
 	if vary := joinValues(&resp.Header, "Vary", ','); vary != nil {
 		f.epoch, f.vary = c.varyMarker(j.key, vary, respTime), vary
-		objKey = string(appendVariant([]byte(j.key), f.epoch, vary, &j.req.Header))
+		objKey = string(appendVariant([]byte(j.key), f.epoch, vary, &j.req.Header, !j.pol.KeepAcceptEncoding))
 	}
 	size := resp.ContentLength
 	if !httphead.BodyAllowed([]byte("GET"), resp.Status) {

@@ -41,6 +41,37 @@ func TestVaryKeepsOneVariantPerRequestValue(t *testing.T) {
 	}
 }
 
+func TestAcceptEncodingIsNormalised(t *testing.T) {
+	e := newEnv(t)
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		return answer{headers: []string{"Cache-Control: max-age=60", "Vary: Accept-Encoding"},
+			body: "coding=" + req.Header.Get("Accept-Encoding")}
+	})
+	tests := []struct{ ae, want string }{
+		{"gzip, deflate", "coding=gzip"},
+		{"deflate, gzip;q=0.5", "coding=gzip"},
+		{"br, gzip", "coding=br"},
+		{"gzip, br;q=0", "coding=gzip"},
+		{"gzip;q=0.000, br;q=0.", "coding="},
+		{"identity", "coding="},
+		{"*", "coding=br"},
+		{"x-gzip", "coding=gzip"},
+	}
+	for _, tt := range tests {
+		if r := e.get(o, "/ae", "Accept-Encoding: "+tt.ae); r.body != tt.want {
+			t.Errorf("Accept-Encoding %q: got %q, want %q", tt.ae, r.body, tt.want)
+		}
+		e.waitFills()
+	}
+	if n := o.count.Load(); n != 3 {
+		t.Errorf("origin saw %d requests, want 3 (br, gzip, none)", n)
+	}
+	e.pol.KeepAcceptEncoding = true
+	if r := e.get(o, "/ae2", "Accept-Encoding: gzip, deflate"); r.body != "coding=gzip, deflate" {
+		t.Errorf("KeepAcceptEncoding: got %q", r.body)
+	}
+}
+
 func TestVaryStarIsNeverServedFromCache(t *testing.T) {
 	e := newEnv(t)
 	o := fixed(answer{headers: []string{"Cache-Control: max-age=60", "Vary: *"}, body: "b"})
@@ -117,6 +148,7 @@ func TestRangeMissFetchesWholeObject(t *testing.T) {
 	if o.last().Header.Has("Range") {
 		t.Error("Range sent to the origin for a fill")
 	}
+	e.waitFills()
 	if r := e.get(o, "/rm"); r.code != StatusHit || r.body != "0123456789" {
 		t.Fatalf("whole object not stored: %v %q", r.code, r.body)
 	}

@@ -85,14 +85,66 @@ func appendField(dst []byte, h *httphead.Header, name string) []byte {
 // appendVariant appends the secondary key of a response that varies on
 // the fields listed in vary (the Vary values joined by commas): the marker's
 // epoch, so variants of a replaced marker are never found again, then each
-// field's request values.
-func appendVariant(dst []byte, epoch uint64, vary []byte, h *httphead.Header) []byte {
+// field's request values. With normAE, Accept-Encoding enters as the one
+// coding the cache asks origins for (see acceptEncoding).
+func appendVariant(dst []byte, epoch uint64, vary []byte, h *httphead.Header, normAE bool) []byte {
 	dst = append(dst, 0, 'v')
 	dst = binary.LittleEndian.AppendUint64(dst, epoch)
 	forEachToken(vary, func(name []byte) {
+		if normAE && httphead.EqualFold(name, "Accept-Encoding") {
+			dst = append(append(dst, "\x00accept-encoding="...), acceptEncoding(h)...)
+			return
+		}
 		dst = appendField(dst, h, b2s(name))
 	})
 	return dst
+}
+
+// acceptEncoding reduces a request's Accept-Encoding to the one coding the
+// cache asks origins for: "br", else "gzip", else "" (identity). Clients
+// that send the same preference in different words then share one stored
+// variant, as Varnish and most CDNs arrange.
+func acceptEncoding(h *httphead.Header) string {
+	br, gz := false, false
+	h.Values("Accept-Encoding", func(v []byte) bool {
+		forEachToken(v, func(item []byte) {
+			coding, params, _ := bytes.Cut(item, []byte(";"))
+			if qZero(params) {
+				return
+			}
+			switch coding = httphead.TrimOWS(coding); {
+			case httphead.EqualFold(coding, "br"):
+				br = true
+			case httphead.EqualFold(coding, "gzip"), httphead.EqualFold(coding, "x-gzip"):
+				gz = true
+			case string(coding) == "*":
+				br, gz = true, true
+			}
+		})
+		return true
+	})
+	switch {
+	case br:
+		return "br"
+	case gz:
+		return "gzip"
+	}
+	return ""
+}
+
+// qZero reports whether coding parameters hold a zero weight ("q=0",
+// "q=0.000"), which refuses the coding.
+func qZero(params []byte) bool {
+	params = httphead.TrimOWS(params)
+	if len(params) < 3 || params[0]|0x20 != 'q' || params[1] != '=' {
+		return false
+	}
+	for _, c := range httphead.TrimOWS(params[2:]) {
+		if c != '0' && c != '.' {
+			return false
+		}
+	}
+	return true
 }
 
 // forEachToken calls fn for each non-empty element of a comma-separated list.

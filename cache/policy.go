@@ -43,6 +43,12 @@ type Policy struct {
 	// its requests straight to the origin without collapsing them; zero
 	// means 10s, negative disables it.
 	HitForPassTTL time.Duration
+	// KeepAcceptEncoding sends the client's Accept-Encoding to the origin
+	// as it is and keys variants on it verbatim. By default (false) a fill
+	// asks the origin for "br", else "gzip", else no coding, whichever the
+	// client accepts, so that equivalent Accept-Encoding values share one
+	// stored variant.
+	KeepAcceptEncoding bool
 	// StoreSetCookie allows storing responses that carry Set-Cookie, which
 	// are otherwise passed (a shared cache must not hand one client's
 	// cookie to another).

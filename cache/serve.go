@@ -172,7 +172,7 @@ func (c *Cache) lookup(r *Reply, key string, req *httphead.Request, e *entry) (f
 		e.obj, e.key = obj, key
 		return true, false
 	}
-	r.vkey = appendVariant(append(r.vkey[:0], key...), e.m.epoch, e.m.vary, &req.Header)
+	r.vkey = appendVariant(append(r.vkey[:0], key...), e.m.epoch, e.m.vary, &req.Header, !r.j.pol.KeepAcceptEncoding)
 	purgedAt := e.m.purgedAt
 	obj.Close()
 	vk := c.keys.intern(r.vkey)
@@ -271,7 +271,7 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 func (c *Cache) join(r *Reply, f *fill) (*Reply, error) {
 	j := &r.j
 	if f.objKey != j.key {
-		r.vkey = appendVariant(append(r.vkey[:0], j.key...), f.epoch, f.vary, &j.req.Header)
+		r.vkey = appendVariant(append(r.vkey[:0], j.key...), f.epoch, f.vary, &j.req.Header, !j.pol.KeepAcceptEncoding)
 		if string(r.vkey) != f.objKey {
 			j.reason = ReasonVaryMismatch
 			return c.lead(r, newFill(j.key))
@@ -345,8 +345,9 @@ func staleOnError(m *meta, now time.Time) bool {
 
 // originRequest copies the client's request for the origin: a GET for the
 // full body, the client's own conditionals and Range removed, the stored
-// object's validators added.
-func originRequest(req *httphead.Request, stale *entry) *httphead.Request {
+// object's validators added, and with normAE Accept-Encoding reduced to
+// the coding the variant key records.
+func originRequest(req *httphead.Request, stale *entry, normAE bool) *httphead.Request {
 	o := &httphead.Request{}
 	o.SetLine([]byte("GET"), req.Target, req.Host, req.Scheme)
 	o.ProtoMajor, o.ProtoMinor = req.ProtoMajor, req.ProtoMinor
@@ -359,6 +360,13 @@ func originRequest(req *httphead.Request, stale *entry) *httphead.Request {
 		}
 		return false
 	})
+	if normAE {
+		ae := acceptEncoding(&req.Header)
+		o.Header.Del("Accept-Encoding")
+		if ae != "" {
+			o.Header.AddString("Accept-Encoding", ae)
+		}
+	}
 	if stale != nil {
 		if etag := headerValue(stale.m.headers, "ETag"); etag != nil {
 			o.Header.Add([]byte("If-None-Match"), etag)
