@@ -12,12 +12,14 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -29,14 +31,33 @@ import (
 // Limits bound what one HTTP/2 connection may use. Zero fields take the
 // defaults.
 type Limits struct {
-	MaxConcurrentStreams uint32        // default 250
-	MaxHeaderBytes       int           // default 64 KiB
-	IdleTimeout          time.Duration // default 60s
-	ReadIdleTimeout      time.Duration // ping an idle connection after this; default 30s
+	// MaxConcurrentStreams bounds the streams open at once; more are
+	// refused, and a client that keeps resetting streams beyond it
+	// (rapid reset) loses the connection. Default 100.
+	MaxConcurrentStreams uint32
+	// MaxHeaderBytes bounds a decoded header list, which bounds what
+	// indexed HPACK references can expand into. Default 64 KiB.
+	MaxHeaderBytes  int
+	IdleTimeout     time.Duration // default 60s
+	ReadIdleTimeout time.Duration // ping an idle connection after this; default 30s
+	// WriteTimeout ends a connection whose client takes no bytes for
+	// this long (a slow reader); default 60s.
+	WriteTimeout time.Duration
 }
+
+// hpackTable is the HPACK dynamic table size in both directions: the
+// RFC 9113 default. The client cannot make Outpost keep a larger one.
+const hpackTable = 4096
 
 // Server serves HTTP/2 connections. It is safe for concurrent use.
 type Server struct {
+	// Log receives protocol errors clients cause; nil means slog.Default.
+	Log *slog.Logger
+	// ProtocolErrors counts protocol errors clients caused, among them the
+	// abuse x/net/http2 detects: too many early resets, oversized header
+	// blocks, streams over the limit.
+	ProtocolErrors atomic.Int64
+
 	h2 *http2.Server
 	hs *http.Server
 
@@ -46,7 +67,7 @@ type Server struct {
 // NewServer returns a server with the given limits.
 func NewServer(lim Limits) *Server {
 	if lim.MaxConcurrentStreams == 0 {
-		lim.MaxConcurrentStreams = 250
+		lim.MaxConcurrentStreams = 100
 	}
 	if lim.MaxHeaderBytes == 0 {
 		lim.MaxHeaderBytes = 64 << 10
@@ -57,19 +78,36 @@ func NewServer(lim Limits) *Server {
 	if lim.ReadIdleTimeout == 0 {
 		lim.ReadIdleTimeout = 30 * time.Second
 	}
-	s := &Server{
-		h2: &http2.Server{
-			MaxConcurrentStreams: lim.MaxConcurrentStreams,
-			IdleTimeout:          lim.IdleTimeout,
-			ReadIdleTimeout:      lim.ReadIdleTimeout,
-			MaxReadFrameSize:     1 << 20,
-		},
-		hs: &http.Server{MaxHeaderBytes: lim.MaxHeaderBytes},
+	if lim.WriteTimeout == 0 {
+		lim.WriteTimeout = 60 * time.Second
 	}
+	s := &Server{}
+	s.h2 = &http2.Server{
+		MaxConcurrentStreams:      lim.MaxConcurrentStreams,
+		IdleTimeout:               lim.IdleTimeout,
+		ReadIdleTimeout:           lim.ReadIdleTimeout,
+		WriteByteTimeout:          lim.WriteTimeout,
+		MaxReadFrameSize:          64 << 10,
+		MaxDecoderHeaderTableSize: hpackTable,
+		MaxEncoderHeaderTableSize: hpackTable,
+		CountError:                s.countError,
+	}
+	s.hs = &http.Server{MaxHeaderBytes: lim.MaxHeaderBytes}
 	// ConfigureServer links the two so that hs.Shutdown sends GOAWAY on
 	// every connection this server serves.
 	_ = http2.ConfigureServer(s.hs, s.h2)
 	return s
+}
+
+// countError is x/net/http2's report of a protocol error; errType names
+// it ("too_many_early_resets", "over_max_streams", ...).
+func (s *Server) countError(errType string) {
+	s.ProtocolErrors.Add(1)
+	log := s.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Debug("HTTP/2 protocol error", "type", errType)
 }
 
 // ServeConn serves one HTTP/2 connection until it ends. When drain is done

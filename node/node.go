@@ -79,7 +79,9 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	n.app = app
 	n.srv = server.New(runtimeOf(cfg, eng), log)
-	n.srv.H2 = h2.NewServer(h2.Limits{MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes)})
+	h2s := h2.NewServer(h2.Limits{MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), WriteTimeout: cfg.Timeouts.Write})
+	h2s.Log = log
+	n.srv.H2 = h2s
 	if err := n.listen(cfg, opts); err != nil {
 		n.closeListeners()
 		shared.Close()
@@ -116,7 +118,7 @@ func runtimeOf(cfg *config.Config, eng *proxy.Engine) server.Runtime {
 		Timeouts: server.Timeouts{Header: t.Header, Idle: t.Idle, BodyRead: t.BodyRead, Write: t.Write, Request: t.Request},
 		Limits: server.Limits{
 			MaxHeaderBytes: int(l.MaxHeaderBytes), MaxHeaders: l.MaxHeaders,
-			MaxBodyBytes: int64(l.MaxBodyBytes), MaxConns: l.MaxConns,
+			MaxBodyBytes: int64(l.MaxBodyBytes), MaxConns: l.MaxConns, MaxConnsPerIP: l.MaxConnsPerIP,
 		},
 	}
 }

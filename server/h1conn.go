@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -41,6 +42,7 @@ type h1Conn struct {
 	close    bool // close the connection after this response
 	upgraded bool
 	head     []byte
+	served   int // requests read on this connection
 }
 
 var (
@@ -80,8 +82,14 @@ func (s *Server) serveOne(ctx context.Context, c *h1Conn, st *connState) bool {
 		c.ctx = rt.engine.NewCtx()
 	}
 	lim := rt.limits
-	// Idle: wait for the first byte of the next request.
-	_ = c.conn.SetReadDeadline(time.Now().Add(rt.timeouts.Idle))
+	// Idle: wait for the first byte of the next request. A new connection
+	// gets only the header timeout: opening connections and sending
+	// nothing must not hold them for the keep-alive time.
+	wait := rt.timeouts.Idle
+	if c.served == 0 {
+		wait = rt.timeouts.Header
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
 	st.idle.Store(true)
 	if s.draining.Load() && c.br.Buffered() == 0 {
 		return false
@@ -91,9 +99,17 @@ func (s *Server) serveOne(ctx context.Context, c *h1Conn, st *connState) bool {
 	if err != nil {
 		return false
 	}
+	// The head must be whole within the header timeout of its first
+	// byte: the deadline is set once, so a head trickled byte by byte
+	// (slowloris) is cut at that time in total.
 	_ = c.conn.SetReadDeadline(time.Now().Add(rt.timeouts.Header))
 	c.req.Reset()
+	c.served++
 	if err := h1.ReadRequest(c.br, &c.req, c.scheme, h1.Limits{MaxHeaderBytes: lim.MaxHeaderBytes, MaxHeaders: lim.MaxHeaders}); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.SlowClients.Add(1)
+			err = errHeadTimeout
+		}
 		c.reject(err)
 		return false
 	}
@@ -120,14 +136,18 @@ func (s *Server) serveOne(ctx context.Context, c *h1Conn, st *connState) bool {
 	return c.in.drain()
 }
 
+var errHeadTimeout = &h1.Error{Status: 408, Reason: "request head not received in time"}
+
 // reject answers a request the codec refused, and the connection closes:
 // after a malformed head, nothing on it can be trusted.
 func (c *h1Conn) reject(err error) {
 	var he *h1.Error
 	if !errors.As(err, &he) {
-		return // EOF, timeout or reset: nobody to answer
+		return // EOF or reset: nobody to answer
 	}
-	c.srv.rejected(c.client, he.Status, he.Reason)
+	if he != errHeadTimeout {
+		c.srv.rejected(c.client, he.Status, he.Reason)
+	}
 	body := he.Reason + "\n"
 	c.head = append(c.head[:0], "HTTP/1.1 "...)
 	c.head = strconv.AppendInt(c.head, int64(he.Status), 10)
@@ -226,10 +246,14 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 	} else {
 		n, err = c.bw.Write(p)
 	}
-	if err != nil {
-		return n, err
+	if err == nil {
+		err = c.bw.Flush()
 	}
-	return n, c.bw.Flush()
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.srv.SlowClients.Add(1)
+	}
+	c.armWrite()
+	return n, err
 }
 
 func (c *h1Conn) Finish(trailers *httphead.Header) error {
@@ -243,17 +267,36 @@ func (c *h1Conn) Finish(trailers *httphead.Header) error {
 
 // bodyIn is the request body as the engine reads it: it sends 100 Continue
 // before the first read when the client asked for it, enforces the body
-// size limit, and extends the read deadline as data arrives.
+// size limit, and sets each read's deadline: the body read timeout, or
+// sooner the moment the body's average rate would fall below the minimum.
 type bodyIn struct {
 	c         *h1Conn
 	read      int64
 	max       int64
 	timeout   time.Duration
 	continued bool
+	minRate   float64       // bytes per second; 0: no minimum
+	grace     time.Duration // before the minimum rate applies
+	waited    time.Duration // time spent blocked reading the body
 }
 
 func (b *bodyIn) reset(rt *runtime) {
 	b.read, b.max, b.timeout, b.continued = 0, rt.limits.MaxBodyBytes, rt.timeouts.BodyRead, false
+	b.minRate, b.grace, b.waited = float64(max(rt.limits.MinBodyRate, 0)), rt.timeouts.BodyRateGrace, 0
+}
+
+// deadline returns when the current read must end. Only time spent in
+// reads counts towards the rate, so an origin slow to take the upload does
+// not make the client look slow.
+func (b *bodyIn) deadline(now time.Time) time.Time {
+	d := now.Add(b.timeout)
+	if b.minRate > 0 {
+		allowed := max(b.grace, time.Duration(float64(b.read)/b.minRate*float64(time.Second)))
+		if r := now.Add(allowed - b.waited); r.Before(d) {
+			d = r
+		}
+	}
+	return d
 }
 
 var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
@@ -269,11 +312,18 @@ func (b *bodyIn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	_ = c.conn.SetReadDeadline(time.Now().Add(b.timeout))
+	now := time.Now()
+	_ = c.conn.SetReadDeadline(b.deadline(now))
 	n, err := c.body.Read(p)
+	b.waited += time.Since(now)
 	var he *h1.Error
-	if errors.As(err, &he) {
+	switch {
+	case errors.As(err, &he):
 		err = proxy.Errorf(he.Status, proxy.FromDownstream, he.Reason, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.srv.SlowClients.Add(1)
+		c.close = true
+		err = proxy.Errorf(408, proxy.FromDownstream, "request body too slow", err)
 	}
 	b.read += int64(n)
 	if b.max > 0 && b.read > b.max {

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/outpost-edge/outpost/limit"
 	"github.com/outpost-edge/outpost/proxy"
 )
 
@@ -34,6 +35,9 @@ type Timeouts struct {
 	BodyRead time.Duration // between reads of a request body; default 60s
 	Write    time.Duration // between writes of a response; default 60s
 	Request  time.Duration // a whole exchange, head to last byte; 0 means no limit
+	// BodyRateGrace is how long a request body may arrive slower than
+	// Limits.MinBodyRate before the rate is enforced; default 10s.
+	BodyRateGrace time.Duration
 }
 
 // Limits bound what a client may send and hold.
@@ -42,6 +46,13 @@ type Limits struct {
 	MaxHeaders     int   // header fields; default 100
 	MaxBodyBytes   int64 // request body; 0 means no limit
 	MaxConns       int   // open client connections in total; 0 means no limit
+	MaxConnsPerIP  int   // open connections per client (IPv4 address, IPv6 /64); 0 means no limit
+	// MinBodyRate is the slowest average rate, in bytes per second, at which
+	// a request body may arrive once Timeouts.BodyRateGrace has passed: a
+	// slower client gets 408 and the connection closes. Time the server
+	// spends not reading (the origin is slow to take the upload) does not
+	// count. Default 1024; negative turns the check off.
+	MinBodyRate int
 }
 
 // Runtime is what requests are served with; it is replaced whole on reload.
@@ -63,7 +74,12 @@ func newRuntime(r Runtime) *runtime {
 	t.Idle = orDefault(t.Idle, 60*time.Second)
 	t.BodyRead = orDefault(t.BodyRead, 60*time.Second)
 	t.Write = orDefault(t.Write, 60*time.Second)
-	return &runtime{engine: r.Engine, timeouts: t, limits: r.Limits}
+	t.BodyRateGrace = orDefault(t.BodyRateGrace, 10*time.Second)
+	l := r.Limits
+	if l.MinBodyRate == 0 {
+		l.MinBodyRate = 1024
+	}
+	return &runtime{engine: r.Engine, timeouts: t, limits: l}
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -101,8 +117,19 @@ type Server struct {
 	stop     context.CancelFunc
 	dates    dateCache
 
+	perIP limit.InFlight // open connections per client key, without limits of its own
+
 	// Rejected counts requests refused by the HTTP/1.1 codec.
 	Rejected atomic.Int64
+	// RefusedConns counts connections closed on arrival because MaxConns
+	// or MaxConnsPerIP was reached.
+	RefusedConns atomic.Int64
+	// SlowClients counts requests cut because the client sent its head or
+	// body too slowly (408) or did not take the response in time.
+	SlowClients atomic.Int64
+	// H2Floods counts HTTP/2 connections closed for spending their
+	// control frame budget (see h2Watch).
+	H2Floods atomic.Int64
 }
 
 // H2Server serves one HTTP/2 connection until it ends. The h2 package
@@ -162,6 +189,7 @@ func (s *Server) Serve(l net.Listener, opts Listener) error {
 		}
 		backoff = 0
 		if max := s.runtime().limits.MaxConns; max > 0 && s.conns.Load() >= int64(max) {
+			s.RefusedConns.Add(1)
 			conn.Close()
 			continue
 		}
@@ -170,6 +198,20 @@ func (s *Server) Serve(l net.Listener, opts Listener) error {
 }
 
 var errTooMany = errors.New("too many open files")
+
+// admit counts a new connection against its client's and reports whether
+// MaxConnsPerIP allows it. Every connection is counted, even with no limit
+// set, so a reload that sets one sees the connections already open.
+func (s *Server) admit(client netip.AddrPort) (limit.Ticket, bool) {
+	var buf [16]byte
+	key := limit.ClientKey(buf[:0], client.Addr())
+	t, _ := s.perIP.Acquire(key)
+	if max := s.runtime().limits.MaxConnsPerIP; max > 0 && s.perIP.Count(key) > max {
+		t.Release()
+		return limit.Ticket{}, false
+	}
+	return t, true
+}
 
 // connState is what Shutdown needs to know of a connection.
 type connState struct {
@@ -205,6 +247,14 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
 	}
+	// The client address is read here, not in the accept loop: behind
+	// PROXY protocol it waits for the header.
+	ticket, ok := s.admit(addrPort(conn.RemoteAddr()))
+	if !ok {
+		s.RefusedConns.Add(1)
+		return
+	}
+	defer ticket.Release()
 	var tlsState *tls.ConnectionState
 	if opts.TLS != nil {
 		tc := tls.Server(conn, opts.TLS)
@@ -234,7 +284,11 @@ func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState) {
 	if s.H2 == nil {
 		return
 	}
-	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, func(ctx context.Context, sess proxy.Session) error {
+	var watched net.Conn = newH2Watch(conn, s)
+	if tlsState != nil {
+		watched = tlsWatch{watched.(*h2Watch), tlsState}
+	}
+	s.H2.ServeConn(s.drain, watched, addrPort(conn.RemoteAddr()), tlsState, func(ctx context.Context, sess proxy.Session) error {
 		rt := s.runtime()
 		return rt.engine.Serve(ctx, sess, rt.engine.NewCtx())
 	})
@@ -246,7 +300,7 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // preface. It compares only what has arrived, byte by byte, so a short
 // HTTP/1.0 request is recognised without waiting for more bytes.
 func (s *Server) isH2Preface(conn net.Conn, br *bufio.Reader) bool {
-	_ = conn.SetReadDeadline(time.Now().Add(s.runtime().timeouts.Idle))
+	_ = conn.SetReadDeadline(time.Now().Add(s.runtime().timeouts.Header))
 	defer conn.SetReadDeadline(time.Time{})
 	for n := 1; n <= len(h2Preface); n++ {
 		b, err := br.Peek(n)
