@@ -4,11 +4,11 @@ import (
 	"cmp"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 )
 
 // scanWorkers bounds the goroutines that read headers at Open: enough to
@@ -84,12 +84,12 @@ func (s *Store) scanDir(d1 string, verify bool) []found {
 // check opens an object file found at Open and checks its header, that its
 // key hashes to its name and, with verify, its body's checksum.
 func (s *Store) check(h uint64, name string, buf []byte, verify bool) (found, error) {
-	f, err := os.Open(name)
+	fd, err := openRaw(name)
 	if err != nil {
 		return found{}, err
 	}
-	defer f.Close()
-	hd, st, err := readHeader(int(f.Fd()), buf)
+	defer syscall.Close(fd)
+	hd, st, err := readHeader(fd, buf)
 	if err != nil {
 		return found{}, err
 	}
@@ -97,15 +97,32 @@ func (s *Store) check(h uint64, name string, buf []byte, verify bool) (found, er
 		return found{}, fmt.Errorf("%w: key does not hash to the file name", errCorrupt)
 	}
 	if verify {
-		crc := crc32.New(castagnoli)
-		if _, err := io.Copy(crc, io.NewSectionReader(f, hd.bodyOff(), hd.bodyLen)); err != nil {
+		if err := checkBody(fd, hd); err != nil {
 			return found{}, err
-		}
-		if crc.Sum32() != hd.bodyCRC {
-			return found{}, fmt.Errorf("%w: body checksum mismatch", errCorrupt)
 		}
 	}
 	return found{h: h, size: st.Size, mtime: st.Mtim.Nano()}, nil
+}
+
+// checkBody compares the CRC-32C of the body in fd with its header's.
+func checkBody(fd int, hd header) error {
+	p := make([]byte, 256<<10)
+	crc := uint32(0)
+	for off := int64(0); off < hd.bodyLen; {
+		n, err := preadFull(fd, p[:min(int64(len(p)), hd.bodyLen-off)], hd.bodyOff()+off)
+		if err != nil {
+			return fmt.Errorf("disk: reading body: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: body ends early", errCorrupt)
+		}
+		crc = crc32.Update(crc, castagnoli, p[:n])
+		off += int64(n)
+	}
+	if crc != hd.bodyCRC {
+		return fmt.Errorf("%w: body checksum mismatch", errCorrupt)
+	}
+	return nil
 }
 
 // walkObjects calls fn for every file in the fan-out directories, in name
