@@ -5,22 +5,27 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/storage/memory"
 	"github.com/outpost-edge/outpost/trace"
 )
 
 // hitSetup stores one 1 KiB object with realistic headers and returns a
 // request for it.
-func hitSetup(tb testing.TB) (*Cache, *Policy, *origin, func() *Reply) {
+func hitSetup(tb testing.TB, extra ...string) (*Cache, *Policy, *origin, func() *Reply) {
 	store := memory.New(memory.Options{Capacity: 64 << 20})
 	c := New(store, Options{})
 	pol := &Policy{Enabled: true}
-	o := fixed(answer{headers: []string{
-		"Content-Type: application/octet-stream", "Cache-Control: public, max-age=31536000, immutable",
-		"ETag: \"0123456789abcdef\"", "Last-Modified: Mon, 02 Jan 2006 15:04:05 GMT",
-		"Surrogate-Key: pkg-a pkg-b", "Server: origin",
-	}, body: strings.Repeat("x", 1024)})
-	req := request("GET", "/packages/aa/bb/demo-1.0.tar.gz", "Accept: */*", "User-Agent: bench")
+	o := newOrigin(func(*httphead.Request, int) answer {
+		a := answer{headers: []string{
+			"Content-Type: application/octet-stream", "Cache-Control: public, max-age=31536000, immutable",
+			"ETag: \"0123456789abcdef\"", "Last-Modified: Mon, 02 Jan 2006 15:04:05 GMT",
+			"Surrogate-Key: pkg-a pkg-b", "Server: origin",
+		}, body: strings.Repeat("x", 1024)}
+		a.headers = append(a.headers, extra...)
+		return a
+	})
+	req := request("GET", "/packages/aa/bb/demo-1.0.tar.gz", "Accept: */*", "User-Agent: bench", "Accept-Encoding: gzip, br")
 	tr := &trace.Trace{}
 	ctx := context.Background()
 	fetch := o.fetch // bound once: a method value allocates
@@ -71,6 +76,20 @@ func BenchmarkServeHit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		serve().Close()
+	}
+}
+
+// BenchmarkServeHitVary is a hit on an object that varies on
+// Accept-Encoding: two lookups (the marker, then the variant).
+func BenchmarkServeHitVary(b *testing.B) {
+	_, _, _, serve := hitSetup(b, "Vary: Accept-Encoding")
+	b.ReportAllocs()
+	for b.Loop() {
+		rep := serve()
+		if rep.Status != StatusHit {
+			b.Fatal(rep.Status)
+		}
+		rep.Close()
 	}
 }
 

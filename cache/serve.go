@@ -285,7 +285,7 @@ func (c *Cache) join(r *Reply, f *fill) (*Reply, error) {
 	if !r.streamFill(&m, f, j.ctx) {
 		return c.forward(r, StatusPass, ReasonTooLarge, "bypass")
 	}
-	r.finishHead(m.initialAge, cacheStatus{fwd: j.fwd, collapsed: true})
+	r.finishHead(m.age(c.now()), cacheStatus{fwd: j.fwd, collapsed: true})
 	r.Status = StatusCollapsed
 	return r, nil
 }
