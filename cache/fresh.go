@@ -22,11 +22,11 @@ func responseDirectives(h *httphead.Header, pol *Policy) (d cachecontrol.Directi
 		if v := h.Peek(name); v != nil {
 			var ok bool
 			if name == "Surrogate-Control" {
-				d, ok = cachecontrol.ParseSurrogate(v), true
+				d, ok = cachecontrol.ParseSurrogate(v), len(httphead.TrimOWS(v)) > 0
 			} else {
 				d, ok = cachecontrol.ParseTargeted(v)
 			}
-			if ok && !d.Empty() {
+			if ok { // valid and non-empty: it governs, whatever it holds
 				return d, true
 			}
 		}

@@ -44,6 +44,8 @@ func TestRFC9111Section4_2_1FreshnessLifetime(t *testing.T) {
 		{"targeted field beats cache-control", []string{"Cache-Control: max-age=5", "CDN-Cache-Control: max-age=600"}, Policy{}, time.Minute, true},
 		{"targeted field ignores expires", []string{"CDN-Cache-Control: max-age=5", "Expires: " + httpDate(epoch0.Add(time.Hour))}, Policy{}, time.Minute, false},
 		{"broken targeted field falls back", []string{"Cache-Control: max-age=600", `CDN-Cache-Control: max-age=5, private="x`}, Policy{}, time.Minute, true},
+		{"targeted field governs even without freshness", []string{"Cache-Control: max-age=600", "CDN-Cache-Control: no-transform", "ETag: \"x\""}, Policy{}, time.Second, false},
+		{"empty targeted field is ignored", []string{"Cache-Control: max-age=600", "CDN-Cache-Control:  "}, Policy{}, time.Minute, true},
 		{"surrogate-control beats cache-control", []string{"Cache-Control: no-store", "Surrogate-Control: max-age=600"}, Policy{}, time.Minute, true},
 		{"custom targeted field", []string{"Cache-Control: max-age=5", "Outpost-Cache-Control: max-age=600"}, Policy{TargetedField: "Outpost-Cache-Control"}, time.Minute, true},
 		{"no-cache always revalidates", []string{"Cache-Control: max-age=600, no-cache", "ETag: \"x\""}, Policy{}, time.Second, false},

@@ -70,12 +70,6 @@ func (d *Directives) Reset() {
 		StaleWhileRevalidate: Unset, StaleIfError: Unset}
 }
 
-// Empty reports whether no directive was recorded.
-func (d *Directives) Empty() bool {
-	return d.Flags == 0 && d.MaxAge == Unset && d.SMaxAge == Unset && d.MaxStale == Unset &&
-		d.MinFresh == Unset && d.StaleWhileRevalidate == Unset && d.StaleIfError == Unset
-}
-
 // Parse parses one Cache-Control or Surrogate-Control field value.
 func Parse(v []byte) Directives {
 	var d Directives
