@@ -55,7 +55,16 @@ func (Ketama) Build(servers []*Server) Selector {
 	for i, p := range points {
 		r.hashes[i], r.owners[i] = p.hash, p.server
 	}
+	for b := range 1 << ringIndexBits {
+		r.index[b] = int32(sortSearch(r.hashes, uint32(b)<<(32-ringIndexBits)))
+	}
+	r.index[1<<ringIndexBits] = int32(len(r.hashes))
 	return r
+}
+
+func sortSearch(hashes []uint32, h uint32) int {
+	i, _ := slices.BinarySearch(hashes, h)
+	return i
 }
 
 type ringPoint struct {
@@ -64,11 +73,17 @@ type ringPoint struct {
 }
 
 // ring is the sorted points, split into two arrays for a cache-friendly
-// binary search.
+// search, plus an index by the top bits of the hash: index[b] is the first
+// point whose top bits are b or more, so a lookup searches only the few
+// points of one bucket (a ring of 100 servers has 16,000 points, 128 KB,
+// which a plain binary search walks with a cache miss per step).
 type ring struct {
 	hashes []uint32
 	owners []int32
+	index  [1<<ringIndexBits + 1]int32
 }
+
+const ringIndexBits = 12
 
 // maxRingWalk bounds the clockwise walk past disallowed servers' points;
 // beyond it Select falls back to a scan of the servers, which is as
@@ -80,7 +95,9 @@ func (r *ring) Select(c *Candidates) int {
 	if n == 0 {
 		return c.firstAllowedFrom(0)
 	}
-	start, _ := slices.BinarySearch(r.hashes, uint32(c.Key()))
+	h := uint32(c.Key())
+	lo, hi := r.index[h>>(32-ringIndexBits)], r.index[h>>(32-ringIndexBits)+1]
+	start := int(lo) + sortSearch(r.hashes[lo:hi], h)
 	for k := range min(n, maxRingWalk) {
 		if i := int(r.owners[(start+k)%n]); c.Allowed(i) {
 			return i

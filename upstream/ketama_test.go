@@ -112,3 +112,24 @@ func TestKetamaRetryWalksOnToTheNextServer(t *testing.T) {
 		t.Fatalf("owner down: %s, want its successor %s", got, first[1])
 	}
 }
+
+func TestKetamaIndexedLookupAgreesWithPlainSearch(t *testing.T) {
+	var list []*Server
+	for i := range 40 {
+		list = append(list, &Server{Addr: fmt.Sprintf("10.2.0.%d:80", i), Weight: 1 + i%4})
+	}
+	r := Ketama{}.Build(list).(*ring)
+	c := Candidates{servers: list, tried: make([]uint64, 1)}
+	keys := []uint64{0, 1, math.MaxUint32, uint64(r.hashes[0]), uint64(r.hashes[len(r.hashes)-1]), uint64(r.hashes[len(r.hashes)-1]) + 1}
+	for k := range uint64(20_000) {
+		keys = append(keys, k*0x9e3779b9&math.MaxUint32)
+	}
+	for _, k := range keys {
+		start := sortSearch(r.hashes, uint32(k))
+		want := int(r.owners[start%len(r.hashes)])
+		c.key = k
+		if got := r.Select(&c); got != want {
+			t.Fatalf("key %#x: server %d, want %d", k, got, want)
+		}
+	}
+}

@@ -49,6 +49,27 @@ func BenchmarkSelect(b *testing.B) {
 	}
 }
 
+// BenchmarkSelector measures the policy alone: one Select over a group of
+// healthy servers, without the request bookkeeping around it.
+func BenchmarkSelector(b *testing.B) {
+	for _, p := range policies {
+		for _, n := range []int{3, 100} {
+			b.Run(fmt.Sprintf("%s/%d", p.name, n), func(b *testing.B) {
+				be := benchBackend(b, p.policy, n)
+				set := be.set.Load()
+				c := Candidates{servers: set.primary.servers, tried: make([]uint64, 2), now: be.now(), decay: time.Second}
+				b.ReportAllocs()
+				for b.Loop() {
+					c.key += 0x9e3779b97f4a7c15 >> 32
+					if set.primary.sel.Select(&c) < 0 {
+						b.Fatal("no server")
+					}
+				}
+			})
+		}
+	}
+}
+
 // BenchmarkSelectParallel is BenchmarkSelect from all CPUs at once: it shows
 // that selection shares no lock.
 func BenchmarkSelectParallel(b *testing.B) {
