@@ -118,8 +118,9 @@ func TestKetamaIndexedLookupAgreesWithPlainSearch(t *testing.T) {
 	for i := range 40 {
 		list = append(list, &Server{Addr: fmt.Sprintf("10.2.0.%d:80", i), Weight: 1 + i%4})
 	}
-	r := Ketama{}.Build(list).(*ring)
-	c := Candidates{servers: list, tried: make([]uint64, 1)}
+	b := newBackend(t, Config{Policy: Ketama{}}, list)
+	r := b.set.Load().primary.sel.(*ring)
+	c := Candidates{servers: b.Servers(), tried: make([]uint64, 1)}
 	keys := []uint64{0, 1, math.MaxUint32, uint64(r.hashes[0]), uint64(r.hashes[len(r.hashes)-1]), uint64(r.hashes[len(r.hashes)-1]) + 1}
 	for k := range uint64(20_000) {
 		keys = append(keys, k*0x9e3779b9&math.MaxUint32)
