@@ -115,17 +115,28 @@ func (c *Checker) Healthy(addr string) (healthy, known bool) {
 
 // Run checks every target at once and then every Interval until ctx is
 // done. It is meant to run in its own goroutine, owned by whoever owns ctx.
+// A panic in a round (a probe's or the observer's) is logged and the next
+// round runs as usual.
 func (c *Checker) Run(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.Interval)
 	defer tick.Stop()
 	for {
-		c.Check(ctx)
+		c.safeCheck(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+func (c *Checker) safeCheck(ctx context.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("health check round panicked", "panic", p)
+		}
+	}()
+	c.Check(ctx)
 }
 
 // Check runs one round: every target is probed concurrently, and verdicts

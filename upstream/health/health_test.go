@@ -361,3 +361,26 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond) // polling, not timing
 	}
 }
+
+func TestRunSurvivesAPanickingObserver(t *testing.T) {
+	var calls atomic.Int32
+	c, err := New(Config{Interval: time.Millisecond, Fall: 1, Rise: 1},
+		&scripted{results: map[string][]bool{"a": {false, true, false, true}}},
+		func(string, bool) {
+			calls.Add(1)
+			panic("observer bug")
+		}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTargets([]string{"a"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	waitFor(t, func() bool { return calls.Load() >= 2 })
+	cancel()
+	<-done
+}
