@@ -6,9 +6,9 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/outpost-edge/outpost/cache"
 	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/proxy"
-	"github.com/outpost-edge/outpost/purge"
 )
 
 // PurgeRequest is one purge call of the admin API.
@@ -27,19 +27,24 @@ type PurgeResult struct {
 // ErrNoCache is returned by purges on a node without cache storage.
 var ErrNoCache = errors.New("no cache storage is configured")
 
-// Purge runs a purge; it is effective when it returns.
+// Purge runs a purge; it is effective when it returns. The URLs are all
+// checked before anything is purged, so a bad one purges nothing.
 func (a *App) Purge(r PurgeRequest) (PurgeResult, error) {
 	p := a.shared.purger
 	if p == nil {
 		return PurgeResult{}, ErrNoCache
 	}
-	var res PurgeResult
-	for _, u := range r.URLs {
-		n, err := a.purgeURL(u, r.Soft)
+	targets := make([]purgeTarget, len(r.URLs))
+	for i, u := range r.URLs {
+		t, err := parsePurgeURL(u)
 		if err != nil {
-			return res, err
+			return PurgeResult{}, err
 		}
-		res.Objects += n
+		targets[i] = t
+	}
+	var res PurgeResult
+	for _, t := range targets {
+		res.Objects += a.purgeTarget(t, r.Soft)
 	}
 	if len(r.Keys) > 0 {
 		res.Objects += p.Keys(r.Keys, r.Soft)
@@ -50,33 +55,40 @@ func (a *App) Purge(r PurgeRequest) (PurgeResult, error) {
 	return res, nil
 }
 
-// purgeURL purges the object a GET of u finds, with its variants, under
-// the cache key of the route that serves u.
-func (a *App) purgeURL(raw string, soft bool) (int, error) {
+// purgeTarget is a URL to purge, split as the cache keys it.
+type purgeTarget struct{ scheme, host, target string }
+
+func parsePurgeURL(raw string) (purgeTarget, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return 0, fmt.Errorf("purge: %q is not an absolute http(s) URL", raw)
+		return purgeTarget{}, fmt.Errorf("purge: %q is not an absolute http(s) URL", raw)
 	}
-	target := u.RequestURI()
-	return a.purgeTarget(u.Scheme, strings.ToLower(u.Host), target, soft), nil
+	return purgeTarget{u.Scheme, strings.ToLower(u.Host), u.RequestURI()}, nil
 }
 
-func (a *App) purgeTarget(scheme, host, target string, soft bool) int {
+// purgeTarget purges the object a GET of t finds, with its variants, under
+// the cache key of the route that serves t. A soft purge that finds
+// nothing stored purges hard, which marks the key so that a fill under way
+// (fetched before the purge) is not stored.
+func (a *App) purgeTarget(t purgeTarget, soft bool) int {
 	var req httphead.Request
-	req.SetLine([]byte("GET"), []byte(target), []byte(host), []byte(scheme))
-	n := 0
+	req.SetLine([]byte("GET"), []byte(t.target), []byte(t.host), []byte(t.scheme))
+	var pol *cache.Policy
 	for _, r := range a.routes {
-		rc, ok := r.Cache.(*routeCache)
-		if !ok || !r.matches(&req) {
-			continue
+		if r.matches(&req) {
+			if rc, ok := r.Cache.(*routeCache); ok {
+				pol = &rc.pol
+			}
+			break
 		}
-		if a.shared.cache.c.PurgeURL(&rc.pol, scheme, host, target, soft) {
-			n = 1
-		}
-		break
 	}
-	a.shared.purger.Counted(purge.ByURL, n)
-	return n
+	c := a.shared.cache.c
+	return a.shared.purger.URL(func() bool {
+		if pol == nil {
+			return false
+		}
+		return c.PurgeURL(pol, t.scheme, t.host, t.target, soft) || (soft && c.PurgeURL(pol, t.scheme, t.host, t.target, false))
+	})
 }
 
 // purgeMethod answers the HTTP PURGE method for the request's URL, from
@@ -97,7 +109,8 @@ func (a *App) purgeMethod(c *proxy.Ctx) error {
 		return proxy.Errorf(404, proxy.FromDownstream, "no cache here", nil)
 	}
 	soft := string(c.Request.Header.Peek("Soft-Purge")) == "1"
-	n := a.purgeTarget(string(c.Request.Scheme), string(c.Request.Host), string(c.Request.Path)+query(c.Request), soft)
+	t := purgeTarget{string(c.Request.Scheme), strings.ToLower(string(c.Request.Host)), string(c.Request.Path) + query(c.Request)}
+	n := a.purgeTarget(t, soft)
 	c.Trace.Add("purge", "url")
 	var h httphead.Header
 	h.AddString("Content-Type", "application/json")

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,17 +35,17 @@ import (
 // Everything but /healthz, /readyz and /version needs the bearer token when
 // one is configured.
 type adminServer struct {
-	n     *Node
-	ln    net.Listener
-	hs    *http.Server
-	token string
+	n      *Node
+	ln     net.Listener
+	hs     *http.Server
+	tokens []adminCred // none: no token is required (loopback only)
 }
 
 func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 	if cfg.Admin.Addr == "" && ln == nil {
 		return nil
 	}
-	token, err := adminToken(cfg.Admin)
+	tokens, err := adminToken(cfg.Admin)
 	if err != nil {
 		return err
 	}
@@ -52,7 +54,7 @@ func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 			return fmt.Errorf("admin listen %s: %w", cfg.Admin.Addr, err)
 		}
 	}
-	a := &adminServer{n: n, ln: ln, token: token}
+	a := &adminServer{n: n, ln: ln, tokens: tokens}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", a.ready)
@@ -73,22 +75,68 @@ func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 	return nil
 }
 
-func adminToken(c config.Admin) (string, error) {
+// adminCred is one bearer token the admin API accepts, with the name the
+// purge log gives its holder.
+type adminCred struct {
+	name  string
+	token []byte
+}
+
+// adminToken reads the accepted tokens. A token file holds one token a
+// line, "name:token" or a bare token (named "default"); blank lines and
+// lines starting with # are skipped. A file without tokens is an error,
+// not an open admin API.
+func adminToken(c config.Admin) ([]adminCred, error) {
 	switch {
 	case c.TokenFile != "":
 		b, err := os.ReadFile(c.TokenFile)
 		if err != nil {
-			return "", fmt.Errorf("admin token: %w", err)
+			return nil, fmt.Errorf("admin token: %w", err)
 		}
-		return strings.TrimSpace(string(b)), nil
+		creds, err := parseTokens(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("admin token file %s: %w", c.TokenFile, err)
+		}
+		return creds, nil
 	case c.TokenEnv != "":
 		t := os.Getenv(c.TokenEnv)
 		if t == "" {
-			return "", fmt.Errorf("admin token: environment variable %s is empty", c.TokenEnv)
+			return nil, fmt.Errorf("admin token: environment variable %s is empty", c.TokenEnv)
 		}
-		return t, nil
+		return []adminCred{{"default", []byte(t)}}, nil
 	}
-	return "", nil
+	return nil, nil
+}
+
+// tokenName is what a token's name may be made of; a line whose part
+// before the first colon is not such a name is a bare token.
+var tokenName = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+
+func parseTokens(text string) ([]adminCred, error) {
+	var creds []adminCred
+	names := map[string]bool{}
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		c := adminCred{name: "default", token: []byte(line)}
+		if name, tok, ok := strings.Cut(line, ":"); ok && tokenName.MatchString(name) {
+			c = adminCred{name: name, token: []byte(strings.TrimSpace(tok))}
+		}
+		switch {
+		case len(c.token) == 0:
+			return nil, fmt.Errorf("line %d: empty token", i+1)
+		case names[c.name]:
+			return nil, fmt.Errorf("line %d: token name %q given twice", i+1, c.name)
+		}
+		names[c.name] = true
+		creds = append(creds, c)
+	}
+	if len(creds) == 0 {
+		return nil, errors.New("no token in the file")
+	}
+	return creds, nil
 }
 
 func (a *adminServer) close() {
@@ -97,20 +145,32 @@ func (a *adminServer) close() {
 	_ = a.hs.Shutdown(ctx)
 }
 
-// auth requires the bearer token when one is configured.
+// auth requires one of the bearer tokens when any is configured, and
+// records the token's name in the request's context for the logs.
 func (a *adminServer) auth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="outpost"`)
-				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or invalid bearer token"})
-				return
+		if len(a.tokens) == 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		name := ""
+		for _, c := range a.tokens { // every token is compared: no early exit to time
+			if subtle.ConstantTimeCompare([]byte(got), c.token) == 1 && ok {
+				name = c.name
 			}
 		}
-		h.ServeHTTP(w, r)
+		if name == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="outpost"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or invalid bearer token"})
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenNameKey{}, name)))
 	})
 }
+
+// tokenNameKey keys the name of the caller's token in a request context.
+type tokenNameKey struct{}
 
 func (a *adminServer) ready(w http.ResponseWriter, _ *http.Request) {
 	if a.n.srv.Draining() {
@@ -157,22 +217,41 @@ type purgeRequest struct {
 }
 
 // maxPurgeItems bounds one call; more is a client bug or an attack.
-const maxPurgeItems = 10000
+// maxPurgeBody bounds the body: a call at the item bound with long URLs
+// fits, more is refused as too large rather than cut.
+const (
+	maxPurgeItems = 10000
+	maxPurgeBody  = 4 << 20
+)
 
+// purge answers POST /purge: 200 with the count of objects touched, 400
+// for a malformed request, 413 for one too large. The purge is effective
+// before the answer is sent.
 func (a *adminServer) purge(w http.ResponseWriter, r *http.Request) {
 	var req purgeRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
+	body := http.MaxBytesReader(w, r.Body, maxPurgeBody)
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	err := dec.Decode(&req)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value in the body")
+	}
+	var tooLarge *http.MaxBytesError
+	switch n := len(req.URLs) + len(req.Keys); {
+	case errors.As(err, &tooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("purge request larger than %d bytes", maxPurgeBody)})
+		return
+	case err != nil:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad purge request: " + err.Error()})
 		return
-	}
-	switch n := len(req.URLs) + len(req.Keys); {
 	case n == 0 && !req.All:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "nothing to purge: give urls, keys or all"})
 		return
 	case n > maxPurgeItems:
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("too many urls and keys: %d, at most %d per call", n, maxPurgeItems)})
+		return
+	case slices.Contains(req.Keys, ""):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad purge request: empty surrogate key"})
 		return
 	}
 	start := time.Now()
@@ -184,18 +263,44 @@ func (a *adminServer) purge(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	a.n.Log.Info("purge", "who", a.who(r), "urls", len(req.URLs), "keys", req.Keys, "all", req.All, "soft", req.Soft,
-		"objects", res.Objects, "took_ms", time.Since(start).Milliseconds())
+	a.n.Log.Info("purge", "who", a.who(r), "kind", purgeKind(&req), "soft", req.Soft,
+		"urls", logList(req.URLs), "keys", logList(req.Keys), "objects", res.Objects,
+		"took", time.Since(start).String())
 	writeJSON(w, http.StatusOK, res)
 }
 
-// who names the caller in the purge log by the start of its token (never
-// the whole token) and its address.
-func (a *adminServer) who(r *http.Request) string {
-	if a.token == "" {
-		return "loopback:" + r.RemoteAddr
+// purgeKind names what a purge call asked, as the purge metrics do.
+func purgeKind(req *purgeRequest) string {
+	var kinds []string
+	if len(req.URLs) > 0 {
+		kinds = append(kinds, "url")
 	}
-	return "token:" + a.token[:min(4, len(a.token))] + "…@" + r.RemoteAddr
+	if len(req.Keys) > 0 {
+		kinds = append(kinds, "key")
+	}
+	if req.All {
+		kinds = append(kinds, "all")
+	}
+	return strings.Join(kinds, "+")
+}
+
+// logList keeps a purge log line short: the first few items and a count.
+func logList(items []string) string {
+	const shown = 5
+	if len(items) <= shown {
+		return strings.Join(items, " ")
+	}
+	return fmt.Sprintf("%s ... (%d in all)", strings.Join(items[:shown], " "), len(items))
+}
+
+// who names the caller in the purge log: its token's name (never the
+// token) and its address.
+func (a *adminServer) who(r *http.Request) string {
+	name, _ := r.Context().Value(tokenNameKey{}).(string)
+	if name == "" {
+		name = "no-token"
+	}
+	return name + "@" + r.RemoteAddr
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -9,6 +9,10 @@
 // found again after a restart. A fill that began before a purge of its key
 // or one of its surrogate keys is refused at commit: the body it carries
 // was fetched before the purge and must not be stored as fresh.
+//
+// Commits and purge marks exclude each other (commitMu): a commit either
+// sees the mark and is refused, or is complete and indexed before the mark
+// is set, so the purge that follows the mark finds and purges it.
 package purge
 
 import (
@@ -30,11 +34,27 @@ type Store struct {
 
 	seq atomic.Uint64 // purge generations; writers note it at Create
 
-	mu       sync.Mutex
-	byTag    map[string]map[string]struct{} // surrogate key -> storage keys
-	byKey    map[string][]string            // storage key -> its surrogate keys
-	purgedAt map[string]mark                // storage key or "tag:"+surrogate key -> last purge
-	allAt    uint64                         // generation of the last purge-all
+	// Refused counts fills not kept because a purge touched them.
+	Refused atomic.Int64
+
+	// commitMu is held shared by commits (check, commit, index) and
+	// exclusively while a purge mark is set.
+	commitMu sync.RWMutex
+	// urlPurges counts URL purges under way: while one runs, the keys the
+	// cache deletes or updates are marked first (only the cache knows how
+	// a URL maps to storage keys).
+	urlPurges atomic.Int32
+
+	// hiding counts refused fills being committed and deleted, whose keys
+	// (with their counts) are in hiddenKeys: Lookup does not find them.
+	hiding atomic.Int32
+
+	mu         sync.Mutex
+	hiddenKeys map[string]int
+	byTag      map[string]map[string]struct{} // surrogate key -> storage keys
+	byKey      map[string][]string            // storage key -> its surrogate keys
+	purgedAt   map[string]mark                // storage key or "tag:"+surrogate key -> last purge
+	allAt      uint64                         // generation of the last purge-all
 }
 
 // mark is when something was last purged.
@@ -54,7 +74,7 @@ const (
 // Wrap indexes store, rebuilding the index from what it holds.
 func Wrap(store storage.Store, tags Tagger) *Store {
 	s := &Store{Store: store, tags: tags, byTag: map[string]map[string]struct{}{},
-		byKey: map[string][]string{}, purgedAt: map[string]mark{}}
+		byKey: map[string][]string{}, purgedAt: map[string]mark{}, hiddenKeys: map[string]int{}}
 	store.Range(func(key string, meta []byte) bool {
 		s.index(key, meta)
 		return true
@@ -111,6 +131,9 @@ func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer,
 
 // UpdateMeta re-indexes the object (a revalidation may bring new keys).
 func (s *Store) UpdateMeta(key string, meta []byte) error {
+	if s.urlPurges.Load() > 0 {
+		s.mark(key)
+	}
 	if err := s.Store.UpdateMeta(key, meta); err != nil {
 		return err
 	}
@@ -120,10 +143,39 @@ func (s *Store) UpdateMeta(key string, meta []byte) error {
 
 // Delete removes the object and its index entries.
 func (s *Store) Delete(key string) bool {
+	if s.urlPurges.Load() > 0 {
+		s.mark(key)
+	}
 	s.mu.Lock()
 	s.unindexLocked(key)
 	s.mu.Unlock()
 	return s.Store.Delete(key)
+}
+
+// Lookup finds the committed object under key, unless it is a refused
+// fill on its way out.
+func (s *Store) Lookup(key string) (storage.Object, error) {
+	if s.hiding.Load() > 0 && s.hidden(key) {
+		return nil, storage.ErrNotFound
+	}
+	return s.Store.Lookup(key)
+}
+
+// hide adds d to the count of refused fills of key being committed and
+// deleted.
+func (s *Store) hide(key string, d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hiding.Add(int32(d))
+	if s.hiddenKeys[key] += d; s.hiddenKeys[key] == 0 {
+		delete(s.hiddenKeys, key)
+	}
+}
+
+func (s *Store) hidden(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hiddenKeys[key] > 0
 }
 
 // Keys returns the storage keys tagged with surrogate key tag.
@@ -149,6 +201,8 @@ func (s *Store) Tags() int {
 // key before the objects are purged, so that fills racing the purge see
 // it at commit.
 func (s *Store) mark(name string) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	g := s.seq.Add(1)
 	now := time.Now()
 	s.mu.Lock()
@@ -164,6 +218,8 @@ func (s *Store) mark(name string) {
 }
 
 func (s *Store) markAll() {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	g := s.seq.Add(1)
 	s.mu.Lock()
 	s.allAt = g
@@ -200,18 +256,30 @@ type writer struct {
 	seq  uint64
 }
 
-// ErrPurged is returned by Commit when a purge touched the object while it
-// was being filled.
-var ErrPurged = storage.ErrAborted
-
+// Commit stores the object, unless a purge touched it since the fill
+// began. A refused fill is still committed and then deleted at once, out
+// of sight of Lookup, and Commit reports success: the readers following
+// the writer (requests that began before the purge) get the whole body
+// instead of an error, and no request after the purge sees it.
 func (w *writer) Commit() error {
-	if w.s.purgedSince(w.key, w.meta, w.seq) {
-		w.Writer.Abort()
-		return ErrPurged
+	w.s.commitMu.RLock()
+	defer w.s.commitMu.RUnlock()
+	if !w.s.purgedSince(w.key, w.meta, w.seq) {
+		if err := w.Writer.Commit(); err != nil {
+			return err
+		}
+		w.s.index(w.key, w.meta)
+		return nil
 	}
+	w.s.hide(w.key, +1)
+	defer w.s.hide(w.key, -1)
 	if err := w.Writer.Commit(); err != nil {
 		return err
 	}
-	w.s.index(w.key, w.meta)
+	w.s.mu.Lock()
+	w.s.unindexLocked(w.key) // the object this one replaced
+	w.s.mu.Unlock()
+	w.s.Store.Delete(w.key)
+	w.s.Refused.Add(1)
 	return nil
 }

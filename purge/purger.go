@@ -60,8 +60,20 @@ func (p *Purger) All(soft bool) int {
 	return n
 }
 
-// Counted records a purge done elsewhere (by URL through the cache).
-func (p *Purger) Counted(k Kind, objects int) { p.count(k, objects) }
+// URL runs a URL purge done by the cache (which knows how a URL maps to
+// storage keys), marking every key it deletes or updates so that fills
+// racing it are refused, and counts it. found is what the cache reported.
+func (p *Purger) URL(purge func() (found bool)) int {
+	p.store.urlPurges.Add(1)
+	found := purge()
+	p.store.urlPurges.Add(-1)
+	n := 0
+	if found {
+		n = 1
+	}
+	p.count(ByURL, n)
+	return n
+}
 
 func (p *Purger) count(k Kind, n int) {
 	p.Counts[k].Add(1)
