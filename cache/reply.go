@@ -15,11 +15,20 @@ import (
 // without copying) and Body is set when there is a body. Close must be
 // called once the reply has been sent; the Reply must not be used after.
 type Reply struct {
-	Head      *httphead.Response
+	// Head is the response head for the client, with Age and Cache-Status
+	// set and the edge-targeted fields removed; ContentLength is -1 when
+	// the length is not known yet.
+	Head *httphead.Response
+	// BodyBytes is a stored body held in memory, to write as it is.
 	BodyBytes []byte
-	Body      io.Reader
-	Status    Status
-	Reason    Reason
+	// Body streams the body otherwise: from storage, from a fill as it
+	// arrives, or from the origin. A read error means the body is cut short
+	// and the client's response must be aborted.
+	Body io.Reader
+	// Status says how the request was served and Reason why it was not
+	// served from, or stored in, the cache (for metrics and the trace).
+	Status Status
+	Reason Reason
 
 	c      *Cache
 	j      job   // the request being served
