@@ -132,20 +132,28 @@ func claimTmp(tmpRoot string) (string, *os.File, error) {
 }
 
 // clearStaleTmp deletes what tmp/ holds of stores that are gone: loose
-// files and directories no live store has locked.
-func clearStaleTmp(tmpRoot string) {
+// files and directories no live store has locked. It returns the
+// directories of live stores other than own, open.
+func clearStaleTmp(tmpRoot, own string) []*os.File {
+	var live []*os.File
 	names, _ := readDirNames(tmpRoot)
 	for _, name := range names {
 		path := filepath.Join(tmpRoot, name)
+		if path == own {
+			continue
+		}
 		d, err := os.Open(path)
 		if err != nil {
 			continue
 		}
-		if syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-			os.RemoveAll(path)
+		if syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			live = append(live, d)
+			continue
 		}
+		os.RemoveAll(path)
 		d.Close()
 	}
+	return live
 }
 
 // releaseTmp deletes the store's tmp/ directory and drops its lock.

@@ -62,9 +62,10 @@
 // zero-downtime upgrade: every file checks itself and renames are atomic,
 // so neither ever serves wrong bytes, and each keeps its fills in its own
 // tmp/ directory. Their indexes are separate, though: while both run, each
-// may evict files the other indexed (a miss for the other), objects one
-// commits stay unknown to the other until its next Open (and uncounted
-// against its capacity), so disk use may exceed one store's Capacity.
+// may evict files the other indexed (a miss for the other), and objects the
+// old process commits count against neither capacity, so disk use may
+// exceed Capacity for a while. Once the stores that were open before it
+// have closed (or died), a store adopts the object files it does not know.
 package disk
 
 import (
@@ -76,6 +77,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/outpost-edge/outpost/evict"
 	"github.com/outpost-edge/outpost/storage"
@@ -123,6 +125,7 @@ type Store struct {
 	stripes   [256]stripe
 	evictions atomic.Int64
 	closed    atomic.Bool
+	done      chan struct{} // closed by Close, stops adopt
 
 	// heads pools header read buffers (*[headBuf]byte).
 	heads sync.Pool
@@ -142,6 +145,12 @@ const headBuf = 4096
 // from the files there, deleting leftovers of interrupted fills and files
 // that do not check out. dir must hold nothing but a store.
 func Open(dir string, opts Options) (*Store, error) {
+	return open(dir, opts, time.Second)
+}
+
+// open is Open with the interval at which a store that shares its directory
+// checks whether the other stores have gone (see adopt).
+func open(dir string, opts Options, adoptEvery time.Duration) (*Store, error) {
 	if opts.Capacity <= 0 {
 		return nil, fmt.Errorf("disk: capacity %d: must be positive", opts.Capacity)
 	}
@@ -151,46 +160,51 @@ func Open(dir string, opts Options) (*Store, error) {
 		maxObject: opts.MaxObjectSize,
 		sync:      opts.Sync,
 		policy:    evict.New(opts.Capacity),
+		done:      make(chan struct{}),
 	}
 	if s.maxObject <= 0 {
 		s.maxObject = opts.Capacity / 8
 	}
 	s.maxObject = min(s.maxObject, opts.Capacity)
 	s.heads.New = func() any { return new([headBuf]byte) }
-	if err := s.prepare(dir); err != nil {
+	peers, err := s.prepare(dir)
+	if err != nil {
 		return nil, err
 	}
 	if err := s.load(opts.Verify); err != nil {
+		closeAll(peers)
 		s.releaseTmp()
 		return nil, err
+	}
+	if len(peers) > 0 {
+		go s.adopt(peers, adoptEvery)
 	}
 	return s, nil
 }
 
 // prepare checks and creates the directories, reads or creates the seed,
 // claims a tmp/ directory of the store's own and clears those of stores
-// that are gone.
-func (s *Store) prepare(dir string) error {
+// that are gone. It returns the tmp/ directories of stores still open.
+func (s *Store) prepare(dir string) ([]*os.File, error) {
 	if err := checkOwnDir(dir); err != nil {
-		return err
+		return nil, err
 	}
 	tmpRoot := filepath.Join(dir, "tmp")
 	for _, d := range []string{s.objDir, tmpRoot} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("disk: %w", err)
+			return nil, fmt.Errorf("disk: %w", err)
 		}
 	}
 	s.block = blockSize(s.objDir)
 	seed, err := loadSeed(dir, tmpRoot)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.seed = seed
 	if s.tmpDir, s.lock, err = claimTmp(tmpRoot); err != nil {
-		return err
+		return nil, err
 	}
-	clearStaleTmp(tmpRoot)
-	return nil
+	return clearStaleTmp(tmpRoot, s.tmpDir), nil
 }
 
 // weigh returns the capacity a file of size bytes uses.
@@ -433,6 +447,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	close(s.done)
 	// Wait out commits and deletes in progress, then drop the fills that
 	// can no longer commit.
 	for i := range s.stripes {
