@@ -66,4 +66,3 @@ func closeAll(files []*os.File) {
 		f.Close()
 	}
 }
-
