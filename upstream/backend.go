@@ -67,7 +67,8 @@ type Outlier struct {
 	// MaxEjection caps the doubling back-off. Default 5m.
 	MaxEjection time.Duration
 	// MaxEjectedPercent is the share of the backend's servers that may be
-	// ejected at once, rounded down. Default 50; at most 100.
+	// out at once, rounded down, beyond which no more are ejected. Servers
+	// down by active health checks count. Default 50; at most 100.
 	MaxEjectedPercent int
 }
 
@@ -434,8 +435,10 @@ func forgiveEjections(s *Server, now int64, o Outlier) {
 	}
 }
 
-// eject takes s out of selection unless that would eject more than
-// MaxEjectedPercent of the backend.
+// eject takes s out of selection unless that would leave more than
+// MaxEjectedPercent of the backend unusable. Servers that active checks
+// marked down count towards the limit: passive detection must not take out
+// the last servers that still work.
 func (b *Backend) eject(s *Server, now int64, why Outcome, o Outlier) {
 	b.ejectMu.Lock()
 	defer b.ejectMu.Unlock()
@@ -443,15 +446,15 @@ func (b *Backend) eject(s *Server, now int64, why Outcome, o Outlier) {
 		return
 	}
 	set := b.set.Load()
-	ejected := 0
+	down := 0
 	for _, x := range set.all {
-		if x.st.ejectedUntil.Load() > now {
-			ejected++
+		if !x.usable(now) {
+			down++
 		}
 	}
-	if limit := len(set.all) * o.MaxEjectedPercent / 100; ejected >= limit {
-		b.log.Debug("upstream ejection skipped: too many ejected", "backend", b.name,
-			"server", s.Addr, "ejected", ejected, "limit", limit)
+	if limit := len(set.all) * o.MaxEjectedPercent / 100; down >= limit {
+		b.log.Debug("upstream ejection skipped: too many servers down", "backend", b.name,
+			"server", s.Addr, "down", down, "limit", limit)
 		return
 	}
 	streak := s.st.streak.Add(1)

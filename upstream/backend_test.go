@@ -110,6 +110,16 @@ func TestEjectionNeverExceedsMaxEjectedPercent(t *testing.T) {
 	}
 }
 
+func TestServersDownByHealthChecksCountTowardsTheEjectionLimit(t *testing.T) {
+	b := newBackend(t, Config{Clock: newFakeClock()}, servers("a", "b", "c", "d"))
+	b.SetHealthy("a", false)
+	fail(t, b, "b", ServerError, 5)
+	fail(t, b, "c", ServerError, 5)
+	if got := ejected(b); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("ejected %v, want only b: a and b make half of the backend", got)
+	}
+}
+
 func TestEjectedServersAreSkippedUntilTheyReturn(t *testing.T) {
 	clock := newFakeClock()
 	b := newBackend(t, Config{Clock: clock}, servers("a", "b", "c"))

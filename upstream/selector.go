@@ -104,6 +104,8 @@ func (r *random) Select(c *Candidates) int {
 			return i
 		}
 	}
+	// A retry, or a draw of a server that is down: any allowed server
+	// will do; weights matter for the bulk of traffic, not for this.
 	return c.randomAllowed(-1)
 }
 

@@ -59,6 +59,8 @@ func (s *Server) Inflight() int64 { return s.st.inflight.Load() }
 // Stats is a snapshot of a server's counters and state, for metrics.
 type Stats struct {
 	Addr      string
+	Weight    int           // as configured (0 means 1)
+	Backup    bool          // in the backup group
 	Requests  uint64        // attempts reported
 	Errors    uint64        // attempts reported as a failure
 	Ejections uint64        // times ejected by outlier detection
@@ -72,6 +74,8 @@ func (s *Server) stats(now int64, decay time.Duration) Stats {
 	st := s.st
 	return Stats{
 		Addr:      s.Addr,
+		Weight:    s.Weight,
+		Backup:    s.Backup,
 		Requests:  st.requests.Load(),
 		Errors:    st.errors.Load(),
 		Ejections: st.ejections.Load(),
