@@ -3,6 +3,7 @@ package memory
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/outpost-edge/outpost/storage"
@@ -112,4 +113,56 @@ func TestWeightIncludesKeyAndOverhead(t *testing.T) {
 	if st.Objects != 4 || st.Evictions != 1 || st.Bytes != 4*(4+100) {
 		t.Fatalf("Stats = %+v, want 4 objects of 104 bytes and 1 eviction", st)
 	}
+}
+
+// FuzzStoreMatchesMap runs byte-coded commits, aborts, meta updates and
+// deletes on a store too large to evict, and checks every lookup and the
+// counters against a plain map.
+func FuzzStoreMatchesMap(f *testing.F) {
+	f.Add([]byte{0x01, 0x41, 0x81, 0xc1, 0x02, 0x02})
+	f.Add([]byte{0x00, 0x00, 0x40, 0x80, 0xc0, 0x13, 0x53})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		s := New(Options{Capacity: 1 << 20})
+		model := map[string]string{} // key -> meta + "|" + body
+		for i, op := range ops {
+			key := fmt.Sprint(op & 0x7)
+			body := strings.Repeat(string(rune('a'+i%26)), int(op>>3&0x7)*10)
+			switch op >> 6 {
+			case 0: // commit
+				commit(t, s, key, []byte(body))
+				model[key] = "meta|" + body
+			case 1: // abort
+				w, _ := s.Create(key, nil, -1)
+				w.Write([]byte(body))
+				w.Abort()
+			case 2: // update meta
+				err := s.UpdateMeta(key, []byte(body))
+				if v, ok := model[key]; ok {
+					_, b, _ := strings.Cut(v, "|")
+					model[key] = body + "|" + b
+				} else if !errors.Is(err, storage.ErrNotFound) {
+					t.Fatalf("op %d: UpdateMeta of missing %q: %v", i, key, err)
+				}
+			case 3:
+				if _, ok := model[key]; s.Delete(key) != ok {
+					t.Fatalf("op %d: Delete(%q) disagrees with the model", i, key)
+				}
+				delete(model, key)
+			}
+		}
+		var bytes int64
+		for key, v := range model {
+			o, err := s.Lookup(key)
+			if err != nil {
+				t.Fatalf("Lookup(%q): %v", key, err)
+			}
+			if got := string(o.Meta()) + "|" + string(o.(storage.Bytes).Bytes()); got != v {
+				t.Fatalf("Lookup(%q) = %q, want %q", key, got, v)
+			}
+			bytes += int64(len(v) - 1)
+		}
+		if st := s.Stats(); st.Objects != int64(len(model)) || st.Bytes != bytes {
+			t.Fatalf("Stats = %+v, want %d objects, %d bytes", st, len(model), bytes)
+		}
+	})
 }
