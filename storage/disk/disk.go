@@ -125,7 +125,8 @@ type Store struct {
 	stripes   [256]stripe
 	evictions atomic.Int64
 	closed    atomic.Bool
-	done      chan struct{} // closed by Close, stops adopt
+	done      chan struct{}  // closed by Close, stops adopt
+	adopting  sync.WaitGroup // adopt, which Close waits for
 
 	// heads pools header read buffers (*[headBuf]byte).
 	heads sync.Pool
@@ -177,7 +178,7 @@ func open(dir string, opts Options, adoptEvery time.Duration) (*Store, error) {
 		return nil, err
 	}
 	if len(peers) > 0 {
-		go s.adopt(peers, adoptEvery)
+		s.adopting.Go(func() { s.adopt(peers, adoptEvery) })
 	}
 	return s, nil
 }
@@ -448,6 +449,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	close(s.done)
+	s.adopting.Wait()
 	// Wait out commits and deletes in progress, then drop the fills that
 	// can no longer commit.
 	for i := range s.stripes {
