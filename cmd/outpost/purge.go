@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -19,8 +20,11 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-// purgeCmd sends a purge to a node's admin API.
-func purgeCmd(args []string) error {
+// purgeCmd sends a purge to a node's admin API and prints its answer.
+func purgeCmd(args []string) error { return purgeTo(os.Stdout, args) }
+
+// purgeTo is purgeCmd writing the answer to out.
+func purgeTo(out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
 	var keys, urls listFlag
 	fs.Var(&keys, "key", "surrogate key to purge (repeatable)")
@@ -28,22 +32,27 @@ func purgeCmd(args []string) error {
 	all := fs.Bool("all", false, "purge everything")
 	soft := fs.Bool("soft", false, "mark stale instead of removing")
 	admin := fs.String("admin", envOr("OUTPOST_ADMIN", "127.0.0.1:9090"), "admin API address")
-	tokenFile := fs.String("token-file", "", "file holding the admin bearer token (default: $OUTPOST_ADMIN_TOKEN)")
+	tokenFile := fs.String("token-file", "", "file holding the admin bearer token, bare or as name:token (default: $OUTPOST_ADMIN_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("purge: unexpected argument %q", fs.Arg(0))
 	}
 	if len(keys)+len(urls) == 0 && !*all {
 		return errors.New("purge: give --key, --url or --all")
 	}
 	token := os.Getenv("OUTPOST_ADMIN_TOKEN")
 	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
+		var err error
+		if token, err = readToken(*tokenFile); err != nil {
 			return fmt.Errorf("purge: %w", err)
 		}
-		token = strings.TrimSpace(string(b))
 	}
-	body, _ := json.Marshal(map[string]any{"keys": keys, "urls": urls, "all": *all, "soft": *soft})
+	body, err := json.Marshal(map[string]any{"keys": keys, "urls": urls, "all": *all, "soft": *soft})
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
 	req, err := http.NewRequest("POST", "http://"+*admin+"/purge", bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -57,12 +66,39 @@ func purgeCmd(args []string) error {
 		return fmt.Errorf("purge: %w", err)
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("purge: %s: %s", resp.Status, strings.TrimSpace(string(out)))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("purge: reading the answer: %w", err)
 	}
-	os.Stdout.Write(out)
-	return nil
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("purge: %s: %s", resp.Status, strings.TrimSpace(string(answer)))
+	}
+	_, err = out.Write(answer)
+	return err
+}
+
+// tokenName is the node's rule for the name part of a token line.
+var tokenName = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+
+// readToken returns the first token of a token file in the node's format:
+// one "name:token" or bare token a line, # comments and blank lines
+// skipped. A token that itself holds a colon must be given with a name.
+func readToken(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if name, tok, ok := strings.Cut(line, ":"); ok && tokenName.MatchString(name) {
+			return strings.TrimSpace(tok), nil
+		}
+		return line, nil
+	}
+	return "", fmt.Errorf("no token in %s", file)
 }
 
 func envOr(name, def string) string {
