@@ -37,11 +37,11 @@ func checkOwnDir(dir string) error {
 // blockSize returns the block size of the filesystem holding dir, or 4096
 // when it cannot tell.
 func blockSize(dir string) int64 {
-	var fs syscall.Statfs_t
-	if syscall.Statfs(dir, &fs) != nil || fs.Bsize <= 0 {
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) != nil || st.Bsize <= 0 {
 		return 4096
 	}
-	return fs.Bsize
+	return st.Bsize
 }
 
 // loadSeed returns the hash key stored in dir/seed, creating it on first
