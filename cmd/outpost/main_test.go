@@ -390,3 +390,45 @@ func TestDemoServesTheIndexAndCachesIt(t *testing.T) {
 		t.Errorf("the demo does not say what to try:\n%s", p.out.String())
 	}
 }
+
+func TestDiskCacheSurvivesKill9(t *testing.T) {
+	var hits atomic.Int64
+	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		io.WriteString(w, "file "+r.URL.Path)
+	})}
+	ol, _ := net.Listen("tcp", "127.0.0.1:0")
+	go origin.Serve(ol)
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, addr, ol.Addr().String(), "    cache: {enabled: true}\nstorage:\n  memory: {size: 0}\n  disk: {path: \""+dir+"\", size: 64MiB}")
+	fetch := func(path string) (string, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return err.Error(), ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.Header.Get("Cache-Status")
+	}
+	p := startProc(t, addr, "run", "-c", cfg, "--upgrade-socket", filepath.Join(t.TempDir(), "s.sock"))
+	for i := 0; i < 20; i++ {
+		fetch(fmt.Sprintf("/packages/%d.tar.gz", i))
+	}
+	p.cmd.Process.Kill() // kill -9: no flush, no goodbye
+	p.cmd.Wait()
+	origin.Close() // and the origin is gone too
+
+	startProc(t, addr, "run", "-c", cfg, "--upgrade-socket", filepath.Join(t.TempDir(), "s.sock"))
+	for i := 0; i < 20; i++ {
+		path := fmt.Sprintf("/packages/%d.tar.gz", i)
+		body, status := fetch(path)
+		if body != "file "+path || !strings.Contains(status, "hit") {
+			t.Fatalf("%s after kill -9: %q (Cache-Status %q)", path, body, status)
+		}
+	}
+	if hits.Load() != 20 {
+		t.Fatalf("origin saw %d fetches, want 20", hits.Load())
+	}
+}
