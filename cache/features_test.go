@@ -186,6 +186,22 @@ func TestClientConditionalAnsweredFromCache(t *testing.T) {
 	}
 }
 
+func TestClientConditionalAnsweredOnMiss(t *testing.T) {
+	e := newEnv(t)
+	o := fixed(answer{headers: []string{"Cache-Control: max-age=60", "ETag: \"m\""}, body: "body"})
+	r := e.get(o, "/cm", `If-None-Match: "m"`)
+	if r.status != 304 || r.body != "" || r.code != StatusMiss {
+		t.Fatalf("got %d %v %q", r.status, r.code, r.body)
+	}
+	if o.last().Header.Has("If-None-Match") {
+		t.Error("the client's validator went to the origin on a fill")
+	}
+	e.waitFills()
+	if r := e.get(o, "/cm"); r.code != StatusHit || r.body != "body" {
+		t.Fatalf("not stored: %v %q", r.code, r.body)
+	}
+}
+
 func TestHeadIsServedFromCachedGet(t *testing.T) {
 	e := newEnv(t)
 	o := fixed(answer{headers: []string{"Cache-Control: max-age=60"}, body: "hello"})

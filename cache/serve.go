@@ -217,8 +217,8 @@ func (c *Cache) gatewayTimeout(r *Reply) *Reply {
 	r.head.Status = 504
 	r.head.ProtoMajor, r.head.ProtoMinor = 1, 1
 	r.head.ContentLength = 0
-	r.finishHead(0, cacheStatus{fwd: "miss", detail: ReasonNone})
-	r.Status = StatusGatewayTimeout
+	r.finishHead(0, cacheStatus{detail: ReasonOnlyIfCached})
+	r.Status, r.Reason = StatusGatewayTimeout, ReasonOnlyIfCached
 	return r
 }
 
@@ -291,13 +291,19 @@ func (c *Cache) join(r *Reply, f *fill) (*Reply, error) {
 }
 
 // streamFill sets the reply's head from m and its body from the fill,
-// honouring a single Range when the length is known. It fails when the
+// answering a conditional request that the new response satisfies with a
+// 304, and honouring a single Range when the length is known. It fails when the
 // fill spilled (its first bytes may be gone): the caller goes to the origin.
 func (r *Reply) streamFill(m *meta, f *fill, ctx context.Context) bool {
 	r.setStoredHead(m)
 	r.head.ContentLength = f.size
 	start, end := int64(0), int64(-1)
 	req := r.j.req
+	if m.status == 200 && notModified(req, m.headers) {
+		r.head.Status = 304
+		r.head.ContentLength = 0
+		return true
+	}
 	if f.size >= 0 && m.status == 200 && string(req.Method) == "GET" {
 		if rng := req.Header.Peek("Range"); rng != nil && ifRangeHolds(req, m.headers) {
 			switch s, e, ok := parseRange(rng, f.size); {

@@ -53,7 +53,7 @@ const (
 	ReasonLockTimeout           // waiting on another request's fetch took too long
 	ReasonVaryMismatch          // another variant is being fetched
 	ReasonUnsafe                // an unsafe method; its URI was invalidated on success
-	ReasonHead                  // a HEAD miss, passed to the origin
+	ReasonOnlyIfCached          // only-if-cached with nothing usable stored
 )
 
 var reasonNames = [...]string{
@@ -64,7 +64,7 @@ var reasonNames = [...]string{
 	ReasonNoFreshness: "no-freshness", ReasonTooLarge: "too-large", ReasonStoreError: "store-error",
 	ReasonOriginError: "origin-error", ReasonAborted: "aborted", ReasonHitForPass: "hit-for-pass",
 	ReasonLockTimeout: "lock-timeout", ReasonVaryMismatch: "vary-mismatch", ReasonUnsafe: "unsafe-method",
-	ReasonHead: "head-miss",
+	ReasonOnlyIfCached: "only-if-cached",
 }
 
 func (r Reason) String() string {
