@@ -275,6 +275,9 @@ func (c *Cache) varyMarker(key string, vary []byte, now time.Time) uint64 {
 	return m.epoch
 }
 
+// maxHitForPass bounds the hit-for-pass marks held at once.
+const maxHitForPass = 1 << 16
+
 // setHitForPass sends the key's requests straight to the origin for ttl.
 func (c *Cache) setHitForPass(key string, ttl time.Duration) {
 	if ttl <= 0 {
@@ -282,11 +285,14 @@ func (c *Cache) setHitForPass(key string, ttl time.Duration) {
 	}
 	now := c.now().UnixNano()
 	c.mu.Lock()
-	if len(c.hfp) >= 1<<16 {
+	if len(c.hfp) >= maxHitForPass {
 		for k, until := range c.hfp {
 			if until <= now {
 				delete(c.hfp, k)
 			}
+		}
+		if len(c.hfp) >= maxHitForPass { // a flood of uncacheable URLs: forget them all
+			clear(c.hfp)
 		}
 	}
 	c.hfp[key] = now + int64(ttl)
