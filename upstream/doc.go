@@ -28,8 +28,13 @@
 // the request, and a server that is unhealthy or ejected is never returned.
 // When no primary is usable the backup group is used.
 //
+// Around selection: Sticky pins clients to a server with a cookie,
+// Discovery keeps the servers in line with DNS (A/AAAA and SRV), Retry
+// decides which failures are retried, and Backoff spaces retries out.
 // Active health checks live in package upstream/health; they report through
-// an observer that the caller wires to Backend.SetHealthy.
+// an observer that the caller wires to Backend.SetHealthy. Metrics come from
+// Backend.Stats and Backend.Counters as plain values; this package knows no
+// metrics library.
 //
 // Runtime state (in-flight count, latency estimate, health, ejection) belongs
 // to the server address, not to the config: when the server set is replaced
