@@ -20,7 +20,7 @@
 //	}
 //
 // Policies: RoundRobin, WeightedRoundRobin (nginx's smooth weighted round
-// robin), Random, Ketama (libketama-compatible consistent hashing),
+// robin), Random, Ketama (consistent hashing on libketama's MD5 ring),
 // LeastRequest (power of two choices on in-flight requests) and PeakEWMA
 // (power of two choices on a decaying peak latency estimate times in-flight
 // requests, as Finagle and Linkerd do). Each returns servers in order of
