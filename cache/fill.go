@@ -19,8 +19,8 @@ import (
 // as it grows, so no client waits for the whole body and a slow client
 // slows no one else.
 //
-// A body of unknown length can turn out too large to store half-way. The
-// fill then spills: the writer keeps the bytes it has (readers behind
+// A body of unknown length can turn out too large to store half-way, and a
+// store can fail in the middle of a write (a full disk). The fill then spills: the writer keeps the bytes it has (readers behind
 // still read them there) and the rest goes through a bounded in-memory
 // window that the copier refills only as the slowest reader drains it, so
 // the clients already attached get the whole body, at the pace of the
@@ -143,7 +143,8 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 var errUnread = errors.New("cache: spilled body has no reader left")
 
 // put hands one chunk (ending at offset total) to the store, or, once the
-// body has proved too large to store, to the readers alone.
+// body has proved too large to store or the store has failed, to the
+// readers alone.
 func (c *Cache) put(f *fill, p []byte, total, maxSize int64) error {
 	if f.spillAt < 0 { // only the copier changes spillAt
 		var k int
@@ -157,10 +158,7 @@ func (c *Cache) put(f *fill, p []byte, total, maxSize int64) error {
 			f.notify()
 			return nil
 		}
-		if !errors.Is(werr, storage.ErrTooLarge) {
-			return fmt.Errorf("cache: store write: %w", werr)
-		}
-		c.spill(f)
+		c.spill(f, werr) // too large, or the store failed: the clients still get the body
 		p = p[min(k, len(p)):]
 	}
 	return f.feed(p)
@@ -168,8 +166,8 @@ func (c *Cache) put(f *fill, p []byte, total, maxSize int64) error {
 
 // spill turns f into a relay: it stops being joinable and the key passes
 // for a while.
-func (c *Cache) spill(f *fill) {
-	c.log.Debug("cache fill too large, streaming it unstored", "key", f.objKey)
+func (c *Cache) spill(f *fill, why error) {
+	c.log.Debug("cache fill not stored, streaming it through", "key", f.objKey, "err", why)
 	c.mu.Lock()
 	if c.fills[f.key] == f {
 		delete(c.fills, f.key)
