@@ -346,8 +346,11 @@ func (r *fillReader) Read(p []byte) (int, error) {
 				f.consumed = make(chan struct{})
 			}
 			f.mu.Unlock()
-			if err == io.EOF && n > 0 {
+			if err == io.EOF { // the bytes are there: an early EOF is a failure, never an end
 				err = nil
+				if n == 0 {
+					err = io.ErrUnexpectedEOF
+				}
 			}
 			return n, err
 		}
