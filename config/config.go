@@ -12,7 +12,8 @@
 //  2. Provision derives what the file leaves implicit: upstream and route
 //     names, lowercased hosts, paths resolved against the config file's
 //     directory, and compiled forms of what is expensive to redo per request
-//     (path regexps and globs, retry conditions). CIDRs, sizes, durations
+//     (path regexps and globs, retry conditions, condition expressions,
+//     see package config/expr). CIDRs, sizes, durations
 //     and keys are decoded straight into netip.Prefix, Size, time.Duration
 //     and KeySource.
 //  3. Validate checks references (route -> upstream), ranges, duplicate
@@ -82,8 +83,7 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Debug controls per-request decision traces.
 	Debug Debug `yaml:"debug"`
-	// Protection is reserved for client classification and abuse
-	// defences; it accepts only an empty mapping for now.
+	// Protection holds named rate limits, bot rules and the challenge.
 	Protection Protection `yaml:"protection"`
 
 	// File is the path the config was read from; "" when built in Go.
@@ -92,10 +92,6 @@ type Config struct {
 
 	lines map[string]int // dotted key -> line in File, filled by the decoder
 }
-
-// Protection is reserved for client classification and abuse defences
-// (rate-limit defaults, bot rules). It has no settings yet.
-type Protection struct{}
 
 // Storage sizes the cache tiers. An object is looked up in memory, then on
 // disk.
@@ -210,6 +206,7 @@ func (c *Config) setDefaults() {
 	c.Purge.setDefaults()
 	c.Log.setDefaults()
 	c.Debug.setDefaults()
+	c.Protection.setDefaults()
 }
 
 // Load reads, decodes, provisions and validates the config file at path.

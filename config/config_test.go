@@ -30,7 +30,7 @@ var badConfigs = []struct {
 	{"unknown nested key",
 		"routes:\n  - upstream: o\n    cach: {enabled: false}\nupstreams: {o: {servers: [{addr: 'a:1'}]}}\n",
 		`bad.yaml:3: routes[0].cach: unknown key (did you mean "cache"?)`},
-	{"unknown key in reserved protection section",
+	{"unknown key in protection",
 		"protection:\n  bots: on\n",
 		`bad.yaml:2: protection.bots: unknown key`},
 	{"duplicate key",

@@ -3,6 +3,8 @@ package config
 import (
 	"regexp"
 	"time"
+
+	"github.com/outpost-edge/outpost/config/expr"
 )
 
 // Route says how a set of requests is handled. Routes are tried in order and
@@ -53,13 +55,16 @@ type Match struct {
 	// the value "*" only requires the header to be present.
 	// Default: none.
 	Headers map[string]string `yaml:"headers"`
-	// Expr is a condition expression, compiled by the expression
-	// package, not here. Default: "", none.
+	// Expr is a condition in the expression language of package
+	// config/expr, such as `method == "POST" && ip_in(ip, "10.0.0.0/8")`.
+	// Default: "", none.
 	Expr string `yaml:"expr"`
 
 	// PathRegexp is PathPattern or PathRegex compiled by Provision,
 	// anchored at both ends; nil when neither is set.
 	PathRegexp *regexp.Regexp `yaml:"-"`
+	// Condition is Expr compiled by Provision; nil when Expr is "".
+	Condition *expr.Program `yaml:"-"`
 }
 
 // Respond is a static response.
@@ -178,8 +183,13 @@ const (
 	LimitLog    LimitAction = "log"    // only log and count, for trying a limit out
 )
 
-// RateLimit is a token bucket per key.
+// RateLimit is a token bucket per key (GCRA, see limit.Limiter).
 type RateLimit struct {
+	// Name identifies the limit in the RateLimit-Policy field, logs and
+	// metrics, and is how protection rules refer to it. Required and
+	// unique in protection.limits; in a route, default "<route>.<i>"
+	// where i is its index.
+	Name string `yaml:"name"`
 	// Key is what a bucket is kept per: client_ip, ipv6_64, header:NAME,
 	// route or expr:SOURCE. Default (also when empty): client_ip.
 	Key KeySource `yaml:"key"`

@@ -93,7 +93,12 @@ func (k *checker) provision() {
 			r.Match.Hosts[j] = strings.ToLower(h)
 		}
 		r.Match.PathRegexp = k.pathRegexp(fmt.Sprintf("routes[%d].match", i), &r.Match)
+		r.Match.Condition = k.condition(fmt.Sprintf("routes[%d].match.expr", i), r.Match.Expr)
+		for j := range r.RateLimits {
+			setZero(&r.RateLimits[j].Name, r.Name+"."+strconv.Itoa(j))
+		}
 	}
+	k.provisionProtection()
 }
 
 // setZero sets *v to def if *v is its type's zero value. It is used for
@@ -232,6 +237,7 @@ func (k *checker) validate() {
 		k.upstream(joinMapKey("upstreams", name), k.c.Upstreams[name])
 	}
 	k.routes()
+	k.protection()
 	k.storage()
 	k.oneOf("log.format", k.c.Log.Format, "json", "text")
 	k.oneOf("log.level", k.c.Log.Level, "debug", "info", "warn", "error")

@@ -68,6 +68,8 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/interpreter"
+
+	"github.com/outpost-edge/outpost/guard"
 )
 
 // Limits on what Compile accepts. Config authors are trusted, but an
@@ -207,7 +209,7 @@ func MustCompile(src string) *Program {
 func issuesError(iss *cel.Issues) *Error {
 	e := &Error{}
 	for _, ce := range iss.Errors() {
-		is := Issue{Reason: ce.Message}
+		is := Issue{Reason: strings.TrimSuffix(ce.Message, " (in container '')")}
 		if loc := ce.Location; loc != nil && loc.Line() > 0 {
 			is.Line, is.Column = loc.Line(), loc.Column()+1
 		}
@@ -357,4 +359,24 @@ func (requestSizes) EstimateCallCost(function, overloadID string, target *checke
 		return &checker.CallEstimate{CostEstimate: checker.FixedCostEstimate(10)}
 	}
 	return nil
+}
+
+// Matcher returns p as a guard.Rule's Match function. Each call borrows a
+// Vars from a pool, so it allocates nothing in steady state beyond what
+// Eval does. country is looked up through geo (nil: always ""); an
+// evaluation error counts as no match and is passed to onError (nil:
+// ignored).
+func (p *Program) Matcher(geo Geo, onError func(error)) func(*guard.Attrs) bool {
+	pool := &sync.Pool{New: func() any { return &Vars{Geo: geo} }}
+	return func(a *guard.Attrs) bool {
+		v := pool.Get().(*Vars)
+		v.Reset(a)
+		ok, err := p.Eval(v)
+		v.Reset(nil)
+		pool.Put(v)
+		if err != nil && onError != nil {
+			onError(err)
+		}
+		return ok
+	}
 }
