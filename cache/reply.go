@@ -233,10 +233,10 @@ func (o *objectReader) Read(p []byte) (int, error) {
 	p = p[:min(int64(len(p)), o.end-o.off)]
 	n, err := o.obj.ReadAt(p, o.off)
 	o.off += int64(n)
-	if err == io.EOF && o.off >= o.end {
+	switch {
+	case err == io.EOF && o.off >= o.end:
 		err = nil
-	}
-	if n == 0 && err == nil {
+	case err == io.EOF, n == 0 && err == nil: // a stored body shorter than its size
 		err = io.ErrUnexpectedEOF
 	}
 	return n, err
