@@ -47,6 +47,10 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		r := compileRoute(rc, shared.routeStats(rc.Name))
+		var err error
+		if r.limits, err = shared.routeLimits(rc); err != nil {
+			return nil, err
+		}
 		if r.respond != nil {
 			r.Upstream = r.respond
 		}
@@ -118,7 +122,11 @@ func (a *App) EarlyRequest(c *proxy.Ctx) (bool, error) {
 // UpstreamRequest implements proxy.UpstreamRequestFilter: the route's
 // request header edits.
 func (a *App) UpstreamRequest(c *proxy.Ctx, out *httphead.Request) error {
-	ops := &routeOf(c).cfg.Headers
+	r := routeOf(c)
+	if r == nil {
+		return nil
+	}
+	ops := &r.cfg.Headers
 	for _, name := range ops.RequestRemove {
 		out.Header.Del(name)
 	}
@@ -145,11 +153,14 @@ func (a *App) Response(c *proxy.Ctx, resp *httphead.Response) error {
 	return nil
 }
 
+// routeOf returns the config route a request was sent to, or nil (no
+// route, or a route a custom Router made up).
 func routeOf(c *proxy.Ctx) *route {
 	if c.Route == nil {
 		return nil
 	}
-	return c.Route.App.(*route)
+	r, _ := c.Route.App.(*route)
+	return r
 }
 
 // Log implements proxy.Logger: metrics and the access log.
@@ -218,6 +229,7 @@ func (a *App) Close() {}
 var _ interface {
 	proxy.Router
 	proxy.EarlyRequestFilter
+	proxy.RequestFilter
 	proxy.UpstreamRequestFilter
 	proxy.ResponseFilter
 	proxy.Logger

@@ -26,6 +26,7 @@ type route struct {
 	headers  []headerMatch
 	respond  *staticResponse
 	stats    *stats.Route
+	limits   []rateLimit
 }
 
 type headerMatch struct {

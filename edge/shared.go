@@ -13,6 +13,7 @@ import (
 	"github.com/outpost-edge/outpost/cache"
 	"github.com/outpost-edge/outpost/certs"
 	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/limit"
 	"github.com/outpost-edge/outpost/metrics"
 	"github.com/outpost-edge/outpost/purge"
 	"github.com/outpost-edge/outpost/stats"
@@ -35,6 +36,7 @@ type Shared struct {
 	mu       sync.Mutex
 	backends map[string]*backend
 	routes   map[string]*stats.Route
+	limiters map[string]*limit.Limiter
 	unrouted *stats.Route
 	certs    []*certs.Store
 	closers  []io.Closer
@@ -48,6 +50,7 @@ func NewShared(cfg *config.Config, log *slog.Logger) (*Shared, error) {
 		Log:      log,
 		backends: map[string]*backend{},
 		routes:   map[string]*stats.Route{},
+		limiters: map[string]*limit.Limiter{},
 		unrouted: &stats.Route{Name: "(none)"},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -51,6 +51,10 @@ type Ctx struct {
 	Attempts int
 	// Vars is free for the App's per-request data; reset between requests.
 	Vars map[string]any
+	// Buf is scratch space for phases (building keys, formatting fields);
+	// it keeps its capacity across requests so that using it allocates
+	// nothing in steady state.
+	Buf []byte
 	// Slot is free for the Upstream implementation. It is NOT reset
 	// between requests of a connection, so it can hold reusable state
 	// (a selection iterator) that costs no allocation per request.

@@ -36,6 +36,7 @@ type Engine struct {
 	opts   Options
 	early  EarlyRequestFilter
 	router Router
+	reqF   RequestFilter
 	upReq  UpstreamRequestFilter
 	upResp UpstreamResponseFilter
 	respF  ResponseFilter
@@ -58,6 +59,7 @@ func New(app any, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("proxy: app %T does not implement Router", app)
 	}
 	e.early, _ = app.(EarlyRequestFilter)
+	e.reqF, _ = app.(RequestFilter)
 	e.upReq, _ = app.(UpstreamRequestFilter)
 	e.upResp, _ = app.(UpstreamResponseFilter)
 	e.respF, _ = app.(ResponseFilter)
@@ -135,6 +137,12 @@ func (e *Engine) run(c *Ctx) error {
 		return ErrNoRoute
 	}
 	c.Trace.Add("route", c.Route.Name)
+	if e.reqF != nil {
+		answered, err := e.reqF.RequestFilter(c)
+		if answered || err != nil {
+			return err
+		}
+	}
 	if c.Route.Cache != nil && !c.Request.Upgrade {
 		rep, err := c.Route.Cache.Serve(c)
 		if err != nil {

@@ -22,6 +22,13 @@ type Router interface {
 	Route(ctx *Ctx) error
 }
 
+// RequestFilter runs after routing, before the cache and the upstream: it
+// sees the chosen route and may answer the request itself (rate limits,
+// bot rules), as EarlyRequestFilter can.
+type RequestFilter interface {
+	RequestFilter(ctx *Ctx) (answered bool, err error)
+}
+
 // UpstreamRequestFilter edits the request about to be sent upstream (out).
 // It runs once per request, before the first attempt; the engine has already
 // removed hop-by-hop fields and added Forwarded, X-Forwarded-* and Via.
