@@ -114,9 +114,6 @@ func New(store storage.Store, opts Options) *Cache {
 // Stats returns the cache's live counters.
 func (c *Cache) Stats() *Stats { return &c.stats }
 
-// Store returns the store the cache uses.
-func (c *Cache) Store() storage.Store { return c.store }
-
 func note(tr *trace.Trace, detail string) {
 	if tr != nil {
 		tr.Add("cache", detail)
