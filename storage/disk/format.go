@@ -106,6 +106,8 @@ func parseHeader(b []byte) (h header, need int, err error) {
 		return h, 0, fmt.Errorf("%w: key length %d", errCorrupt, keyLen)
 	case metaCap > 2*maxMetaLen || metaLen > metaCap:
 		return h, 0, fmt.Errorf("%w: metadata length %d in %d", errCorrupt, metaLen, metaCap)
+	case binary.LittleEndian.Uint32(b[32:]) != 0:
+		return h, 0, fmt.Errorf("%w: reserved field set", errCorrupt)
 	}
 	need = fixedLen + int(keyLen) + int(metaLen)
 	if len(b) < need {

@@ -66,6 +66,9 @@ func FuzzParseHeader(f *testing.F) {
 		f.Add(hd.appendTo(nil))
 	}
 	f.Add([]byte(magic))
+	reserved := newHeader("k", nil).appendTo(nil)
+	reserved[32] = 1
+	f.Add(reserved)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		hd, need, err := parseHeader(b)
 		if err != nil || need > len(b) {
