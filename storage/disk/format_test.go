@@ -66,7 +66,8 @@ func FuzzParseHeader(f *testing.F) {
 		f.Add(hd.appendTo(nil))
 	}
 	f.Add([]byte(magic))
-	reserved := newHeader("k", nil).appendTo(nil)
+	hd := newHeader("k", nil)
+	reserved := hd.appendTo(nil)
 	reserved[32] = 1
 	f.Add(reserved)
 	f.Fuzz(func(t *testing.T, b []byte) {
