@@ -24,7 +24,7 @@ type Policy struct {
 	// Key chooses what identifies an object.
 	Key KeySpec
 	// Methods lists the cacheable methods; nil means GET and HEAD. A HEAD is
-	// answered from a stored GET; a HEAD miss is passed to the origin.
+	// answered from a stored GET; a HEAD miss fetches and stores the GET.
 	Methods []string
 	// MaxObjectSize is the largest body stored, in bytes; zero means no
 	// limit beyond the store's. Larger responses stream through unstored.
