@@ -150,7 +150,7 @@ func (w *writer) Write(p []byte) (int, error) {
 }
 
 func (w *writer) ReadAt(p []byte, off int64) (int, error) { return w.slow.ReadAt(p, off) }
-func (w *writer) Written() int64                           { return w.slow.Written() }
+func (w *writer) Written() int64                          { return w.slow.Written() }
 
 func (w *writer) Commit() error {
 	if err := w.slow.Commit(); err != nil {
