@@ -16,6 +16,9 @@ func FuzzParse(f *testing.F) {
 	for _, tt := range badConfigs {
 		f.Add([]byte(tt.yaml))
 	}
+	for _, tt := range badProtection {
+		f.Add([]byte(tt.yaml))
+	}
 	files, _ := filepath.Glob("testdata/*.yaml")
 	for _, name := range files {
 		data, err := os.ReadFile(name)

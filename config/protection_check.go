@@ -18,15 +18,21 @@ func (k *checker) condition(key, src string) *expr.Program {
 	if src == "" {
 		return nil
 	}
-	p, err := expr.Compile(src)
+	return k.compile(key, src, expr.Compile)
+}
+
+// keyProgram compiles the expression of an expr:SOURCE rate limit key.
+func (k *checker) keyProgram(key string, r *RateLimit) {
+	r.KeyProgram = nil
+	if r.Key.Kind == KeyExpr {
+		r.KeyProgram = k.compile(key, r.Key.Name, expr.CompileString)
+	}
+}
+
+func (k *checker) compile(key, src string, compile func(string) (*expr.Program, error)) *expr.Program {
+	p, err := compile(src)
 	if err != nil {
-		var ee *expr.Error
-		if errors.As(err, &ee) {
-			k.errorf(key, "%v", ee)
-		} else {
-			k.errorf(key, "%v", err)
-		}
-		return nil
+		k.errorf(key, "%v", err)
 	}
 	return p
 }
@@ -39,6 +45,7 @@ func (k *checker) provisionProtection() {
 	for i := range p.Limits {
 		setZero(&p.Limits[i].Key, KeySource{Kind: KeyClientIP})
 		setZero(&p.Limits[i].Action, LimitReject)
+		k.keyProgram(fmt.Sprintf("protection.limits[%d].key", i), &p.Limits[i])
 	}
 	for i := range p.Rules {
 		r := &p.Rules[i]

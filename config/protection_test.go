@@ -90,6 +90,9 @@ var badProtection = []struct {
 	{"geoip database missing",
 		"protection:\n  geoip: {database: GeoLite2-Country.mmdb}\n",
 		"bad.yaml:2: protection.geoip.database: file " + abs("testdata/GeoLite2-Country.mmdb") + " does not exist"},
+	{"limit key expression that is not a string",
+		"protection:\n  limits:\n    - {name: a, rate: 1, key: 'expr:size(path)'}\n",
+		`bad.yaml:3: protection.limits[0].key: column 1: expression has type int; a key must be string`},
 	{"route expression of the wrong type",
 		"routes:\n  - respond: {}\n    match:\n      expr: path\n",
 		`bad.yaml:4: routes[0].match.expr: column 1: expression has type string; a condition must be bool`},
@@ -146,6 +149,9 @@ func TestFullConfigDecodesProtection(t *testing.T) {
 	}
 	if err := g.Provision(); err != nil {
 		t.Errorf("guard refuses the challenge: %v", err)
+	}
+	if c.Routes[0].RateLimits[4].KeyProgram == nil || c.Routes[0].RateLimits[0].KeyProgram != nil {
+		t.Error("rate limit key expressions not compiled as they should")
 	}
 	if c.Routes[0].Match.Condition == nil || c.Routes[0].RateLimits[0].Name != "per-client" || c.Routes[0].RateLimits[1].Name != "packages.1" {
 		t.Errorf("routes[0]: condition %v, rate limit names %q, %q", c.Routes[0].Match.Condition,

@@ -202,6 +202,10 @@ type RateLimit struct {
 	Burst int `yaml:"burst"`
 	// Action is reject or log. Default (also when empty): reject.
 	Action LimitAction `yaml:"action"`
+
+	// KeyProgram is the expression of an expr:SOURCE key, compiled by
+	// Provision (see expr.CompileString); nil for other keys.
+	KeyProgram *expr.Program `yaml:"-"`
 }
 
 func (r *RateLimit) setDefaults() {

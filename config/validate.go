@@ -96,6 +96,7 @@ func (k *checker) provision() {
 		r.Match.Condition = k.condition(fmt.Sprintf("routes[%d].match.expr", i), r.Match.Expr)
 		for j := range r.RateLimits {
 			setZero(&r.RateLimits[j].Name, r.Name+"."+strconv.Itoa(j))
+			k.keyProgram(fmt.Sprintf("routes[%d].rate_limits[%d].key", i, j), &r.RateLimits[j])
 		}
 	}
 	k.provisionProtection()

@@ -145,7 +145,7 @@ const (
 	KeyHeader                  // "header:NAME": a request header value
 	KeyCookie                  // "cookie:NAME": a request cookie value
 	KeyRoute                   // "route": the route name, one bucket per route
-	KeyExpr                    // "expr:SOURCE": an expression, compiled elsewhere
+	KeyExpr                    // "expr:SOURCE": a string expression of package config/expr
 )
 
 var keyNames = [...]string{KeyNone: "", KeyURL: "url", KeyClientIP: "client_ip",

@@ -7,7 +7,8 @@
 // language would have saved a dependency but not the type checker, the
 // error positions or the documentation users can already find.
 //
-// An expression must have type bool. It may read these variables, all of
+// A condition must have type bool; a key (CompileString) has type string.
+// Both may read these variables, all of
 // type string unless said otherwise; a value the request lacks is "":
 //
 //	ip          client address, after trusted proxies: "192.0.2.7", "2001:db8::1"
@@ -158,9 +159,16 @@ var env = sync.OnceValues(func() (*cel.Env, error) {
 // stringVars are the variables of type string.
 var stringVars = []string{"ip", "method", "host", "path", "query", "scheme", "user_agent", "ja4", "ja4h", "country"}
 
-// Compile parses and type-checks src, which must be a bool expression, and
-// prepares it for evaluation.
-func Compile(src string) (*Program, error) {
+// Compile parses and type-checks src, which must be a bool expression (a
+// condition), and prepares it for evaluation with Eval.
+func Compile(src string) (*Program, error) { return compile(src, cel.BoolType, "a condition") }
+
+// CompileString is Compile for an expression of type string, such as the
+// key of a rate limit (`headers["x-api-key"] + "|" + ip`), evaluated with
+// AppendString.
+func CompileString(src string) (*Program, error) { return compile(src, cel.StringType, "a key") }
+
+func compile(src string, want *cel.Type, what string) (*Program, error) {
 	if len(src) > MaxLen {
 		return nil, &Error{Issues: []Issue{{Reason: fmt.Sprintf("expression is %d bytes long; at most %d allowed", len(src), MaxLen)}}}
 	}
@@ -175,8 +183,8 @@ func Compile(src string) (*Program, error) {
 	if iss.Err() != nil {
 		return nil, issuesError(iss)
 	}
-	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) {
-		return nil, &Error{Issues: []Issue{{Line: 1, Column: 1, Reason: fmt.Sprintf("expression has type %s; a condition must be bool", t)}}}
+	if t := ast.OutputType(); !t.IsExactType(want) {
+		return nil, &Error{Issues: []Issue{{Line: 1, Column: 1, Reason: fmt.Sprintf("expression has type %s; %s must be %s", t, what, want)}}}
 	}
 	if err := checkPrefixes(ast); err != nil {
 		return nil, err
@@ -218,19 +226,41 @@ func issuesError(iss *cel.Issues) *Error {
 	return e
 }
 
-// Eval runs the program over the request in v. An error (an overflow, a
+// Eval runs a condition over the request in v. An error (an overflow, a
 // bad regular expression built at run time) is the program's, not the
 // request's: callers treat it as false and count it.
 func (p *Program) Eval(v *Vars) (bool, error) {
-	out, _, err := p.prg.Eval((*activation)(v))
+	out, err := p.eval(v)
 	if err != nil {
-		return false, fmt.Errorf("expr %q: %w", p.src, err)
+		return false, err
 	}
 	b, ok := out.(types.Bool)
 	if !ok {
 		return false, fmt.Errorf("expr %q: result is %s, not bool", p.src, out.Type())
 	}
 	return bool(b), nil
+}
+
+// AppendString runs a program from CompileString over the request in v and
+// appends its result to dst.
+func (p *Program) AppendString(dst []byte, v *Vars) ([]byte, error) {
+	out, err := p.eval(v)
+	if err != nil {
+		return dst, err
+	}
+	s, ok := out.(types.String)
+	if !ok {
+		return dst, fmt.Errorf("expr %q: result is %s, not string", p.src, out.Type())
+	}
+	return append(dst, s...), nil
+}
+
+func (p *Program) eval(v *Vars) (ref.Val, error) {
+	out, _, err := p.prg.Eval((*activation)(v))
+	if err != nil {
+		return nil, fmt.Errorf("expr %q: %w", p.src, err)
+	}
+	return out, nil
 }
 
 // ipInPrefix implements ip_in(string, string). Parsing the prefix on each

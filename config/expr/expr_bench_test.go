@@ -38,3 +38,16 @@ func BenchmarkCompile(b *testing.B) {
 		MustCompile(`method == "POST" && !ip_in(ip, "10.0.0.0/8")`)
 	}
 }
+
+// BenchmarkMatcher is an expression as a guard rule condition, with its
+// pooled Vars.
+func BenchmarkMatcher(b *testing.B) {
+	a, _ := testRequest()
+	m := MustCompile(`method == "POST" || !ip_in(ip, "10.0.0.0/8")`).Matcher(nil, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !m(a) {
+			b.Fatal("no match")
+		}
+	}
+}

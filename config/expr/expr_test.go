@@ -156,3 +156,26 @@ func TestProgramString(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+func TestStringProgramsAppendTheirResult(t *testing.T) {
+	a, _ := testRequest()
+	v := &Vars{}
+	v.Reset(a)
+	p, err := CompileString(`headers["x-tier"] + "|" + ip`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.AppendString([]byte("k:"), v)
+	if err != nil || string(got) != "k:gold|192.0.2.7" {
+		t.Errorf("AppendString = %q, %v", got, err)
+	}
+	if _, err := p.Eval(v); err == nil {
+		t.Error("Eval of a string program succeeded")
+	}
+	if _, err := CompileString(`path == "/"`); err == nil || !strings.Contains(err.Error(), "a key must be string") {
+		t.Errorf("CompileString of a condition: %v", err)
+	}
+	if _, err := MustCompile("true").AppendString(nil, v); err == nil {
+		t.Error("AppendString of a condition succeeded")
+	}
+}
