@@ -310,6 +310,7 @@ func TestStaleIfError(t *testing.T) {
 		{"policy default", answer{err: errOriginDown}, Policy{StaleIfError: time.Hour}, "max-age=10", time.Minute, true},
 		{"policy default yields to must-revalidate", answer{err: errOriginDown}, Policy{StaleIfError: time.Hour}, "max-age=10, must-revalidate", time.Minute, false},
 		{"explicit with s-maxage", answer{err: errOriginDown}, Policy{}, "s-maxage=10, stale-if-error=300", time.Minute, true},
+		{"explicit yields to must-revalidate", answer{err: errOriginDown}, Policy{}, "max-age=10, stale-if-error=300, must-revalidate", time.Minute, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -206,9 +206,14 @@ func initialAge(h *httphead.Header, reqTime, respTime time.Time) time.Duration {
 
 // staleWindows returns the stale-while-revalidate and stale-if-error
 // windows of a response (RFC 5861), falling back on the policy's defaults
-// unless the response forbids serving stale (flags has flagNoStale): the
-// origin's own stale directives are explicit permission and still hold.
+// unless the response discourages serving stale (no-cache, s-maxage):
+// then only the origin's own stale directives hold, as explicit
+// permission. must-revalidate and proxy-revalidate forbid stale outright
+// (RFC 9111 section 5.2.2.2), whatever the other directives say.
 func staleWindows(d *cachecontrol.Directives, flags uint32, pol *Policy) (swr, sie time.Duration) {
+	if flags&flagMustCheck != 0 {
+		return 0, 0
+	}
 	if flags&(flagNoStale|flagAlwaysCheck) == 0 {
 		swr, sie = pol.StaleWhileRevalidate, pol.StaleIfError
 	}
@@ -224,7 +229,10 @@ func staleWindows(d *cachecontrol.Directives, flags uint32, pol *Policy) (swr, s
 // objectFlags returns the stored flags a response's directives imply.
 func objectFlags(h *httphead.Header, d *cachecontrol.Directives) uint32 {
 	var f uint32
-	if d.Has(cachecontrol.MustRevalidate) || d.Has(cachecontrol.ProxyRevalidate) || d.SMaxAge != cachecontrol.Unset {
+	if d.Has(cachecontrol.MustRevalidate) || d.Has(cachecontrol.ProxyRevalidate) {
+		f |= flagNoStale | flagMustCheck
+	}
+	if d.SMaxAge != cachecontrol.Unset { // implies proxy-revalidate, but CDNs pair it with stale-*
 		f |= flagNoStale
 	}
 	if d.Has(cachecontrol.NoCache) && !d.Has(cachecontrol.NoCacheFields) {

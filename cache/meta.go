@@ -34,7 +34,8 @@ const (
 
 // Object flags.
 const (
-	flagNoStale      = 1 << iota // must-revalidate, proxy-revalidate or s-maxage: never serve stale
+	flagNoStale      = 1 << iota // must-revalidate, proxy-revalidate or s-maxage: no stale by default
+	flagMustCheck                // must-revalidate or proxy-revalidate: never stale, whatever else says
 	flagAlwaysCheck              // no-cache: revalidate before every use
 	flagImmutable                // immutable: no revalidation while fresh, even if asked
 	flagHasValidator             // ETag or Last-Modified present
