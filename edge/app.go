@@ -122,16 +122,8 @@ func (a *App) EarlyRequest(c *proxy.Ctx) (bool, error) {
 // UpstreamRequest implements proxy.UpstreamRequestFilter: the route's
 // request header edits.
 func (a *App) UpstreamRequest(c *proxy.Ctx, out *httphead.Request) error {
-	r := routeOf(c)
-	if r == nil {
-		return nil
-	}
-	ops := &r.cfg.Headers
-	for _, name := range ops.RequestRemove {
-		out.Header.Del(name)
-	}
-	for name, v := range ops.RequestSet {
-		out.Header.Set(name, v)
+	if r := routeOf(c); r != nil {
+		editHeader(&out.Header, r.cfg.Headers.RequestRemove, r.cfg.Headers.RequestSet)
 	}
 	return nil
 }
@@ -139,18 +131,20 @@ func (a *App) UpstreamRequest(c *proxy.Ctx, out *httphead.Request) error {
 // Response implements proxy.ResponseFilter: the route's response header
 // edits.
 func (a *App) Response(c *proxy.Ctx, resp *httphead.Response) error {
-	r := routeOf(c)
-	if r == nil {
-		return nil
-	}
-	ops := &r.cfg.Headers
-	for _, name := range ops.ResponseRemove {
-		resp.Header.Del(name)
-	}
-	for name, v := range ops.ResponseSet {
-		resp.Header.Set(name, v)
+	if r := routeOf(c); r != nil {
+		editHeader(&resp.Header, r.cfg.Headers.ResponseRemove, r.cfg.Headers.ResponseSet)
 	}
 	return nil
+}
+
+// editHeader removes the named fields, then sets the given ones.
+func editHeader(h *httphead.Header, remove []string, set map[string]string) {
+	for _, name := range remove {
+		h.Del(name)
+	}
+	for name, v := range set {
+		h.Set(name, v)
+	}
 }
 
 // routeOf returns the config route a request was sent to, or nil (no
