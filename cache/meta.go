@@ -16,7 +16,7 @@ import (
 // (kept apart from the client's headers, for revalidation). Decoding is
 // slicing.
 //
-//	0  magic 'O'      1 kind        2  status uint16   4  flags uint32
+//	0  magic          1 kind        2  status uint16   4  flags uint32
 //	8  response time (Unix ns)      16 initial age (ns)
 //	24 freshness lifetime (ns)      32 stale-while-revalidate (ns)
 //	40 stale-if-error (ns)          48 epoch (vary marker)
@@ -26,7 +26,10 @@ import (
 const metaPrefix = 80
 
 const (
-	metaMagic = 'O'
+	// metaMagic identifies the layout (this prefix and the flag bits): a
+	// change to either takes a new value, so that objects a disk store kept
+	// from an older build decode as misses instead of being misread.
+	metaMagic = 'P'
 
 	kindObject = 1 // a response
 	kindVary   = 2 // a Vary marker: its variants live under secondary keys
