@@ -3,15 +3,20 @@
 // requests over HTTP/2 (TLS or cleartext h2c) for gRPC and h2 origins.
 //
 // HTTP/2 framing, flow control and HPACK come from x/net/http2, which also
-// carries the defences against rapid reset (CVE-2023-44487), CONTINUATION
-// floods and oversized header blocks; this package sets their limits. Only
-// HTTP/1.1 has a codec of Outpost's own, where it pays off on the hot path.
+// carries defences against rapid reset (CVE-2023-44487), oversized header
+// blocks and unread control frames; this package sets their limits and
+// counts the protocol errors. On top, every server connection draws on a
+// budget for frames that do no work (PING, SETTINGS, RST_STREAM, PRIORITY,
+// CONTINUATION, empty DATA): a client that floods them gets GOAWAY
+// (flood.go). Only HTTP/1.1 has a codec of Outpost's own, where it pays off
+// on the hot path.
 package h2
 
 import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,6 +62,9 @@ type Server struct {
 	// abuse x/net/http2 detects: too many early resets, oversized header
 	// blocks, streams over the limit.
 	ProtocolErrors atomic.Int64
+	// Floods counts connections ended for sending too many frames that
+	// do no work (see h2Watch).
+	Floods atomic.Int64
 
 	h2 *http2.Server
 	hs *http.Server
@@ -92,7 +100,7 @@ func NewServer(lim Limits) *Server {
 		MaxEncoderHeaderTableSize: hpackTable,
 		CountError:                s.countError,
 	}
-	s.hs = &http.Server{MaxHeaderBytes: lim.MaxHeaderBytes}
+	s.hs = &http.Server{MaxHeaderBytes: lim.MaxHeaderBytes, ErrorLog: log.New(logWriter{s}, "", 0)}
 	// ConfigureServer links the two so that hs.Shutdown sends GOAWAY on
 	// every connection this server serves.
 	_ = http2.ConfigureServer(s.hs, s.h2)
@@ -103,11 +111,23 @@ func NewServer(lim Limits) *Server {
 // it ("too_many_early_resets", "over_max_streams", ...).
 func (s *Server) countError(errType string) {
 	s.ProtocolErrors.Add(1)
-	log := s.Log
-	if log == nil {
-		log = slog.Default()
+	s.log().Debug("HTTP/2 protocol error", "type", errType)
+}
+
+// logWriter sends what x/net/http2 logs (connection errors a client
+// caused) to the server's logger instead of the process's stderr.
+type logWriter struct{ s *Server }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.s.log().Debug(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.Default()
 	}
-	log.Debug("HTTP/2 protocol error", "type", errType)
+	return s.Log
 }
 
 // ServeConn serves one HTTP/2 connection until it ends. When drain is done
@@ -121,7 +141,7 @@ func (s *Server) ServeConn(drain context.Context, conn net.Conn, client netip.Ad
 	if tlsState != nil {
 		scheme = "https"
 	}
-	s.h2.ServeConn(conn, &http2.ServeConnOpts{
+	s.h2.ServeConn(s.watch(conn, tlsState), &http2.ServeConnOpts{
 		Context:    drain,
 		BaseConfig: s.hs,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -251,6 +251,7 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.srv.SlowClients.Add(1)
+		resetOnClose(c.conn)
 	}
 	c.armWrite()
 	return n, err
@@ -263,6 +264,23 @@ func (c *h1Conn) Finish(trailers *httphead.Header) error {
 		}
 	}
 	return c.bw.Flush()
+}
+
+// resetOnClose makes closing conn drop what is still queued for the client
+// and send a reset: a client that stopped reading would otherwise keep
+// megabytes of kernel memory in the socket's send queue after the close.
+func resetOnClose(conn net.Conn) {
+	for {
+		switch c := conn.(type) {
+		case *net.TCPConn:
+			_ = c.SetLinger(0)
+			return
+		case interface{ NetConn() net.Conn }:
+			conn = c.NetConn()
+		default:
+			return
+		}
+	}
 }
 
 // bodyIn is the request body as the engine reads it: it sends 100 Continue

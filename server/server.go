@@ -127,9 +127,6 @@ type Server struct {
 	// SlowClients counts requests cut because the client sent its head or
 	// body too slowly (408) or did not take the response in time.
 	SlowClients atomic.Int64
-	// H2Floods counts HTTP/2 connections closed for spending their
-	// control frame budget (see h2Watch).
-	H2Floods atomic.Int64
 }
 
 // H2Server serves one HTTP/2 connection until it ends. The h2 package
@@ -284,11 +281,7 @@ func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState) {
 	if s.H2 == nil {
 		return
 	}
-	var watched net.Conn = newH2Watch(conn, s)
-	if tlsState != nil {
-		watched = tlsWatch{watched.(*h2Watch), tlsState}
-	}
-	s.H2.ServeConn(s.drain, watched, addrPort(conn.RemoteAddr()), tlsState, func(ctx context.Context, sess proxy.Session) error {
+	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, func(ctx context.Context, sess proxy.Session) error {
 		rt := s.runtime()
 		return rt.engine.Serve(ctx, sess, rt.engine.NewCtx())
 	})

@@ -1,11 +1,12 @@
-package server
+package h2
 
 import (
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"net"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // HTTP/2 frames that make the server work without doing any for the client
@@ -32,7 +33,9 @@ const (
 	flagEndStream = 0x1 // DATA and HEADERS
 )
 
-var errH2Flood = errors.New("server: HTTP/2 control frame flood")
+// errFlood ends a flooding connection. As a ConnectionError it makes
+// x/net/http2 send GOAWAY with ENHANCE_YOUR_CALM before closing.
+var errFlood = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 
 // h2Watch passes an HTTP/2 connection's bytes through unchanged, reading
 // only the frame headers as they go by, and ends the connection when the
@@ -63,20 +66,25 @@ type tlsWatch struct {
 
 func (t tlsWatch) ConnectionState() tls.ConnectionState { return *t.state }
 
-func newH2Watch(c net.Conn, s *Server) *h2Watch {
-	return &h2Watch{Conn: c, srv: s, preface: len(h2Preface), tokens: h2Burst, last: time.Now()}
+// watch wraps conn in an h2Watch, keeping its TLS state visible.
+func (s *Server) watch(conn net.Conn, tlsState *tls.ConnectionState) net.Conn {
+	w := &h2Watch{Conn: conn, srv: s, preface: len(http2.ClientPreface), tokens: h2Burst, last: time.Now()}
+	if tlsState != nil {
+		return tlsWatch{w, tlsState}
+	}
+	return w
 }
 
 func (w *h2Watch) Read(p []byte) (int, error) {
 	if w.flooded {
-		return 0, errH2Flood
+		return 0, errFlood
 	}
 	n, err := w.Conn.Read(p)
 	if cost := w.scan(p[:n]); cost > 0 && !w.spend(cost) {
 		w.flooded = true
-		w.srv.H2Floods.Add(1)
-		w.srv.Log.Info("HTTP/2 flood: connection closed", "client", w.Conn.RemoteAddr().String())
-		return 0, errH2Flood
+		w.srv.Floods.Add(1)
+		w.srv.log().Info("HTTP/2 flood: connection closed", "client", w.Conn.RemoteAddr().String())
+		return 0, errFlood
 	}
 	return n, err
 }
