@@ -382,3 +382,22 @@ func TestRateSlidingBlendsThePreviousInterval(t *testing.T) {
 		}
 	}
 }
+
+func TestRateNeverUndercountsConcurrentObservers(t *testing.T) {
+	r := NewRate(time.Hour, 64)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1000 {
+				r.Observe([]byte("k"), 1, t0)
+				r.Observe([]byte{byte(g), byte(i)}, 1, t0) // neighbours sharing counters
+			}
+		}()
+	}
+	wg.Wait()
+	if got := r.Observe([]byte("k"), 0, t0); got < 4000 {
+		t.Fatalf("count %d, want at least the 4000 observed", got)
+	}
+}
