@@ -10,8 +10,8 @@
 // is a preallocated table of 8-byte slots, so ten million distinct keys cost
 // the same as ten. A key that loses its slot to another starts again with a
 // full burst: the table can only fail open, never deny a client that is
-// within its limit (apart from a 1-in-a-million fingerprint clash, see
-// Limiter).
+// within its limit (apart from a rare fingerprint clash with a key that is
+// being limited at the time: about 1 in 130,000 new keys, see Limiter).
 //
 // Every call takes the current time, so tests drive the clock; nothing in
 // this package reads the wall clock except to pick an epoch.
