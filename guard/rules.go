@@ -98,6 +98,25 @@ const (
 	ByUserAgent                // User-Agent value
 )
 
+var rateKeyNames = [...]string{"client", "ja4", "ja4h", "user_agent"}
+
+func (k RateKey) String() string {
+	if int(k) < len(rateKeyNames) {
+		return rateKeyNames[k]
+	}
+	return fmt.Sprintf("RateKey(%d)", k)
+}
+
+// ParseRateKey returns the key named s, as String spells it.
+func ParseRateKey(s string) (RateKey, error) {
+	for i, n := range rateKeyNames {
+		if n == s {
+			return RateKey(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown rate key %q", ErrBadRule, s)
+}
+
 // RateOver is a rule condition on request rates, estimated with a
 // count-min sketch (limit.Rate): it holds when a key made more than Count
 // requests within the last Interval. A request without the key (no JA4 over
