@@ -38,10 +38,10 @@ func checkOwnDir(dir string) error {
 // when it cannot tell.
 func blockSize(dir string) int64 {
 	var st syscall.Statfs_t
-	if syscall.Statfs(dir, &st) != nil || st.Bsize <= 0 {
+	if syscall.Statfs(dir, &st) != nil || int64(st.Bsize) <= 0 {
 		return 4096
 	}
-	return st.Bsize
+	return int64(st.Bsize)
 }
 
 // loadSeed returns the hash key stored in dir/seed, creating it on first

@@ -101,7 +101,7 @@ func (s *Store) check(h uint64, name string, buf []byte, verify bool) (found, er
 			return found{}, err
 		}
 	}
-	return found{h: h, size: st.Size, mtime: st.Mtim.Nano()}, nil
+	return found{h: h, size: st.Size, mtime: mtime(&st)}, nil
 }
 
 // checkBody compares the CRC-32C of the body in fd with its header's.
