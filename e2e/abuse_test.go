@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/outpost-edge/outpost/internal/malformed"
 )
 
 // abuseConfig is a node with short client timeouts in front of origin, with
@@ -588,5 +590,330 @@ func isClosed(c <-chan struct{}) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// abuseRawOrigin is an origin that records the exact bytes of each request
+// it receives, framed by its own strict reading, and answers "ok".
+type abuseRawOrigin struct {
+	addr string
+	mu   sync.Mutex
+	reqs []string // raw requests, complete or cut short
+}
+
+func abuseStartRawOrigin(t *testing.T) *abuseRawOrigin {
+	l := listen(t)
+	o := &abuseRawOrigin{addr: l.Addr().String()}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go o.serve(c)
+		}
+	}()
+	return o
+}
+
+func (o *abuseRawOrigin) serve(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for range 1000 {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var raw strings.Builder
+		ok := o.readRequest(br, &raw)
+		if raw.Len() > 0 {
+			o.mu.Lock()
+			o.reqs = append(o.reqs, raw.String())
+			o.mu.Unlock()
+		}
+		if !ok {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	}
+}
+
+// readRequest copies one request into raw, reading its body by the
+// framing its head declares; it reports whether the request was whole.
+func (o *abuseRawOrigin) readRequest(br *bufio.Reader, raw *strings.Builder) bool {
+	length, chunked := int64(0), false
+	for {
+		line, err := br.ReadString('\n')
+		raw.WriteString(line)
+		if err != nil {
+			return false
+		}
+		if line == "\r\n" {
+			break
+		}
+		name, value, _ := strings.Cut(strings.TrimRight(line, "\r\n"), ":")
+		switch strings.ToLower(name) {
+		case "content-length":
+			fmt.Sscan(value, &length)
+		case "transfer-encoding":
+			chunked = true
+		}
+	}
+	if !chunked {
+		_, err := io.CopyN(raw, br, length)
+		return err == nil
+	}
+	for {
+		line, err := br.ReadString('\n')
+		raw.WriteString(line)
+		if err != nil {
+			return false
+		}
+		var size int64
+		if _, err := fmt.Sscanf(line, "%x", &size); err != nil {
+			return false
+		}
+		if size == 0 {
+			break
+		}
+		if _, err := io.CopyN(raw, br, size+2); err != nil {
+			return false
+		}
+	}
+	for { // trailer section
+		line, err := br.ReadString('\n')
+		raw.WriteString(line)
+		if err != nil {
+			return false
+		}
+		if line == "\r\n" {
+			return true
+		}
+	}
+}
+
+func (o *abuseRawOrigin) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.reqs)
+}
+
+func (o *abuseRawOrigin) last() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.reqs) == 0 {
+		return ""
+	}
+	return o.reqs[len(o.reqs)-1]
+}
+
+// abuseCheckClean checks that raw, a request head and body as an origin
+// received it, is serialised the one unambiguous way: CRLF line ends and
+// nothing else, no folding, no whitespace around names, trimmed values,
+// one Host, at most one framing field, origin-form target, HTTP/1.1, and
+// chunk-size lines without extensions.
+func abuseCheckClean(raw string) error {
+	head, body, ok := strings.Cut(raw, "\r\n\r\n")
+	if !ok {
+		return errors.New("head does not end with CRLF CRLF")
+	}
+	lines := strings.Split(head, "\r\n")
+	for _, l := range lines {
+		if strings.ContainsAny(l, "\r\n\x00") {
+			return fmt.Errorf("bare CR, LF or NUL in line %q", l)
+		}
+	}
+	parts := strings.Split(lines[0], " ")
+	if len(parts) != 3 || !strings.HasPrefix(parts[1], "/") && parts[1] != "*" || parts[2] != "HTTP/1.1" {
+		return fmt.Errorf("request line %q", lines[0])
+	}
+	count := map[string]int{}
+	var te string
+	for _, l := range lines[1:] {
+		if l == "" || l[0] == ' ' || l[0] == '\t' {
+			return fmt.Errorf("folded or empty field line %q", l)
+		}
+		name, value, ok := strings.Cut(l, ":")
+		if !ok || strings.TrimRight(name, " \t") != name || name == "" {
+			return fmt.Errorf("field line %q", l)
+		}
+		if value != "" && value[0] != ' ' || strings.TrimSpace(value) != strings.TrimLeft(value, " ") {
+			return fmt.Errorf("untrimmed value in %q", l)
+		}
+		for _, c := range []byte(value) {
+			if c < 0x20 && c != '\t' || c == 0x7f {
+				return fmt.Errorf("control byte in %q", l)
+			}
+		}
+		count[strings.ToLower(name)]++
+		if strings.EqualFold(name, "Transfer-Encoding") {
+			te = strings.TrimSpace(value)
+		}
+	}
+	switch {
+	case count["host"] != 1:
+		return fmt.Errorf("%d Host fields", count["host"])
+	case count["content-length"] > 1 || count["transfer-encoding"] > 1:
+		return errors.New("framing field repeated")
+	case count["content-length"] == 1 && count["transfer-encoding"] == 1:
+		return errors.New("both Content-Length and Transfer-Encoding")
+	case count["transfer-encoding"] == 1 && te != "chunked":
+		return fmt.Errorf("Transfer-Encoding %q", te)
+	}
+	for _, hop := range []string{"connection", "keep-alive", "proxy-connection", "upgrade", "trailer", "expect"} {
+		if count[hop] > 0 {
+			return fmt.Errorf("hop-by-hop field %s forwarded", hop)
+		}
+	}
+	if te == "chunked" {
+		for rest := body; rest != ""; {
+			line, after, _ := strings.Cut(rest, "\r\n")
+			var size int
+			if n, err := fmt.Sscanf(line, "%x", &size); n != 1 || err != nil || fmt.Sprintf("%x", size) != strings.ToLower(line) {
+				return fmt.Errorf("chunk-size line %q", line)
+			}
+			if size == 0 {
+				break
+			}
+			rest = after[min(len(after), size+2):]
+		}
+	}
+	return nil
+}
+
+func TestCleanCheckFindsAmbiguousRequests(t *testing.T) {
+	const h = "GET / HTTP/1.1\r\nHost: a\r\n"
+	for _, raw := range []string{
+		h + "X-A: b\r\n c\r\n\r\n",
+		h + "X-A: b\n\r\n",
+		h + "X-A : b\r\n\r\n",
+		h + "X-A: b \r\n\r\n",
+		h + "Host: b\r\n\r\n",
+		h + "Content-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+		h + "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		h + "Transfer-Encoding: chunked\r\n\r\n1;x\r\na\r\n0\r\n\r\n",
+		h + "Connection: close\r\n\r\n",
+		"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+	} {
+		if abuseCheckClean(raw) == nil {
+			t.Errorf("%q passed the check", raw)
+		}
+	}
+	if err := abuseCheckClean(h + "Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"); err != nil {
+		t.Errorf("a clean request failed the check: %v", err)
+	}
+}
+
+func TestMalformedCorpusOverTCPNeverReachesTheOrigin(t *testing.T) {
+	if len(malformed.Cases) < 40 {
+		t.Fatalf("the corpus has %d cases, want at least 40", len(malformed.Cases))
+	}
+	origin := abuseStartRawOrigin(t)
+	e := startEdge(t, oneRoute, "{{ORIGIN}}", origin.addr)
+	host := strings.TrimPrefix(e.URL, "http://")
+	var upstream atomic.Int64
+	t.Cleanup(func() {
+		t.Logf("%d cases; %d broken bodies behind valid heads started upstream and were cut", len(malformed.Cases), upstream.Load())
+	})
+	for _, tc := range malformed.Cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			before := origin.count()
+			if got := abuseRawStatus(t, host, tc.Raw); got != tc.Status {
+				t.Errorf("status %d, want %d", got, tc.Status)
+			}
+			seen := origin.count() - before
+			if !tc.Body && seen > 0 {
+				t.Fatalf("the origin received a request from a malformed head:\n%q", origin.last())
+			}
+			if seen > 0 {
+				upstream.Add(1)
+				// A valid head with a broken body may have started
+				// upstream; what went out must still be clean, and cut.
+				if err := abuseCheckClean(origin.last() + "\r\n\r\n"); err != nil && !strings.Contains(err.Error(), "chunk") {
+					t.Errorf("upstream head of a broken body: %v\n%q", err, origin.last())
+				}
+			}
+		})
+	}
+}
+
+// abuseRawStatus sends raw on a new connection and returns the status of
+// the final answer, or 0 when there is none.
+func abuseRawStatus(t *testing.T, addr, raw string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, raw)
+	br := bufio.NewReader(conn)
+	for range 4 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 200 {
+			return resp.StatusCode
+		}
+	}
+	return 0
+}
+
+func TestUpstreamRequestIsReserialisedCleanly(t *testing.T) {
+	origin := abuseStartRawOrigin(t)
+	e := startEdge(t, oneRoute, "{{ORIGIN}}", origin.addr)
+	host := strings.TrimPrefix(e.URL, "http://")
+	h := "Host: " + host + "\r\n"
+	cases := []struct {
+		name            string
+		raw             string
+		present, absent []string
+	}{
+		{"duplicate identical Content-Length", "POST /a HTTP/1.1\r\n" + h + "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+			[]string{"Content-Length: 5\r\n\r\nhello"}, nil},
+		{"Content-Length with leading zeros", "POST /a HTTP/1.1\r\n" + h + "Content-Length: 005\r\n\r\nhello",
+			[]string{"Content-Length: 5\r\n"}, []string{"005"}},
+		{"chunk extensions and trailer", "POST /a HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n5;ext=\"x\"\r\nhello\r\n0;last\r\nX-Trailer: t\r\n\r\n",
+			[]string{"hello"}, []string{"ext", "last"}},
+		{"mixed-case chunked", "POST /a HTTP/1.1\r\n" + h + "Transfer-Encoding: ChUnKeD\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+			[]string{"hello"}, []string{"ChUnKeD"}},
+		{"untrimmed field values", "GET /a HTTP/1.1\r\n" + h + "X-Pad: \t value \t \r\n\r\n",
+			[]string{"X-Pad: value\r\n"}, nil},
+		{"hop-by-hop fields, some named in Connection", "GET /a HTTP/1.1\r\n" + h + "Connection: X-Hop, keep-alive\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: gzip\r\nTrailer: X-T\r\nUpgrade: h2c\r\n\r\n",
+			nil, []string{"X-Hop", "timeout=5", "gzip", "h2c"}},
+		{"absolute-form target", "GET http://" + host + "/abs?q=1 HTTP/1.1\r\n" + h + "\r\n",
+			[]string{"GET /abs?q=1 HTTP/1.1\r\n"}, []string{"http://"}},
+		{"HTTP/1.0 with a body", "POST /old HTTP/1.0\r\n" + h + "Content-Length: 2\r\n\r\nhi",
+			[]string{"POST /old HTTP/1.1\r\n", "Content-Length: 2\r\n\r\nhi"}, nil},
+		{"Expect 100-continue", "POST /a HTTP/1.1\r\n" + h + "Expect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+			[]string{"hi"}, []string{"100-continue"}},
+		{"empty field value", "GET /a HTTP/1.1\r\n" + h + "X-Empty:\r\n\r\n",
+			nil, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := origin.count()
+			if got := abuseRawStatus(t, host, tc.raw); got != 200 {
+				t.Fatalf("status %d", got)
+			}
+			if origin.count() != before+1 {
+				t.Fatalf("origin received %d requests, want 1", origin.count()-before)
+			}
+			got := origin.last()
+			if err := abuseCheckClean(got); err != nil {
+				t.Errorf("%v in\n%q", err, got)
+			}
+			for _, s := range tc.present {
+				if !strings.Contains(got, s) {
+					t.Errorf("%q missing from\n%q", s, got)
+				}
+			}
+			for _, s := range tc.absent {
+				if strings.Contains(got, s) {
+					t.Errorf("%q reached the origin:\n%q", s, got)
+				}
+			}
+		})
 	}
 }
