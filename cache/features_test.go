@@ -288,6 +288,18 @@ func TestKeySpec(t *testing.T) {
 			}
 		})
 	}
+	for _, h := range []string{"example.com:443", "example.com.", "EXAMPLE.COM"} {
+		req := request("GET", "/p")
+		req.SetLine([]byte("GET"), []byte("/p"), []byte(h), []byte("https"))
+		if k := string(appendKey(nil, req, &KeySpec{})); k != "https://example.com/p" {
+			t.Errorf("host %q keys as %q", h, k)
+		}
+	}
+	req := request("GET", "/p")
+	req.SetLine([]byte("GET"), []byte("/p"), []byte("example.com:8443"), []byte("https"))
+	if k := string(appendKey(nil, req, &KeySpec{})); k != "https://example.com:8443/p" {
+		t.Errorf("other port keys as %q", k)
+	}
 	host := KeySpec{IgnoreScheme: true, IgnoreHost: true}
 	if k := string(appendKey(nil, request("GET", "/p?q"), &host)); k != "/p?q" {
 		t.Errorf("key without scheme and host = %q", k)
