@@ -2,6 +2,7 @@ package limit
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"net/netip"
 	"sync"
 	"testing"
@@ -66,17 +67,26 @@ func TestAllowKeepsKeysApart(t *testing.T) {
 
 func TestAllowFailsOpenWhenTheTableIsFull(t *testing.T) {
 	// 8 slots, 1000 clients, each within its limit (one request a second,
-	// burst 5): evictions must never turn into refusals.
+	// burst 5): evictions must never turn into refusals. Keys whose 20-bit
+	// fingerprints clash share a bucket by design, so the test picks keys
+	// with distinct ones.
 	lim := mustNew(t, Limit{Rate: 1, Burst: 5}, 8)
 	if lim.Slots() != 8 {
 		t.Fatalf("slots = %d", lim.Slots())
 	}
-	var key [8]byte
+	var keys [][]byte
+	seen := map[uint64]bool{}
+	for c := 0; len(keys) < 1000; c++ {
+		key := binary.LittleEndian.AppendUint64(nil, uint64(c))
+		if fp := maphash.Bytes(lim.seed, key) >> tatBits; !seen[fp] {
+			seen[fp] = true
+			keys = append(keys, key)
+		}
+	}
 	for round := range 5 {
 		now := t0.Add(time.Duration(round) * time.Second)
-		for c := range 1000 {
-			binary.LittleEndian.PutUint64(key[:], uint64(c))
-			if d := lim.Allow(key[:], now); !d.Allowed {
+		for c, key := range keys {
+			if d := lim.Allow(key, now); !d.Allowed {
 				t.Fatalf("round %d client %d refused: %+v", round, c, d)
 			}
 		}

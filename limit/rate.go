@@ -17,10 +17,9 @@ const sketchDepth = 4
 // rates, or limits over keys too numerous even for a Limiter's table.
 //
 // A count-min sketch never undercounts a key, but keys that share counters
-// inflate each other: the overestimate is at most about (events in the
-// interval) × e / width, less with the conservative update used here, so
-// pick width a few times the number of keys active at once. Unlike Limiter,
-// Rate errs on the strict side.
+// inflate each other: the overestimate is about (events in the interval) ×
+// e / width, so pick width a few times the number of keys that are active
+// at once. Unlike Limiter, Rate errs on the strict side.
 //
 // A Rate is safe for concurrent use and allocates nothing per call. Events
 // recorded while an interval is being cleared may be lost.
@@ -96,39 +95,21 @@ func (r *Rate) Previous(key []byte, now time.Time) int {
 	return r.previous(maphash.Bytes(r.seed, key), r.intervalAt(now)-1)
 }
 
-// observe adds events to hash h in interval n with a conservative update:
-// the counters at the row minimum get the events, the others are only
-// raised to the new estimate if below it. That keeps other keys' estimates
-// lower than adding to all four, and still never undercounts, even with
-// concurrent observers (the minimum counters are added to, not set).
+// observe adds events to hash h's counter in every row of the sketch for
+// interval n and returns the smallest. (A conservative update, raising
+// only the smallest counters, would overestimate less, but it needs the
+// four counters updated as one: with lock-free concurrent observers it
+// undercounts.)
 func (r *Rate) observe(h uint64, events int, n int64) int {
 	s := r.current(n)
 	if s == nil {
 		return 0
 	}
-	var cells [sketchDepth]*atomic.Uint32
-	var vals [sketchDepth]uint32
 	least := uint32(math.MaxUint32)
-	for i := range cells {
-		cells[i] = &s.counts[r.index(h, i)]
-		vals[i] = cells[i].Load()
-		least = min(least, vals[i])
+	for i := range sketchDepth {
+		least = min(least, s.counts[r.index(h, i)].Add(uint32(events)))
 	}
-	target := least + uint32(events)
-	estimate := uint32(math.MaxUint32)
-	for i, c := range cells {
-		v := vals[i]
-		if v == least {
-			v = c.Add(uint32(events))
-		} else {
-			for v < target && !c.CompareAndSwap(v, target) {
-				v = c.Load()
-			}
-			v = max(v, target)
-		}
-		estimate = min(estimate, v)
-	}
-	return int(estimate)
+	return int(least)
 }
 
 // previous returns the estimated count of hash h in interval n, zero when
@@ -138,12 +119,9 @@ func (r *Rate) previous(h uint64, n int64) int {
 	if s.n.Load() != n {
 		return 0
 	}
-	least := uint32(0)
+	least := uint32(math.MaxUint32)
 	for i := range sketchDepth {
-		c := s.counts[r.index(h, i)].Load()
-		if i == 0 || c < least {
-			least = c
-		}
+		least = min(least, s.counts[r.index(h, i)].Load())
 	}
 	return int(least)
 }
