@@ -181,8 +181,10 @@ func (t *Transport) serverName(addr string) string {
 // closes the connection. For a 101 response the body is an *Upgraded
 // connection, readable and writable, that no longer belongs to the pool.
 //
-// ctx bounds the exchange until the response head is read; the body is
-// bounded by IdleTimeout and by closing it. A reused connection that fails
+// ctx bounds the whole exchange, the body included: when it ends, a body
+// read in progress fails with ctx's error and the connection closes (a 101
+// tunnel is the caller's to bound). The body is also bounded by
+// IdleTimeout and by closing it. A reused connection that fails
 // before any response byte (the origin closed it while idle) is retried
 // once on a new connection when the request is idempotent and its body was
 // not started. Errors are *Error.

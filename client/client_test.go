@@ -343,6 +343,61 @@ func TestCancellingTheContextAbortsTheWait(t *testing.T) {
 	}
 }
 
+func TestCancellingTheContextAbortsABodyRead(t *testing.T) {
+	addr := rawOrigin(t, func(c net.Conn, br *bufio.Reader) {
+		readRequest(br, &httphead.Request{})
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234")
+		io.Copy(io.Discard, br) // the rest never comes
+	})
+	tr := newTransport(t, pool.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	body, err := tr.RoundTrip(ctx, addr, getRequest("/"), nil, &httphead.Response{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() { _, err := body.Read(buf); read <- err }()
+	cancel()
+	select {
+	case err := <-read:
+		var e *Error
+		if !errors.As(err, &e) || e.Op != OpReadBody || !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want a body read error wrapping context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the body read did not end with the context")
+	}
+	if s := tr.Pool.Totals(); s.Active != 0 || s.Idle != 0 {
+		t.Errorf("pool %+v, want the connection closed", s)
+	}
+}
+
+func TestBodyReadAfterTheExchangeKeepsTheConnectionWhenTheContextEndsLater(t *testing.T) {
+	addr := keepAliveOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789")
+	tr := newTransport(t, pool.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	body, err := tr.RoundTrip(ctx, addr, getRequest("/"), nil, &httphead.Response{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(body); err != nil || string(b) != "0123456789" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	cancel() // after the body ended: must not touch the pooled connection
+	if _, err := get(t, tr, addr, getRequest("/"), &httphead.Response{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := tr.Pool.Totals(); s.Dials != 1 {
+		t.Errorf("pool %+v, want the connection reused", s)
+	}
+}
+
 func TestClosingBodyEarlyClosesTheConnection(t *testing.T) {
 	addr := keepAliveOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789")
 	tr := newTransport(t, pool.Config{})

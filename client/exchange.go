@@ -59,18 +59,20 @@ func expectsBody(method []byte) bool {
 }
 
 // roundTrip runs one exchange on c, which it returns to the pool or closes
-// unless it hands it to the caller through the body.
+// unless it hands it to the caller through the body. ctx is watched until
+// the body ends, so a body read blocked on the origin ends with it.
 func (c *conn) roundTrip(ctx context.Context, req *httphead.Request, body io.Reader, length int64, resp *httphead.Response) (io.ReadCloser, error) {
 	c.reset(body)
 	stop := c.watch(ctx)
 	op, err := c.exchange(req, body, length, resp)
-	if !stop() && err == nil {
+	if err == nil && c.aborted.Load() {
 		op, err = OpReadHead, ctx.Err()
 	}
 	if err != nil {
+		stop()
 		return nil, c.fail(ctx, op, err)
 	}
-	return c.responseBody(req, resp), nil
+	return c.responseBody(ctx, req, resp, stop), nil
 }
 
 // exchange writes the request and reads the response head.
@@ -205,22 +207,24 @@ func (c *conn) readHead(method []byte, resp *httphead.Response) error {
 }
 
 // responseBody hands the body to the caller, or the whole connection for a
-// 101. An empty body returns the connection to the pool at once.
-func (c *conn) responseBody(req *httphead.Request, resp *httphead.Response) io.ReadCloser {
+// 101. An empty body returns the connection to the pool at once. stop ends
+// the watch on ctx; the body calls it when it ends.
+func (c *conn) responseBody(ctx context.Context, req *httphead.Request, resp *httphead.Response, stop func() bool) io.ReadCloser {
 	c.readTimeout = orDefault(c.t.IdleTimeout, 60*time.Second)
 	c.reusable = !c.broken && !resp.Close && !req.Header.HasToken("Connection", "close")
 	if resp.Status == 101 {
+		stop() // the caller bounds the tunnel
 		c.readTimeout, c.writeTimeout = 0, 0
 		c.nc.SetDeadline(time.Time{})
 		c.t.pool.Discard(c.key, nil) // the connection is the caller's now
 		return &Upgraded{c: c}
 	}
 	if resp.ContentLength == 0 {
-		c.release(true)
+		c.release(stop())
 		return noBody{}
 	}
 	c.body.Reset(c.br, resp.ContentLength, resp.Chunked)
-	return &Body{c: c}
+	return &Body{c: c, ctx: ctx, stop: stop}
 }
 
 // release ends an exchange: the connection goes back to the pool when the
@@ -244,12 +248,15 @@ func (noBody) Close() error             { return nil }
 // the pool; Close before that closes the connection.
 type Body struct {
 	c        *conn // nil once the exchange has ended
+	ctx      context.Context
+	stop     func() bool // ends the watch on ctx; false when it fired
 	err      error
 	trailers httphead.Header
 }
 
 // Read reads the body. Errors other than io.EOF are *Error with Op
-// OpReadBody; io.ErrUnexpectedEOF and ErrIdleTimeout are wrapped.
+// OpReadBody; io.ErrUnexpectedEOF, ErrIdleTimeout and the error of the
+// exchange's context, when it ended, are wrapped.
 func (b *Body) Read(p []byte) (int, error) {
 	if b.c == nil {
 		return 0, b.err
@@ -264,7 +271,10 @@ func (b *Body) Read(p []byte) (int, error) {
 	case err != nil:
 		e := &Error{Op: OpReadBody, Addr: b.c.addr, Err: err}
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		switch {
+		case b.c.aborted.Load():
+			e.Err = b.ctx.Err()
+		case errors.As(err, &ne) && ne.Timeout():
 			e.Err = ErrIdleTimeout
 		}
 		b.end(e, false)
@@ -272,9 +282,10 @@ func (b *Body) Read(p []byte) (int, error) {
 	return n, b.err
 }
 
+// end ends the exchange; a connection whose watch fired is never reused.
 func (b *Body) end(err error, ok bool) {
 	b.err = err
-	b.c.release(ok)
+	b.c.release(b.stop() && ok)
 	b.c = nil
 }
 
