@@ -70,12 +70,18 @@ func (r *Reply) Close() error {
 			err = cerr
 		}
 	}
+	if r.head.Header.Size() > maxPooledHead || cap(r.key)+cap(r.vkey)+cap(r.scratch) > maxPooledHead {
+		*r = Reply{} // an outsized reply would pin its buffers in the pool
+	}
 	key, vkey, scratch, head := r.key[:0], r.vkey[:0], r.scratch[:0], r.head
 	head.Reset()
 	*r = Reply{key: key, vkey: vkey, scratch: scratch, head: head}
 	replyPool.Put(r)
 	return err
 }
+
+// maxPooledHead bounds the buffers a pooled Reply keeps, in bytes.
+const maxPooledHead = 64 << 10
 
 // cacheStatus describes the Cache-Status value of a reply (RFC 9211).
 type cacheStatus struct {
