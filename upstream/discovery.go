@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -39,8 +40,10 @@ type Name struct {
 }
 
 // Discovery keeps a Backend's servers in line with static addresses and DNS
-// names, re-resolving the names periodically. A failed resolution keeps
-// the current set: an outage of DNS does not empty the backend.
+// names, re-resolving the names periodically. A name that fails to resolve
+// keeps the servers it last resolved to: an outage of DNS does not empty the
+// backend, and one broken name does not freeze the others. A Discovery must
+// not be copied after first use.
 type Discovery struct {
 	// Static servers are always present.
 	Static []*Server
@@ -58,15 +61,27 @@ type Discovery struct {
 	// servers, for instance to give health checks the new targets:
 	// checker.SetTargets(b.Addrs(nil)).
 	Changed func(b *Backend)
+
+	// mu guards last: the servers each name last resolved to, by index
+	// in Names.
+	mu   sync.Mutex
+	last map[int][]*Server
 }
 
 // Resolve runs one round: it returns the static servers plus the servers
-// every name resolves to, sorted by address.
-func (d *Discovery) Resolve(ctx context.Context) ([]*Server, error) {
+// every name resolves to, sorted by address. For a name that fails, it uses
+// the servers of its last success and reports the failure in err; the
+// servers are worth applying even when err is not nil.
+func (d *Discovery) Resolve(ctx context.Context) (servers []*Server, err error) {
 	r := cmp.Or[Resolver](d.Resolver, net.DefaultResolver)
-	servers := slices.Clone(d.Static)
+	servers = slices.Clone(d.Static)
 	var errs []error
-	for _, n := range d.Names {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.last == nil {
+		d.last = map[int][]*Server{}
+	}
+	for i, n := range d.Names {
 		var found []*Server
 		var err error
 		if n.SRV {
@@ -76,16 +91,17 @@ func (d *Discovery) Resolve(ctx context.Context) ([]*Server, error) {
 		}
 		if err != nil {
 			errs = append(errs, err)
-			continue
+			found = d.last[i]
+		} else {
+			d.last[i] = found
 		}
 		servers = append(servers, found...)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(servers, func(a, b *Server) int { return cmp.Compare(a.Addr, b.Addr) })
-	// The same address reached through two names is one server.
-	return slices.CompactFunc(servers, func(a, b *Server) bool { return a.Addr == b.Addr }), nil
+	// The same address reached through two names is one server: the first
+	// listed, static servers before names.
+	slices.SortStableFunc(servers, func(a, b *Server) int { return cmp.Compare(a.Addr, b.Addr) })
+	servers = slices.CompactFunc(servers, func(a, b *Server) bool { return a.Addr == b.Addr })
+	return servers, errors.Join(errs...)
 }
 
 func resolveHost(ctx context.Context, r Resolver, host string, port, weight int, backup bool) ([]*Server, error) {
@@ -121,17 +137,19 @@ func resolveSRV(ctx context.Context, r Resolver, n Name) ([]*Server, error) {
 	return servers, nil
 }
 
-// Refresh runs one round and, when it succeeds, gives b the servers found.
+// Refresh runs one round and gives b the servers found. Its error reports
+// names that failed (their last known servers were kept) or a set that b
+// rejected.
 func (d *Discovery) Refresh(ctx context.Context, b *Backend) error {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(d.Timeout, 5*time.Second))
 	defer cancel()
-	servers, err := d.Resolve(ctx)
-	if err != nil {
-		return fmt.Errorf("upstream %q: discovery: %w", b.Name(), err)
-	}
+	servers, rerr := d.Resolve(ctx)
 	changed, err := b.setServers(servers)
 	if changed && d.Changed != nil {
 		d.Changed(b)
+	}
+	if rerr != nil {
+		return fmt.Errorf("upstream %q: discovery (keeping last known servers of failed names): %w", b.Name(), rerr)
 	}
 	return err
 }
@@ -160,6 +178,6 @@ func (d *Discovery) round(ctx context.Context, b *Backend, log *slog.Logger) {
 		}
 	}()
 	if err := d.Refresh(ctx, b); err != nil && ctx.Err() == nil {
-		log.Warn("upstream discovery failed; keeping current servers", "backend", b.Name(), "err", err)
+		log.Warn("upstream discovery failed", "backend", b.Name(), "err", err)
 	}
 }

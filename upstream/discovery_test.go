@@ -101,12 +101,36 @@ func TestDiscoveryFollowsDNSChangesAndKeepsState(t *testing.T) {
 	}
 
 	// A DNS failure keeps the last good set.
+	r.mu.Lock()
 	r.down = true
+	r.mu.Unlock()
 	if err := d.Refresh(ctx, b); err == nil {
 		t.Fatal("Refresh succeeded with DNS down")
 	}
 	if got := len(b.Servers()); got != 3 {
 		t.Fatalf("%d servers after DNS failure, want the 3 kept", got)
+	}
+}
+
+func TestDiscoveryKeepsAFailingNameAndUpdatesTheOthers(t *testing.T) {
+	r := &fakeResolver{ips: map[string][]string{"a.test": {"192.0.2.1"}, "b.test": {"192.0.2.2"}}}
+	d := &Discovery{Names: []Name{{Host: "a.test", Port: 80}, {Host: "b.test", Port: 80}}, Resolver: r}
+	b := newBackend(t, Config{}, nil)
+	ctx := context.Background()
+	if err := d.Refresh(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	delete(r.ips, "a.test")
+	r.ips["b.test"] = []string{"192.0.2.3"}
+	r.mu.Unlock()
+	err := d.Refresh(ctx, b)
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) || dnsErr.Name != "a.test" {
+		t.Fatalf("Refresh error %v, want a.test's lookup failure", err)
+	}
+	if got := addrsOf(b); !slices.Equal(got, []string{"192.0.2.1:80", "192.0.2.3:80"}) {
+		t.Fatalf("servers %v, want a.test's last known and b.test's new address", got)
 	}
 }
 
