@@ -144,6 +144,10 @@ func (d *Discovery) Refresh(ctx context.Context, b *Backend) error {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(d.Timeout, 5*time.Second))
 	defer cancel()
 	servers, rerr := d.Resolve(ctx)
+	if rerr != nil && len(servers) == 0 {
+		// Nothing ever resolved: keep whatever the backend has.
+		return fmt.Errorf("upstream %q: discovery: %w", b.Name(), rerr)
+	}
 	changed, err := b.setServers(servers)
 	if changed && d.Changed != nil {
 		d.Changed(b)

@@ -112,6 +112,18 @@ func TestDiscoveryFollowsDNSChangesAndKeepsState(t *testing.T) {
 	}
 }
 
+func TestDiscoveryNeverEmptiesABackendBecauseOfFailures(t *testing.T) {
+	r := &fakeResolver{down: true}
+	d := &Discovery{Names: []Name{{Host: "a.test", Port: 80}}, Resolver: r}
+	b := newBackend(t, Config{}, servers("192.0.2.9:80"))
+	if err := d.Refresh(context.Background(), b); err == nil {
+		t.Fatal("Refresh succeeded with DNS down")
+	}
+	if got := addrsOf(b); !slices.Equal(got, []string{"192.0.2.9:80"}) {
+		t.Fatalf("servers %v, want the backend's own kept", got)
+	}
+}
+
 func TestDiscoveryKeepsAFailingNameAndUpdatesTheOthers(t *testing.T) {
 	r := &fakeResolver{ips: map[string][]string{"a.test": {"192.0.2.1"}, "b.test": {"192.0.2.2"}}}
 	d := &Discovery{Names: []Name{{Host: "a.test", Port: 80}, {Host: "b.test", Port: 80}}, Resolver: r}
