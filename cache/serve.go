@@ -45,6 +45,7 @@ func (c *Cache) Serve(ctx context.Context, req *httphead.Request, pol *Policy, f
 	*j = job{ctx: ctx, req: req, pol: pol, fetch: fetch, tr: tr, fwd: "uri-miss", status: StatusMiss}
 	var rep *Reply
 	var err error
+	var at time.Duration // when the key was recorded; a hit's outcome reuses it
 	switch {
 	case !pol.Enabled:
 		rep, err = c.forward(r, StatusBypass, ReasonDisabled, "bypass")
@@ -57,7 +58,8 @@ func (c *Cache) Serve(ctx context.Context, req *httphead.Request, pol *Policy, f
 		r.key = appendKey(r.key[:0], req, &pol.Key)
 		j.key = c.keys.intern(r.key)
 		if tr != nil {
-			tr.Add("cache-key", j.key)
+			at = time.Since(tr.Start)
+			tr.Events = append(tr.Events, trace.Event{At: at, Stage: "cache-key", Detail: j.key})
 		}
 		rep, err = c.serveKey(r, false)
 	}
@@ -66,7 +68,11 @@ func (c *Cache) Serve(ctx context.Context, req *httphead.Request, pol *Policy, f
 		note(tr, "origin-error")
 		return nil, err
 	}
-	if tr != nil {
+	switch {
+	case tr == nil:
+	case rep.Status == StatusHit: // served in a moment: spare the clock a second read
+		tr.Events = append(tr.Events, trace.Event{At: at, Stage: "cache", Detail: rep.Status.String()})
+	default:
 		tr.Add("cache", rep.Status.String())
 		if rep.Reason != ReasonNone {
 			tr.Add("cache-reason", rep.Reason.String())
