@@ -171,6 +171,20 @@ func TestCircuitBreakerLimitsConcurrentAndPending(t *testing.T) {
 	its[1].End()
 }
 
+func TestBeginEndsAForgottenRequest(t *testing.T) {
+	b := newBackend(t, Config{Limits: Limits{MaxConcurrent: 1}}, servers("a"))
+	var it Iter
+	for range 3 {
+		if err := b.Begin(context.Background(), &it, 0); err != nil {
+			t.Fatalf("Begin after a forgotten End: %v", err)
+		}
+	}
+	it.End()
+	if c := b.Counters(); c.Active != 0 {
+		t.Fatalf("%d active after End", c.Active)
+	}
+}
+
 func TestCircuitBreakerWaiterGivesUpWithItsContext(t *testing.T) {
 	b := newBackend(t, Config{Limits: Limits{MaxConcurrent: 1, MaxPending: 5}}, servers("a"))
 	var held, waiter Iter

@@ -26,8 +26,10 @@ type Iter struct {
 // (waiting while ctx allows if the backend has pending room) and counts the
 // request in the retry budget. key is the request's hash for consistent
 // hashing (see HashKey); other policies ignore it. Every successful Begin
-// must be followed by End before the Iter is used again, or the slot leaks.
+// must be followed by End; Begin on an Iter still holding a slot ends its
+// previous request first, so a forgotten End cannot leak slots.
 func (b *Backend) Begin(ctx context.Context, it *Iter, key uint64) error {
+	it.End()
 	t := b.tune.Load()
 	if err := t.breaker.acquire(ctx); err != nil {
 		b.circuitOpen.Add(1)
