@@ -57,6 +57,7 @@ var evalTests = []struct {
 	{"ja4h is computed", `ja4h.startsWith("ge11")`, true},
 	{"country from geo", `country == "FR"`, true},
 	{"country in list", `country in ["BE", "FR"]`, true},
+	{"strings extension", `path.upperAscii().split("/")[1] == "SIMPLE"`, true},
 	{"boolean logic", `method == "POST" || (path.startsWith("/simple/") && !ip_in(ip, "10.0.0.0/8"))`, true},
 }
 
@@ -177,5 +178,20 @@ func TestStringProgramsAppendTheirResult(t *testing.T) {
 	}
 	if _, err := MustCompile("true").AppendString(nil, v); err == nil {
 		t.Error("AppendString of a condition succeeded")
+	}
+}
+
+func TestManyValuesInOneEvalStayDistinct(t *testing.T) {
+	a, _ := testRequest()
+	v := &Vars{Geo: fixedGeo("FR")}
+	v.Reset(a)
+	// More reads than Vars has boxes, all alive until the comparison.
+	p := MustCompile(`[ip, host, path, query, headers["accept"], headers["x-tier"], user_agent, ja4, country, ip, path, headers["accept"]].join(",") ==
+		"192.0.2.7,files.example.org,/simple/pip/,format=json,application/json,gold," +
+		"Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0,t13d1516h2_8daaf6152771_02713d6af862,FR,192.0.2.7,/simple/pip/,application/json"`)
+	for i := range 3 { // again on the same Vars, reusing its boxes
+		if ok, err := p.Eval(v); !ok || err != nil {
+			t.Fatalf("eval %d = %v, %v", i, ok, err)
+		}
 	}
 }

@@ -43,6 +43,8 @@ type Vars struct {
 	country string
 	haveGeo bool
 	headers headerMap
+	boxes   [8]types.String // see str
+	used    int             // boxes used by the current Eval
 }
 
 // Reset points v at the request a describes, keeping v's storage and Geo.
@@ -66,19 +68,41 @@ var (
 
 // str returns b as a CEL string without copying it. The view is only used
 // during Eval, while the request bytes it points into are unchanged.
-func str(b []byte) ref.Val {
+//
+// Boxing a string into an interface allocates its 16-byte header, once per
+// variable read. To avoid that, the header is kept in one of v's boxes and
+// the interface made to point at it; once an Eval has used every box (a
+// macro reading headers in a loop), further values are boxed the usual way.
+// A box is only rewritten by a later Eval, when values of the previous one
+// are no longer held: programs return a bool, or a string that
+// AppendString copies.
+func (v *Vars) str(b []byte) ref.Val {
 	if len(b) == 0 {
 		return emptyVal
 	}
 	s := unsafe.String(unsafe.SliceData(b), len(b))
 	if len(s) <= 5 {
-		for _, v := range interned {
-			if string(v.(types.String)) == s {
-				return v
+		for _, iv := range interned {
+			if string(iv.(types.String)) == s {
+				return iv
 			}
 		}
 	}
-	return types.String(s)
+	if v.used == len(v.boxes) {
+		return types.String(s)
+	}
+	box := &v.boxes[v.used]
+	v.used++
+	*box = types.String(s)
+	val := emptyVal // a types.String interface; only its data word changes
+	(*iface)(unsafe.Pointer(&val)).data = unsafe.Pointer(box)
+	return val
+}
+
+// iface is the layout of a non-empty interface value such as ref.Val.
+type iface struct {
+	tab  unsafe.Pointer
+	data unsafe.Pointer
 }
 
 // ResolveName returns the value of the variable name.
@@ -96,30 +120,30 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	}
 	switch name {
 	case "ip":
-		return str(v.ipText()), true
+		return v.str(v.ipText()), true
 	case "method":
-		return str(req.Method), true
+		return v.str(req.Method), true
 	case "host":
-		return str(req.Host), true
+		return v.str(req.Host), true
 	case "path":
-		return str(req.Path), true
+		return v.str(req.Path), true
 	case "query":
-		return str(req.Query), true
+		return v.str(req.Query), true
 	case "scheme":
-		return str(req.Scheme), true
+		return v.str(req.Scheme), true
 	case "headers":
 		return &v.headers, true
 	case "user_agent":
-		return str(v.attrs.UserAgent()), true
+		return v.str(v.attrs.UserAgent()), true
 	case "ja4":
 		if v.attrs == nil {
 			return emptyVal, true
 		}
-		return str(unsafe.Slice(unsafe.StringData(v.attrs.JA4), len(v.attrs.JA4))), true
+		return v.str(unsafe.Slice(unsafe.StringData(v.attrs.JA4), len(v.attrs.JA4))), true
 	case "ja4h":
-		return str(v.attrs.JA4H()), true
+		return v.str(v.attrs.JA4H()), true
 	case "country":
-		return str(v.countryText()), true
+		return v.str(v.countryText()), true
 	}
 	return nil, false
 }
@@ -173,7 +197,7 @@ func (h *headerMap) Get(index ref.Val) ref.Val {
 	if hd == nil {
 		return emptyVal
 	}
-	return str(hd.Peek(string(name)))
+	return h.v.str(hd.Peek(string(name)))
 }
 
 // Contains reports whether the header named by index is present.
