@@ -161,13 +161,36 @@ type p2c struct {
 }
 
 func (p p2c) Select(c *Candidates) int {
-	a := c.randomAllowed(-1)
+	a, b := c.randomPair()
 	if a < 0 {
 		return -1
 	}
-	b := c.randomAllowed(a)
 	if b < 0 || p.cost(c, a) <= p.cost(c, b) {
 		return a
 	}
 	return b
+}
+
+// randomPair returns two distinct random allowed indexes, or one and -1
+// when only one is allowed, or -1, -1. The common case, both drawn and
+// allowed, costs one random number.
+func (c *Candidates) randomPair() (int, int) {
+	n := c.Len()
+	if n >= 2 {
+		r := rand.Uint64()
+		// Lemire's multiply-shift maps 32 random bits onto [0, n).
+		a := int((r & math.MaxUint32) * uint64(n) >> 32)
+		b := int((r >> 32) * uint64(n-1) >> 32)
+		if b >= a {
+			b++
+		}
+		if c.Allowed(a) && c.Allowed(b) {
+			return a, b
+		}
+	}
+	a := c.randomAllowed(-1)
+	if a < 0 {
+		return -1, -1
+	}
+	return a, c.randomAllowed(a)
 }

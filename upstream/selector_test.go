@@ -201,3 +201,41 @@ func TestPeakEWMARisesAtOnceAndDecaysSlowly(t *testing.T) {
 		t.Fatalf("after one decay period: %v, want %v", time.Duration(got), time.Duration(want))
 	}
 }
+
+func TestDecayFactorMatchesExp(t *testing.T) {
+	for _, elapsed := range []time.Duration{0, -time.Second, 1, time.Microsecond, time.Millisecond, 100 * time.Millisecond, 156 * time.Millisecond, 157 * time.Millisecond, time.Second, 10 * time.Second, time.Hour} {
+		want := math.Exp(-max(float64(elapsed), 0) / float64(10*time.Second))
+		if got := decayFactor(int64(elapsed), 10*time.Second); math.Abs(got-want) > 1e-8 {
+			t.Errorf("decayFactor(%v) = %v, want %v", elapsed, got, want)
+		}
+	}
+}
+
+func TestPowerOfTwoChoicesDrawsDistinctServersUniformly(t *testing.T) {
+	for _, n := range []int{2, 3, 7} {
+		b := newBackend(t, Config{}, make([]*Server, 0))
+		list := make([]*Server, n)
+		for i := range list {
+			list[i] = &Server{Addr: strconv.Itoa(i)}
+		}
+		if err := b.SetServers(list); err != nil {
+			t.Fatal(err)
+		}
+		c := Candidates{servers: b.Servers(), tried: make([]uint64, 1)}
+		seen := make([]int, n)
+		const draws = 30_000
+		for range draws {
+			a, b := c.randomPair()
+			if a == b || a < 0 || b < 0 {
+				t.Fatalf("n=%d: pair %d, %d", n, a, b)
+			}
+			seen[a]++
+			seen[b]++
+		}
+		for i, got := range seen {
+			if want := 2.0 * draws / float64(n); math.Abs(float64(got)-want)/want > 0.05 {
+				t.Errorf("n=%d: server %d drawn %d times, want about %.0f", n, i, got, want)
+			}
+		}
+	}
+}
