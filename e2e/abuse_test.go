@@ -917,3 +917,37 @@ func TestUpstreamRequestIsReserialisedCleanly(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestTimeoutEndsAStalledResponseBody(t *testing.T) {
+	t.Parallel()
+	originGaveUp := make(chan struct{})
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		io.WriteString(w, "01234")
+		w.(http.Flusher).Flush()
+		select { // the other half never comes
+		case <-r.Context().Done():
+			close(originGaveUp)
+		case <-time.After(20 * time.Second):
+		}
+	}))
+	e := startEdge(t, abuseConfig+"timeouts: {request: 1s}\n", "{{ORIGIN}}", origin)
+	start := time.Now()
+	// A POST goes straight to the origin; a GET would fill the cache, and
+	// a fill is not bound to one client's request.
+	resp, err := abuseH1Client.Post(e.URL+"/stall", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || string(b) != "01234" {
+		t.Fatalf("body %q, %v; want the first half, then an error", b, err)
+	}
+	select {
+	case <-originGaveUp:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream connection stayed open after the request timeout")
+	}
+	t.Logf("stalled body cut after %v", time.Since(start).Round(10*time.Millisecond))
+}
