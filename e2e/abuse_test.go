@@ -221,37 +221,41 @@ func TestSlowReaderIsCutAtWriteTimeout(t *testing.T) {
 		took.Round(10*time.Millisecond), got, size, served)
 }
 
-func TestConnectionsOverPerClientLimitAreClosedAtOnce(t *testing.T) {
+func TestConnectionsOverTheLimitAreClosedAtOnce(t *testing.T) {
 	t.Parallel()
-	e := startEdge(t, abuseConfig+"timeouts: {header: 30s}\nlimits: {max_conns_per_ip: 2}\n", "{{ORIGIN}}", abuseOrigin(t, 0))
-	host := strings.TrimPrefix(e.URL, "http://")
-	var held []net.Conn
-	for range 2 {
-		c, err := net.Dial("tcp", host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		held = append(held, c)
-	}
-	abuseWait(t, "two held connections", func() bool { return e.Stats().Connections == 2 })
-	over, err := net.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer over.Close()
-	fmt.Fprintf(over, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host)
-	over.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := over.Read(make([]byte, 64)); n > 0 || err == nil || isTimeout(err) {
-		t.Fatalf("third connection from one client: read %d bytes, %v; want it closed", n, err)
-	}
-	if n := e.Stats().Connections; n != 2 {
-		t.Errorf("%d connections open, want the 2 held", n)
-	}
-	held[0].Close()
-	abuseWait(t, "a slot to free", func() bool { return e.Stats().Connections == 1 })
-	if resp, body := get(t, e.URL+"/"); resp.StatusCode != 200 || body != "ok" {
-		t.Fatalf("after a slot freed: %d %q", resp.StatusCode, body)
+	for _, limit := range []string{"max_conns_per_ip", "max_conns"} {
+		t.Run(limit, func(t *testing.T) {
+			e := startEdge(t, abuseConfig+"timeouts: {header: 30s}\nlimits: {"+limit+": 2}\n", "{{ORIGIN}}", abuseOrigin(t, 0))
+			host := strings.TrimPrefix(e.URL, "http://")
+			var held []net.Conn
+			for range 2 {
+				c, err := net.Dial("tcp", host)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				held = append(held, c)
+			}
+			abuseWait(t, "two held connections", func() bool { return e.Stats().Connections == 2 })
+			over, err := net.Dial("tcp", host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer over.Close()
+			fmt.Fprintf(over, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+			over.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := over.Read(make([]byte, 64)); n > 0 || err == nil || isTimeout(err) {
+				t.Fatalf("third connection: read %d bytes, %v; want it closed", n, err)
+			}
+			if n := e.Stats().Connections; n != 2 {
+				t.Errorf("%d connections open, want the 2 held", n)
+			}
+			held[0].Close()
+			abuseWait(t, "a slot to free", func() bool { return e.Stats().Connections == 1 })
+			if resp, body := get(t, e.URL+"/"); resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("after a slot freed: %d %q", resp.StatusCode, body)
+			}
+		})
 	}
 }
 
