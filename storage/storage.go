@@ -92,6 +92,26 @@ type Writer interface {
 	Abort()
 }
 
+// Releaser is implemented by writers that keep resources after Commit or
+// Abort for the readers still following them: the disk store's writer keeps
+// its file open. Call Release once Commit or Abort has returned and no
+// reader follows the writer any more; it frees them at once. It is an
+// optimisation, never needed for correctness: a store bounds on its own what
+// unreleased writers hold, and ReadAt after Release still returns the
+// committed bytes or an error, never other bytes (it may be slower, and fails
+// once the object has been replaced or deleted). Writers that hold nothing
+// after Commit do not implement it.
+type Releaser interface {
+	Release()
+}
+
+// Container is implemented by stores that can tell whether a key is stored
+// without opening the object (from their index alone). It may err towards
+// true for a key whose object has just gone.
+type Container interface {
+	Contains(key string) bool
+}
+
 // Stats describes a store.
 type Stats struct {
 	Objects   int64 // committed objects held

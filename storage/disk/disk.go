@@ -28,6 +28,18 @@
 // object keeps its file open, reads with pread, and implements io.WriterTo,
 // which sends the body with sendfile when the writer is a TCP connection.
 //
+// # Descriptors
+//
+// A fill's writer keeps its file open after Commit, so that clients
+// collapsed onto the fill read the rest with pread. The cache calls
+// Release (storage.Releaser) once the last of them has left, which closes
+// it; without that call the store closes the oldest once more than 256
+// committed writers hold one, so descriptors never wait for the garbage
+// collector. A writer whose descriptor is closed still serves ReadAt, from
+// the object file by name, as long as that file is the very one it
+// committed (same inode); after a replace, delete or eviction the read
+// fails rather than return other bytes.
+//
 // # Crash safety
 //
 // A fill writes its body to a file in tmp/, the header (with the body's
@@ -130,6 +142,8 @@ type Store struct {
 
 	// heads pools header read buffers (*[headBuf]byte).
 	heads sync.Pool
+	// linger bounds the descriptors committed writers keep open.
+	linger lingerList
 }
 
 type stripe struct {
@@ -137,7 +151,10 @@ type stripe struct {
 	_ [40]byte // one stripe per cache line
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store     = (*Store)(nil)
+	_ storage.Container = (*Store)(nil)
+)
 
 // headBuf is the size of the first header read; most headers fit.
 const headBuf = 4096
@@ -162,6 +179,7 @@ func open(dir string, opts Options, adoptEvery time.Duration) (*Store, error) {
 		sync:      opts.Sync,
 		policy:    evict.New(opts.Capacity),
 		done:      make(chan struct{}),
+		linger:    lingerList{max: maxLinger},
 	}
 	if s.maxObject <= 0 {
 		s.maxObject = opts.Capacity / 8
@@ -253,6 +271,13 @@ func (s *Store) Lookup(key string) (storage.Object, error) {
 	}
 	s.policy.Touch(h)
 	return o, nil
+}
+
+// Contains reports whether the index holds key's hash, without opening the
+// file (storage.Container); a colliding key or a file removed behind the
+// store's back makes it err towards true.
+func (s *Store) Contains(key string) bool {
+	return !s.closed.Load() && s.policy.Contains(s.hash(key))
 }
 
 // errOtherKey: the file under a key's hash belongs to a colliding key.
@@ -455,6 +480,9 @@ func (s *Store) Close() error {
 	for i := range s.stripes {
 		s.stripes[i].Lock()
 		s.stripes[i].Unlock()
+	}
+	for _, w := range s.linger.drain() {
+		w.f.Close() // its readers go on by name
 	}
 	return s.releaseTmp()
 }

@@ -86,8 +86,9 @@ func (s *Store) rewriteHeader(h uint64, f *os.File, hd header, meta []byte) erro
 	return nil
 }
 
-// errReplaced: the object changed while UpdateMeta copied it.
-var errReplaced = errors.New("disk: object replaced or deleted during the update")
+// errReplaced: the object file changed (was replaced or deleted) while it
+// was being copied or read.
+var errReplaced = errors.New("disk: object replaced or deleted meanwhile")
 
 // copyWithMeta writes a new file with meta and f's body, and renames it over
 // f if f (inode ino) is still the object of hash h.

@@ -22,8 +22,14 @@ type writer struct {
 	tmp  string
 	head header // bodyLen and bodyCRC are set by Commit
 
-	written atomic.Int64
-	aborted atomic.Bool // set before the file is closed, for ReadAt
+	written   atomic.Int64
+	aborted   atomic.Bool // set before the file is closed, for ReadAt
+	committed atomic.Bool // set once renamed into place, after ino
+	ino       uint64      // the file's inode, for readCommitted
+
+	// On the store's lingerList once committed; guarded by its mutex.
+	prev, next *writer
+	listed     bool
 
 	// mu guards the fields below and serialises Write, Commit and Abort.
 	mu   sync.Mutex
@@ -32,7 +38,10 @@ type writer struct {
 	err  error // why writes stopped, when they failed
 }
 
-var _ storage.Writer = (*writer)(nil)
+var (
+	_ storage.Writer   = (*writer)(nil)
+	_ storage.Releaser = (*writer)(nil)
+)
 
 // Create starts a fill in a temporary file. It fails when the store cannot
 // create the file (a read-only disk, say), and with
@@ -103,13 +112,17 @@ func (w *writer) discard() {
 }
 
 // ReadAt reads body bytes already written; at or past Written() it returns
-// io.EOF. After Commit it keeps reading the committed file.
+// io.EOF. After Commit it keeps reading the committed file, by name once
+// the writer's descriptor has been released.
 func (w *writer) ReadAt(p []byte, off int64) (int, error) {
 	if w.aborted.Load() {
 		return 0, storage.ErrAborted
 	}
 	n, err := readBody(w.f, p, w.head.bodyOff(), off, w.written.Load())
 	if errors.Is(err, os.ErrClosed) {
+		if w.committed.Load() {
+			return w.readCommitted(p, off)
+		}
 		return n, storage.ErrAborted
 	}
 	return n, err
@@ -118,9 +131,8 @@ func (w *writer) ReadAt(p []byte, off int64) (int, error) {
 func (w *writer) Written() int64 { return w.written.Load() }
 
 // Commit completes the header, syncs if the store says so and renames the
-// file into place. The file stays open so that clients following the fill
-// can finish reading it; its descriptor is released when the writer is
-// garbage collected.
+// file into place. The file stays open for the clients following the fill
+// until Release, or until the store needs the descriptor back (lingerList).
 func (w *writer) Commit() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -131,6 +143,10 @@ func (w *writer) Commit() error {
 	if err := w.finish(); err != nil {
 		w.fail(err)
 		return err
+	}
+	w.committed.Store(true)
+	if old := w.s.linger.add(w); old != nil {
+		old.f.Close()
 	}
 	return nil
 }
@@ -152,6 +168,11 @@ func (w *writer) finish() error {
 			return fmt.Errorf("disk: syncing %q: %w", w.key, err)
 		}
 	}
+	ino, err := inode(w.f)
+	if err != nil {
+		return fmt.Errorf("disk: committing %q: %w", w.key, err)
+	}
+	w.ino = ino
 	return w.s.insert(w.h, w.tmp, w.head.fileSize())
 }
 

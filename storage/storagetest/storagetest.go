@@ -28,8 +28,8 @@ import (
 // times the capacity. Beyond the Store interface's own contract, the suite
 // requires that:
 //   - a Writer's ReadAt keeps working after Commit (clients collapsed onto a
-//     fill may still be reading it) and fails with storage.ErrAborted after
-//     Abort;
+//     fill may still be reading it), and after Release while the object is
+//     unchanged, and fails with storage.ErrAborted after Abort;
 //   - ReadAt at or past the end of an object returns io.EOF;
 //   - an object larger than the capacity is refused with storage.ErrTooLarge
 //     from Create, Write or Commit;
@@ -346,6 +346,12 @@ func testFollowWriter(t *testing.T, s storage.Store) {
 	q := make([]byte, 100)
 	if n, err := w.ReadAt(q, 1000); n != 100 || err != nil && err != io.EOF || !bytes.Equal(q, body[1000:1100]) {
 		t.Fatalf("ReadAt of a committed writer: n=%d err=%v", n, err)
+	}
+	if r, ok := w.(storage.Releaser); ok { // a reader that attached late still reads
+		r.Release()
+		if n, err := w.ReadAt(q, 2000); n != 100 || err != nil && err != io.EOF || !bytes.Equal(q, body[2000:2100]) {
+			t.Fatalf("ReadAt of a released writer: n=%d err=%v", n, err)
+		}
 	}
 	closeObject(t, mustLookup(t, s, "fill", []byte("m"), body))
 }
