@@ -65,11 +65,27 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 		reason = ReasonNoFreshness // every use would be a full fetch anyway
 	}
 	age := initialAge(&resp.Header, reqTime, respTime)
+	m := meta{kind: kindObject, status: resp.Status, flags: flags, respTime: respTime.UnixNano(),
+		initialAge: age, lifetime: ttl}
+	size := resp.ContentLength
+	if !httphead.BodyAllowed([]byte("GET"), resp.Status) {
+		size = 0
+	}
+	if reason == ReasonStatus && resp.Status >= 500 && f.hasWaiters() {
+		// An origin error with clients waiting on it: they all get this
+		// one answer instead of each asking a failing origin again.
+		c.stats.NotStored.Add(1)
+		c.settleRelay(f)
+		m.headers, m.edge = storedHeaders(&resp.Header, &d, j.pol)
+		c.startFill(r, f, &m, j.key, size, relayOnly{}, body)
+		r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, detail: reason})
+		c.closeStale(j)
+		r.Status, r.Reason = StatusMiss, reason
+		return r, nil
+	}
 	if reason != ReasonNone {
 		return c.pass(r, f, resp, body, age, reason), nil
 	}
-	m := meta{kind: kindObject, status: resp.Status, flags: flags, respTime: respTime.UnixNano(),
-		initialAge: age, lifetime: ttl}
 	m.swr, m.sie = staleWindows(&d, flags, j.pol)
 	m.headers, m.edge = storedHeaders(&resp.Header, &d, j.pol)
 	m.tags = joinValues(&resp.Header, "Surrogate-Key", ' ')
@@ -78,12 +94,8 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 		f.epoch, f.vary = c.varyMarker(j.key, vary, respTime), vary
 		objKey = string(appendVariant([]byte(j.key), f.epoch, vary, &j.req.Header, !j.pol.KeepAcceptEncoding))
 	}
-	size := resp.ContentLength
-	if !httphead.BodyAllowed([]byte("GET"), resp.Status) {
-		size = 0
-	}
-	f.metaB = m.encode(nil)
-	w, err := c.store.Create(objKey, f.metaB, size)
+	metaB := m.encode(nil)
+	w, err := c.store.Create(objKey, metaB, size)
 	if err != nil {
 		reason = ReasonStoreError
 		if errors.Is(err, storage.ErrTooLarge) {
@@ -92,19 +104,29 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 		return c.pass(r, f, resp, body, age, reason), nil
 	}
 	c.clearHitForPass(j.key)
-	f.w, f.objKey, f.size, f.progress = w, objKey, size, make(chan struct{})
-
 	if j.tr != nil {
 		j.tr.Add("cache-ttl", "ttl="+strconv.FormatInt(int64(ttl/time.Second), 10)+" from "+src)
 		j.tr.Add("cache-store", "stored")
 	}
-	r.streamFill(&m, f, j.ctx) // attaches before the copier starts: cannot fail
-	f.decide(outcomeStreaming, ReasonNone, nil)
-	go c.copyBody(f, body, j.pol.MaxObjectSize)
+	f.metaB = metaB
+	c.startFill(r, f, &m, objKey, size, w, body)
 	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, stored: true, ttl: ttl - age.Truncate(time.Second), hasTTL: true})
 	c.closeStale(j)
 	r.Status, r.Reason = j.status, j.reason
 	return r, nil
+}
+
+// startFill publishes f to its waiters and starts its copier, with the
+// leader's reply following it.
+func (c *Cache) startFill(r *Reply, f *fill, m *meta, objKey string, size int64, w storage.Writer, body io.ReadCloser) {
+	if f.metaB == nil {
+		f.metaB = m.encode(nil)
+	}
+	f.w, f.objKey, f.size = w, objKey, size
+	f.progress = make(chan struct{})
+	r.streamFill(m, f, r.j.ctx) // attaches before the copier starts: cannot fail
+	f.decide(outcomeStreaming, ReasonNone, nil)
+	go c.copyBody(f, body, r.j.pol.MaxObjectSize)
 }
 
 // pass relays an origin response that is not stored; a registered fill

@@ -470,3 +470,41 @@ func TestCollapsingKeepsVariantsApart(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginErrorIsSharedWithWaiters: the clients collapsed onto a fetch
+// that fails with a 5xx all get that answer; the failing origin is asked
+// once, and nothing is stored.
+func TestOriginErrorIsSharedWithWaiters(t *testing.T) {
+	e := newEnv(t)
+	release := make(chan struct{})
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		if n == 1 {
+			<-release
+		}
+		return answer{status: 503, headers: []string{"Retry-After: 5"}, body: "down for maintenance"}
+	})
+	const clients = 10
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := e.get(o, "/err"); r.status != 503 || r.body != "down for maintenance" || r.readErr != nil {
+				t.Errorf("got %d %q %v", r.status, r.body, r.readErr)
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.c.Stats().Collapsed.Load() < clients-1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if n := o.count.Load(); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+	e.waitFills()
+	if e.store.Stats().Objects != 0 {
+		t.Error("an error response was stored")
+	}
+}

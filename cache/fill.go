@@ -50,6 +50,7 @@ type fill struct {
 	fillErr  error
 	progress chan struct{} // closed and replaced when bytes arrive or the fill ends
 	readers  []*fillReader // attached readers
+	pending  int           // waiters not yet attached nor gone: a spilled window keeps its start for them
 	aborted  bool          // the writer has been aborted (spilled fills: by the last reader)
 	spillAt  int64         // -1, or where the writer's bytes end and the window's begin
 	window   []byte        // spilled bytes [windowAt, windowAt+len(window))
@@ -139,6 +140,30 @@ func (c *Cache) copyBody(f *fill, body io.ReadCloser, maxSize int64) {
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
+// relayOnly is the writer of a fill that stores nothing: every byte goes
+// through the spill window (see Cache.settleRelay).
+type relayOnly struct{}
+
+func (relayOnly) Write([]byte) (int, error)         { return 0, errRelayOnly }
+func (relayOnly) ReadAt([]byte, int64) (int, error) { return 0, io.EOF }
+func (relayOnly) Written() int64                    { return 0 }
+func (relayOnly) Commit() error                     { return errRelayOnly }
+func (relayOnly) Abort()                            {}
+
+var errRelayOnly = errors.New("cache: relayed response is not stored")
+
+// settleRelay makes f a relay from its first byte: nothing is stored, the
+// waiters already there follow the body through the spill window, and
+// later requests are not collapsed onto it.
+func (c *Cache) settleRelay(f *fill) {
+	c.mu.Lock()
+	if c.fills[f.key] == f {
+		delete(c.fills, f.key)
+	}
+	c.mu.Unlock()
+	f.spillAt, f.windowAt, f.consumed = 0, 0, make(chan struct{})
+}
+
 // errUnread ends a spilled fill that no reader follows any more.
 var errUnread = errors.New("cache: spilled body has no reader left")
 
@@ -186,13 +211,16 @@ func (c *Cache) spill(f *fill, why error) {
 func (f *fill) feed(p []byte) error {
 	f.mu.Lock()
 	for {
-		if len(f.readers) == 0 {
+		if len(f.readers) == 0 && f.pending == 0 {
 			f.mu.Unlock()
 			return errUnread
 		}
 		low := f.windowAt + int64(len(f.window))
 		for _, r := range f.readers {
 			low = min(low, r.off)
+		}
+		if f.pending > 0 {
+			low = min(low, f.spillAt)
 		}
 		if drop := low - f.windowAt; drop > 0 {
 			n := copy(f.window, f.window[drop:])
@@ -227,28 +255,27 @@ func (c *Cache) endFill(f *fill, err error) {
 	default:
 		f.w.Abort()
 	}
-	f.mu.Lock()
-	f.done, f.fillErr = true, err
-	if spilled && len(f.readers) == 0 && !f.aborted {
-		f.aborted = true
-		f.w.Abort()
-	}
-	close(f.progress)
-	f.mu.Unlock()
-	if err != nil || spilled {
-		c.stats.Aborted.Add(1)
-		c.log.Debug("cache fill not stored", "key", f.objKey, "err", err)
-		if errors.Is(err, storage.ErrTooLarge) {
-			c.setHitForPass(f.key, f.hfpTTL)
-		}
-	} else {
-		c.stats.Stored.Add(1)
-	}
+	// Unregister before the readers see the end, so that a request that
+	// comes after a client got the whole body looks the store up instead.
 	c.mu.Lock()
 	if c.fills[f.key] == f {
 		delete(c.fills, f.key)
 	}
 	c.mu.Unlock()
+	f.mu.Lock()
+	f.done, f.fillErr = true, err
+	f.abortUnfollowed()
+	close(f.progress)
+	f.mu.Unlock()
+	_, relay := f.w.(relayOnly)
+	switch {
+	case relay:
+	case err != nil || spilled:
+		c.stats.Aborted.Add(1)
+		c.log.Debug("cache fill not stored", "key", f.objKey, "err", err)
+	default:
+		c.stats.Stored.Add(1)
+	}
 }
 
 func (f *fill) notify() {
@@ -259,12 +286,12 @@ func (f *fill) notify() {
 }
 
 // attach adds a reader of bytes [off, end) (end -1: to the end of the
-// body). It fails on a spilled fill, whose first bytes may be gone.
+// body). It fails on a spilled fill once its window has moved on.
 func (f *fill) attach(r *fillReader, ctx context.Context, off, end int64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.spillAt >= 0 {
-		return false
+	if f.aborted || (f.spillAt >= 0 && f.windowAt != f.spillAt) {
+		return false // the bytes a new reader needs first may be gone
 	}
 	*r = fillReader{ctx: ctx, f: f, off: off, end: end}
 	f.readers = append(f.readers, r)
@@ -282,11 +309,46 @@ func (f *fill) detach(r *fillReader) {
 			break
 		}
 	}
+	f.wakeCopier()
+	f.abortUnfollowed()
+}
+
+// wait counts a request about to wait on f's decision; done must follow
+// once it has attached or given up.
+func (f *fill) wait() {
+	f.mu.Lock()
+	f.pending++
+	f.mu.Unlock()
+}
+
+func (f *fill) doneWaiting() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pending--
+	f.wakeCopier()
+	f.abortUnfollowed()
+}
+
+// hasWaiters reports whether requests wait on f's decision.
+func (f *fill) hasWaiters() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pending > 0
+}
+
+// wakeCopier tells a copier waiting for the spill window to drain that
+// readers moved; under f.mu.
+func (f *fill) wakeCopier() {
 	if f.consumed != nil {
 		close(f.consumed)
 		f.consumed = make(chan struct{})
 	}
-	if f.spillAt >= 0 && f.done && len(f.readers) == 0 && !f.aborted {
+}
+
+// abortUnfollowed aborts the writer of a finished spilled fill that no
+// one follows or waits for any more; under f.mu.
+func (f *fill) abortUnfollowed() {
+	if f.spillAt >= 0 && f.done && len(f.readers) == 0 && f.pending == 0 && !f.aborted {
 		f.aborted = true
 		f.w.Abort()
 	}
@@ -341,10 +403,7 @@ func (r *fillReader) Read(p []byte) (int, error) {
 			n, err := f.w.ReadAt(p[:min(int64(len(p)), avail-off)], off)
 			f.mu.Lock()
 			r.off += int64(n)
-			if f.consumed != nil {
-				close(f.consumed)
-				f.consumed = make(chan struct{})
-			}
+			f.wakeCopier()
 			f.mu.Unlock()
 			if err == io.EOF { // the bytes are there: an early EOF is a failure, never an end
 				err = nil
@@ -375,8 +434,7 @@ func (r *fillReader) fromWindow(p []byte) (int, error) {
 	}
 	n := copy(p, f.window[i:])
 	r.off += int64(n)
-	close(f.consumed)
-	f.consumed = make(chan struct{})
+	f.wakeCopier()
 	return n, nil
 }
 

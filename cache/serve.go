@@ -241,20 +241,25 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 		return c.lead(r, f)
 	}
 	c.mu.Unlock()
+	f.wait()
 	c.stats.Collapsed.Add(1)
 	t := time.NewTimer(j.pol.lockTimeout())
 	defer t.Stop()
 	select {
 	case <-f.decided:
 	case <-t.C:
+		f.doneWaiting()
 		j.reason = ReasonLockTimeout
 		return c.lead(r, newFill(j.key))
 	case <-j.ctx.Done():
+		f.doneWaiting()
 		return nil, fmt.Errorf("cache: waiting for a fill: %w", j.ctx.Err())
 	}
-	switch f.outcome {
-	case outcomeStreaming:
+	if f.outcome == outcomeStreaming {
 		return c.join(r, f)
+	}
+	f.doneWaiting()
+	switch f.outcome {
 	case outcomeUpdated:
 		if !retried {
 			c.closeStale(j)
@@ -273,22 +278,27 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 	return c.lead(r, newFill(j.key))
 }
 
-// join follows a fill that is storing the response.
+// join follows a fill that is streaming the response; it ends the
+// request's wait on f once it has attached to it, or found it cannot.
 func (c *Cache) join(r *Reply, f *fill) (*Reply, error) {
 	j := &r.j
 	if f.objKey != j.key {
 		r.vkey = appendVariant(append(r.vkey[:0], j.key...), f.epoch, f.vary, &j.req.Header, !j.pol.KeepAcceptEncoding)
 		if string(r.vkey) != f.objKey {
+			f.doneWaiting()
 			j.reason = ReasonVaryMismatch
 			return c.lead(r, newFill(j.key))
 		}
 	}
 	c.closeStale(j)
 	var m meta
-	if err := decodeMeta(f.metaB, &m); err != nil {
+	err := decodeMeta(f.metaB, &m)
+	attached := err == nil && r.streamFill(&m, f, j.ctx)
+	f.doneWaiting()
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if !r.streamFill(&m, f, j.ctx) {
+	case !attached:
 		return c.forward(r, StatusPass, ReasonTooLarge, "bypass")
 	}
 	r.finishHead(m.age(c.now()), cacheStatus{fwd: j.fwd, collapsed: true})
