@@ -24,8 +24,12 @@ import (
 // still read them there) and the rest goes through a bounded in-memory
 // window that the copier refills only as the slowest reader drains it, so
 // the clients already attached get the whole body, at the pace of the
-// slowest, and nothing is stored. No new reader may attach to a spilling
-// fill, and the writer is aborted when the last reader leaves.
+// slowest, and nothing is stored. The window keeps its start until the
+// requests already waiting on the fill have attached; no reader may attach
+// once it has moved on, and the writer is aborted when the last reader
+// leaves. An origin error (5xx) with requests waiting on it is relayed the
+// same way from its first byte, with nothing stored (relayOnly), so a
+// failing origin is asked once per wave of requests, not once per request.
 type fill struct {
 	key string // primary key the fill is registered under
 
