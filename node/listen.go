@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/guard"
 	"github.com/outpost-edge/outpost/proxyproto"
 	"github.com/outpost-edge/outpost/server"
 )
@@ -31,6 +32,7 @@ func (n *Node) listen(cfg *config.Config, opts Options) error {
 				return fmt.Errorf("listener %s: %w", lc.Addr, err)
 			}
 			sl.TLS = tc
+			sl.Fingerprint = guard.JA4
 		}
 		if lc.ProxyProtocol {
 			l = proxyproto.Wrap(l, 5*time.Second)

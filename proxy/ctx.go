@@ -37,6 +37,9 @@ type Ctx struct {
 	Client netip.AddrPort
 	// TLS is the client's TLS state, nil for cleartext.
 	TLS *tls.ConnectionState
+	// JA4 is the client's TLS fingerprint, when the listener computes
+	// it; "" for cleartext.
+	JA4 string
 	// Route is the route chosen by the Router.
 	Route *Route
 	// Trace records every decision made for the request.

@@ -108,6 +108,10 @@ func (e *Engine) reset(c *Ctx, base context.Context, s Session) {
 	c.Request = s.Request()
 	c.Client = s.ClientAddr()
 	c.TLS = s.TLS()
+	c.JA4 = ""
+	if f, ok := s.(Fingerprinted); ok {
+		c.JA4 = f.JA4()
+	}
 	c.Route = nil
 	c.Status, c.Bytes, c.Attempts = 0, 0, 0
 	c.Upstream = ""

@@ -41,6 +41,12 @@ type Session interface {
 // have no connection upgrade (HTTP/2).
 var ErrUpgradeUnsupported = errors.New("proxy: connection upgrade not supported on this protocol")
 
+// Fingerprinted is implemented by sessions whose listener computes the
+// client's TLS fingerprint (JA4).
+type Fingerprinted interface {
+	JA4() string
+}
+
 // Trailered is implemented by upstream bodies that carry trailers (gRPC's
 // grpc-status travels in HTTP/2 trailers). Trailers is valid after EOF.
 type Trailered interface {

@@ -28,6 +28,7 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	client netip.AddrPort
 	tls    *tls.ConnectionState
+	ja4    string // the client's TLS fingerprint, "" for cleartext
 	scheme []byte
 	ctx    *proxy.Ctx
 
@@ -50,8 +51,8 @@ var (
 	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 )
 
-func (s *Server) serveH1(ctx context.Context, conn net.Conn, st *connState, br *bufio.Reader, tlsState *tls.ConnectionState) {
-	c := &h1Conn{srv: s, conn: conn, br: br, tls: tlsState, scheme: schemeHTTP}
+func (s *Server) serveH1(ctx context.Context, conn net.Conn, st *connState, br *bufio.Reader, tlsState *tls.ConnectionState, ja4 string) {
+	c := &h1Conn{srv: s, conn: conn, br: br, tls: tlsState, scheme: schemeHTTP, ja4: ja4}
 	if tlsState != nil {
 		c.scheme = schemeHTTPS
 	}

@@ -95,6 +95,9 @@ type Listener struct {
 	TLS *tls.Config
 	// H2C accepts cleartext HTTP/2 with prior knowledge.
 	H2C bool
+	// Fingerprint, when set with TLS, computes a client fingerprint (JA4)
+	// from each ClientHello; sessions report it to the engine.
+	Fingerprint func(*tls.ClientHelloInfo) string
 }
 
 // Server serves connections with the current Runtime.
@@ -118,6 +121,8 @@ type Server struct {
 	dates    dateCache
 
 	perIP limit.InFlight // open connections per client key, without limits of its own
+
+	hellos sync.Map // net.Conn -> fingerprint, from ClientHello to the end of the handshake
 
 	// Rejected counts requests refused by the HTTP/1.1 codec.
 	Rejected atomic.Int64
@@ -169,6 +174,9 @@ func (s *Server) Serve(l net.Listener, opts Listener) error {
 	}
 	s.lns[l] = struct{}{}
 	s.mu.Unlock()
+	if opts.TLS != nil && opts.Fingerprint != nil {
+		opts.TLS = s.fingerprinting(opts.TLS, opts.Fingerprint)
+	}
 	var backoff time.Duration
 	for {
 		conn, err := l.Accept()
@@ -253,6 +261,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 	}
 	defer ticket.Release()
 	var tlsState *tls.ConnectionState
+	var ja4 string
 	if opts.TLS != nil {
 		tc := tls.Server(conn, opts.TLS)
 		_ = tc.SetDeadline(time.Now().Add(s.runtime().timeouts.Header))
@@ -261,9 +270,10 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 		}
 		_ = tc.SetDeadline(time.Time{})
 		st := tc.ConnectionState()
+		ja4 = s.helloPrint(conn)
 		tlsState, conn = &st, tc
 		if st.NegotiatedProtocol == "h2" {
-			s.serveH2(conn, tlsState)
+			s.serveH2(conn, tlsState, ja4)
 			return
 		}
 	}
@@ -271,20 +281,55 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 	br.Reset(conn)
 	defer func() { br.Reset(nil); readerPool.Put(br) }()
 	if opts.H2C && opts.TLS == nil && s.isH2Preface(conn, br) {
-		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil)
+		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil, "")
 		return
 	}
-	s.serveH1(s.ctx, conn, st, br, tlsState)
+	s.serveH1(s.ctx, conn, st, br, tlsState, ja4)
 }
 
-func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState) {
+func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4 string) {
 	if s.H2 == nil {
 		return
 	}
 	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, func(ctx context.Context, sess proxy.Session) error {
 		rt := s.runtime()
+		if ja4 != "" {
+			sess = printedSession{Session: sess, ja4: ja4}
+		}
 		return rt.engine.Serve(ctx, sess, rt.engine.NewCtx())
 	})
+}
+
+// printedSession gives an HTTP/2 stream its connection's fingerprint.
+type printedSession struct {
+	proxy.Session
+	ja4 string
+}
+
+func (p printedSession) JA4() string { return p.ja4 }
+
+// fingerprinting returns cfg with a ClientHello hook that records each
+// connection's fingerprint until helloPrint collects it.
+func (s *Server) fingerprinting(cfg *tls.Config, print func(*tls.ClientHelloInfo) string) *tls.Config {
+	cfg = cfg.Clone()
+	next := cfg.GetConfigForClient
+	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		s.hellos.Store(h.Conn, print(h))
+		if next != nil {
+			return next(h)
+		}
+		return nil, nil
+	}
+	return cfg
+}
+
+// helloPrint collects the fingerprint recorded for conn's handshake.
+func (s *Server) helloPrint(conn net.Conn) string {
+	v, ok := s.hellos.LoadAndDelete(conn)
+	if !ok {
+		return ""
+	}
+	return v.(string)
 }
 
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
