@@ -202,6 +202,11 @@ func (s *Shared) Stats() map[string]any {
 	out["upstreams"] = ups
 	if s.cache != nil {
 		out["cache"] = s.cache.stats()
+		purges := map[string]int64{"objects": s.purger.Objects.Load()}
+		for k := purge.ByURL; k <= purge.All; k++ {
+			purges[k.String()] = s.purger.Counts[k].Load()
+		}
+		out["purges"] = purges
 	}
 	return out
 }
