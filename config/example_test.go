@@ -36,3 +36,40 @@ func ExampleLoad() {
 	// files files 8760h0m0s hash
 	// ^/simple/.*$
 }
+
+func ExampleProtection_GuardRules() {
+	c, err := config.Parse("outpost.yaml", []byte(`
+protection:
+  limits:
+    - {name: anon, key: client_ip, rate: 100, per: 1s, burst: 200}
+  rules:
+    - name: office
+      ips: [192.0.2.0/24]
+      action: allow
+    - name: scrapers
+      user_agents: [curl, python-requests]
+      expr: 'path.startsWith("/simple/") && !("accept-language" in headers)'
+      action: challenge
+    - name: everyone
+      action: rate_limit
+      limit: anon
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rules, err := c.Protection.GuardRules(nil, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, r := range rules {
+		fmt.Println(r.Name, r.Action, r.Limit, r.Match != nil)
+	}
+	fmt.Println(c.Protection.FindLimit("anon").Limit())
+	// Output:
+	// office allow  false
+	// scrapers challenge  true
+	// everyone rate_limit anon false
+	// {anon 100 1s 200}
+}

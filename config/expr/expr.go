@@ -132,7 +132,7 @@ func (e *Error) Error() string {
 // Unwrap makes errors.Is(err, ErrInvalid) hold.
 func (e *Error) Unwrap() error { return ErrInvalid }
 
-// Program is a compiled condition. It is read-only and safe for concurrent
+// Program is a compiled expression. It is read-only and safe for concurrent
 // use.
 type Program struct {
 	src string
