@@ -86,6 +86,12 @@ var _ storage.Store = (*Store)(nil)
 
 // index records key's surrogate keys.
 func (s *Store) index(key string, meta []byte) {
+	s.mu.Lock()
+	same := s.sameTagsLocked(key, meta)
+	s.mu.Unlock()
+	if same {
+		return // a soft purge or a revalidation that kept the keys
+	}
 	var list []string
 	for t := range s.tags(meta) {
 		list = append(list, string(t))
@@ -105,6 +111,23 @@ func (s *Store) index(key string, meta []byte) {
 		}
 		set[key] = struct{}{}
 	}
+}
+
+// sameTagsLocked reports whether key is indexed with exactly the surrogate
+// keys of meta, in order.
+func (s *Store) sameTagsLocked(key string, meta []byte) bool {
+	old, ok := s.byKey[key]
+	if !ok {
+		return false
+	}
+	i := 0
+	for t := range s.tags(meta) {
+		if i >= len(old) || old[i] != string(t) {
+			return false
+		}
+		i++
+	}
+	return i == len(old)
 }
 
 func (s *Store) unindexLocked(key string) {
@@ -188,6 +211,17 @@ func (s *Store) Keys(tag string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// take removes surrogate key tag from the index and returns the storage
+// keys it tagged, for a hard purge that deletes them all: one map dropped
+// instead of a hundred thousand entries deleted one by one.
+func (s *Store) take(tag string) map[string]struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.byTag[tag]
+	delete(s.byTag, tag)
+	return set
 }
 
 // Tags returns how many surrogate keys are indexed.

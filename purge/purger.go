@@ -1,6 +1,11 @@
 package purge
 
-import "sync/atomic"
+import (
+	"iter"
+	"maps"
+	"slices"
+	"sync/atomic"
+)
 
 // Cache is what a Purger needs of the cache: to purge one stored object
 // (softly or not) and everything.
@@ -42,13 +47,24 @@ func (p *Purger) Keys(keys []string, soft bool) int {
 	n := 0
 	for _, k := range keys {
 		p.store.mark("tag:" + k)
-		for _, sk := range p.store.Keys(k) {
-			if p.cache.Purge(sk, soft) {
-				n++
-			}
+		if soft {
+			n += p.purge(slices.Values(p.store.Keys(k)), true)
+			continue
 		}
+		n += p.purge(maps.Keys(p.store.take(k)), false)
 	}
 	p.count(ByKey, n)
+	return n
+}
+
+// purge purges each storage key and returns how many objects it found.
+func (p *Purger) purge(keys iter.Seq[string], soft bool) int {
+	n := 0
+	for k := range keys {
+		if p.cache.Purge(k, soft) {
+			n++
+		}
+	}
 	return n
 }
 
