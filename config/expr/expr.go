@@ -54,12 +54,12 @@
 //	!("authorization" in headers) && query.contains("download=1")
 //
 // Compile type-checks an expression and reports problems with their line
-// and column within it; literal prefixes of ip_in are checked too. It also refuses expressions whose worst-case cost,
-// as CEL estimates it for requests within Outpost's header limits, is too
-// high to run per request. A compiled Program is read-only and safe for
-// concurrent use; Eval reads the request through a Vars, which an engine
-// keeps per connection or pools, so that variables are only built when an
-// expression reads them.
+// and column within it, bad literal prefixes and patterns included. It also
+// refuses expressions whose worst-case cost, as CEL estimates it for
+// requests within Outpost's header limits, is too high to run per request.
+// A compiled Program is read-only and safe for concurrent use; Eval reads
+// the request through a Vars, which an engine keeps per connection or
+// pools, so that variables are only built when an expression reads them.
 package expr
 
 import (
@@ -197,7 +197,7 @@ func compile(src string, want *cel.Type, what string) (*Program, error) {
 	if t := ast.OutputType(); !t.IsExactType(want) {
 		return nil, &Error{Issues: []Issue{{Line: 1, Column: 1, Reason: fmt.Sprintf("expression has type %s; %s must be %s", t, what, want)}}}
 	}
-	if err := checkPrefixes(ast); err != nil {
+	if err := checkLiterals(ast); err != nil {
 		return nil, err
 	}
 	cost, err := e.EstimateCost(ast, requestSizes{})
@@ -442,34 +442,38 @@ func (c *matchesConst) match(v ref.Val) ref.Val {
 	return types.Bool(c.re.MatchString(string(s)))
 }
 
-// checkPrefixes reports literal prefixes of ip_in that do not parse, with
-// their position.
-func checkPrefixes(ast *cel.Ast) error {
+// checkLiterals reports, with their position, literal prefixes of ip_in
+// and literal patterns of matches that do not parse.
+func checkLiterals(ast *cel.Ast) error {
 	native := ast.NativeRep()
 	e := &Error{}
-	report := func(id int64, err error) {
-		loc := native.SourceInfo().GetStartLocation(id)
-		e.Issues = append(e.Issues, Issue{Line: loc.Line(), Column: loc.Column() + 1, Reason: "ip_in: " + err.Error()})
-	}
-	check := func(arg celast.Expr) {
-		if arg.Kind() != celast.LiteralKind {
+	check := func(arg celast.Expr, fn string, parse func(string) error) {
+		s, ok := arg.AsLiteral().(types.String)
+		if arg.Kind() != celast.LiteralKind || !ok {
 			return
 		}
-		if s, ok := arg.AsLiteral().(types.String); ok {
-			if _, err := parsePrefix(string(s)); err != nil {
-				report(arg.ID(), err)
-			}
+		if err := parse(string(s)); err != nil {
+			loc := native.SourceInfo().GetStartLocation(arg.ID())
+			e.Issues = append(e.Issues, Issue{Line: loc.Line(), Column: loc.Column() + 1, Reason: fn + ": " + err.Error()})
 		}
 	}
-	for _, call := range celast.MatchDescendants(celast.NavigateAST(native), celast.FunctionMatcher("ip_in")) {
-		args := call.AsCall().Args()
-		if len(args) != 2 {
+	parsers := map[string]func(string) error{
+		"ip_in":   func(s string) error { _, err := parsePrefix(s); return err },
+		"matches": func(s string) error { _, err := regexp.Compile(s); return err },
+	}
+	matcher := func(n celast.NavigableExpr) bool {
+		return n.Kind() == celast.CallKind && parsers[n.AsCall().FunctionName()] != nil
+	}
+	for _, call := range celast.MatchDescendants(celast.NavigateAST(native), matcher) {
+		fn, args := call.AsCall().FunctionName(), call.AsCall().Args()
+		if len(args) == 0 {
 			continue
 		}
-		check(args[1])
-		if args[1].Kind() == celast.ListKind {
-			for _, el := range args[1].AsList().Elements() {
-				check(el)
+		last := args[len(args)-1] // the pattern, whether matches is called as a method or not
+		check(last, fn, parsers[fn])
+		if last.Kind() == celast.ListKind {
+			for _, el := range last.AsList().Elements() {
+				check(el, fn, parsers[fn])
 			}
 		}
 	}
