@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -113,21 +114,34 @@ func (c *Checker) Healthy(addr string) (healthy, known bool) {
 	return t.healthy, true
 }
 
-// Run checks every target at once and then every Interval until ctx is
-// done. It is meant to run in its own goroutine, owned by whoever owns ctx.
-// A panic in a round (a probe's or the observer's) is logged and the next
-// round runs as usual.
+// Run checks every target at once and then about every Interval until ctx
+// is done. Each pause is jittered by up to ±10% so that the checkers of
+// many backends, started together, drift apart instead of probing in
+// bursts. Run is meant to run in its own goroutine, owned by whoever owns
+// ctx. A panic in a round (a probe's or the observer's) is logged and the
+// next round runs as usual.
 func (c *Checker) Run(ctx context.Context) {
-	tick := time.NewTicker(c.cfg.Interval)
-	defer tick.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
 	for {
 		c.safeCheck(ctx)
+		timer.Reset(jitter(c.cfg.Interval))
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
 	}
+}
+
+// jitter returns d give or take up to 10%.
+func jitter(d time.Duration) time.Duration {
+	spread := int64(d) / 5
+	if spread <= 0 {
+		return d
+	}
+	return d - time.Duration(spread/2) + time.Duration(rand.Int64N(spread+1))
 }
 
 func (c *Checker) safeCheck(ctx context.Context) {

@@ -384,3 +384,14 @@ func TestRunSurvivesAPanickingObserver(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestJitterStaysWithinTenPercent(t *testing.T) {
+	for range 1000 {
+		if d := jitter(10 * time.Second); d < 9*time.Second || d > 11*time.Second {
+			t.Fatalf("jitter(10s) = %v", d)
+		}
+	}
+	if d := jitter(3); d < 3 || d > 3 {
+		t.Fatalf("jitter(3ns) = %v", d)
+	}
+}
