@@ -121,16 +121,12 @@ func (c *Checker) Healthy(addr string) (healthy, known bool) {
 // ctx. A panic in a round (a probe's or the observer's) is logged and the
 // next round runs as usual.
 func (c *Checker) Run(ctx context.Context) {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
 	for {
 		c.safeCheck(ctx)
-		timer.Reset(jitter(c.cfg.Interval))
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-time.After(jitter(c.cfg.Interval)):
 		}
 	}
 }

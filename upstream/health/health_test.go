@@ -391,7 +391,7 @@ func TestJitterStaysWithinTenPercent(t *testing.T) {
 			t.Fatalf("jitter(10s) = %v", d)
 		}
 	}
-	if d := jitter(3); d < 3 || d > 3 {
+	if d := jitter(3); d != 3 {
 		t.Fatalf("jitter(3ns) = %v", d)
 	}
 }
