@@ -196,3 +196,17 @@ func TestManyValuesInOneEvalStayDistinct(t *testing.T) {
 		}
 	}
 }
+
+func TestResetForgetsThePreviousRequest(t *testing.T) {
+	a, _ := testRequest()
+	v := &Vars{Geo: fixedGeo("FR")}
+	p := MustCompile(`ip == "" && country == "" && path == ""`)
+	v.Reset(a)
+	if ok, _ := p.Eval(v); ok {
+		t.Fatal("the first request looks empty")
+	}
+	v.Reset(&guard.Attrs{}) // no address, no request
+	if ok, err := p.Eval(v); !ok || err != nil {
+		t.Errorf("after Reset, the previous request's values remain: %v, %v", ok, err)
+	}
+}

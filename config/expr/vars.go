@@ -50,8 +50,9 @@ type Vars struct {
 // Reset points v at the request a describes, keeping v's storage and Geo.
 // a may be nil, which makes every variable "".
 func (v *Vars) Reset(a *guard.Attrs) {
-	*v = Vars{Geo: v.Geo, attrs: a, ip: v.ip[:0]}
+	v.attrs, v.ip, v.haveIP, v.haveGeo, v.country = a, v.ip[:0], false, false, ""
 	v.headers.v = v
+	// boxes need no clearing: each Eval writes one before using it.
 }
 
 // activation is Vars as cel-go's interpreter.Activation, a separate type so
