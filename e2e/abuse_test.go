@@ -405,25 +405,26 @@ func (a *abuseAttacker) headers(method, path string, extra ...string) []byte {
 
 // flood calls step up to count times or for budget, whichever ends first,
 // and stops early when the server ends the connection. It returns how many
-// steps were written.
+// steps were written out.
 func (a *abuseAttacker) flood(count int, budget time.Duration, step func(i int) error) int {
-	a.conn.SetWriteDeadline(time.Now().Add(budget))
+	a.conn.SetWriteDeadline(time.Now().Add(budget + 5*time.Second))
 	deadline := time.Now().Add(budget)
-	for i := 0; i < count; i++ {
-		select {
-		case <-a.closed:
-			return i
-		default:
+	flushed, i := 0, 0
+	for ; i < count && time.Now().Before(deadline) && !isClosed(a.closed); i++ {
+		if step(i) != nil {
+			return flushed
 		}
-		if time.Now().After(deadline) || step(i) != nil {
-			return i
-		}
-		if i%64 == 63 && a.bw.Flush() != nil {
-			return i
+		if i%64 == 63 {
+			if a.bw.Flush() != nil {
+				return flushed
+			}
+			flushed = i + 1
 		}
 	}
-	a.bw.Flush()
-	return count
+	if a.bw.Flush() != nil {
+		return flushed
+	}
+	return i
 }
 
 // ended waits up to 10s for the server to end the connection.
