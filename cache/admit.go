@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"strconv"
 	"time"
@@ -278,6 +279,11 @@ func joinValues(h *httphead.Header, name string, sep byte) []byte {
 // list vary, and returns its epoch. A marker for another list is replaced,
 // which orphans its variants.
 func (c *Cache) varyMarker(key string, vary []byte, now time.Time) uint64 {
+	// Two fills of different variants must not both replace the marker, or
+	// one of them is stored under an epoch no lookup will ever use.
+	mu := &c.markerMu[maphash.String(c.keys.seed, key)%uint64(len(c.markerMu))]
+	mu.Lock()
+	defer mu.Unlock()
 	if obj, err := c.store.Lookup(key); err == nil {
 		var m meta
 		ok := decodeMeta(obj.Meta(), &m) == nil && m.kind == kindVary && bytes.EqualFold(m.vary, vary)

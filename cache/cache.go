@@ -88,6 +88,10 @@ type Cache struct {
 	fills map[string]*fill
 	hfp   map[string]int64
 	epoch atomic.Uint64 // source of Vary marker epochs
+
+	// markerMu serialises the check-and-replace of a key's Vary marker,
+	// striped by key; held across the store calls that do it.
+	markerMu [64]sync.Mutex
 }
 
 // New returns a cache over store.
