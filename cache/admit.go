@@ -146,7 +146,9 @@ func (c *Cache) pass(r *Reply, f *fill, resp *httphead.Response, body io.ReadClo
 		c.store.Delete(j.stale.key) // superseded by a response that may not be stored
 	}
 	c.closeStale(j)
-	note(j.tr, "not stored: "+reason.String())
+	if j.tr != nil {
+		j.tr.Add("cache-store", "not stored: "+reason.String())
+	}
 	r.relay(resp, body, age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, detail: reason})
 	if j.status == StatusExpired {
 		j.status = StatusMiss

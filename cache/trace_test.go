@@ -18,7 +18,7 @@ func TestTraceRecordsDecisions(t *testing.T) {
 		{"stored", []string{"Cache-Control: max-age=60, s-maxage=3600"}, map[string]string{
 			"cache-key": "https://example.com/t", "cache": "miss", "cache-ttl": "ttl=3600 from s-maxage", "cache-store": "stored"}},
 		{"not stored", []string{"Cache-Control: private"}, map[string]string{
-			"cache": "miss", "cache-reason": "private"}},
+			"cache": "miss", "cache-reason": "private", "cache-store": "not stored: private"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
