@@ -76,6 +76,9 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 		// An origin error with clients waiting on it: they all get this
 		// one answer instead of each asking a failing origin again.
 		c.stats.NotStored.Add(1)
+		if j.tr != nil {
+			j.tr.Add("cache-store", "not stored: error relayed to the waiting requests")
+		}
 		c.settleRelay(f)
 		m.headers, m.edge = storedHeaders(&resp.Header, &d, j.pol)
 		c.startFill(r, f, &m, j.key, size, relayOnly{}, body)
