@@ -14,7 +14,8 @@ var benchExprs = []struct{ name, src string }{
 }
 
 // BenchmarkEval measures one evaluation over a reused Vars, as the engine
-// does per request (ja4h is computed once per Reset, so its case includes it).
+// does per request. The Attrs are not reset, so ja4h is read from its
+// cache, as it is for every rule after the first that needs it.
 func BenchmarkEval(b *testing.B) {
 	a, _ := testRequest()
 	for _, bb := range benchExprs {
