@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -40,12 +39,14 @@ type backend struct {
 	cancel  context.CancelFunc
 	backup  *backend // failover target, set by Build
 	retryOn config.RetryConditions
+	retry   upstream.Retry
 }
 
-// peer is one server of a backend as a proxy.Peer.
+// peer is one server address of a backend as a proxy.Peer. Peers are
+// shared by every request; the per-request choice lives in attempt.
 type peer struct {
 	b       *backend
-	srv     *upstream.Server
+	addr    string
 	latency stats.Histogram
 }
 
@@ -53,9 +54,9 @@ type peer struct {
 // request's Ctx and is reused by the connection's next request.
 type attempt struct {
 	it       upstream.Iter
-	b        *backend // the backend the walk began on
-	began    bool
-	failover bool // the walk moved to the backup upstream
+	b        *backend         // the backend the walk is on
+	srv      *upstream.Server // the server of the attempt in progress
+	failover bool             // the walk moved to the backup upstream
 }
 
 func (s *Shared) backend(name string, cfg *config.Upstream) (*backend, error) {
@@ -64,7 +65,7 @@ func (s *Shared) backend(name string, cfg *config.Upstream) (*backend, error) {
 	if b, ok := s.backends[name]; ok && sameConnections(b.cfg, cfg) {
 		// Keep the pool and the servers' runtime state across a reload;
 		// take the new selection and retry settings.
-		b.cfg, b.retryOn = cfg, cfg.Retries.Conditions
+		b.cfg, b.retryOn, b.retry = cfg, cfg.Retries.Conditions, retryOf(&cfg.Retries)
 		err := b.b.SetServers(serversOf(cfg))
 		b.syncHealthTargets()
 		return b, err
@@ -105,7 +106,7 @@ func newBackend(ctx context.Context, name string, cfg *config.Upstream, s *Share
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{name: name, cfg: cfg, b: ub, retryOn: cfg.Retries.Conditions}
+	b := &backend{name: name, cfg: cfg, b: ub, retryOn: cfg.Retries.Conditions, retry: retryOf(&cfg.Retries)}
 	if cfg.StickyCookie != "" {
 		b.sticky = &upstream.Sticky{Cookie: cfg.StickyCookie}
 	}
@@ -135,6 +136,24 @@ func newBackend(ctx context.Context, name string, cfg *config.Upstream, s *Share
 	b.startDiscovery(ctx, s)
 	b.startHealth(ctx, s)
 	return b, nil
+}
+
+// retryOf maps the config's retry settings onto upstream.Retry. A body
+// once sent cannot be sent again (it is streamed, not buffered), so
+// AfterBodySent stays off whatever retry_with_body says.
+func retryOf(r *config.Retries) upstream.Retry {
+	statuses := r.Conditions.Statuses
+	if statuses == nil {
+		statuses = []int{} // an explicit empty list: no status is retried
+	}
+	return upstream.Retry{
+		MaxAttempts:   r.Max + 1,
+		Statuses:      statuses,
+		Timeouts:      r.Conditions.Timeout,
+		NonIdempotent: !r.IdempotentOnly,
+		Backoff:       5 * time.Millisecond,
+		MaxBackoff:    100 * time.Millisecond,
+	}
 }
 
 func orNegative(n int) int {
@@ -178,14 +197,12 @@ func (b *backend) close() {
 	}
 }
 
-// peerFor returns the stable Peer of a server.
-func (b *backend) peerFor(s *upstream.Server) *peer {
-	if p, ok := b.peers.Load(s.Addr); ok {
-		pp := p.(*peer)
-		pp.srv = s
-		return pp
+// peerFor returns the stable Peer of a server address.
+func (b *backend) peerFor(addr string) *peer {
+	if p, ok := b.peers.Load(addr); ok {
+		return p.(*peer)
 	}
-	p, _ := b.peers.LoadOrStore(s.Addr, &peer{b: b, srv: s})
+	p, _ := b.peers.LoadOrStore(addr, &peer{b: b, addr: addr})
 	return p.(*peer)
 }
 
@@ -207,7 +224,6 @@ func (b *backend) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 			return nil, err
 		}
 	}
-	cur := a.b
 	s, err := a.it.Next()
 	if err != nil && !a.failover && b.backup != nil {
 		// No server of this upstream can take it: the backup upstream.
@@ -215,23 +231,22 @@ func (b *backend) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 		a.failover = true
 		c.Trace.Add("failover", b.backup.name)
 		if err = b.backup.begin(c, a); err == nil {
-			cur = a.b
 			s, err = a.it.Next()
 		}
 	}
 	if err != nil {
 		a.it.End()
-		a.began = false
 		return nil, noServerErr(err)
 	}
-	return cur.peerFor(s), nil
+	a.srv = s
+	return a.b.peerFor(s.Addr), nil
 }
 
 func (b *backend) begin(c *proxy.Ctx, a *attempt) error {
 	if err := b.b.Begin(c, &a.it, b.hashKey(c)); err != nil {
 		return noServerErr(err)
 	}
-	a.b, a.began = b, true
+	a.b = b
 	if b.sticky != nil {
 		if id, ok := b.sticky.FromCookieHeader(c.Request.Header.Peek("Cookie")); ok {
 			a.it.Prefer(id)
@@ -256,30 +271,51 @@ func noServerErr(err error) error {
 // whether another server should be tried.
 func (b *backend) Finish(c *proxy.Ctx, pp proxy.Peer, n int, resp *httphead.Response, err error, took time.Duration) bool {
 	a := attemptOf(c)
-	p := pp.(*peer)
-	out := outcome(resp, err)
-	p.b.b.Report(p.srv, out, took)
-	p.latency.Observe(took)
-	retry := p.b.retryable(c, n, resp, err)
-	if !retry && resp != nil && !a.failover && b.backup != nil && failoverStatus(b.cfg, resp.Status) {
+	cur := a.b
+	out, bodySent := outcome(c.Request, resp, err)
+	a.it.Report(a.srv, out, took)
+	pp.(*peer).latency.Observe(took)
+	why := cur.decide(c, n, out, resp, bodySent)
+	if why.Retry() {
+		c.Trace.Add("retry-why", why.String())
+		if why != upstream.RetryConnect {
+			time.Sleep(cur.retry.Wait(n + 1))
+		}
+		return true
+	}
+	if resp != nil && !a.failover && cur.backup != nil && failoverStatus(cur.cfg, resp.Status) {
 		a.it.End()
 		a.failover = true
-		c.Trace.Add("failover", b.backup.name+" on "+statusText(resp.Status))
-		if b.backup.begin(c, a) == nil {
+		c.Trace.Add("failover", cur.backup.name)
+		if cur.backup.begin(c, a) == nil {
 			return true
 		}
 	}
-	if !retry {
-		a.it.End()
-		a.began = false
-		if b.sticky != nil && resp != nil {
-			id, ok := b.sticky.FromCookieHeader(c.Request.Header.Peek("Cookie"))
-			if b.sticky.NeedsCookie(id, ok, p.srv) {
-				resp.Header.Add(setCookie, b.sticky.AppendSetCookie(nil, p.srv))
-			}
+	a.it.End()
+	if cur.sticky != nil && resp != nil {
+		id, ok := cur.sticky.FromCookieHeader(c.Request.Header.Peek("Cookie"))
+		if cur.sticky.NeedsCookie(id, ok, a.srv) {
+			c.Buf = cur.sticky.AppendSetCookie(c.Buf[:0], a.srv)
+			resp.Header.Add(setCookie, c.Buf)
 		}
 	}
-	return retry
+	return false
+}
+
+// decide applies the retry policy, with the config's say on whether
+// connect failures and resets are retried at all.
+func (b *backend) decide(c *proxy.Ctx, n int, out upstream.Outcome, resp *httphead.Response, bodySent bool) upstream.RetryReason {
+	if out == upstream.ConnectError && !b.retryOn.Connect || out == upstream.Reset && !b.retryOn.Reset {
+		return upstream.NoRetryOutcome
+	}
+	status := 0
+	if resp != nil {
+		status = resp.Status
+	}
+	return b.retry.Decide(upstream.Attempt{
+		N: n + 1, Outcome: out, Status: status,
+		Idempotent: upstream.Idempotent(c.Request.Method), BodySent: bodySent,
+	})
 }
 
 var setCookie = []byte("Set-Cookie")
@@ -293,63 +329,27 @@ func failoverStatus(cfg *config.Upstream, status int) bool {
 	return false
 }
 
-// retryable decides whether attempt n's failure is worth another server.
-func (b *backend) retryable(c *proxy.Ctx, n int, resp *httphead.Response, err error) bool {
-	r := &b.cfg.Retries
-	if n >= r.Max {
-		return false
-	}
-	req := c.Request
+// outcome judges an attempt, and says whether request body bytes may
+// have reached the server.
+func outcome(req *httphead.Request, resp *httphead.Response, err error) (upstream.Outcome, bool) {
 	hasBody := req.ContentLength != 0 || req.Chunked
-	if err != nil {
-		var ce *client.Error
-		sentNothing := errors.As(err, &ce) && ce.BeforeWrite
-		switch {
-		case hasBody && !sentNothing:
-			return false // the body is gone: it cannot be sent again
-		case sentNothing:
-			return b.retryOn.Connect
-		case isTimeout(err):
-			return b.retryOn.Timeout && idempotentOK(r, req)
-		case errors.Is(err, context.Canceled):
-			return false
+	if err == nil {
+		if resp.Status >= 500 {
+			return upstream.ServerError, hasBody
 		}
-		return b.retryOn.Reset && idempotentOK(r, req)
+		return upstream.Success, hasBody
 	}
-	if hasBody || !idempotentOK(r, req) {
-		return false
-	}
-	for _, s := range b.retryOn.Statuses {
-		if s == resp.Status {
-			return true
-		}
-	}
-	return false
-}
-
-func idempotentOK(r *config.Retries, req *httphead.Request) bool {
-	if !r.IdempotentOnly {
-		return true
-	}
-	switch string(req.Method) {
-	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE":
-		return true
-	}
-	return false
-}
-
-func outcome(resp *httphead.Response, err error) upstream.Outcome {
+	var ce *client.Error
+	sentNothing := errors.As(err, &ce) && ce.BeforeWrite
 	switch {
-	case err == nil && resp.Status >= 500:
-		return upstream.ServerError
-	case err == nil:
-		return upstream.Success
 	case errors.Is(err, context.Canceled):
-		return upstream.Canceled
+		return upstream.Canceled, hasBody && !sentNothing
+	case sentNothing:
+		return upstream.ConnectError, false
 	case isTimeout(err):
-		return upstream.Timeout
+		return upstream.Timeout, hasBody
 	}
-	return upstream.ConnectError
+	return upstream.Reset, hasBody
 }
 
 func isTimeout(err error) bool {
@@ -376,14 +376,14 @@ func (b *backend) hashKey(c *proxy.Ctx) uint64 {
 }
 
 // Addr implements proxy.Peer.
-func (p *peer) Addr() string { return p.srv.Addr }
+func (p *peer) Addr() string { return p.addr }
 
 // RoundTrip implements proxy.Peer.
 func (p *peer) RoundTrip(c *proxy.Ctx, req *httphead.Request, body io.Reader, resp *httphead.Response) (io.ReadCloser, error) {
 	if p.b.h2 != nil {
-		return p.b.h2.RoundTrip(c, p.srv.Addr, req, body, resp)
+		return p.b.h2.RoundTrip(c, p.addr, req, body, resp)
 	}
-	return p.b.h1.RoundTrip(c, p.srv.Addr, req, body, resp)
+	return p.b.h1.RoundTrip(c, p.addr, req, body, resp)
 }
 
 func (b *backend) metrics(name string) []metrics.Server {
@@ -391,7 +391,7 @@ func (b *backend) metrics(name string) []metrics.Server {
 	for _, st := range b.b.Stats(nil) {
 		ms := metrics.Server{
 			Upstream: name, Addr: st.Addr, Requests: st.Requests, Errors: st.Errors,
-			Healthy: st.Healthy && !st.Ejected, Latency: &b.peerFor(b.b.Server(st.Addr)).latency,
+			Healthy: st.Healthy && !st.Ejected, Latency: &b.peerFor(st.Addr).latency,
 		}
 		if b.pool != nil {
 			ps := b.pool.Stats(b.h1.PoolKey(st.Addr))
@@ -413,5 +413,3 @@ func (b *backend) stats() map[string]any {
 	}
 	return out
 }
-
-func statusText(s int) string { return fmt.Sprint(s) }

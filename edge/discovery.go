@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"time"
 
 	"github.com/outpost-edge/outpost/upstream"
 )
@@ -29,23 +28,6 @@ func (b *backend) startDiscovery(ctx context.Context, s *Shared) {
 	if b.cfg.DNS.SRV != "" {
 		d.Names = append(d.Names, upstream.Name{Host: b.cfg.DNS.SRV, SRV: true})
 	}
-	go b.rediscover(ctx, d, s)
-}
-
-// rediscover refreshes the servers at the configured interval; health
-// checks follow the new set. A failed round keeps the current servers.
-func (b *backend) rediscover(ctx context.Context, d *upstream.Discovery, s *Shared) {
-	t := time.NewTicker(b.cfg.DNS.Refresh)
-	defer t.Stop()
-	for {
-		if err := d.Refresh(ctx, b.b); err != nil && ctx.Err() == nil {
-			s.Log.Warn("upstream discovery failed; keeping current servers", "upstream", b.name, "error", err)
-		}
-		b.syncHealthTargets()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	d.Changed = func(*upstream.Backend) { b.syncHealthTargets() }
+	go d.Run(ctx, b.b)
 }
