@@ -2,12 +2,8 @@ package disk
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"testing"
-
-	"github.com/outpost-edge/outpost/storage"
 )
 
 var benchSizes = []struct {
@@ -137,65 +133,4 @@ func BenchmarkOpen(b *testing.B) {
 		s.Close()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*objects), "ns/object")
-}
-
-// BenchmarkLookupSend sends a 1 MiB object to a loopback TCP connection,
-// with WriteTo (sendfile) and with ReadAt plus Write for comparison; the
-// receiving side's reads are in the figures.
-func BenchmarkLookupSend(b *testing.B) {
-	const size = 1 << 20
-	s := openStore(b, b.TempDir(), Options{Capacity: 1 << 30})
-	mustPut(b, s, "k", nil, body("k", size))
-	p := make([]byte, size)
-	for _, bc := range []struct {
-		name string
-		send func(o storage.Object, c net.Conn) (int64, error)
-	}{
-		{"sendfile", func(o storage.Object, c net.Conn) (int64, error) { return o.(io.WriterTo).WriteTo(c) }},
-		{"read+write", func(o storage.Object, c net.Conn) (int64, error) {
-			if _, err := o.ReadAt(p, 0); err != nil {
-				return 0, err
-			}
-			n, err := c.Write(p)
-			return int64(n), err
-		}},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			c := discardConn(b)
-			b.SetBytes(size)
-			b.ReportAllocs()
-			for b.Loop() {
-				o, err := s.Lookup("k")
-				if err != nil {
-					b.Fatal(err)
-				}
-				if n, err := bc.send(o, c); n != size || err != nil {
-					b.Fatalf("send: n=%d err=%v", n, err)
-				}
-				o.Close()
-			}
-		})
-	}
-}
-
-// discardConn returns a loopback TCP connection whose peer discards.
-func discardConn(b *testing.B) net.Conn {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			io.Copy(io.Discard, c)
-			c.Close()
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	return c
 }

