@@ -6,7 +6,9 @@
 // every committed object's keys (read from its metadata by a function the
 // cache provides) are indexed, deletes remove them, and on start the index
 // is rebuilt from the store's Range, so a persistent store's objects are
-// found again after a restart. A fill that began before a purge of its key
+// found again after a restart. Objects the store evicts on its own are
+// dropped from the index by a background pruning pass once the index holds
+// more than twice the store's objects. A fill that began before a purge of its key
 // or one of its surrogate keys is refused at commit: the body it carries
 // was fetched before the purge and must not be stored as fresh.
 //
@@ -17,6 +19,7 @@ package purge
 
 import (
 	"iter"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,11 +51,14 @@ type Store struct {
 	// hiding counts refused fills being committed and deleted, whose keys
 	// (with their counts) are in hiddenKeys: Lookup does not find them.
 	hiding atomic.Int32
+	// pruning is set while prune runs.
+	pruning atomic.Bool
 
 	mu         sync.Mutex
 	hiddenKeys map[string]int
 	byTag      map[string]map[string]struct{} // surrogate key -> storage keys
 	byKey      map[string][]string            // storage key -> its surrogate keys
+	added      int                            // entries added to byKey, for pruning
 	purgedAt   map[string]mark                // storage key or "tag:"+surrogate key -> last purge
 	allAt      uint64                         // generation of the last purge-all
 }
@@ -110,6 +116,57 @@ func (s *Store) index(key string, meta []byte) {
 			s.byTag[t] = set
 		}
 		set[key] = struct{}{}
+	}
+	if s.added++; s.added%pruneEvery == 0 && s.pruning.CompareAndSwap(false, true) {
+		go s.prune()
+	}
+}
+
+// The store evicts objects without telling the index, so the index is
+// pruned of keys no longer stored: checked every pruneEvery new entries,
+// done when it holds more than twice the store's objects plus pruneSlack,
+// pruneBatch keys at a time.
+const (
+	pruneEvery = 4096
+	pruneSlack = 1024
+	pruneBatch = 256
+)
+
+// prune drops the index entries of objects the store no longer holds.
+func (s *Store) prune() {
+	defer s.pruning.Store(false)
+	s.mu.Lock()
+	n := len(s.byKey)
+	s.mu.Unlock()
+	if int64(n) <= 2*s.Store.Stats().Objects+pruneSlack {
+		return
+	}
+	s.mu.Lock()
+	keys := make([]string, 0, len(s.byKey))
+	for k := range s.byKey {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	for batch := range slices.Chunk(keys, pruneBatch) {
+		s.pruneBatch(batch)
+	}
+}
+
+// pruneBatch unindexes the keys of batch that are not stored. Commits are
+// held off meanwhile, so a key found missing cannot be committed and
+// indexed before it is unindexed.
+func (s *Store) pruneBatch(batch []string) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	for _, k := range batch {
+		obj, err := s.Store.Lookup(k)
+		if err == nil {
+			obj.Close()
+			continue
+		}
+		s.mu.Lock()
+		s.unindexLocked(k)
+		s.mu.Unlock()
 	}
 }
 

@@ -2,10 +2,12 @@ package purge
 
 import (
 	"bytes"
+	"fmt"
 	"iter"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/outpost-edge/outpost/storage"
 	"github.com/outpost-edge/outpost/storage/memory"
@@ -206,5 +208,32 @@ func TestPurgerCountsByKind(t *testing.T) {
 	}
 	if ByKey.String() != "key" || All.String() != "all" || ByURL.String() != "url" {
 		t.Error("kind names")
+	}
+}
+
+func TestIndexForgetsEvictedObjects(t *testing.T) {
+	s := Wrap(memory.New(memory.Options{Capacity: 256 << 10}), spaceTags)
+	const n = 10 * pruneEvery
+	for i := range n {
+		put(t, s, fmt.Sprintf("k%d", i), fmt.Sprintf("all k%d", i), "body")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		indexed, objects := len(s.Keys("all")), s.Stats().Objects
+		if int64(indexed) <= 2*objects+pruneSlack+pruneEvery {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the index holds %d keys for %d stored objects", indexed, objects)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s.Stats().Evictions == 0 {
+		t.Fatal("nothing was evicted: the test proves nothing")
+	}
+	// Every stored object is still indexed: a purge finds them all.
+	New(s, deleter{s}).Keys([]string{"all"}, false)
+	if left := s.Stats().Objects; left != 0 {
+		t.Errorf("a purge of the key common to all left %d objects", left)
 	}
 }
