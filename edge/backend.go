@@ -51,7 +51,7 @@ type peer struct {
 }
 
 // attempt is a request's walk over a backend's servers; it lives in the
-// request's Ctx and is reused by the connection's next request.
+// connection state and is reused by the connection's next request.
 type attempt struct {
 	it       upstream.Iter
 	b        *backend         // the backend the walk is on
@@ -206,14 +206,7 @@ func (b *backend) peerFor(addr string) *peer {
 	return p.(*peer)
 }
 
-func attemptOf(c *proxy.Ctx) *attempt {
-	a, ok := c.Slot.(*attempt)
-	if !ok {
-		a = &attempt{}
-		c.Slot = a
-	}
-	return a
-}
+func attemptOf(c *proxy.Ctx) *attempt { return &stateOf(c).attempt }
 
 // Pick implements proxy.Upstream.
 func (b *backend) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {

@@ -43,9 +43,6 @@ func (s *Shared) routeLimits(rc *config.Route) ([]rateLimit, error) {
 	for i := range rc.RateLimits {
 		rl := &rc.RateLimits[i]
 		name := fmt.Sprintf("%s/%d", rc.Name, i)
-		if rl.Key.Kind == config.KeyExpr {
-			return nil, fmt.Errorf("route %s: rate_limits[%d]: expression keys are not supported yet", rc.Name, i)
-		}
 		lim, err := s.limiter(name, limit.Limit{Name: name, Rate: rl.Rate, Period: rl.Per, Burst: rl.Burst})
 		if err != nil {
 			return nil, fmt.Errorf("route %s: rate_limits[%d]: %w", rc.Name, i, err)
@@ -64,7 +61,7 @@ func (a *App) RequestFilter(c *proxy.Ctx) (bool, error) {
 	now := time.Now()
 	for i := range r.limits {
 		rl := &r.limits[i]
-		c.Buf = rateKey(c.Buf[:0], c, rl.cfg.Key)
+		c.Buf = rateKey(c.Buf[:0], c, rl.cfg)
 		d := rl.limiter.Allow(c.Buf, now)
 		if d.Allowed {
 			continue
@@ -94,7 +91,8 @@ func tooMany(c *proxy.Ctx, rl *rateLimit, d limit.Decision) error {
 }
 
 // rateKey appends the bytes a limit counts a request by.
-func rateKey(dst []byte, c *proxy.Ctx, k config.KeySource) []byte {
+func rateKey(dst []byte, c *proxy.Ctx, rl *config.RateLimit) []byte {
+	k := rl.Key
 	switch k.Kind {
 	case config.KeyIPv6Net:
 		return limit.ClientKey(dst, c.Client.Addr())
@@ -106,6 +104,12 @@ func rateKey(dst []byte, c *proxy.Ctx, k config.KeySource) []byte {
 		return append(dst, c.Route.Name...)
 	case config.KeyURL:
 		return append(dst, c.Request.Target...)
+	case config.KeyExpr:
+		if rl.KeyProgram != nil {
+			if b, err := rl.KeyProgram.AppendString(dst, exprVars(c)); err == nil {
+				return b
+			}
+		}
 	}
 	return limit.IPKey(dst, c.Client.Addr())
 }

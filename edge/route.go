@@ -79,8 +79,24 @@ func compileRoute(cfg *config.Route, st *stats.Route) *route {
 	return r
 }
 
-// matches reports whether the route serves req. It allocates nothing.
-func (r *route) matches(req *httphead.Request) bool {
+// matches reports whether the route serves c's request. It allocates
+// nothing.
+func (r *route) matches(c *proxy.Ctx) bool {
+	if !r.matchRequest(c.Request) {
+		return false
+	}
+	if cond := r.cfg.Match.Condition; cond != nil {
+		ok, err := cond.Eval(exprVars(c))
+		if err != nil {
+			c.Trace.Add("route-expr-error", r.Name)
+		}
+		return ok
+	}
+	return true
+}
+
+// matchRequest checks the conditions that need only the request head.
+func (r *route) matchRequest(req *httphead.Request) bool {
 	if len(r.hosts)+len(r.suffixes) > 0 && !r.matchHost(hostOnly(req.Host)) {
 		return false
 	}

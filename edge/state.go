@@ -1,0 +1,34 @@
+package edge
+
+import (
+	"github.com/outpost-edge/outpost/config/expr"
+	"github.com/outpost-edge/outpost/guard"
+	"github.com/outpost-edge/outpost/proxy"
+)
+
+// connState is the edge's per-connection scratch state, kept in the
+// proxy.Ctx slot and reused by each request of the connection, so that
+// expressions, rules and upstream selection allocate nothing per request.
+type connState struct {
+	attempt attempt
+	attrs   guard.Attrs // the request as rules and expressions see it
+	vars    expr.Vars   // expression variables over attrs
+}
+
+// stateOf returns the connection state of c, creating it once.
+func stateOf(c *proxy.Ctx) *connState {
+	st, ok := c.Slot.(*connState)
+	if !ok {
+		st = &connState{}
+		c.Slot = st
+	}
+	return st
+}
+
+// exprVars returns the expression variables for c's current request.
+func exprVars(c *proxy.Ctx) *expr.Vars {
+	st := stateOf(c)
+	st.attrs.Reset(c.Client.Addr(), c.JA4, c.Request)
+	st.vars.Reset(&st.attrs)
+	return &st.vars
+}
