@@ -29,3 +29,35 @@ func TestRouteRateLimitAnswers429WithRateLimitFields(t *testing.T) {
 			resp.Header.Get("RateLimit-Policy"), resp.Header.Get("RateLimit"))
 	}
 }
+
+func TestRouteConditionExpressionAndExpressionRateKey(t *testing.T) {
+	a := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "A") }))
+	b := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "B") }))
+	e := startEdge(t, `
+upstreams:
+  a: {servers: [{addr: "{{A}}"}]}
+  b: {servers: [{addr: "{{B}}"}]}
+routes:
+  - name: beta
+    match: {expr: 'headers["x-beta"] == "1" && ip_in(ip, "127.0.0.0/8")'}
+    upstream: b
+    rate_limits:
+      - {key: 'expr:headers["x-tenant"]', rate: 2, per: 1m}
+  - name: rest
+    upstream: a
+`, "{{A}}", a, "{{B}}", b)
+	if _, body := get(t, e.URL+"/x"); body != "A" {
+		t.Fatalf("without the header: %q", body)
+	}
+	for i := 0; i < 2; i++ {
+		if _, body := get(t, e.URL+"/x", "X-Beta", "1", "X-Tenant", "t1"); body != "B" {
+			t.Fatalf("with the header: %q", body)
+		}
+	}
+	if resp, _ := get(t, e.URL+"/x", "X-Beta", "1", "X-Tenant", "t1"); resp.StatusCode != 429 {
+		t.Fatalf("tenant t1 over its limit: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, e.URL+"/x", "X-Beta", "1", "X-Tenant", "t2"); resp.StatusCode != 200 {
+		t.Fatalf("tenant t2 has its own bucket: %d", resp.StatusCode)
+	}
+}
