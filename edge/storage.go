@@ -6,6 +6,7 @@ import (
 
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/metrics"
+	"github.com/outpost-edge/outpost/purge"
 	"github.com/outpost-edge/outpost/storage"
 	"github.com/outpost-edge/outpost/storage/disk"
 	"github.com/outpost-edge/outpost/storage/tiered"
@@ -28,11 +29,13 @@ func newTiered(mem, d storage.Store) storage.Store { return tiered.New(mem, d, p
 
 // storageMetrics reports each storage tier's occupancy, labelled
 // tier="memory" or tier="disk", and the promotions from disk to memory
-// when there are both.
+// when there are both. It looks through the purge index's wrapper.
 func storageMetrics(st storage.Store) []metrics.Value {
 	switch s := st.(type) {
 	case nil:
 		return nil
+	case *purge.Store:
+		return storageMetrics(s.Store)
 	case *tiered.Store:
 		ts := s.TierStats()
 		vs := append(tierMetrics(nil, "memory", ts.Fast), tierMetrics(nil, "disk", ts.Slow)...)
