@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/outpost-edge/outpost/cache"
 	"github.com/outpost-edge/outpost/httphead"
@@ -75,7 +76,7 @@ func (a *App) purgeTarget(t purgeTarget, soft bool) int {
 	req.SetLine([]byte("GET"), []byte(t.target), []byte(t.host), []byte(t.scheme))
 	var pol *cache.Policy
 	for _, r := range a.routes {
-		if r.matches(&req) {
+		if r.matchRequest(&req) {
 			if rc, ok := r.Cache.(*routeCache); ok {
 				pol = &rc.pol
 			}
@@ -92,7 +93,8 @@ func (a *App) purgeTarget(t purgeTarget, soft bool) int {
 }
 
 // purgeMethod answers the HTTP PURGE method for the request's URL, from
-// the networks the config allows.
+// the networks the config allows, and logs it as the admin API logs its
+// purges (the caller is named by its address).
 func (a *App) purgeMethod(c *proxy.Ctx) error {
 	allowed := false
 	for _, p := range a.purgeFrom {
@@ -108,10 +110,13 @@ func (a *App) purgeMethod(c *proxy.Ctx) error {
 	if a.shared.purger == nil {
 		return proxy.Errorf(404, proxy.FromDownstream, "no cache here", nil)
 	}
+	start := time.Now()
 	soft := string(c.Request.Header.Peek("Soft-Purge")) == "1"
 	t := purgeTarget{string(c.Request.Scheme), strings.ToLower(string(c.Request.Host)), string(c.Request.Path) + query(c.Request)}
 	n := a.purgeTarget(t, soft)
 	c.Trace.Add("purge", "url")
+	a.shared.Log.Info("purge", "who", "PURGE@"+c.Client.String(), "kind", "url", "soft", soft,
+		"urls", t.scheme+"://"+t.host+t.target, "objects", n, "took", time.Since(start).String())
 	var h httphead.Header
 	h.AddString("Content-Type", "application/json")
 	status := 200
