@@ -18,6 +18,7 @@
 package purge
 
 import (
+	"errors"
 	"iter"
 	"slices"
 	"sync"
@@ -202,11 +203,47 @@ func (s *Store) unindexLocked(key string) {
 // Create wraps the writer so that its commit indexes the object, or is
 // refused when a purge touched it meanwhile.
 func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer, error) {
+	return s.CreateSince(key, meta, sizeHint, s.seq.Load())
+}
+
+// Generation returns the purge generation: a cache notes it when it sends
+// a request to the origin and gives it to CreateSince or UpdateMetaSince,
+// so that a purge between the request and the store is caught even when
+// it came before the response did.
+func (s *Store) Generation() uint64 { return s.seq.Load() }
+
+// CreateSince is Create for a fill whose origin request was sent at
+// generation gen (from Generation): its commit is refused when a purge
+// touched the object since gen.
+func (s *Store) CreateSince(key string, meta []byte, sizeHint int64, gen uint64) (storage.Writer, error) {
 	w, err := s.Store.Create(key, meta, sizeHint)
 	if err != nil {
 		return nil, err
 	}
-	return &writer{Writer: w, s: s, key: key, meta: meta, seq: s.seq.Load()}, nil
+	return &writer{Writer: w, s: s, key: key, meta: meta, seq: min(gen, s.seq.Load())}, nil
+}
+
+// ErrPurged is returned by UpdateMetaSince when a purge touched the
+// object after the revalidation began: the object stays as the purge left
+// it.
+var ErrPurged = errors.New("purge: object purged while it was revalidated")
+
+// UpdateMetaSince is UpdateMeta for a revalidation whose request was sent
+// at generation gen (from Generation). A 304 that left the origin before
+// a purge must not make the purged object fresh again: when a purge
+// touched the object or its surrogate keys since gen, nothing is changed
+// and ErrPurged is returned.
+func (s *Store) UpdateMetaSince(key string, meta []byte, gen uint64) error {
+	s.commitMu.RLock()
+	defer s.commitMu.RUnlock()
+	if s.purgedSince(key, meta, gen) {
+		return ErrPurged
+	}
+	if err := s.Store.UpdateMeta(key, meta); err != nil {
+		return err
+	}
+	s.index(key, meta)
+	return nil
 }
 
 // UpdateMeta re-indexes the object (a revalidation may bring new keys).

@@ -2,6 +2,7 @@ package purge
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -235,5 +236,57 @@ func TestIndexForgetsEvictedObjects(t *testing.T) {
 	New(s, deleter{s}).Keys([]string{"all"}, false)
 	if left := s.Stats().Objects; left != 0 {
 		t.Errorf("a purge of the key common to all left %d objects", left)
+	}
+}
+
+func TestRevalidationBegunBeforeAPurgeLeavesTheObjectPurged(t *testing.T) {
+	cases := []struct {
+		name  string
+		purge func(p *Purger)
+		err   error
+	}{
+		{"purge of its key", func(p *Purger) { p.Keys([]string{"a"}, true) }, ErrPurged},
+		{"purge all", func(p *Purger) { p.All(true) }, ErrPurged},
+		{"purge of another key", func(p *Purger) { p.Keys([]string{"z"}, true) }, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, p := newStore(t)
+			gen := s.Generation() // the revalidation is sent
+			tc.purge(p)
+			put(t, s.Store, "obj", "a", "old") // (the deleter removed it; the 304 is for this one)
+			if err := s.UpdateMetaSince("obj", []byte("a fresh"), gen); !errors.Is(err, tc.err) {
+				t.Fatalf("UpdateMetaSince: %v, want %v", err, tc.err)
+			}
+			obj, err := s.Lookup("obj")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer obj.Close()
+			if updated := string(obj.Meta()) == "a fresh"; updated != (tc.err == nil) {
+				t.Errorf("meta %q after the 304", obj.Meta())
+			}
+		})
+	}
+	s, p := newStore(t)
+	p.Keys([]string{"a"}, true)
+	put(t, s, "obj", "a", "new")
+	if err := s.UpdateMetaSince("obj", []byte("a"), s.Generation()); err != nil {
+		t.Errorf("a revalidation begun after the purge: %v", err)
+	}
+}
+
+func TestFillRequestedBeforeAPurgeIsNotKeptEvenIfCreatedAfter(t *testing.T) {
+	s, p := newStore(t)
+	gen := s.Generation() // the request leaves for the origin
+	p.Keys([]string{"a"}, false)
+	w, err := s.CreateSince("obj", []byte("a"), 3, gen) // its response arrives
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("old"))
+	w.Commit()
+	if stored(s, "obj") {
+		t.Error("the response to a request sent before the purge was stored")
 	}
 }
