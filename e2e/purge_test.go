@@ -180,33 +180,43 @@ func purgePrime(t *testing.T, e *edge, o *purgeOrigin, paths ...string) {
 }
 
 func TestPurgeByURLTakesTheObjectAndAllItsVariants(t *testing.T) {
-	o, addr := purgeNewOrigin(t)
-	e := purgeStart(t, addr, purgeMemory)
-	langs := []string{"en", "fr", "de"}
-	for _, l := range langs {
-		get(t, e.URL+"/vary/page", "Accept-Language", l)
-	}
-	purgePrime(t, e, o, "/t/a/other")
-	if n := o.count("/vary/page"); n != len(langs) {
-		t.Fatalf("origin saw %d fetches of the variants, want %d", n, len(langs))
-	}
-	o.bump("/vary/page")
-	if n := purgeOK(t, e, `{"urls":["`+e.URL+`/vary/page"]}`); n != 1 {
-		t.Errorf("purge answered objects=%d, want 1", n)
-	}
-	for _, l := range langs {
-		if _, body := get(t, e.URL+"/vary/page", "Accept-Language", l); body != o.want("/vary/page", l) {
-			t.Errorf("variant %s after the purge: %q, want %q", l, body, o.want("/vary/page", l))
-		}
-	}
-	if n := o.count("/vary/page"); n != 2*len(langs) {
-		t.Errorf("origin saw %d fetches of the variants, want %d: every variant refetched once", n, 2*len(langs))
-	}
-	if _, body := get(t, e.URL+"/t/a/other"); body != o.want("/t/a/other", "") || o.count("/t/a/other") != 1 {
-		t.Errorf("another URL was purged too")
-	}
-	if got := metric(t, e, `outpost_purges_total{kind="url"}`); got != 1 {
-		t.Errorf("outpost_purges_total{kind=\"url\"} = %v, want 1", got)
+	for _, soft := range []bool{false, true} {
+		t.Run(fmt.Sprint("soft=", soft), func(t *testing.T) {
+			o, addr := purgeNewOrigin(t)
+			e := purgeStart(t, addr, purgeMemory)
+			langs := []string{"en", "fr", "de"}
+			for _, l := range langs {
+				get(t, e.URL+"/vary/page", "Accept-Language", l)
+			}
+			purgePrime(t, e, o, "/t/a/other")
+			if n := o.count("/vary/page"); n != len(langs) {
+				t.Fatalf("origin saw %d fetches of the variants, want %d", n, len(langs))
+			}
+			o.bump("/vary/page")
+			if n := purgeOK(t, e, fmt.Sprintf(`{"urls":["%s/vary/page"],"soft":%v}`, e.URL, soft)); n != 1 {
+				t.Errorf("purge answered objects=%d, want 1", n)
+			}
+			// Hard: the first request gets the new body. Soft: the first
+			// may get the old one while the edge refetches.
+			for _, l := range langs {
+				purgeEventually(t, func() bool {
+					_, body := get(t, e.URL+"/vary/page", "Accept-Language", l)
+					if !soft && body != o.want("/vary/page", l) {
+						t.Fatalf("variant %s after a hard purge: %q, want %q", l, body, o.want("/vary/page", l))
+					}
+					return body == o.want("/vary/page", l)
+				})
+			}
+			if n := o.count("/vary/page"); n != 2*len(langs) {
+				t.Errorf("origin saw %d fetches of the variants, want %d: every variant refetched once", n, 2*len(langs))
+			}
+			if _, body := get(t, e.URL+"/t/a/other"); body != o.want("/t/a/other", "") || o.count("/t/a/other") != 1 {
+				t.Errorf("another URL was purged too")
+			}
+			if got := metric(t, e, `outpost_purges_total{kind="url"}`); got != 1 {
+				t.Errorf("outpost_purges_total{kind=\"url\"} = %v, want 1", got)
+			}
+		})
 	}
 }
 
@@ -540,28 +550,39 @@ func TestPurgeRacingAFillIsNotStoredAsFresh(t *testing.T) {
 }
 
 func TestSurrogateKeysSurviveARestartOnDisk(t *testing.T) {
-	o, addr := purgeNewOrigin(t)
-	disk := fmt.Sprintf("storage:\n  disk: {path: %s, size: 64MiB}\n", t.TempDir())
-	var log purgeLog
-	vars := []string{"{{ORIGIN}}", addr, "{{ALLOW}}", "127.0.0.1/32", "{{EXTRA}}", disk}
-	first := purgeStartLogged(t, &log, purgeConfig, vars...)
-	paths := []string{"/t/d/1", "/t/d+e/2", "/t/e/3"}
-	purgePrime(t, first.edge, o, paths...)
-	first.stop(t)
+	for _, tier := range []struct{ name, storage string }{
+		{"disk", "storage:\n  disk: {path: %s, size: 64MiB}\n"},
+		{"memory in front of disk", "storage:\n  memory: {size: 16MiB}\n  disk: {path: %s, size: 64MiB}\n"},
+	} {
+		t.Run(tier.name, func(t *testing.T) {
+			o, addr := purgeNewOrigin(t)
+			var log purgeLog
+			vars := []string{"{{ORIGIN}}", addr, "{{ALLOW}}", "127.0.0.1/32", "{{EXTRA}}", fmt.Sprintf(tier.storage, t.TempDir())}
+			first := purgeStartLogged(t, &log, purgeConfig, vars...)
+			// The nodes listen on different ports: a fixed Host keeps the
+			// cache keys the same across the restart.
+			host := []string{"Host", "index.test"}
+			paths := []string{"/t/d/1", "/t/d+e/2", "/t/e/3"}
+			for _, p := range paths {
+				get(t, first.URL+p, host...)
+			}
+			first.stop(t)
 
-	second := purgeStartLogged(t, &log, purgeConfig, vars...)
-	if resp, _ := get(t, second.URL+paths[2]); !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
-		t.Fatalf("the disk store lost its objects: Cache-Status %q", resp.Header.Get("Cache-Status"))
-	}
-	o.bump(paths...)
-	if n := purgeOK(t, second.edge, `{"keys":["d"]}`); n != 2 {
-		t.Errorf("purge of key d after a restart: objects=%d, want 2", n)
-	}
-	for i, p := range paths {
-		_, body := get(t, second.URL+p)
-		if fresh := body == o.want(p, ""); fresh != (i < 2) {
-			t.Errorf("%s after the purge: %q (purged: %v)", p, body, i < 2)
-		}
+			second := purgeStartLogged(t, &log, purgeConfig, vars...)
+			if resp, _ := get(t, second.URL+paths[2], host...); !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+				t.Fatalf("the disk store lost its objects: Cache-Status %q\n%s", resp.Header.Get("Cache-Status"), log.String())
+			}
+			o.bump(paths...)
+			if n := purgeOK(t, second.edge, `{"keys":["d"]}`); n != 2 {
+				t.Errorf("purge of key d after a restart: objects=%d, want 2", n)
+			}
+			for i, p := range paths {
+				_, body := get(t, second.URL+p, host...)
+				if fresh := body == o.want(p, ""); fresh != (i < 2) {
+					t.Errorf("%s after the purge: %q (purged: %v)", p, body, i < 2)
+				}
+			}
+		})
 	}
 }
 
