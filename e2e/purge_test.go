@@ -763,3 +763,11 @@ func purgeBenchUnderHits(b *testing.B, soft bool) {
 	b.ReportMetric(float64(alone), "hits/s-without-purges")
 	b.ReportMetric(float64(touched)/float64(b.N), "objects/purge")
 }
+
+func TestPurgeOnANodeWithoutCacheSaysSo(t *testing.T) {
+	_, addr := purgeNewOrigin(t)
+	e := purgeStart(t, addr, "storage:\n  memory: {size: 0}\n")
+	if status, _ := purgeCall(t, e, "", `{"keys":["a"]}`); status != http.StatusNotImplemented {
+		t.Errorf("purge without a cache: status %d, want 501", status)
+	}
+}

@@ -225,8 +225,8 @@ const (
 )
 
 // purge answers POST /purge: 200 with the count of objects touched, 400
-// for a malformed request, 413 for one too large. The purge is effective
-// before the answer is sent.
+// for a malformed request, 413 for one too large, 501 on a node without a
+// cache. The purge is effective before the answer is sent.
 func (a *adminServer) purge(w http.ResponseWriter, r *http.Request) {
 	var req purgeRequest
 	body := http.MaxBytesReader(w, r.Body, maxPurgeBody)
@@ -260,7 +260,11 @@ func (a *adminServer) purge(w http.ResponseWriter, r *http.Request) {
 	a.n.mu.Unlock()
 	res, err := app.Purge(edge.PurgeRequest{URLs: req.URLs, Keys: req.Keys, All: req.All, Soft: req.Soft})
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		status := http.StatusBadRequest
+		if errors.Is(err, edge.ErrNoCache) {
+			status = http.StatusNotImplemented
+		}
+		writeJSON(w, status, map[string]string{"error": err.Error()})
 		return
 	}
 	a.n.Log.Info("purge", "who", a.who(r), "kind", purgeKind(&req), "soft", req.Soft,
