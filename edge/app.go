@@ -31,6 +31,7 @@ type App struct {
 	upstreams map[string]*backend
 	access    *accesslog.Logger // nil: access log off
 	purgeFrom []netip.Prefix
+	prot      *protection // nil: no protection configured
 }
 
 // Build compiles cfg into an App over shared state. It starts nothing
@@ -47,6 +48,7 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		r := compileRoute(rc, shared.routeStats(rc.Name))
+		r.geo = shared.Geo()
 		var err error
 		if r.limits, err = shared.routeLimits(rc); err != nil {
 			return nil, err
@@ -65,6 +67,10 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 			r.Cache = shared.cacheFor(rc)
 		}
 		a.routes = append(a.routes, r)
+	}
+	var err error
+	if a.prot, err = shared.buildProtection(&cfg.Protection); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -91,7 +97,7 @@ func (a *App) Options() proxy.Options {
 // Route implements proxy.Router: the first matching route wins.
 func (a *App) Route(c *proxy.Ctx) error {
 	for _, r := range a.routes {
-		if r.matches(c.Request) {
+		if r.matches(c) {
 			c.Route = &r.Route
 			return nil
 		}
@@ -110,18 +116,27 @@ func (a *App) RouteNamed(name string) *proxy.Route {
 	return nil
 }
 
-// EarlyRequest implements proxy.EarlyRequestFilter: static answers and the
-// PURGE method.
+// EarlyRequest implements proxy.EarlyRequestFilter: the protection layer
+// (see protect.go), static answers and the PURGE method.
 func (a *App) EarlyRequest(c *proxy.Ctx) (bool, error) {
+	if a.prot != nil {
+		if answered, err := a.prot.early(c); answered || err != nil {
+			return answered, err
+		}
+	}
 	if c.Request.IsMethod("PURGE") {
 		return true, a.purgeMethod(c)
 	}
 	return false, nil
 }
 
-// UpstreamRequest implements proxy.UpstreamRequestFilter: the route's
-// request header edits.
+// UpstreamRequest implements proxy.UpstreamRequestFilter: the client's
+// fingerprints when the config sends them, and the route's request header
+// edits.
 func (a *App) UpstreamRequest(c *proxy.Ctx, out *httphead.Request) error {
+	if a.prot != nil && a.prot.fingerprints {
+		a.prot.fingerprintFields(c, out)
+	}
 	if r := routeOf(c); r != nil {
 		editHeader(&out.Header, r.cfg.Headers.RequestRemove, r.cfg.Headers.RequestSet)
 	}
@@ -157,8 +172,10 @@ func routeOf(c *proxy.Ctx) *route {
 	return r
 }
 
-// Log implements proxy.Logger: metrics and the access log.
+// Log implements proxy.Logger: metrics and the access log; it also ends
+// the request's in-flight count.
 func (a *App) Log(c *proxy.Ctx, err error) {
+	releaseInFlight(c)
 	took := time.Since(c.Trace.Start)
 	st := a.shared.unrouted
 	if r := routeOf(c); r != nil {

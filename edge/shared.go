@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/outpost-edge/outpost/accesslog"
 	"github.com/outpost-edge/outpost/cache"
 	"github.com/outpost-edge/outpost/certs"
 	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/config/expr"
+	"github.com/outpost-edge/outpost/geoip"
 	"github.com/outpost-edge/outpost/limit"
 	"github.com/outpost-edge/outpost/metrics"
 	"github.com/outpost-edge/outpost/purge"
@@ -38,24 +41,44 @@ type Shared struct {
 	routes   map[string]*stats.Route
 	limiters map[string]*limit.Limiter
 	unrouted *stats.Route
-	certs    []*certs.Store
-	closers  []io.Closer
-	ctx      context.Context
-	cancel   context.CancelFunc
+
+	// Protection state (see protect.go).
+	guards     map[string]*guardCounter // decision counters by rule
+	estimators map[string]estimator     // rate sketches by rule
+	inflight   *limit.InFlight          // requests in flight per client
+	secret     []byte                   // challenge key when the config sets none
+	tarpits    atomic.Int64             // requests held by tarpits now
+
+	certs   []*certs.Store
+	geo     *geoip.DB // nil without a database
+	closers []io.Closer
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
 
 // NewShared builds the long-lived state for cfg.
 func NewShared(cfg *config.Config, log *slog.Logger) (*Shared, error) {
 	s := &Shared{
-		Log:      log,
-		backends: map[string]*backend{},
-		routes:   map[string]*stats.Route{},
-		limiters: map[string]*limit.Limiter{},
-		unrouted: &stats.Route{Name: "(none)"},
+		Log:        log,
+		backends:   map[string]*backend{},
+		routes:     map[string]*stats.Route{},
+		limiters:   map[string]*limit.Limiter{},
+		guards:     map[string]*guardCounter{},
+		estimators: map[string]estimator{},
+		unrouted:   &stats.Route{Name: "(none)"},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.openAccessLog(cfg.Log); err != nil {
 		return nil, err
+	}
+	if path := cfg.Protection.GeoIP.Database; path != "" {
+		db, err := geoip.Open(path)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.geo = db
+		s.closers = append(s.closers, db)
 	}
 	store, err := openStorage(cfg.Storage, log)
 	if err != nil {
@@ -123,6 +146,15 @@ func (s *Shared) routeStats(name string) *stats.Route {
 	return st
 }
 
+// Geo returns the country database for expressions, nil when there is
+// none (a nil interface, not a nil pointer in one).
+func (s *Shared) Geo() expr.Geo {
+	if s.geo == nil {
+		return nil
+	}
+	return s.geo
+}
+
 // TLSConfig returns the server TLS config for a listener, with its
 // certificates reloaded when their files change.
 func (s *Shared) TLSConfig(c *config.ListenerTLS) (*tls.Config, error) {
@@ -172,7 +204,7 @@ func (s *Shared) Close() {
 
 // Metrics gathers the metrics snapshot for app's routes.
 func (s *Shared) Metrics(app *App) metrics.Snapshot {
-	snap := metrics.Snapshot{Routes: app.Stats()}
+	snap := metrics.Snapshot{Routes: app.Stats(), Values: s.guardMetrics()}
 	s.mu.Lock()
 	for name, b := range s.backends {
 		snap.Servers = append(snap.Servers, b.metrics(name)...)
