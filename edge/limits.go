@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/config/expr"
 	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/limit"
 	"github.com/outpost-edge/outpost/proxy"
@@ -12,6 +13,7 @@ import (
 
 // rateLimit is one of a route's rate limits.
 type rateLimit struct {
+	geo     expr.Geo
 	cfg     *config.RateLimit
 	limiter *limit.Limiter
 	name    string // "route/index", the RateLimit policy name
@@ -47,7 +49,7 @@ func (s *Shared) routeLimits(rc *config.Route) ([]rateLimit, error) {
 		if err != nil {
 			return nil, fmt.Errorf("route %s: rate_limits[%d]: %w", rc.Name, i, err)
 		}
-		out = append(out, rateLimit{cfg: rl, limiter: lim, name: name})
+		out = append(out, rateLimit{cfg: rl, limiter: lim, name: name, geo: s.Geo()})
 	}
 	return out, nil
 }
@@ -61,7 +63,7 @@ func (a *App) RequestFilter(c *proxy.Ctx) (bool, error) {
 	now := time.Now()
 	for i := range r.limits {
 		rl := &r.limits[i]
-		c.Buf = rateKey(c.Buf[:0], c, rl.cfg)
+		c.Buf = rateKey(c.Buf[:0], c, rl.cfg, rl.geo)
 		d := rl.limiter.Allow(c.Buf, now)
 		if d.Allowed {
 			continue
@@ -91,7 +93,7 @@ func tooMany(c *proxy.Ctx, rl *rateLimit, d limit.Decision) error {
 }
 
 // rateKey appends the bytes a limit counts a request by.
-func rateKey(dst []byte, c *proxy.Ctx, rl *config.RateLimit) []byte {
+func rateKey(dst []byte, c *proxy.Ctx, rl *config.RateLimit, geo expr.Geo) []byte {
 	k := rl.Key
 	switch k.Kind {
 	case config.KeyIPv6Net:
@@ -106,7 +108,7 @@ func rateKey(dst []byte, c *proxy.Ctx, rl *config.RateLimit) []byte {
 		return append(dst, c.Request.Target...)
 	case config.KeyExpr:
 		if rl.KeyProgram != nil {
-			if b, err := rl.KeyProgram.AppendString(dst, exprVars(c)); err == nil {
+			if b, err := rl.KeyProgram.AppendString(dst, exprVars(c, geo)); err == nil {
 				return b
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/config/expr"
 	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/stats"
@@ -27,6 +28,7 @@ type route struct {
 	respond  *staticResponse
 	stats    *stats.Route
 	limits   []rateLimit
+	geo      expr.Geo // for `country` in expressions; nil without a database
 }
 
 type headerMatch struct {
@@ -86,7 +88,7 @@ func (r *route) matches(c *proxy.Ctx) bool {
 		return false
 	}
 	if cond := r.cfg.Match.Condition; cond != nil {
-		ok, err := cond.Eval(exprVars(c))
+		ok, err := cond.Eval(exprVars(c, r.geo))
 		if err != nil {
 			c.Trace.Add("route-expr-error", r.Name)
 		}

@@ -25,10 +25,12 @@ func stateOf(c *proxy.Ctx) *connState {
 	return st
 }
 
-// exprVars returns the expression variables for c's current request.
-func exprVars(c *proxy.Ctx) *expr.Vars {
+// exprVars returns the expression variables for c's current request;
+// geo answers `country` (nil: always "").
+func exprVars(c *proxy.Ctx, geo expr.Geo) *expr.Vars {
 	st := stateOf(c)
 	st.attrs.Reset(c.Client.Addr(), c.JA4, c.Request)
+	st.vars.Geo = geo
 	st.vars.Reset(&st.attrs)
 	return &st.vars
 }

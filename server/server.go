@@ -280,7 +280,15 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(conn)
 	defer func() { br.Reset(nil); readerPool.Put(br) }()
-	if opts.H2C && opts.TLS == nil && s.isH2Preface(conn, br) {
+	// Until its first bytes arrive the connection is idle: Shutdown may
+	// close it.
+	st.idle.Store(true)
+	if s.draining.Load() {
+		return
+	}
+	h2c := opts.H2C && opts.TLS == nil && s.isH2Preface(conn, br)
+	st.idle.Store(false)
+	if h2c {
 		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil, "")
 		return
 	}
