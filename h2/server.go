@@ -165,6 +165,7 @@ var sessionPool = sync.Pool{New: func() any { return &session{} }}
 type session struct {
 	w      http.ResponseWriter
 	r      *http.Request
+	stream bool // the body's length is unknown: flush each write
 	req    httphead.Request
 	client netip.AddrPort
 	tls    *tls.ConnectionState
@@ -218,14 +219,20 @@ func (s *session) WriteHead(resp *httphead.Response) error {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	s.wrote = true
+	s.stream = resp.ContentLength < 0
 	s.w.WriteHeader(resp.Status)
 	return nil
 }
 
+// Write sends body bytes. A body of unknown length (a stream: gRPC,
+// server-sent events) is flushed at once; a body of known length leaves
+// with the end of the stream, in as few DATA frames as it fits.
 func (s *session) Write(p []byte) (int, error) {
 	n, err := s.w.Write(p)
-	if err == nil {
-		err = http.NewResponseController(s.w).Flush()
+	if err == nil && s.stream {
+		if f, ok := s.w.(http.Flusher); ok {
+			f.Flush()
+		}
 	}
 	return n, err
 }
