@@ -581,3 +581,45 @@ protection:
 		t.Errorf("JA4 rule over TLS: %d, want 403", resp.StatusCode)
 	}
 }
+
+// protectBenchRules is a typical rule set: an allow list, User-Agent deny
+// lists, header anomalies, an expression, a rate condition, a challenge on
+// one path, a generous rate limit for everyone and an in-flight limit. The
+// benchmark's requests pass every rule.
+const protectBenchRules = `
+protection:
+  in_flight_per_client: 64
+  limits:
+    - {name: everyone, key: client_ip, rate: 1000000, per: 1s, burst: 1000000}
+  rules:
+    - {name: office, ips: [192.0.2.0/24, "2001:db8::/48"], action: allow}
+    - {name: blocked-nets, ips: [198.51.100.0/24, 203.0.113.0/24, "2001:db8:dead::/48"], action: deny}
+    - {name: scrapers, user_agents: [curl, wget, python-requests, scrapy, ""], action: deny}
+    - {name: bots, user_agent_regex: '(?i)(bot|spider|crawl)', action: tarpit, delay: 5s}
+    - {name: fake-browsers, anomalies: [browser_no_accept, browser_no_language, browser_http10], action: deny}
+    - {name: logins, expr: 'method == "POST" && path.startsWith("/login")', action: challenge}
+    - {name: admin, path_prefixes: [/admin/], action: challenge}
+    - {name: floods, rate_over: {count: 10000000, interval: 1s}, action: deny}
+    - {name: everyone, action: rate_limit, limit: everyone}
+`
+
+// BenchmarkProtectHit1K is BenchmarkHit1K with protection off and with
+// protectBenchRules on: the cost of the protection layer on a cache hit.
+func BenchmarkProtectHit1K(b *testing.B) {
+	for _, bc := range []struct{ name, cfg string }{{"off", ""}, {"on", protectBenchRules}} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := startEdge(&testing.T{}, oneRoute+bc.cfg, "{{ORIGIN}}", benchOrigin(b))
+			defer e.Shutdown(b.Context())
+			c := newRawClient(b, strings.TrimPrefix(e.URL, "http://"), "/obj")
+			defer c.conn.Close()
+			c.do(b) // fill the cache
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if st := c.do(b); st != 200 {
+					b.Fatalf("status %d", st)
+				}
+			}
+		})
+	}
+}

@@ -317,12 +317,15 @@ func (c *compiled) agentPatternMatches(a *Attrs) bool {
 }
 
 // literalAlternation returns the words of a pattern that is only an
-// alternation of ASCII literals, lowercased when the pattern ignores case;
+// alternation of ASCII literals, possibly in groups, lowercased when the pattern ignores case;
 // nil when it is anything else.
 func literalAlternation(pattern string) (words []string, fold bool) {
 	re, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return nil, false
+	}
+	for re.Op == syntax.OpCapture { // a group changes nothing Match reports
+		re = re.Sub[0]
 	}
 	subs := []*syntax.Regexp{re}
 	if re.Op == syntax.OpAlternate {

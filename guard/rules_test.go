@@ -185,7 +185,7 @@ func TestTarpitKeepsAnExplicitDelay(t *testing.T) {
 
 func TestUserAgentPatternsOfPlainWordsMatchLikeTheRegexp(t *testing.T) {
 	agents := []string{"Googlebot/2.1", "Mozilla/5.0 (compatible; BINGBOT)", "my-Crawler", "curl/8", "", "spider", "Spider", "robot"}
-	for _, pattern := range []string{`(?i)bot|crawler|spider`, `bot|Crawler`, `spider`, `(?i)b[o]t`, `^curl/`, `(?i)^bot|crawler$`} {
+	for _, pattern := range []string{`(?i)bot|crawler|spider`, `bot|Crawler`, `spider`, `(?i)b[o]t`, `^curl/`, `(?i)^bot|crawler$`, `(?i)(bot|spider|crawl)`, `((?:bot))|(?i:spider)`} {
 		rs, err := NewRules([]Rule{{Name: "p", Action: ActionDeny, UserAgentRegexp: pattern}})
 		if err != nil {
 			t.Fatal(err)
@@ -199,8 +199,10 @@ func TestUserAgentPatternsOfPlainWordsMatchLikeTheRegexp(t *testing.T) {
 			}
 		}
 	}
-	if words, fold := literalAlternation(`(?i)Bot|crawler`); len(words) != 2 || !fold || words[0] != "bot" {
-		t.Errorf("literalAlternation = %q %v", words, fold)
+	for _, pattern := range []string{`(?i)Bot|crawler`, `(?i)(Bot|crawler)`} {
+		if words, fold := literalAlternation(pattern); len(words) != 2 || !fold || words[0] != "bot" {
+			t.Errorf("literalAlternation(%s) = %q %v", pattern, words, fold)
+		}
 	}
 }
 
