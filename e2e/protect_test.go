@@ -81,22 +81,27 @@ protection:
     - {name: bad-agents, user_agents: [EvilBot, ""], action: deny}
     - {name: no-private, ips: [127.0.0.1/32], path_prefixes: [/private/], action: deny}
     - {name: other-net, ips: [198.51.100.0/24], action: deny}
+    - {name: by-expr, expr: 'method == "GET" && headers["x-probe"] == "1" && ip_in(ip, "127.0.0.0/8")', action: deny}
 `, "{{ORIGIN}}", protectOrigin(t), "{{LOG}}", logFile)
 	for _, tc := range []struct {
-		name, path, ua string
-		status         int
-		rule           string
+		name, path, ua, probe string
+		status                int
 	}{
-		{"an ordinary request passes", "/page", "Mozilla/5.0", 200, ""},
-		{"a listed User-Agent is denied, whatever its case", "/page", "Mozilla/5.0 (compatible; evilbot/2.1)", 403, "bad-agents"},
-		{"a request without User-Agent is denied", "/page", "", 403, "bad-agents"},
-		{"the client's CIDR is denied on the private path", "/private/x", "Mozilla/5.0", 403, "no-private"},
-		{"the client's CIDR elsewhere passes", "/public/x", "Mozilla/5.0", 200, ""},
+		{"an ordinary request passes", "/page", "Mozilla/5.0", "", 200},
+		{"a listed User-Agent is denied, whatever its case", "/page", "Mozilla/5.0 (compatible; evilbot/2.1)", "", 403},
+		{"a request without User-Agent is denied", "/page", "", "", 403},
+		{"the client's CIDR is denied on the private path", "/private/x", "Mozilla/5.0", "", 403},
+		{"the client's CIDR elsewhere passes", "/public/x", "Mozilla/5.0", "", 200},
+		{"an expression over method, headers and ip denies", "/page", "Mozilla/5.0", "1", 403},
+		{"the expression's other cases pass", "/page", "Mozilla/5.0", "2", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", e.URL+tc.path, nil)
 			req.Header.Set("User-Agent", tc.ua) // "" makes Go send none
 			req.Header.Set("X-Trace", "1")
+			if tc.probe != "" {
+				req.Header.Set("X-Probe", tc.probe)
+			}
 			resp, err := testClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -120,8 +125,11 @@ protection:
 	if n := protectDecisions(t, e, "no-private", "deny"); n != 1 {
 		t.Errorf("no-private denials counted %v, want 1", n)
 	}
-	if n := protectDecisions(t, e, "(none)", "none"); n != 2 {
-		t.Errorf("requests no rule decided counted %v, want 2", n)
+	if n := protectDecisions(t, e, "by-expr", "deny"); n != 1 {
+		t.Errorf("by-expr denials counted %v, want 1", n)
+	}
+	if n := protectDecisions(t, e, "(none)", "none"); n != 3 {
+		t.Errorf("requests no rule decided counted %v, want 3", n)
 	}
 	recs := protectAccessLog(t, e, logFile)
 	rules := map[string]int{}
@@ -131,7 +139,7 @@ protection:
 			rules[rule]++
 		}
 	}
-	if rules["bad-agents"] != 2 || rules["no-private"] != 1 || len(rules) != 2 {
+	if rules["bad-agents"] != 2 || rules["no-private"] != 1 || rules["by-expr"] != 1 || len(rules) != 3 {
 		t.Errorf("access log rules of denials: %v", rules)
 	}
 }
@@ -250,6 +258,25 @@ protection:
 	}
 	if n := protectDecisions(t, e, "throttle", "within_limit"); n != 3 {
 		t.Errorf("within counted %v, want 3", n)
+	}
+}
+
+func TestProtectionRateConditionDecidesAboveItsCount(t *testing.T) {
+	e := startEdge(t, oneRoute+`
+protection:
+  rules:
+    - {name: search-flood, path_prefixes: [/search], rate_over: {count: 3, interval: 1m}, action: deny}
+`, "{{ORIGIN}}", protectOrigin(t))
+	for i := range 3 {
+		if resp, _ := get(t, e.URL+"/search?q="+strconv.Itoa(i)); resp.StatusCode != 200 {
+			t.Fatalf("search %d, within the count: %d", i, resp.StatusCode)
+		}
+	}
+	if resp, _ := get(t, e.URL+"/search?q=x"); resp.StatusCode != 403 {
+		t.Errorf("search over the count: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := get(t, e.URL+"/elsewhere"); resp.StatusCode != 200 {
+		t.Errorf("a path the condition does not count: %d", resp.StatusCode)
 	}
 }
 
@@ -621,5 +648,54 @@ func BenchmarkProtectHit1K(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A reload keeps what clients have earned or used up: passes signed with
+// the process's own key, and counts against rate limits.
+func TestProtectionStateSurvivesAReload(t *testing.T) {
+	e := startEdge(t, oneRoute+`
+protection:
+  limits:
+    - {name: api, key: client_ip, rate: 2, per: 1h}
+  rules:
+    - {name: throttle, path_prefixes: [/api/], action: rate_limit, limit: api}
+    - {name: humans, path_prefixes: [/site/], action: challenge}
+  challenge: {difficulty: 8}
+`, "{{ORIGIN}}", protectOrigin(t))
+	const ua = "solver/1.0"
+	_, page := protectDo(t, "GET", e.URL+"/site/", ua, "", "")
+	action, form := protectSolve(t, page)
+	resp, _ := protectDo(t, "POST", e.URL+action, ua, "", form)
+	pass, _, _ := strings.Cut(resp.Header.Get("Set-Cookie"), ";")
+	for range 2 {
+		if resp, _ := get(t, e.URL+"/api/x"); resp.StatusCode != 200 {
+			t.Fatalf("within the limit: %d", resp.StatusCode)
+		}
+	}
+
+	cfg, err := os.ReadFile(e.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(cfg), "  rules:\n", "  rules:\n    - {name: new-rule, user_agents: [newbot], action: deny}\n", 1)
+	if err := os.WriteFile(e.file, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ReloadFile(e.file); err != nil {
+		t.Fatal(err)
+	}
+	// New connections: an idle keep-alive connection serves its next
+	// request with the config it had when it went idle.
+	testClient.CloseIdleConnections()
+	protectNoRedirects.CloseIdleConnections()
+	if resp, _ := get(t, e.URL+"/x", "User-Agent", "newbot"); resp.StatusCode != 403 {
+		t.Fatalf("the reloaded rules do not apply: %d", resp.StatusCode)
+	}
+	if resp, body := protectDo(t, "GET", e.URL+"/site/", ua, pass, ""); resp.StatusCode != 200 || !strings.Contains(body, protectOriginText) {
+		t.Errorf("a pass from before the reload: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, e.URL+"/api/x"); resp.StatusCode != 429 {
+		t.Errorf("the limit's count from before the reload was lost: %d, want 429", resp.StatusCode)
 	}
 }

@@ -29,7 +29,7 @@ const limiterSlots = 1 << 18
 func (s *Shared) limiter(name string, l limit.Limit) (*limit.Limiter, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if lim, ok := s.limiters[name]; ok && lim.Limit() == l {
+	if lim, ok := s.limiters[name]; ok && lim.Limit() == l.WithDefaults() {
 		return lim, nil
 	}
 	lim, err := limit.New(l, limiterSlots)

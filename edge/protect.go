@@ -2,7 +2,6 @@ package edge
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
-	"github.com/outpost-edge/outpost/config/expr"
 	"github.com/outpost-edge/outpost/guard"
 	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/limit"
@@ -148,9 +146,6 @@ func (s *Shared) buildProtection(p *config.Protection) (*protection, error) {
 	if len(p.Rules) == 0 && p.InFlightPerClient == 0 && !p.FingerprintHeaders {
 		return nil, nil
 	}
-	if p.GeoIP.Database != "" {
-		return nil, errors.New("protection.geoip: country databases are not supported yet")
-	}
 	pr := &protection{fingerprints: p.FingerprintHeaders, tarpits: &s.tarpits,
 		none: s.guardCounter(ruleNone), inFlightOver: s.guardCounter(ruleInFlight)}
 	if p.InFlightPerClient > 0 {
@@ -159,7 +154,7 @@ func (s *Shared) buildProtection(p *config.Protection) (*protection, error) {
 	if len(p.Rules) == 0 {
 		return pr, nil
 	}
-	rules, err := p.GuardRules(nil, func(rule string, err error) {
+	rules, err := p.GuardRules(s.Geo(), func(rule string, err error) {
 		s.Log.Debug("protection rule expression failed", "rule", rule, "error", err)
 	})
 	if err != nil {
@@ -225,14 +220,11 @@ func (s *Shared) protectionLimit(p *config.Protection, name string) (*rateLimit,
 	if rl.Key.Kind == config.KeyRoute {
 		return nil, fmt.Errorf("limit %q: key route is not available to protection rules, which run before routing", name)
 	}
-	if rl.Key.Kind == config.KeyExpr && rl.KeyProgram == nil {
-		return nil, fmt.Errorf("limit %q: %w", name, config.ErrNotProvisioned)
-	}
 	lim, err := s.limiter("protection:"+name, rl.Limit())
 	if err != nil {
 		return nil, fmt.Errorf("limit %q: %w", name, err)
 	}
-	return &rateLimit{cfg: rl, limiter: lim, name: name}, nil
+	return &rateLimit{cfg: rl, limiter: lim, name: name, geo: s.Geo()}, nil
 }
 
 // challenge builds the proof-of-work challenge, with the process's own
@@ -252,10 +244,11 @@ func (s *Shared) challenge(cc *config.Challenge) (*guard.Challenge, error) {
 }
 
 // protectState is what the protection layer keeps for one request while
-// it decides; pooled, so that deciding allocates nothing.
+// it decides; pooled, so that deciding allocates nothing. It is not the
+// connection's state (state.go) because an expression rate-limit key
+// resets that one's Attrs while the rules still read these.
 type protectState struct {
 	attrs guard.Attrs
-	vars  expr.Vars // for expression keys
 }
 
 var protectStates = sync.Pool{New: func() any { return new(protectState) }}
@@ -295,7 +288,8 @@ func (p *protection) decide(c *proxy.Ctx, st *protectState) (bool, error) {
 	v := p.rules.Evaluate(&st.attrs)
 	for v.Action == guard.ActionRateLimit {
 		rl, g := p.limits[v.Next-1], p.counters[v.Next-1]
-		d := rl.limiter.Allow(p.limitKey(c, st, rl), st.attrs.Now)
+		c.Buf = rateKey(c.Buf[:0], c, rl.cfg, rl.geo)
+		d := rl.limiter.Allow(c.Buf, st.attrs.Now)
 		switch {
 		case !d.Allowed && rl.cfg.Action != config.LimitLog:
 			p.record(c, g, outLimited)
@@ -339,22 +333,6 @@ func (p *protection) record(c *proxy.Ctx, g *guardCounter, o guardOutcome) {
 	case outDeny, outTarpit, outChallenge, outLimited:
 		c.Trace.Add("deny", g.rule)
 	}
-}
-
-// limitKey returns the bytes a protection limit counts the request by.
-func (p *protection) limitKey(c *proxy.Ctx, st *protectState, rl *rateLimit) []byte {
-	if rl.cfg.Key.Kind != config.KeyExpr {
-		c.Buf = rateKey(c.Buf[:0], c, rl.cfg, rl.geo)
-		return c.Buf
-	}
-	st.vars.Reset(&st.attrs)
-	key, err := rl.cfg.KeyProgram.AppendString(c.Buf[:0], &st.vars)
-	st.vars.Reset(nil)
-	if err != nil {
-		key = key[:0] // every request whose key fails shares one bucket
-	}
-	c.Buf = key
-	return key
 }
 
 // tarpit holds the answer for delay, or until the request's context ends,

@@ -60,7 +60,7 @@ func New(l Limit, slots int) (*Limiter, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	if slots <= 0 {
 		slots = defaultSlots
 	}

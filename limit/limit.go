@@ -42,8 +42,9 @@ type Limit struct {
 	Burst int
 }
 
-// withDefaults returns l with its zero fields filled.
-func (l Limit) withDefaults() Limit {
+// WithDefaults returns l with its zero fields filled, as New and
+// Limiter.Limit report it.
+func (l Limit) WithDefaults() Limit {
 	if l.Name == "" {
 		l.Name = "default"
 	}
@@ -58,7 +59,7 @@ func (l Limit) withDefaults() Limit {
 
 // Validate reports whether the limit, with defaults filled, can work.
 func (l Limit) Validate() error {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	switch {
 	case l.Rate <= 0:
 		return fmt.Errorf("%w %q: rate %d must be positive", ErrBadLimit, l.Name, l.Rate)
