@@ -312,7 +312,7 @@ func (s *Store) openObject(h uint64, key string) (storage.Object, uint64, error)
 	meta := make([]byte, len(hd.meta))
 	copy(meta, hd.meta)
 	f := os.NewFile(uintptr(fd), name)
-	return &fileObject{f: f, meta: meta, off: hd.bodyOff(), size: hd.bodyLen}, st.Ino, nil
+	return &fileObject{f: f, fd: fd, meta: meta, off: hd.bodyOff(), size: hd.bodyLen}, st.Ino, nil
 }
 
 // forget cleans up after a failed open of hash h's file: a missing file

@@ -47,32 +47,38 @@ func readHeader(fd int, buf []byte) (header, syscall.Stat_t, error) {
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return header{}, st, fmt.Errorf("disk: %w", err)
 	}
-	hd, need, err := readParse(fd, buf)
+	hd, need, n, err := readParse(fd, buf)
 	if err == nil && need > len(buf) {
 		if int64(need) > st.Size {
 			return header{}, st, fmt.Errorf("%w: header of %d bytes in a %d-byte file", errCorrupt, need, st.Size)
 		}
-		hd, _, err = readParse(fd, make([]byte, need))
+		hd, _, _, err = readParse(fd, make([]byte, need))
 	}
-	if err == nil && hd.fileSize() != st.Size {
+	switch {
+	case err != nil:
+	case hd.fileSize() != st.Size:
 		err = fmt.Errorf("%w: length %d, header says %d", errCorrupt, st.Size, hd.fileSize())
+	case need <= len(buf) && int64(n) < min(int64(len(buf)), st.Size):
+		// Truncated between fstat and pread: the rest of buf is not this
+		// file's, and a small object's body would be taken from it.
+		err = fmt.Errorf("%w: read %d bytes of a %d-byte file", errCorrupt, n, st.Size)
 	}
 	return hd, st, err
 }
 
-// readParse reads the start of fd into buf and parses it. need > len(buf)
-// asks for a bigger buffer; a header that does not fit a file's length is
-// corrupt.
-func readParse(fd int, buf []byte) (header, int, error) {
-	n, err := preadFull(fd, buf, 0)
+// readParse reads the start of fd into buf and parses it, returning how
+// many bytes it read. need > len(buf) asks for a bigger buffer; a header
+// that does not fit a file's length is corrupt.
+func readParse(fd int, buf []byte) (hd header, need, n int, err error) {
+	n, err = preadFull(fd, buf, 0)
 	if err != nil {
-		return header{}, 0, fmt.Errorf("disk: reading header: %w", err)
+		return header{}, 0, n, fmt.Errorf("disk: reading header: %w", err)
 	}
-	hd, need, err := parseHeader(buf[:n])
+	hd, need, err = parseHeader(buf[:n])
 	if err == nil && need > n && n < len(buf) {
 		err = fmt.Errorf("%w: %d-byte file, header needs %d", errCorrupt, n, need)
 	}
-	return hd, need, err
+	return hd, need, n, err
 }
 
 // readHeaderFile reads the header of the file name into buf (see readHeader).

@@ -2,6 +2,7 @@ package disk
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"syscall"
@@ -112,7 +113,13 @@ func (w *writer) readCommitted(p []byte, off int64) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("disk: rereading %q: %w", w.key, err)
 	}
-	return readBody(f, p, w.head.bodyOff(), off, w.written.Load())
+	n, err := readBody(f, p, w.head.bodyOff(), off, w.written.Load())
+	if err == nil || err == io.EOF {
+		if lerr := checkLength(int(f.Fd()), w.head.bodyOff()+w.written.Load()); lerr != nil {
+			return 0, lerr
+		}
+	}
+	return n, err
 }
 
 // inode returns the inode number of an open file.

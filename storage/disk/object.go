@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/outpost-edge/outpost/storage"
 )
@@ -52,6 +53,7 @@ func (o *smallObject) ReadAt(p []byte, off int64) (int, error) {
 // version it opened: a later delete or replace does not affect it.
 type fileObject struct {
 	f    *os.File
+	fd   int // f's descriptor, for fstat without allocating
 	meta []byte
 	off  int64 // where the body starts in the file
 	size int64
@@ -68,7 +70,13 @@ func (o *fileObject) Close() error { return o.f.Close() }
 
 // ReadAt reads body bytes; reading at or past the end returns io.EOF.
 func (o *fileObject) ReadAt(p []byte, off int64) (int, error) {
-	return readBody(o.f, p, o.off, off, o.size)
+	n, err := readBody(o.f, p, o.off, off, o.size)
+	if err == nil || err == io.EOF {
+		if lerr := checkLength(o.fd, o.off+o.size); lerr != nil {
+			return 0, lerr
+		}
+	}
+	return n, err
 }
 
 // WriteTo writes the whole body to w. When w is a TCP connection (or a
@@ -84,7 +92,26 @@ func (o *fileObject) WriteTo(w io.Writer) (int64, error) {
 	if err == nil && n < o.size {
 		err = fmt.Errorf("disk: body ends early: %w", io.ErrUnexpectedEOF)
 	}
+	if err == nil {
+		err = checkLength(o.fd, o.off+o.size)
+	}
 	return n, err
+}
+
+// checkLength fails when the file of descriptor fd no longer has the
+// length its header promised. A file truncated behind the store's back
+// while it is read (and perhaps regrown, with zeros) may have returned
+// bytes that are not the stored ones; the length after the read tells.
+// It costs one fstat per read, next to a pread of up to 32 KiB.
+func checkLength(fd int, want int64) error {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("disk: %w", err)
+	}
+	if st.Size != want {
+		return fmt.Errorf("%w: file of %d bytes changed to %d while read", errCorrupt, want, st.Size)
+	}
+	return nil
 }
 
 // readBody reads p from the body that starts at base in f and has length
