@@ -130,7 +130,8 @@ func (c *Cache) startFill(r *Reply, f *fill, m *meta, objKey string, size int64,
 	f.progress = make(chan struct{})
 	r.streamFill(m, f, r.j.ctx) // attaches before the copier starts: cannot fail
 	f.decide(outcomeStreaming, ReasonNone, nil)
-	go c.copyBody(f, body, r.j.pol.MaxObjectSize)
+	maxSize := r.j.pol.MaxObjectSize // r is the client's and may be gone when the copier runs
+	c.background(func() { c.copyBody(f, body, maxSize) })
 }
 
 // pass relays an origin response that is not stored; a registered fill

@@ -22,6 +22,7 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"io"
 	"log/slog"
@@ -89,6 +90,11 @@ type Cache struct {
 	hfp   map[string]int64
 	epoch atomic.Uint64 // source of Vary marker epochs
 
+	// active counts the goroutines started by background; idle is closed
+	// whenever it is zero. Both under mu.
+	active int
+	idle   chan struct{}
+
 	// markerMu serialises the check-and-replace of a key's Vary marker,
 	// striped by key; held across the store calls that do it.
 	markerMu [64]sync.Mutex
@@ -113,6 +119,46 @@ func New(store storage.Store, opts Options) *Cache {
 	c.epoch.Store(uint64(c.now().UnixNano()))
 	c.keys.seed = maphash.MakeSeed()
 	return c
+}
+
+// background runs fn in a goroutine that Drain waits for.
+func (c *Cache) background(fn func()) {
+	c.mu.Lock()
+	if c.active == 0 {
+		c.idle = make(chan struct{})
+	}
+	c.active++
+	c.mu.Unlock()
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			if c.active--; c.active == 0 {
+				close(c.idle)
+			}
+			c.mu.Unlock()
+		}()
+		fn()
+	}()
+}
+
+// Drain waits until the fills and refreshes running in the background
+// (bodies still being stored after their clients were served) have ended,
+// or ctx is done. A graceful stop calls it before closing the store, so
+// that those objects are committed rather than lost.
+func (c *Cache) Drain(ctx context.Context) error {
+	c.mu.Lock()
+	if c.active == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	idle := c.idle
+	c.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cache: draining background fills: %w", ctx.Err())
+	}
 }
 
 // Stats returns the cache's live counters.

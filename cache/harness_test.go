@@ -209,15 +209,9 @@ func (e *env) get(o *origin, target string, headers ...string) result {
 // after their client has its reply).
 func (e *env) waitFills() {
 	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		e.c.mu.Lock()
-		n := len(e.c.fills)
-		e.c.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		time.Sleep(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.c.Drain(ctx); err != nil {
+		e.t.Fatal(err)
 	}
-	e.t.Fatal("fills still in flight after 5s")
 }

@@ -29,7 +29,7 @@ func (c *Cache) refreshInBackground(j *job) {
 	bj := job{ctx: c.detach(j.ctx), req: req, pol: j.pol, fetch: j.fetch, key: j.key,
 		fwd: "stale", status: StatusExpired}
 	bj.rq.Reset() // the refresh is the cache's, not the client's: no request directives
-	go func() {
+	c.background(func() {
 		r := c.newReply()
 		r.j = bj
 		defer func() {
@@ -45,5 +45,5 @@ func (c *Cache) refreshInBackground(j *job) {
 		if _, err := c.lead(r, f); err != nil {
 			c.log.Debug("cache refresh failed", "key", bj.key, "err", err)
 		}
-	}()
+	})
 }
