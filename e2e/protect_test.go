@@ -23,6 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maxmind/mmdbwriter"
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+
 	"github.com/outpost-edge/outpost/guard"
 )
 
@@ -697,5 +700,48 @@ protection:
 	}
 	if resp, _ := get(t, e.URL+"/api/x"); resp.StatusCode != 429 {
 		t.Errorf("the limit's count from before the reload was lost: %d, want 429", resp.StatusCode)
+	}
+}
+
+// protectCountryDB writes a country database that puts 127.0.0.0/8 in
+// country.
+func protectCountryDB(t *testing.T, country string) string {
+	t.Helper()
+	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", RecordSize: 24, IncludeReservedNetworks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
+	if err := tree.Insert(loopback, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(country)}}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "country.mmdb")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := tree.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestProtectionRuleByCountry(t *testing.T) {
+	e := startEdge(t, oneRoute+`
+protection:
+  geoip: {database: "{{DB}}"}
+  rules:
+    - {name: embargo, expr: 'country == "ZZ" && path.startsWith("/shop")', action: deny}
+    - {name: not-here, expr: 'country == "FR"', action: deny}
+`, "{{ORIGIN}}", protectOrigin(t), "{{DB}}", protectCountryDB(t, "ZZ"))
+	if resp, _ := get(t, e.URL+"/shop/cart"); resp.StatusCode != 403 {
+		t.Errorf("a client from the denied country: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := get(t, e.URL+"/news"); resp.StatusCode != 200 {
+		t.Errorf("the same client elsewhere: %d, want 200", resp.StatusCode)
+	}
+	if n := protectDecisions(t, e, "embargo", "deny"); n != 1 {
+		t.Errorf("embargo denials counted %v, want 1", n)
 	}
 }

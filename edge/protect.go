@@ -279,7 +279,7 @@ func (p *protection) early(c *proxy.Ctx) (answered bool, err error) {
 	st := protectStates.Get().(*protectState)
 	defer protectStates.Put(st)
 	st.attrs.Reset(c.Client.Addr(), c.JA4, c.Request)
-	st.attrs.Now = time.Now()
+	st.attrs.Now = c.Trace.Start // read when the request began: one clock read fewer
 	return p.decide(c, st)
 }
 

@@ -73,8 +73,9 @@ func (a *Attrs) now() time.Time {
 // search it for lowercase words with the fast bytes.Contains.
 func (a *Attrs) lowerAgent() []byte {
 	if a.derived&haveAgent == 0 {
-		for _, c := range a.UserAgent() {
-			a.agent = append(a.agent, lower(c))
+		a.agent = append(a.agent[:0], a.UserAgent()...)
+		for i, c := range a.agent {
+			a.agent[i] = lower(c)
 		}
 		a.derived |= haveAgent
 	}
