@@ -4,6 +4,16 @@
 // engine through a proxy.Session, and stops gracefully: on Shutdown it stops
 // accepting, lets in-flight requests finish and closes idle connections.
 //
+// It also holds off clients that would tie it up: connections over
+// Limits.MaxConns in total or MaxConnsPerIP for one client (an IPv4
+// address or an IPv6 /64) are closed on arrival; a new connection must
+// start its request within the header timeout and finish the head within
+// that time of its first byte, however it trickles in (slowloris); a
+// request body must keep Limits.MinBodyRate on average once its grace has
+// passed (slow POST: 408); a client that does not take response bytes
+// within the write timeout is cut, and its socket reset so the kernel
+// drops what was queued for it. The h2 package bounds HTTP/2 abuse.
+//
 // The engine and the limits it runs with form one Runtime, swapped
 // atomically by Swap on a config reload: a connection picks up the current
 // Runtime at the start of each request, so a reload never mixes two configs
