@@ -139,3 +139,24 @@ func TestOriginResetMidBodyLeavesNothingCached(t *testing.T) {
 		t.Fatalf("origin saw %d fetches: a truncated body was served from cache", n)
 	}
 }
+
+func TestLargeDiskHitIsServedWhole(t *testing.T) {
+	o := testorigin.New(t)
+	const size = 3 << 20
+	o.Stream("/big", size, http.Header{"Cache-Control": {"public, max-age=600"}})
+	dir := t.TempDir()
+	e := startEdge(t, cachedRoute+"\nstorage:\n  memory: {size: 0}\n  disk: {path: \""+dir+"\", size: 64MiB}\n", "{{ORIGIN}}", o.Addr())
+	for i := 0; i < 3; i++ {
+		resp, err := testClient.Get(e.URL + "/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := testorigin.CheckPattern(resp.Body, 0, size); err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+		resp.Body.Close()
+	}
+	if n := o.Hits("/big"); n != 1 {
+		t.Fatalf("origin saw %d fetches, want 1", n)
+	}
+}

@@ -416,6 +416,17 @@ func TestDiskCacheSurvivesKill9(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		fetch(fmt.Sprintf("/packages/%d.tar.gz", i))
 	}
+	// A fill commits just after its last byte reaches the client: wait
+	// until each object is served as a hit, i.e. committed.
+	for i := 0; i < 20; i++ {
+		deadline := time.Now().Add(5 * time.Second)
+		for _, st := fetch(fmt.Sprintf("/packages/%d.tar.gz", i)); !strings.Contains(st, "hit"); _, st = fetch(fmt.Sprintf("/packages/%d.tar.gz", i)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("object %d never became a hit: %q", i, st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	p.cmd.Process.Kill() // kill -9: no flush, no goodbye
 	p.cmd.Wait()
 	origin.Close() // and the origin is gone too
