@@ -27,6 +27,9 @@
 // object implements storage.Bytes: four system calls per hit. A bigger
 // object keeps its file open, reads with pread, and implements io.WriterTo,
 // which sends the body with sendfile when the writer is a TCP connection.
+// Each read of a bigger object is followed by an fstat: a file truncated
+// (or truncated and regrown with zeros) behind the store's back while it is
+// read fails the read instead of serving the wrong bytes.
 //
 // # Descriptors
 //
