@@ -263,7 +263,8 @@ var tickets = sync.Pool{New: func() any { return new(limit.Ticket) }}
 // sent the response.
 func (p *protection) early(c *proxy.Ctx) (answered bool, err error) {
 	if p.inFlight != nil {
-		t, ok := p.inFlight.Acquire(limit.ClientKey(c.Buf[:0], c.Client.Addr()))
+		c.Buf = limit.ClientKey(c.Buf[:0], c.Client.Addr())
+		t, ok := p.inFlight.Acquire(c.Buf)
 		if !ok {
 			p.record(c, p.inFlightOver, outLimited)
 			return true, respondText(c, 429, "too many requests in flight\n", "Retry-After", "1")
@@ -283,7 +284,8 @@ func (p *protection) early(c *proxy.Ctx) (answered bool, err error) {
 	return p.decide(c, st)
 }
 
-// decide evaluates the rules and carries out the verdict.
+// decide evaluates the rules and carries out the verdict. A verdict's Next
+// is the index after its rule's, which indexes counters and limits.
 func (p *protection) decide(c *proxy.Ctx, st *protectState) (bool, error) {
 	v := p.rules.Evaluate(&st.attrs)
 	for v.Action == guard.ActionRateLimit {

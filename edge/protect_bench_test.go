@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +42,14 @@ protection:
 // for a browser request that every rule lets through: the per-request
 // cost the layer adds to any request, cache hits included.
 func BenchmarkProtectionEarlyRequest(b *testing.B) {
-	cfg, err := config.Parse("bench.yaml", []byte(benchProtection))
+	inFlightOnly := benchProtection[:strings.Index(benchProtection, "  limits:")]
+	for _, bc := range []struct{ name, yaml string }{{"rules", benchProtection}, {"in_flight_only", inFlightOnly}} {
+		b.Run(bc.name, func(b *testing.B) { benchEarlyRequest(b, bc.yaml) })
+	}
+}
+
+func benchEarlyRequest(b *testing.B, yaml string) {
+	cfg, err := config.Parse("bench.yaml", []byte(yaml))
 	if err != nil {
 		b.Fatal(err)
 	}
