@@ -218,13 +218,6 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 		if err != nil {
 			return downstreamErr(err)
 		}
-	} else if rf, ok := c.session.(io.ReaderFrom); ok && resp.ContentLength >= 0 && isWriterTo(body) {
-		// A stored body that can write itself (sendfile from disk).
-		n, err := rf.ReadFrom(body)
-		c.Bytes += n
-		if err != nil {
-			return downstreamErr(err)
-		}
 	} else if body != nil {
 		if err := e.copyBody(c, body); err != nil {
 			return err
@@ -238,11 +231,6 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 }
 
 var traceField = []byte("X-Outpost-Trace")
-
-func isWriterTo(r io.Reader) bool {
-	_, ok := r.(io.WriterTo)
-	return ok
-}
 
 // bufPool holds copy buffers for streamed bodies.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
