@@ -384,6 +384,13 @@ type writer struct {
 	seq  uint64
 }
 
+// Release forwards to the store's writer (storage.Releaser).
+func (w *writer) Release() {
+	if r, ok := w.Writer.(storage.Releaser); ok {
+		r.Release()
+	}
+}
+
 // Commit stores the object, unless a purge touched it since the fill
 // began. A refused fill is still committed and then deleted at once, out
 // of sight of Lookup, and Commit reports success: the readers following
