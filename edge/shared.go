@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/outpost-edge/outpost/accesslog"
 	"github.com/outpost-edge/outpost/cache"
@@ -192,6 +193,15 @@ func (s *Shared) Close() {
 	if s.Access != nil {
 		s.Access.Close()
 	}
+	if s.cache != nil {
+		// Fills and refreshes still running finish before the store
+		// closes, or their objects would be lost.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.cache.c.Drain(ctx); err != nil {
+			s.Log.Warn("cache fills still running at close", "error", err)
+		}
+		cancel()
+	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
 			s.Log.Error("closing cache storage", "error", err)
@@ -212,6 +222,7 @@ func (s *Shared) Metrics(app *App) metrics.Snapshot {
 	s.mu.Unlock()
 	if s.cache != nil {
 		snap.Values = append(snap.Values, s.cache.metrics()...)
+		snap.Values = append(snap.Values, storageMetrics(s.store)...)
 		for k := purge.ByURL; k <= purge.All; k++ {
 			snap.Values = append(snap.Values, metrics.Value{Name: "outpost_purges_total", Help: "Purge operations by kind.",
 				Counter: true, Labels: []string{"kind", k.String()}, V: float64(s.purger.Counts[k].Load())})
