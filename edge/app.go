@@ -1,6 +1,7 @@
 // Package edge is the config-driven App: it implements the proxy engine's
 // phases from a config.Config. Routing matches the config's routes in
-// order; EarlyRequest answers static routes and PURGE; UpstreamRequest and
+// order; EarlyRequest runs the protection layer (protect.go: bot rules,
+// challenge, in-flight limit) and answers PURGE; UpstreamRequest and
 // Response apply the route's header edits; the cache, the upstream pools
 // and selection come from the packages that own them; Log counts metrics
 // and writes the access log.
