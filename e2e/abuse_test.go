@@ -956,3 +956,32 @@ func TestRequestTimeoutEndsAStalledResponseBody(t *testing.T) {
 	}
 	t.Logf("stalled body cut after %v", time.Since(start).Round(10*time.Millisecond))
 }
+
+func TestSlowPostOverHTTP2Gets408(t *testing.T) {
+	t.Parallel()
+	e := startEdge(t, abuseConfig+"timeouts: {body_read: 1s}\n", "{{ORIGIN}}", abuseOrigin(t, 0))
+	addr := strings.TrimPrefix(e.URL, "http://")
+	stop := abuseServing(t, abuseH2CClient(), e.URL+"/")
+	a := abuseDial(t, addr)
+	a.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: a.headers("POST", "/up", "content-length", "102400"), EndHeaders: true})
+	a.bw.Flush()
+	// 100 bytes every 200ms: 500 B/s, under the 1 KiB/s minimum; each
+	// chunk comes well within body_read.
+	start := time.Now()
+	sent := 0
+	for range 100 {
+		if a.status[408].Load() > 0 || isClosed(a.closed) || a.fr.WriteData(1, false, make([]byte, 100)) != nil || a.bw.Flush() != nil {
+			break
+		}
+		sent += 100
+		select { // pacing, not a timing assertion
+		case <-a.closed:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if a.status[408].Load() != 1 {
+		t.Fatalf("slow POST over HTTP/2: no 408 after %d body bytes in %v (GOAWAY %s, %d resets)", sent, time.Since(start), a.goawayCode(), a.resets.Load())
+	}
+	t.Logf("slow HTTP/2 POST answered 408 after %d body bytes in %v; normal client served %d requests meanwhile",
+		sent, time.Since(start).Round(100*time.Millisecond), stop())
+}

@@ -206,6 +206,12 @@ func (s *session) TLS() *tls.ConnectionState  { return s.tls }
 
 func (s *session) Upgrade() (io.ReadWriteCloser, error) { return nil, proxy.ErrUpgradeUnsupported }
 
+// SetReadDeadline bounds the next reads of the request body; a read past
+// it fails with an error wrapping os.ErrDeadlineExceeded.
+func (s *session) SetReadDeadline(t time.Time) error {
+	return http.NewResponseController(s.w).SetReadDeadline(t)
+}
+
 func (s *session) WriteHead(resp *httphead.Response) error {
 	h := s.w.Header()
 	for i := 0; i < resp.Header.Len(); i++ {

@@ -286,36 +286,17 @@ func resetOnClose(conn net.Conn) {
 
 // bodyIn is the request body as the engine reads it: it sends 100 Continue
 // before the first read when the client asked for it, enforces the body
-// size limit, and sets each read's deadline: the body read timeout, or
-// sooner the moment the body's average rate would fall below the minimum.
+// size limit, and reads under the body rate's deadlines.
 type bodyIn struct {
 	c         *h1Conn
-	read      int64
+	rate      bodyRate
 	max       int64
-	timeout   time.Duration
 	continued bool
-	minRate   float64       // bytes per second; 0: no minimum
-	grace     time.Duration // before the minimum rate applies
-	waited    time.Duration // time spent blocked reading the body
 }
 
 func (b *bodyIn) reset(rt *runtime) {
-	b.read, b.max, b.timeout, b.continued = 0, rt.limits.MaxBodyBytes, rt.timeouts.BodyRead, false
-	b.minRate, b.grace, b.waited = float64(max(rt.limits.MinBodyRate, 0)), rt.timeouts.BodyRateGrace, 0
-}
-
-// deadline returns when the current read must end. Only time spent in
-// reads counts towards the rate, so an origin slow to take the upload does
-// not make the client look slow.
-func (b *bodyIn) deadline(now time.Time) time.Time {
-	d := now.Add(b.timeout)
-	if b.minRate > 0 {
-		allowed := max(b.grace, time.Duration(float64(b.read)/b.minRate*float64(time.Second)))
-		if r := now.Add(allowed - b.waited); r.Before(d) {
-			d = r
-		}
-	}
-	return d
+	b.rate.reset(rt)
+	b.max, b.continued = rt.limits.MaxBodyBytes, false
 }
 
 var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
@@ -331,21 +312,15 @@ func (b *bodyIn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	now := time.Now()
-	_ = c.conn.SetReadDeadline(b.deadline(now))
-	n, err := c.body.Read(p)
-	b.waited += time.Since(now)
+	n, err := b.rate.read(c.srv, c.conn, &c.body, p)
 	var he *h1.Error
 	switch {
 	case errors.As(err, &he):
 		err = proxy.Errorf(he.Status, proxy.FromDownstream, he.Reason, err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		c.srv.SlowClients.Add(1)
 		c.close = true
-		err = proxy.Errorf(408, proxy.FromDownstream, "request body too slow", err)
 	}
-	b.read += int64(n)
-	if b.max > 0 && b.read > b.max {
+	if b.max > 0 && b.rate.n > b.max {
 		return n, proxy.Errorf(413, proxy.FromDownstream, "request body too large", nil)
 	}
 	return n, err
@@ -360,7 +335,7 @@ func (b *bodyIn) drain() bool {
 	if b.c.req.Expect100 && !b.continued {
 		return false // the client is still waiting to send it
 	}
-	_ = b.c.conn.SetReadDeadline(time.Now().Add(b.timeout))
+	_ = b.c.conn.SetReadDeadline(time.Now().Add(b.rate.timeout))
 	n, err := io.Copy(io.Discard, io.LimitReader(&b.c.body, 256<<10))
 	return err == nil && n < 256<<10
 }

@@ -10,15 +10,15 @@ func TestBodyReadDeadlineEnforcesTheMinimumRateAfterTheGrace(t *testing.T) {
 	now := time.Unix(1000, 0)
 	cases := []struct {
 		name   string
-		in     bodyIn
+		in     bodyRate
 		within time.Duration // deadline - now
 	}{
-		{"no minimum: the read timeout", bodyIn{timeout: 60 * time.Second}, 60 * time.Second},
-		{"fresh body: the grace", bodyIn{timeout: 60 * time.Second, minRate: 1024, grace: 10 * time.Second}, 10 * time.Second},
-		{"grace partly used", bodyIn{timeout: 60 * time.Second, minRate: 1024, grace: 10 * time.Second, waited: 4 * time.Second}, 6 * time.Second},
-		{"ahead of the rate: earned time", bodyIn{timeout: 60 * time.Second, minRate: 1024, grace: 10 * time.Second, read: 20 << 10, waited: 12 * time.Second}, 8 * time.Second},
-		{"behind the rate: no time left", bodyIn{timeout: 60 * time.Second, minRate: 1024, grace: 10 * time.Second, read: 5 << 10, waited: 12 * time.Second}, -2 * time.Second},
-		{"read timeout sooner than the rate", bodyIn{timeout: time.Second, minRate: 1024, grace: 10 * time.Second}, time.Second},
+		{"no minimum: the read timeout", bodyRate{timeout: 60 * time.Second}, 60 * time.Second},
+		{"fresh body: the grace", bodyRate{timeout: 60 * time.Second, minRate: 1024, grace: 10 * time.Second}, 10 * time.Second},
+		{"grace partly used", bodyRate{timeout: 60 * time.Second, minRate: 1024, grace: 10 * time.Second, waited: 4 * time.Second}, 6 * time.Second},
+		{"ahead of the rate: earned time", bodyRate{timeout: 60 * time.Second, minRate: 1024, grace: 10 * time.Second, n: 20 << 10, waited: 12 * time.Second}, 8 * time.Second},
+		{"behind the rate: no time left", bodyRate{timeout: 60 * time.Second, minRate: 1024, grace: 10 * time.Second, n: 5 << 10, waited: 12 * time.Second}, -2 * time.Second},
+		{"read timeout sooner than the rate", bodyRate{timeout: time.Second, minRate: 1024, grace: 10 * time.Second}, time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -311,6 +311,7 @@ func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4 strin
 	}
 	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, func(ctx context.Context, sess proxy.Session) error {
 		rt := s.runtime()
+		sess = s.withBodyRate(sess, rt)
 		if ja4 != "" {
 			sess = printedSession{Session: sess, ja4: ja4}
 		}
