@@ -8,6 +8,7 @@ export PATH=$PATH:/usr/local/go/bin
 
 need=()
 command -v curl >/dev/null || need+=(curl)
+command -v chromium >/dev/null || need+=(chromium) # the bot challenge is solved by a real browser
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
 	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi

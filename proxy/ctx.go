@@ -106,6 +106,7 @@ func Detach(ctx context.Context) context.Context {
 		Request: &httphead.Request{},
 		Client:  c.Client,
 		TLS:     c.TLS,
+		JA4:     c.JA4,
 		Route:   c.Route,
 		Trace:   &trace.Trace{ID: c.Trace.ID},
 		engine:  c.engine,

@@ -100,6 +100,10 @@ func (s *Server) serveOne(ctx context.Context, c *h1Conn, st *connState) bool {
 	if err != nil {
 		return false
 	}
+	// A reload may have come while the connection waited: the request
+	// is served with the runtime current when it arrives.
+	rt = s.runtime()
+	lim = rt.limits
 	// The head must be whole within the header timeout of its first
 	// byte: the deadline is set once, so a head trickled byte by byte
 	// (slowloris) is cut at that time in total.
@@ -174,6 +178,7 @@ func (c *h1Conn) Request() *httphead.Request { return &c.req }
 func (c *h1Conn) Body() io.Reader            { return &c.in }
 func (c *h1Conn) ClientAddr() netip.AddrPort { return c.client }
 func (c *h1Conn) TLS() *tls.ConnectionState  { return c.tls }
+func (c *h1Conn) JA4() string                { return c.ja4 }
 func (c *h1Conn) Upgrade() (io.ReadWriteCloser, error) {
 	if err := c.bw.Flush(); err != nil {
 		return nil, err
