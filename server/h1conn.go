@@ -43,7 +43,8 @@ type h1Conn struct {
 	close    bool // close the connection after this response
 	upgraded bool
 	head     []byte
-	served   int // requests read on this connection
+	served   int       // requests read on this connection
+	armed    time.Time // when the write deadline was last set
 }
 
 var (
@@ -232,10 +233,19 @@ func appendContentLength(b []byte, n int64) []byte {
 	return append(b, "\r\n"...)
 }
 
-// armWrite sets the deadline for the next write: a client that stops
-// reading cannot hold the response forever.
+// armWrite sets the deadline for the next writes: a client that stops
+// reading cannot hold the response forever. It moves the deadline only
+// once a quarter of the write timeout has passed since it last did, so
+// every write has at least three quarters of it without a timer update
+// per write.
 func (c *h1Conn) armWrite() {
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.srv.runtime().timeouts.Write))
+	now := time.Now()
+	d := c.srv.runtime().timeouts.Write
+	if now.Sub(c.armed) < d/4 {
+		return
+	}
+	c.armed = now
+	_ = c.conn.SetWriteDeadline(now.Add(d))
 }
 
 // Write sends body bytes and flushes them: a streamed response (server-sent
@@ -245,6 +255,7 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 	if c.noBody {
 		return len(p), nil
 	}
+	c.armWrite()
 	var n int
 	var err error
 	if c.chunked {
@@ -259,7 +270,6 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 		c.srv.SlowClients.Add(1)
 		resetOnClose(c.conn)
 	}
-	c.armWrite()
 	return n, err
 }
 
@@ -310,6 +320,7 @@ func (b *bodyIn) Read(p []byte) (int, error) {
 	c := b.c
 	if c.req.Expect100 && !b.continued {
 		b.continued = true
+		c.armWrite()
 		if _, err := c.bw.Write(continueLine); err != nil {
 			return 0, err
 		}
