@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-edge/outpost/certs"
@@ -26,20 +29,34 @@ import (
 // outlier detection and budgets from package upstream, connections from
 // package client (HTTP/1.1 over a shared pool) or h2 (HTTP/2).
 type backend struct {
-	name    string
-	cfg     *config.Upstream
-	b       *upstream.Backend
-	pool    *pool.Pool
-	h1      *client.Transport
-	h2      *h2.Client
-	sticky  *upstream.Sticky
-	tls     *tls.Config // client TLS to the servers; nil for cleartext
-	health  *health.Checker
-	peers   sync.Map // addr -> *peer
-	cancel  context.CancelFunc
-	backup  *backend // failover target, set by Build
-	retryOn config.RetryConditions
-	retry   upstream.Retry
+	name   string
+	conf   atomic.Pointer[settings] // swapped by a reload while requests read it
+	backup atomic.Pointer[backend]  // failover target; nil: none (see linkFailover)
+	b      *upstream.Backend
+	pool   *pool.Pool
+	h1     *client.Transport
+	h2     *h2.Client
+	tls    *tls.Config // client TLS to the servers; nil for cleartext
+	health *health.Checker
+	peers  sync.Map // addr -> *peer
+	cancel context.CancelFunc
+}
+
+// settings are what a reload may change without new connections. A
+// decision reads them once; a request may see the old settings in Pick and
+// the new ones in Finish, and either is valid.
+type settings struct {
+	cfg    *config.Upstream
+	retry  upstream.Retry
+	sticky *upstream.Sticky // nil: no sticky sessions
+}
+
+func settingsOf(cfg *config.Upstream) *settings {
+	st := &settings{cfg: cfg, retry: retryOf(&cfg.Retries)}
+	if cfg.StickyCookie != "" {
+		st.sticky = &upstream.Sticky{Cookie: cfg.StickyCookie}
+	}
+	return st
 }
 
 // peer is one server address of a backend as a proxy.Peer. Peers are
@@ -62,36 +79,49 @@ type attempt struct {
 func (s *Shared) backend(name string, cfg *config.Upstream) (*backend, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.backends[name]; ok && sameConnections(b.cfg, cfg) {
+	b, ok := s.backends[name]
+	if ok && sameConnections(b.settings().cfg, cfg) {
 		// Keep the pool and the servers' runtime state across a reload;
-		// take the new selection and retry settings.
-		b.cfg, b.retryOn, b.retry = cfg, cfg.Retries.Conditions, retryOf(&cfg.Retries)
-		err := b.b.SetServers(serversOf(cfg))
-		b.syncHealthTargets()
-		return b, err
-	} else if ok {
-		b.close()
+		// take the new selection, limits, retry and server settings.
+		if err := b.reconfigure(cfg, s.Log); err != nil {
+			return nil, err
+		}
+	} else {
+		if ok {
+			b.close()
+		}
+		var err error
+		if b, err = newBackend(s.ctx, name, cfg, s); err != nil {
+			return nil, err
+		}
+		s.backends[name] = b
 	}
-	b, err := newBackend(s.ctx, name, cfg, s)
-	if err != nil {
-		return nil, err
-	}
-	s.backends[name] = b
+	s.linkFailover()
 	return b, nil
 }
 
+// linkFailover points every backend at its failover backend. Backends are
+// built one by one in any order, so each call relinks them all: whichever
+// end of a link comes last completes it. The caller holds s.mu.
+func (s *Shared) linkFailover() {
+	for _, b := range s.backends {
+		b.backup.Store(s.backends[b.settings().cfg.Failover.BackupUpstream])
+	}
+}
+
 // sameConnections reports whether a reload can keep a backend's
-// connections: same protocol, TLS and pool limits.
+// connections and background work: same protocol, TLS, pool limits,
+// health checks and DNS discovery.
 func sameConnections(a, b *config.Upstream) bool {
 	return a.Protocol == b.Protocol && a.TLS == b.TLS && a.MaxIdlePerServer == b.MaxIdlePerServer &&
 		a.MaxConnsPerServer == b.MaxConnsPerServer && a.IdleTimeout == b.IdleTimeout &&
 		a.ConnectTimeout == b.ConnectTimeout && a.FirstByteTimeout == b.FirstByteTimeout &&
-		a.Balance == b.Balance && a.Circuit == b.Circuit && a.Passive == b.Passive &&
 		a.Health == b.Health && (a.DNS == nil) == (b.DNS == nil) && (a.DNS == nil || *a.DNS == *b.DNS)
 }
 
-func newBackend(ctx context.Context, name string, cfg *config.Upstream, s *Shared) (*backend, error) {
-	ub, err := upstream.New(upstream.Config{
+// upstreamConfig maps the config onto package upstream's settings.
+func upstreamConfig(name string, cfg *config.Upstream, log *slog.Logger) upstream.Config {
+	return upstream.Config{
 		Name:   name,
 		Policy: policyFor(cfg.Balance),
 		Outlier: upstream.Outlier{
@@ -101,15 +131,33 @@ func newBackend(ctx context.Context, name string, cfg *config.Upstream, s *Share
 		},
 		Limits: upstream.Limits{MaxConcurrent: cfg.Circuit.MaxConcurrent, MaxPending: cfg.Circuit.MaxPending},
 		Budget: upstream.Budget{Ratio: cfg.Retries.BudgetRatio},
-		Log:    s.Log,
-	}, serversOf(cfg))
+		Log:    log,
+	}
+}
+
+// reconfigure applies a reloaded config to a backend whose connections
+// stay: requests in flight finish on the servers they chose.
+func (b *backend) reconfigure(cfg *config.Upstream, log *slog.Logger) error {
+	if err := b.b.Reconfigure(upstreamConfig(b.name, cfg, log)); err != nil {
+		return err
+	}
+	if err := b.b.SetServers(serversOf(cfg)); err != nil {
+		return err
+	}
+	b.conf.Store(settingsOf(cfg))
+	b.syncHealthTargets()
+	return nil
+}
+
+func (b *backend) settings() *settings { return b.conf.Load() }
+
+func newBackend(ctx context.Context, name string, cfg *config.Upstream, s *Shared) (*backend, error) {
+	ub, err := upstream.New(upstreamConfig(name, cfg, s.Log), serversOf(cfg))
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{name: name, cfg: cfg, b: ub, retryOn: cfg.Retries.Conditions, retry: retryOf(&cfg.Retries)}
-	if cfg.StickyCookie != "" {
-		b.sticky = &upstream.Sticky{Cookie: cfg.StickyCookie}
-	}
+	b := &backend{name: name, b: ub}
+	b.conf.Store(settingsOf(cfg))
 	var tlsConf *tls.Config
 	if cfg.TLS.Enabled {
 		if tlsConf, err = certs.ClientConfig(cfg.TLS.SNI, cfg.TLS.Verify, cfg.TLS.CA, cfg.TLS.ClientCert, cfg.TLS.ClientKey); err != nil {
@@ -208,7 +256,9 @@ func (b *backend) peerFor(addr string) *peer {
 
 func attemptOf(c *proxy.Ctx) *attempt { return &stateOf(c).attempt }
 
-// Pick implements proxy.Upstream.
+// Pick implements proxy.Upstream. Every choice goes into the trace: the
+// attempt number (the engine adds the server), whether a sticky cookie was
+// honoured, and a move to the failover upstream.
 func (b *backend) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 	a := attemptOf(c)
 	if n == 0 {
@@ -218,13 +268,15 @@ func (b *backend) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 		}
 	}
 	s, err := a.it.Next()
-	if err != nil && !a.failover && b.backup != nil {
-		// No server of this upstream can take it: the backup upstream.
-		a.it.End()
-		a.failover = true
-		c.Trace.Add("failover", b.backup.name)
-		if err = b.backup.begin(c, a); err == nil {
-			s, err = a.it.Next()
+	if err != nil && !a.failover {
+		// No server of this upstream can take it: the failover upstream.
+		if backup := b.backup.Load(); backup != nil {
+			a.it.End()
+			a.failover = true
+			c.Trace.Add("failover", backup.name)
+			if err = backup.begin(c, a); err == nil {
+				s, err = a.it.Next()
+			}
 		}
 	}
 	if err != nil {
@@ -232,24 +284,36 @@ func (b *backend) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 		return nil, noServerErr(err)
 	}
 	a.srv = s
+	c.Trace.Add("attempt", strconv.Itoa(n+1)) // constant strings below 100: no allocation
+	if s.Backup {
+		c.Trace.Add("group", "backup")
+	}
 	return a.b.peerFor(s.Addr), nil
 }
 
 func (b *backend) begin(c *proxy.Ctx, a *attempt) error {
-	if err := b.b.Begin(c, &a.it, b.hashKey(c)); err != nil {
+	st := b.settings()
+	if err := b.b.Begin(c, &a.it, hashKey(st.cfg, c)); err != nil {
 		return noServerErr(err)
 	}
 	a.b = b
-	if b.sticky != nil {
-		if id, ok := b.sticky.FromCookieHeader(c.Request.Header.Peek("Cookie")); ok {
-			a.it.Prefer(id)
+	if st.sticky != nil {
+		if id, ok := st.sticky.FromCookieHeader(c.Request.Header.Peek("Cookie")); ok {
+			if a.it.Prefer(id) {
+				c.Trace.Add("sticky", "honoured")
+			} else {
+				c.Trace.Add("sticky", "server unusable")
+			}
 		}
 	}
 	return nil
 }
 
 func noServerErr(err error) error {
+	var pe *proxy.Error
 	switch {
+	case errors.As(err, &pe):
+		return err
 	case errors.Is(err, upstream.ErrCircuitOpen):
 		return proxy.Errorf(503, proxy.FromUpstream, "upstream overloaded", err)
 	case errors.Is(err, upstream.ErrRetryBudget):
@@ -261,51 +325,72 @@ func noServerErr(err error) error {
 }
 
 // Finish implements proxy.Upstream: it reports the outcome and decides
-// whether another server should be tried.
+// whether another server should be tried, tracing why.
 func (b *backend) Finish(c *proxy.Ctx, pp proxy.Peer, n int, resp *httphead.Response, err error, took time.Duration) bool {
 	a := attemptOf(c)
 	cur := a.b
+	st := cur.settings()
 	out, bodySent := outcome(c.Request, resp, err)
 	a.it.Report(a.srv, out, took)
 	pp.(*peer).latency.Observe(took)
-	why := cur.decide(c, n, out, resp, bodySent)
+	why := decide(st, c, n, out, resp, bodySent)
 	if why.Retry() {
 		c.Trace.Add("retry-why", why.String())
 		if why != upstream.RetryConnect {
-			time.Sleep(cur.retry.Wait(n + 1))
+			pause(c, st.retry.Wait(n+1))
 		}
 		return true
 	}
-	if resp != nil && !a.failover && cur.backup != nil && failoverStatus(cur.cfg, resp.Status) {
-		a.it.End()
-		a.failover = true
-		c.Trace.Add("failover", cur.backup.name)
-		if cur.backup.begin(c, a) == nil {
-			return true
+	if out != upstream.Success && out != upstream.Canceled {
+		c.Trace.Add("no-retry", why.String())
+	}
+	if resp != nil && !a.failover && failoverStatus(st.cfg, resp.Status) {
+		if backup := cur.backup.Load(); backup != nil {
+			a.it.End()
+			a.failover = true
+			c.Trace.Add("failover", backup.name)
+			if backup.begin(c, a) == nil {
+				return true
+			}
 		}
 	}
 	a.it.End()
-	if cur.sticky != nil && resp != nil {
-		id, ok := cur.sticky.FromCookieHeader(c.Request.Header.Peek("Cookie"))
-		if cur.sticky.NeedsCookie(id, ok, a.srv) {
-			c.Buf = cur.sticky.AppendSetCookie(c.Buf[:0], a.srv)
+	if st.sticky != nil && resp != nil {
+		id, ok := st.sticky.FromCookieHeader(c.Request.Header.Peek("Cookie"))
+		if st.sticky.NeedsCookie(id, ok, a.srv) {
+			c.Buf = st.sticky.AppendSetCookie(c.Buf[:0], a.srv)
 			resp.Header.Add(setCookie, c.Buf)
 		}
 	}
 	return false
 }
 
+// pause waits d before a retry, or less if the request ends first.
+// Retries are rare, so the timer's allocation does not matter.
+func pause(c *proxy.Ctx, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.Done():
+	}
+}
+
 // decide applies the retry policy, with the config's say on whether
 // connect failures and resets are retried at all.
-func (b *backend) decide(c *proxy.Ctx, n int, out upstream.Outcome, resp *httphead.Response, bodySent bool) upstream.RetryReason {
-	if out == upstream.ConnectError && !b.retryOn.Connect || out == upstream.Reset && !b.retryOn.Reset {
+func decide(st *settings, c *proxy.Ctx, n int, out upstream.Outcome, resp *httphead.Response, bodySent bool) upstream.RetryReason {
+	on := &st.cfg.Retries.Conditions
+	if out == upstream.ConnectError && !on.Connect || out == upstream.Reset && !on.Reset {
 		return upstream.NoRetryOutcome
 	}
 	status := 0
 	if resp != nil {
 		status = resp.Status
 	}
-	return b.retry.Decide(upstream.Attempt{
+	return st.retry.Decide(upstream.Attempt{
 		N: n + 1, Outcome: out, Status: status,
 		Idempotent: upstream.Idempotent(c.Request.Method), BodySent: bodySent,
 	})
@@ -351,11 +436,11 @@ func isTimeout(err error) bool {
 }
 
 // hashKey computes the consistent-hashing key of a request.
-func (b *backend) hashKey(c *proxy.Ctx) uint64 {
-	if b.cfg.Balance != config.BalanceHash {
+func hashKey(cfg *config.Upstream, c *proxy.Ctx) uint64 {
+	if cfg.Balance != config.BalanceHash {
 		return 0
 	}
-	k := b.cfg.HashKey
+	k := cfg.HashKey
 	switch k.Kind {
 	case config.KeyClientIP:
 		ip := c.Client.Addr().Unmap().As16()
@@ -384,7 +469,8 @@ func (b *backend) metrics(name string) []metrics.Server {
 	for _, st := range b.b.Stats(nil) {
 		ms := metrics.Server{
 			Upstream: name, Addr: st.Addr, Requests: st.Requests, Errors: st.Errors,
-			Healthy: st.Healthy && !st.Ejected, Latency: &b.peerFor(st.Addr).latency,
+			Latency: &b.peerFor(st.Addr).latency, Healthy: st.Healthy && !st.Ejected,
+			CheckedDown: !st.Healthy, Ejected: st.Ejected, Ejections: st.Ejections, Inflight: st.Inflight,
 		}
 		if b.pool != nil {
 			ps := b.pool.Stats(b.h1.PoolKey(st.Addr))
@@ -400,7 +486,7 @@ func (b *backend) stats() map[string]any {
 	for _, st := range b.b.Stats(nil) {
 		servers[st.Addr] = st
 	}
-	out := map[string]any{"servers": servers}
+	out := map[string]any{"servers": servers, "circuit": b.b.Counters()}
 	if b.pool != nil {
 		out["connections"] = b.pool.Totals()
 	}

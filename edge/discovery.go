@@ -12,11 +12,12 @@ import (
 // startDiscovery re-resolves the upstream's DNS names when the config asks
 // for it: servers given by name, and an SRV name.
 func (b *backend) startDiscovery(ctx context.Context, s *Shared) {
-	if b.cfg.DNS == nil {
+	cfg := b.settings().cfg
+	if cfg.DNS == nil {
 		return
 	}
-	d := &upstream.Discovery{Interval: b.cfg.DNS.Refresh, Log: s.Log}
-	for _, sv := range b.cfg.Servers {
+	d := &upstream.Discovery{Interval: cfg.DNS.Refresh, Log: s.Log}
+	for _, sv := range cfg.Servers {
 		host, port, err := net.SplitHostPort(sv.Addr)
 		if _, perr := netip.ParseAddr(host); err != nil || perr == nil {
 			d.Static = append(d.Static, &upstream.Server{Addr: sv.Addr, Weight: sv.Weight, Backup: sv.Backup})
@@ -25,8 +26,8 @@ func (b *backend) startDiscovery(ctx context.Context, s *Shared) {
 		p, _ := strconv.Atoi(port)
 		d.Names = append(d.Names, upstream.Name{Host: host, Port: p, Weight: sv.Weight, Backup: sv.Backup})
 	}
-	if b.cfg.DNS.SRV != "" {
-		d.Names = append(d.Names, upstream.Name{Host: b.cfg.DNS.SRV, SRV: true})
+	if cfg.DNS.SRV != "" {
+		d.Names = append(d.Names, upstream.Name{Host: cfg.DNS.SRV, SRV: true})
 	}
 	d.Changed = func(*upstream.Backend) { b.syncHealthTargets() }
 	go d.Run(ctx, b.b)

@@ -9,7 +9,7 @@ import (
 // startHealth runs the upstream's active health checks, when configured,
 // against its current servers; verdicts flip the servers' health.
 func (b *backend) startHealth(ctx context.Context, s *Shared) {
-	hc := &b.cfg.Health
+	hc := &b.settings().cfg.Health
 	if !hc.Enabled() {
 		return
 	}

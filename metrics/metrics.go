@@ -28,8 +28,12 @@ type Server struct {
 	Upstream, Addr   string
 	Requests, Errors uint64           // attempts, and those that failed or answered 5xx
 	Latency          *stats.Histogram // time to the response head
-	Healthy          bool
-	Dials, Reuses    uint64 // connections opened, and requests that reused one
+	Healthy          bool             // taking traffic: passes active checks and not ejected
+	CheckedDown      bool             // failed active health checks
+	Ejected          bool             // ejected by passive outlier detection now
+	Ejections        uint64           // times ejected by passive outlier detection
+	Inflight         int64            // attempts in progress
+	Dials, Reuses    uint64           // connections opened, and requests that reused one
 }
 
 // Value is one sample of a counter or gauge.
@@ -67,6 +71,10 @@ var (
 	upDialDesc  = prometheus.NewDesc("outpost_upstream_connections_opened_total", "New connections opened to an upstream server.", []string{"upstream", "server"}, nil)
 	upReuseDesc = prometheus.NewDesc("outpost_upstream_connections_reused_total", "Requests sent on a reused upstream connection.", []string{"upstream", "server"}, nil)
 	upHealth    = prometheus.NewDesc("outpost_upstream_healthy", "1 when the server is taking traffic.", []string{"upstream", "server"}, nil)
+	upCheckDesc = prometheus.NewDesc("outpost_upstream_check_failed", "1 when the server fails its active health checks.", []string{"upstream", "server"}, nil)
+	upEjected   = prometheus.NewDesc("outpost_upstream_ejected", "1 while passive outlier detection keeps the server out.", []string{"upstream", "server"}, nil)
+	upEjectDesc = prometheus.NewDesc("outpost_upstream_ejections_total", "Times the server was ejected by passive outlier detection.", []string{"upstream", "server"}, nil)
+	upInflight  = prometheus.NewDesc("outpost_upstream_inflight", "Attempts in progress on the server.", []string{"upstream", "server"}, nil)
 )
 
 var classes = [6]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -90,6 +98,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(upDialDesc, prometheus.CounterValue, float64(sv.Dials), l...)
 		ch <- prometheus.MustNewConstMetric(upReuseDesc, prometheus.CounterValue, float64(sv.Reuses), l...)
 		ch <- prometheus.MustNewConstMetric(upHealth, prometheus.GaugeValue, b2f(sv.Healthy), l...)
+		ch <- prometheus.MustNewConstMetric(upCheckDesc, prometheus.GaugeValue, b2f(sv.CheckedDown), l...)
+		ch <- prometheus.MustNewConstMetric(upEjected, prometheus.GaugeValue, b2f(sv.Ejected), l...)
+		ch <- prometheus.MustNewConstMetric(upEjectDesc, prometheus.CounterValue, float64(sv.Ejections), l...)
+		ch <- prometheus.MustNewConstMetric(upInflight, prometheus.GaugeValue, float64(sv.Inflight), l...)
 	}
 	for _, v := range s.Values {
 		var names, values []string
