@@ -296,7 +296,13 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 	if s.draining.Load() {
 		return
 	}
-	h2c := opts.H2C && opts.TLS == nil && s.isH2Preface(conn, br)
+	h2c := false
+	if opts.H2C && opts.TLS == nil {
+		var err error
+		if h2c, err = s.isH2Preface(conn, br); err != nil {
+			return // nothing, or part of a preface, within the header timeout
+		}
+	}
 	st.idle.Store(false)
 	if h2c {
 		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil, "")
@@ -355,17 +361,21 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // isH2Preface reports whether the connection starts with the HTTP/2 client
 // preface. It compares only what has arrived, byte by byte, so a short
-// HTTP/1.0 request is recognised without waiting for more bytes.
-func (s *Server) isH2Preface(conn net.Conn, br *bufio.Reader) bool {
+// HTTP/1.0 request is recognised without waiting for more bytes. The
+// preface, like a request head, must arrive within the header timeout.
+func (s *Server) isH2Preface(conn net.Conn, br *bufio.Reader) (bool, error) {
 	_ = conn.SetReadDeadline(time.Now().Add(s.runtime().timeouts.Header))
 	defer conn.SetReadDeadline(time.Time{})
 	for n := 1; n <= len(h2Preface); n++ {
 		b, err := br.Peek(n)
-		if err != nil || b[n-1] != h2Preface[n-1] {
-			return false
+		if err != nil {
+			return false, err
+		}
+		if b[n-1] != h2Preface[n-1] {
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
 }
 
 // bufferedConn replays what a bufio.Reader already read from the connection.
