@@ -645,3 +645,35 @@ upstreams:
 		}
 	}
 }
+
+func TestReloadWithDNSDiscoveryFollowsTheNewNames(t *testing.T) {
+	origins := foNamed(t, 2, "/r")
+	named := func(o *testorigin.Origin) string {
+		return "localhost:" + o.Addr()[strings.LastIndexByte(o.Addr(), ':')+1:]
+	}
+	e := startEdge(t, `
+upstreams:
+  origin:
+    servers: [{addr: "{{NAME}}"}]
+    dns: {refresh: 50ms}
+`+foRoute, "{{NAME}}", named(origins[0]))
+	file, err := os.ReadFile(e.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolvedTo := func(o *testorigin.Origin) func() bool {
+		return func() bool {
+			servers := foStats(t, e, "origin").Servers
+			_, ok := servers[o.Addr()]
+			return ok && len(servers) == 1
+		}
+	}
+	waitFor(t, resolvedTo(origins[0]))
+	if status, body := postReload(t, e, strings.Replace(string(file), named(origins[0]), named(origins[1]), 1)); status != 200 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	waitFor(t, resolvedTo(origins[1]))
+	if seen := foSpread(t, e.URL+"/r", 20); seen["B"] != 20 {
+		t.Fatalf("after the reload to B's name: served by %v", seen)
+	}
+}

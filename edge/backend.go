@@ -38,8 +38,10 @@ type backend struct {
 	h2     *h2.Client
 	tls    *tls.Config // client TLS to the servers; nil for cleartext
 	health *health.Checker
-	peers  sync.Map // addr -> *peer
+	peers  sync.Map        // addr -> *peer
+	ctx    context.Context // ends with close; background work runs under it
 	cancel context.CancelFunc
+	disc   *discovery // DNS discovery; nil when off. Guarded by Shared.mu.
 }
 
 // settings are what a reload may change without new connections. A
@@ -141,10 +143,16 @@ func (b *backend) reconfigure(cfg *config.Upstream, log *slog.Logger) error {
 	if err := b.b.Reconfigure(upstreamConfig(b.name, cfg, log)); err != nil {
 		return err
 	}
+	b.conf.Store(settingsOf(cfg))
+	if cfg.DNS != nil {
+		// The servers come from resolving the new names, not from
+		// the names themselves.
+		b.startDiscovery(cfg, log)
+		return nil
+	}
 	if err := b.b.SetServers(serversOf(cfg)); err != nil {
 		return err
 	}
-	b.conf.Store(settingsOf(cfg))
 	b.syncHealthTargets()
 	return nil
 }
@@ -180,9 +188,9 @@ func newBackend(ctx context.Context, name string, cfg *config.Upstream, s *Share
 			FirstByteTimeout: cfg.FirstByteTimeout,
 		}
 	}
-	ctx, b.cancel = context.WithCancel(ctx)
-	b.startDiscovery(ctx, s)
-	b.startHealth(ctx, s)
+	b.ctx, b.cancel = context.WithCancel(ctx)
+	b.startDiscovery(cfg, s.Log)
+	b.startHealth(s)
 	return b, nil
 }
 
