@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -17,13 +18,17 @@ import (
 // lead fetches from the origin for a miss or a revalidation and decides
 // the fill f: stream-and-store, refresh after a 304, pass, or fail. f is
 // registered in c.fills (other requests wait on it) or private to this
-// request (hit-for-pass, lock timeout, another variant).
-func (c *Cache) lead(r *Reply, f *fill) (*Reply, error) {
+// request (lock timeout, another variant, a request that said no-store).
+// ctx is the fetch's: detached from the client for a registered fill,
+// whose body others follow after the leader's client may have gone; the
+// request's own for a private one, whose body no one else needs.
+func (c *Cache) lead(r *Reply, f *fill, ctx context.Context) (*Reply, error) {
 	j := &r.j
 	f.hfpTTL = j.pol.hitForPassTTL()
-	oreq := originRequest(j.req, j.stale, !j.pol.KeepAcceptEncoding)
+	originRequest(&r.oreq, j.req, j.stale, !j.pol.KeepAcceptEncoding)
+	j.gen = c.generation() // before the request leaves: a purge from now on catches this fetch
 	reqTime := c.now()
-	resp, body, err := j.fetch(c.detach(j.ctx), oreq)
+	resp, body, err := j.fetch(ctx, &r.oreq)
 	respTime := c.now()
 	if err == nil && resp.Status >= 500 && j.stale != nil && staleOnError(&j.stale.m, respTime) {
 		body.Close()
@@ -95,11 +100,18 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	m.tags = joinValues(&resp.Header, "Surrogate-Key", ' ')
 	objKey := j.key
 	if vary := joinValues(&resp.Header, "Vary", ','); vary != nil {
-		f.epoch, f.vary = c.varyMarker(j.key, vary, respTime), vary
+		var purgedAt int64
+		f.epoch, purgedAt = c.varyMarker(j.key, vary, respTime, j.gen)
+		f.vary = vary
+		if purgedAt >= reqTime.UnixNano() {
+			// Soft-purged through its marker after the request left: the
+			// new variant is as stale as the others.
+			m.lifetime = min(m.lifetime, m.initialAge)
+		}
 		objKey = string(appendVariant([]byte(j.key), f.epoch, vary, &j.req.Header, !j.pol.KeepAcceptEncoding))
 	}
 	metaB := m.encode(nil)
-	w, err := c.store.Create(objKey, metaB, size)
+	w, err := c.create(objKey, metaB, size, j.gen)
 	if err != nil {
 		reason = ReasonStoreError
 		if errors.Is(err, storage.ErrTooLarge) {
@@ -209,7 +221,9 @@ func (c *Cache) revalidated(r *Reply, f *fill, resp *httphead.Response, reqTime,
 		m.tags = tags
 	}
 	metaB := m.encode(nil)
-	if err := c.store.UpdateMeta(e.key, metaB); err != nil {
+	if err := c.updateMeta(e.key, metaB, j.gen); err != nil {
+		// Purged since the request left, or gone: the client still gets
+		// what the origin confirmed, but the stored object stays as it is.
 		c.log.Debug("cache revalidation not recorded", "key", e.key, "err", err)
 	}
 	c.settle(f, outcomeUpdated, ReasonNone, nil)
@@ -282,9 +296,9 @@ func joinValues(h *httphead.Header, name string, sep byte) []byte {
 }
 
 // varyMarker makes sure the primary key holds a Vary marker for the field
-// list vary, and returns its epoch. A marker for another list is replaced,
-// which orphans its variants.
-func (c *Cache) varyMarker(key string, vary []byte, now time.Time) uint64 {
+// list vary, and returns its epoch and when it was last soft-purged. A
+// marker for another list is replaced, which orphans its variants.
+func (c *Cache) varyMarker(key string, vary []byte, now time.Time, gen uint64) (epoch uint64, purgedAt int64) {
 	// Two fills of different variants must not both replace the marker, or
 	// one of them is stored under an epoch no lookup will ever use.
 	mu := &c.markerMu[maphash.String(c.keys.seed, key)%uint64(len(c.markerMu))]
@@ -293,20 +307,22 @@ func (c *Cache) varyMarker(key string, vary []byte, now time.Time) uint64 {
 	if obj, err := c.store.Lookup(key); err == nil {
 		var m meta
 		ok := decodeMeta(obj.Meta(), &m) == nil && m.kind == kindVary && bytes.EqualFold(m.vary, vary)
-		epoch := m.epoch
+		epoch, purgedAt := m.epoch, m.purgedAt
 		obj.Close()
 		if ok {
-			return epoch
+			return epoch, purgedAt
 		}
 	}
 	m := meta{kind: kindVary, epoch: c.epoch.Add(1), vary: vary, respTime: now.UnixNano()}
-	w, err := c.store.Create(key, m.encode(nil), 0)
+	// A marker whose fill began before a purge is refused like its
+	// variant: the variant stays under an epoch no lookup uses.
+	w, err := c.create(key, m.encode(nil), 0, gen)
 	if err == nil {
 		if err = w.Commit(); err != nil {
 			c.log.Debug("cache vary marker not stored", "key", key, "err", err)
 		}
 	}
-	return m.epoch
+	return m.epoch, 0
 }
 
 // maxHitForPass bounds the hit-for-pass marks held at once.

@@ -76,6 +76,7 @@ type Stats struct {
 // concurrent use; one Cache serves every route, each with its Policy.
 type Cache struct {
 	store  storage.Store
+	guard  purgeGuard // store's purge generations, nil when it keeps none
 	now    func() time.Time
 	name   string
 	log    *slog.Logger
@@ -104,6 +105,7 @@ type Cache struct {
 func New(store storage.Store, opts Options) *Cache {
 	c := &Cache{store: store, now: opts.Clock, name: opts.Name, log: opts.Logger, detach: opts.Detach,
 		fills: make(map[string]*fill), hfp: make(map[string]int64)}
+	c.guard, _ = store.(purgeGuard)
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -119,6 +121,42 @@ func New(store storage.Store, opts Options) *Cache {
 	c.epoch.Store(uint64(c.now().UnixNano()))
 	c.keys.seed = maphash.MakeSeed()
 	return c
+}
+
+// purgeGuard is implemented by a store that numbers purges (the purge
+// package's indexed store). A fill or a revalidation notes the generation
+// when its request leaves for the origin and stores through the Since
+// methods, which refuse what a purge made stale in the meantime: a body
+// or a 304 sent before the purge must not make the purged object fresh.
+type purgeGuard interface {
+	Generation() uint64
+	CreateSince(key string, meta []byte, sizeHint int64, gen uint64) (storage.Writer, error)
+	UpdateMetaSince(key string, meta []byte, gen uint64) error
+}
+
+// generation returns the store's purge generation, 0 without a guard.
+func (c *Cache) generation() uint64 {
+	if c.guard == nil {
+		return 0
+	}
+	return c.guard.Generation()
+}
+
+// create starts an object for a fill whose request left at generation gen.
+func (c *Cache) create(key string, meta []byte, size int64, gen uint64) (storage.Writer, error) {
+	if c.guard == nil {
+		return c.store.Create(key, meta, size)
+	}
+	return c.guard.CreateSince(key, meta, size, gen)
+}
+
+// updateMeta records a revalidation whose request left at generation gen;
+// it fails when a purge touched the object since.
+func (c *Cache) updateMeta(key string, meta []byte, gen uint64) error {
+	if c.guard == nil {
+		return c.store.UpdateMeta(key, meta)
+	}
+	return c.guard.UpdateMetaSince(key, meta, gen)
 }
 
 // background runs fn in a goroutine that Drain waits for.

@@ -249,13 +249,17 @@ func (f *fill) feed(p []byte) error {
 // endFill commits or aborts the writer, wakes the readers and unregisters
 // the fill. Readers keep following the writer after Commit, which every
 // Store supports (storagetest checks it). A spilled fill ends cleanly
-// when its body did; its writer goes when its last reader does.
+// when its body did; its writer goes when its last reader does. A failed
+// Commit loses the object, not the body: every byte was written, so the
+// readers still get them from the writer (or a read error, if the store
+// dropped them), never a body cut short by the store.
 func (c *Cache) endFill(f *fill, err error) {
 	spilled := f.spillAt >= 0
+	var notStored error
 	switch {
 	case spilled:
 	case err == nil:
-		err = f.w.Commit()
+		notStored = f.w.Commit()
 	default:
 		f.w.Abort()
 	}
@@ -274,9 +278,9 @@ func (c *Cache) endFill(f *fill, err error) {
 	_, relay := f.w.(relayOnly)
 	switch {
 	case relay:
-	case err != nil || spilled:
+	case err != nil || spilled || notStored != nil:
 		c.stats.Aborted.Add(1)
-		c.log.Debug("cache fill not stored", "key", f.objKey, "err", err)
+		c.log.Debug("cache fill not stored", "key", f.objKey, "err", errors.Join(err, notStored))
 	default:
 		c.stats.Stored.Add(1)
 	}

@@ -94,13 +94,17 @@ func appendField(dst []byte, h *httphead.Header, name string) []byte {
 	return dst
 }
 
+// variantSep follows the primary key in every variant key; no primary key
+// holds it (keys carry no NUL), so the variants of a key share its prefix.
+const variantSep = "\x00v"
+
 // appendVariant appends the secondary key of a response that varies on
 // the fields listed in vary (the Vary values joined by commas): the marker's
 // epoch, so variants of a replaced marker are never found again, then each
 // field's request values. With normAE, Accept-Encoding enters as the one
 // coding the cache asks origins for (see acceptEncoding).
 func appendVariant(dst []byte, epoch uint64, vary []byte, h *httphead.Header, normAE bool) []byte {
-	dst = append(dst, 0, 'v')
+	dst = append(dst, variantSep...)
 	dst = binary.LittleEndian.AppendUint64(dst, epoch)
 	forEachToken(vary, func(name []byte) {
 		if normAE && httphead.EqualFold(name, "Accept-Encoding") {

@@ -1,6 +1,11 @@
 package cache
 
-import "github.com/outpost-edge/outpost/httphead"
+import (
+	"encoding/binary"
+	"strings"
+
+	"github.com/outpost-edge/outpost/httphead"
+)
 
 // Purge removes the object stored under key, a storage key as Range and
 // the purge index see it. A soft purge keeps the object but makes it stale
@@ -9,14 +14,13 @@ import "github.com/outpost-edge/outpost/httphead"
 // whether an object was found.
 func (c *Cache) Purge(key string, soft bool) bool {
 	if !soft {
-		if c.store.Delete(key) {
-			c.stats.Purged.Add(1)
-			return true
-		}
-		return false
+		return c.purgeHard(key)
 	}
 	obj, err := c.store.Lookup(key)
 	if err != nil {
+		// Nothing to mark stale, but a fill may be on its way: under a URL
+		// purge the delete marks the key, so that the fill is refused.
+		c.store.Delete(key)
 		return false
 	}
 	defer obj.Close()
@@ -35,6 +39,44 @@ func (c *Cache) Purge(key string, soft bool) bool {
 	}
 	c.stats.Purged.Add(1)
 	return true
+}
+
+// purgeHard deletes the object under key; a Vary marker goes with every
+// variant stored under its epoch (those of older markers are unreachable
+// already). Variant keys hold request field values, so they are found by
+// walking the store: a hard purge of a varying URL costs a pass over the
+// keys (a soft one goes through the marker and costs none).
+func (c *Cache) purgeHard(key string) bool {
+	var prefix string // of the marker's variants
+	if obj, err := c.store.Lookup(key); err == nil {
+		var m meta
+		if decodeMeta(obj.Meta(), &m) == nil && m.kind == kindVary {
+			prefix = string(binary.LittleEndian.AppendUint64([]byte(key+variantSep), m.epoch))
+		}
+		obj.Close()
+	}
+	// Deleted whether or not it was found: under a URL purge the delete
+	// marks the key, so that a fill racing the purge is refused.
+	found := c.store.Delete(key)
+	if found {
+		c.stats.Purged.Add(1)
+	}
+	if prefix == "" {
+		return found
+	}
+	var variants []string
+	c.store.Range(func(k string, _ []byte) bool {
+		if strings.HasPrefix(k, prefix) {
+			variants = append(variants, k)
+		}
+		return true
+	})
+	for _, k := range variants {
+		if c.store.Delete(k) {
+			c.stats.Purged.Add(1)
+		}
+	}
+	return found
 }
 
 // PurgeURL purges the object a GET of scheme://host+target would find

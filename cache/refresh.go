@@ -42,7 +42,7 @@ func (c *Cache) refreshInBackground(j *job) {
 		if found, _ := c.lookup(r, bj.key, req, &r.e); found {
 			r.j.stale = &r.e
 		}
-		if _, err := c.lead(r, f); err != nil {
+		if _, err := c.lead(r, f, bj.ctx); err != nil {
 			c.log.Debug("cache refresh failed", "key", bj.key, "err", err)
 		}
 	})

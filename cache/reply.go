@@ -37,8 +37,9 @@ type Reply struct {
 	obj    storage.Object // the stored object served, closed by Close
 	objR   objectReader
 	fr     fillReader
-	fill   *fill      // the fill fr follows, detached by Close
-	origin originBody // a body streamed from the origin unstored
+	fill   *fill            // the fill fr follows, detached by Close
+	origin originBody       // a body streamed from the origin unstored
+	oreq   httphead.Request // the request sent to the origin by lead
 
 	key     []byte // primary key being built
 	vkey    []byte // variant key being built
@@ -70,12 +71,13 @@ func (r *Reply) Close() error {
 			err = cerr
 		}
 	}
-	if r.head.Header.Size() > maxPooledHead || cap(r.key)+cap(r.vkey)+cap(r.scratch) > maxPooledHead {
+	if r.head.Header.Size()+r.oreq.Header.Size() > maxPooledHead || cap(r.key)+cap(r.vkey)+cap(r.scratch) > maxPooledHead {
 		*r = Reply{} // an outsized reply would pin its buffers in the pool
 	}
-	key, vkey, scratch, head := r.key[:0], r.vkey[:0], r.scratch[:0], r.head
+	key, vkey, scratch, head, oreq := r.key[:0], r.vkey[:0], r.scratch[:0], r.head, r.oreq
 	head.Reset()
-	*r = Reply{key: key, vkey: vkey, scratch: scratch, head: head}
+	oreq.Reset()
+	*r = Reply{key: key, vkey: vkey, scratch: scratch, head: head, oreq: oreq}
 	replyPool.Put(r)
 	return err
 }

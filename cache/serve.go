@@ -23,6 +23,7 @@ type job struct {
 	tr     *trace.Trace
 	key    string
 	stale  *entry // the stored object being revalidated, nil on a miss
+	gen    uint64 // the store's purge generation when the origin request left
 	fwd    string // Cache-Status fwd value if the request goes to the origin
 	status Status // reply status if it does
 	reason Reason
@@ -203,7 +204,13 @@ func (c *Cache) serveStored(r *Reply, e *entry, now time.Time, st Status, reason
 	r.setStoredHead(&e.m)
 	r.serveObject(r.j.req, e.obj, &e.m)
 	e.obj = nil
-	r.finishHead(age, cacheStatus{hit: true, ttl: e.m.lifetime - age.Truncate(time.Second), hasTTL: true, detail: reason})
+	ttl := e.m.lifetime - age.Truncate(time.Second)
+	if st != StatusHit {
+		// Served stale: RFC 9211 says so with a negative ttl, which a
+		// just-expired or soft-purged object would round to 0.
+		ttl = min(ttl, -time.Second)
+	}
+	r.finishHead(age, cacheStatus{hit: true, ttl: ttl, hasTTL: true, detail: reason})
 	r.Status, r.Reason = st, reason
 	if st == StatusHit {
 		c.stats.Hits.Add(1)
@@ -234,11 +241,16 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 	j := &r.j
 	c.mu.Lock()
 	f := c.fills[j.key]
-	if f == nil {
+	switch {
+	case f == nil && j.rq.Has(cachecontrol.NoStore):
+		// Nothing it fetches may be stored, so no one can share it.
+		c.mu.Unlock()
+		return c.lead(r, newFill(j.key), j.ctx)
+	case f == nil:
 		f = newFill(j.key)
 		c.fills[j.key] = f
 		c.mu.Unlock()
-		return c.lead(r, f)
+		return c.lead(r, f, c.detach(j.ctx))
 	}
 	c.mu.Unlock()
 	f.wait()
@@ -250,7 +262,7 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 	case <-t.C:
 		f.doneWaiting()
 		j.reason = ReasonLockTimeout
-		return c.lead(r, newFill(j.key))
+		return c.lead(r, newFill(j.key), j.ctx)
 	case <-j.ctx.Done():
 		f.doneWaiting()
 		return nil, fmt.Errorf("cache: waiting for a fill: %w", j.ctx.Err())
@@ -275,7 +287,7 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 		return c.forward(r, StatusPass, ReasonHitForPass, "bypass")
 	}
 	j.status = StatusPass
-	return c.lead(r, newFill(j.key))
+	return c.lead(r, newFill(j.key), j.ctx)
 }
 
 // join follows a fill that is streaming the response; it ends the
@@ -287,7 +299,7 @@ func (c *Cache) join(r *Reply, f *fill) (*Reply, error) {
 		if string(r.vkey) != f.objKey {
 			f.doneWaiting()
 			j.reason = ReasonVaryMismatch
-			return c.lead(r, newFill(j.key))
+			return c.lead(r, newFill(j.key), j.ctx)
 		}
 	}
 	c.closeStale(j)
@@ -365,12 +377,12 @@ func staleOnError(m *meta, now time.Time) bool {
 	return m.sie > 0 && m.age(now)-m.lifetime <= m.sie
 }
 
-// originRequest copies the client's request for the origin: a GET for the
+// originRequest copies the client's request into o for the origin: a GET for the
 // full body, the client's own conditionals and Range removed, the stored
 // object's validators added, and with normAE Accept-Encoding reduced to
 // the coding the variant key records.
-func originRequest(req *httphead.Request, stale *entry, normAE bool) *httphead.Request {
-	o := &httphead.Request{}
+func originRequest(o, req *httphead.Request, stale *entry, normAE bool) {
+	o.Reset()
 	o.SetLine([]byte("GET"), req.Target, req.Host, req.Scheme)
 	o.ProtoMajor, o.ProtoMinor = req.ProtoMajor, req.ProtoMinor
 	o.Header.CopyFrom(&req.Header)
@@ -397,7 +409,6 @@ func originRequest(req *httphead.Request, stale *entry, normAE bool) *httphead.R
 			o.Header.Add([]byte("If-Modified-Since"), lm)
 		}
 	}
-	return o
 }
 
 var clientConditionals = [...]string{"If-None-Match", "If-Modified-Since", "If-Match",
