@@ -39,6 +39,7 @@ type Node struct {
 	app     *edge.App
 	shared  *edge.Shared
 	srv     *server.Server
+	h2      *h2.Server
 	lns     []net.Listener
 	admin   *adminServer
 	started time.Time
@@ -79,9 +80,9 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	n.app = app
 	n.srv = server.New(runtimeOf(cfg, eng), log)
-	h2s := h2.NewServer(h2.Limits{MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), WriteTimeout: cfg.Timeouts.Write})
-	h2s.Log = log
-	n.srv.H2 = h2s
+	n.h2 = h2.NewServer(h2.Limits{MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), WriteTimeout: cfg.Timeouts.Write})
+	n.h2.Log = log
+	n.srv.H2 = n.h2
 	if err := n.listen(cfg, opts); err != nil {
 		n.closeListeners()
 		shared.Close()
