@@ -384,9 +384,7 @@ func (c *Cache) invalidate(req *httphead.Request, pol *Policy, resp *httphead.Re
 }
 
 func (c *Cache) deleteKey(key []byte) {
-	if c.store.Delete(string(key)) {
-		c.stats.Purged.Add(1)
-	}
+	c.remove(string(key))
 }
 
 // sameHostTarget returns the origin-form target of a URI reference when

@@ -125,3 +125,46 @@ func BenchmarkServeHitParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkServePass is a request that goes to the origin and is not
+// stored: the cache's own cost on top of the origin's (the test origin
+// allocates its response and records a copy of the request).
+func BenchmarkServePass(b *testing.B) {
+	benches := []struct {
+		name    string
+		cc      string
+		headers []string
+	}{
+		{"hit-for-pass", "no-store", nil},
+		{"request no-store", "max-age=60", []string{"Cache-Control: no-store"}},
+		{"authorized", "max-age=60", []string{"Authorization: Bearer x"}},
+	}
+	for _, bb := range benches {
+		b.Run(bb.name, func(b *testing.B) {
+			c := New(memory.New(memory.Options{Capacity: 64 << 20}), Options{})
+			pol := &Policy{Enabled: true}
+			o := fixed(answer{headers: []string{"Cache-Control: " + bb.cc, "Content-Type: text/plain"}, body: strings.Repeat("p", 1024)})
+			fetch := o.fetch
+			req := request("GET", "/pass", append([]string{"Accept: */*", "User-Agent: bench"}, bb.headers...)...)
+			ctx := context.Background()
+			buf := make([]byte, 4096)
+			serve := func() {
+				rep, err := c.Serve(ctx, req, pol, fetch, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for rep.Body != nil {
+					if _, err := rep.Body.Read(buf); err != nil {
+						break
+					}
+				}
+				rep.Close()
+			}
+			serve()
+			b.ReportAllocs()
+			for b.Loop() {
+				serve()
+			}
+		})
+	}
+}

@@ -57,10 +57,7 @@ func (c *Cache) purgeHard(key string) bool {
 	}
 	// Deleted whether or not it was found: under a URL purge the delete
 	// marks the key, so that a fill racing the purge is refused.
-	found := c.store.Delete(key)
-	if found {
-		c.stats.Purged.Add(1)
-	}
+	found := c.remove(key)
 	if prefix == "" {
 		return found
 	}
@@ -72,11 +69,18 @@ func (c *Cache) purgeHard(key string) bool {
 		return true
 	})
 	for _, k := range variants {
-		if c.store.Delete(k) {
-			c.stats.Purged.Add(1)
-		}
+		c.remove(k)
 	}
 	return found
+}
+
+// remove deletes the object under key and counts it as purged.
+func (c *Cache) remove(key string) bool {
+	if c.store.Delete(key) {
+		c.stats.Purged.Add(1)
+		return true
+	}
+	return false
 }
 
 // PurgeURL purges the object a GET of scheme://host+target would find
@@ -97,7 +101,9 @@ func (c *Cache) PurgeAll(soft bool) int {
 	})
 	n := 0
 	for _, k := range keys {
-		if c.Purge(k, soft) {
+		// Variants are among the keys: a hard purge deletes each one
+		// rather than walking the store again for every marker.
+		if (soft && c.Purge(k, true)) || (!soft && c.remove(k)) {
 			n++
 		}
 	}
