@@ -34,7 +34,9 @@ type fill struct {
 	key string // primary key the fill is registered under
 
 	// Set by the leader before decided is closed; read-only after.
+	// decided is nil for a private fill, which no one waits on.
 	decided chan struct{}
+	settled bool // decide has run; the leader's only
 	outcome outcome
 	reason  Reason
 	err     error
@@ -79,20 +81,30 @@ const (
 // truncated response.
 var ErrFillAborted = errors.New("cache: origin body aborted")
 
+// newFill returns a fill to register under key, for others to wait on.
 func newFill(key string) *fill {
-	return &fill{key: key, decided: make(chan struct{}), size: -1, spillAt: -1}
+	f := privateFill(key)
+	f.decided = make(chan struct{})
+	return f
+}
+
+// privateFill returns a fill that is never registered: only its leader's
+// client follows it.
+func privateFill(key string) *fill {
+	return &fill{key: key, size: -1, spillAt: -1}
 }
 
 // decide publishes the leader's outcome to the waiters; only the first
 // call counts. Only the leader calls it, so the check is not racy.
 func (f *fill) decide(o outcome, reason Reason, err error) {
-	select {
-	case <-f.decided:
+	if f.settled {
 		return
-	default:
 	}
+	f.settled = true
 	f.outcome, f.reason, f.err = o, reason, err
-	close(f.decided)
+	if f.decided != nil {
+		close(f.decided)
+	}
 }
 
 // copyBody is the copier: it owns body and the writer, and stops at the

@@ -245,7 +245,7 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 	case f == nil && j.rq.Has(cachecontrol.NoStore):
 		// Nothing it fetches may be stored, so no one can share it.
 		c.mu.Unlock()
-		return c.lead(r, newFill(j.key), j.ctx)
+		return c.lead(r, privateFill(j.key), j.ctx)
 	case f == nil:
 		f = newFill(j.key)
 		c.fills[j.key] = f
@@ -262,7 +262,7 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 	case <-t.C:
 		f.doneWaiting()
 		j.reason = ReasonLockTimeout
-		return c.lead(r, newFill(j.key), j.ctx)
+		return c.lead(r, privateFill(j.key), j.ctx)
 	case <-j.ctx.Done():
 		f.doneWaiting()
 		return nil, fmt.Errorf("cache: waiting for a fill: %w", j.ctx.Err())
@@ -287,7 +287,7 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 		return c.forward(r, StatusPass, ReasonHitForPass, "bypass")
 	}
 	j.status = StatusPass
-	return c.lead(r, newFill(j.key), j.ctx)
+	return c.lead(r, privateFill(j.key), j.ctx)
 }
 
 // join follows a fill that is streaming the response; it ends the
@@ -299,7 +299,7 @@ func (c *Cache) join(r *Reply, f *fill) (*Reply, error) {
 		if string(r.vkey) != f.objKey {
 			f.doneWaiting()
 			j.reason = ReasonVaryMismatch
-			return c.lead(r, newFill(j.key), j.ctx)
+			return c.lead(r, privateFill(j.key), j.ctx)
 		}
 	}
 	c.closeStale(j)
