@@ -684,3 +684,37 @@ upstreams:
 		t.Fatalf("after the reload to B's name: served by %v", seen)
 	}
 }
+
+func TestReloadThatReplacesConnectionsDropsNoRequest(t *testing.T) {
+	origins := foNamed(t, 2, "/r")
+	for i, o := range origins {
+		o.SlowFirstByte("/r", 5*time.Millisecond, 200, nil, string(rune('A'+i)))
+	}
+	e := startEdge(t, `
+upstreams:
+  origin:
+    servers: [{addr: "{{A}}"}, {addr: "{{B}}"}]
+    connect_timeout: 1s
+`+foRoute, foVars(origins)...)
+	file, err := os.ReadFile(e.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, stop := foLoad(e.URL+"/r", 8)
+	// A new connect timeout needs new connections: each reload builds a
+	// new pool while requests are in flight on the old one.
+	timeouts := []string{"connect_timeout: 1s", "connect_timeout: 2s"}
+	for i := 1; i <= 10; i++ {
+		cfg := strings.Replace(string(file), timeouts[0], timeouts[i%2], 1)
+		if status, body := postReload(t, e, cfg); status != 200 {
+			t.Fatalf("reload %d: %d %s", i, status, body)
+		}
+		at := ok.Load()
+		waitFor(t, func() bool { return ok.Load() > at+20 })
+	}
+	failed, first := stop()
+	t.Logf("%d ok, %d failed", ok.Load(), failed)
+	if failed != 0 {
+		t.Fatalf("%d client errors across reloads that replace the connection pool; first: %s", failed, first)
+	}
+}

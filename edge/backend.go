@@ -32,16 +32,19 @@ type backend struct {
 	name   string
 	conf   atomic.Pointer[settings] // swapped by a reload while requests read it
 	backup atomic.Pointer[backend]  // failover target; nil: none (see linkFailover)
-	b      *upstream.Backend
-	pool   *pool.Pool
-	h1     *client.Transport
-	h2     *h2.Client
-	tls    *tls.Config // client TLS to the servers; nil for cleartext
-	health *health.Checker
-	peers  sync.Map        // addr -> *peer
-	ctx    context.Context // ends with close; background work runs under it
-	cancel context.CancelFunc
-	disc   *discovery // DNS discovery; nil when off. Guarded by Shared.mu.
+	// replaced is the backend that a reload built in place of this one;
+	// requests still routed here start there instead (see Pick).
+	replaced atomic.Pointer[backend]
+	b        *upstream.Backend
+	pool     *pool.Pool
+	h1       *client.Transport
+	h2       *h2.Client
+	tls      *tls.Config // client TLS to the servers; nil for cleartext
+	health   *health.Checker
+	peers    sync.Map        // addr -> *peer
+	ctx      context.Context // ends with close; background work runs under it
+	cancel   context.CancelFunc
+	disc     *discovery // DNS discovery; nil when off. Guarded by Shared.mu.
 }
 
 // settings are what a reload may change without new connections. A
@@ -89,13 +92,15 @@ func (s *Shared) backend(name string, cfg *config.Upstream) (*backend, error) {
 			return nil, err
 		}
 	} else {
-		if ok {
-			b.close()
-		}
-		var err error
-		if b, err = newBackend(s.ctx, name, cfg, s); err != nil {
+		nb, err := newBackend(s.ctx, name, cfg, s)
+		if err != nil {
 			return nil, err
 		}
+		if ok {
+			b.replaced.Store(nb)
+			b.close()
+		}
+		b = nb
 		s.backends[name] = b
 	}
 	s.linkFailover()
@@ -158,6 +163,20 @@ func (b *backend) reconfigure(cfg *config.Upstream, log *slog.Logger) error {
 }
 
 func (b *backend) settings() *settings { return b.conf.Load() }
+
+// successor returns the backend that reloads put in place of b, or nil
+// while b is current.
+func (b *backend) successor() *backend {
+	nb := b.replaced.Load()
+	for nb != nil {
+		next := nb.replaced.Load()
+		if next == nil {
+			break
+		}
+		nb = next
+	}
+	return nb
+}
 
 func newBackend(ctx context.Context, name string, cfg *config.Upstream, s *Shared) (*backend, error) {
 	ub, err := upstream.New(upstreamConfig(name, cfg, s.Log), serversOf(cfg))
@@ -270,6 +289,11 @@ func attemptOf(c *proxy.Ctx) *attempt { return &stateOf(c).attempt }
 func (b *backend) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 	a := attemptOf(c)
 	if n == 0 {
+		if nb := b.successor(); nb != nil {
+			// The request was routed here just before a reload closed
+			// this backend's connections: the replacement takes it.
+			return nb.Pick(c, 0)
+		}
 		a.failover = false
 		if err := b.begin(c, a); err != nil {
 			return nil, err
@@ -278,7 +302,7 @@ func (b *backend) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 	s, err := a.it.Next()
 	if err != nil && !a.failover {
 		// No server of this upstream can take it: the failover upstream.
-		if backup := b.backup.Load(); backup != nil {
+		if backup := a.b.backup.Load(); backup != nil {
 			a.it.End()
 			a.failover = true
 			c.Trace.Add("failover", backup.name)
@@ -341,6 +365,17 @@ func (b *backend) Finish(c *proxy.Ctx, pp proxy.Peer, n int, resp *httphead.Resp
 	out, bodySent := outcome(c.Request, resp, err)
 	a.it.Report(a.srv, out, took)
 	pp.(*peer).latency.Observe(took)
+	if errors.Is(err, pool.ErrClosed) {
+		// A reload closed the pool between Pick and the attempt; the
+		// backend that replaced this one has open connections.
+		if nb := cur.successor(); nb != nil {
+			a.it.End()
+			if nb.begin(c, a) == nil {
+				c.Trace.Add("retry-why", "reload")
+				return true
+			}
+		}
+	}
 	why := decide(st, c, n, out, resp, bodySent)
 	if why.Retry() {
 		c.Trace.Add("retry-why", why.String())
