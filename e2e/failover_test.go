@@ -430,6 +430,7 @@ upstreams:
     servers: [{addr: "{{A}}"}, {addr: "{{B}}"}, {addr: "{{C}}"}]
     sticky_cookie: srv
     connect_timeout: 500ms
+    health: {tcp: true, interval: 50ms, timeout: 50ms, rise: 1, fall: 1}
 `+foRoute, foVars(origins)...)
 	first := foDo(e.URL + "/s")
 	cookie := foCookie(first.header)
@@ -448,7 +449,8 @@ upstreams:
 		t.Fatalf("without the cookie: served by %v, want round robin over all three", seen)
 	}
 
-	origins[pinned[0]-'A'].Kill()
+	dead := origins[pinned[0]-'A']
+	dead.Kill()
 	moved := foDo(e.URL+"/s", "Cookie", cookie, "X-Outpost-Trace", "1")
 	newCookie := foCookie(moved.header)
 	t.Logf("pinned to %s, which died: served by %s, trace %s", pinned, moved.body, moved.header.Get("X-Outpost-Trace"))
@@ -459,6 +461,15 @@ upstreams:
 		if r := foDo(e.URL+"/s", "Cookie", newCookie); r.body != moved.body {
 			t.Fatalf("with the new cookie: served by %q, want %s", r.body, moved.body)
 		}
+	}
+	// Once health checks see it down, the old cookie's server is not
+	// even tried.
+	waitFor(t, func() bool { return foMetric(t, e, "outpost_upstream_check_failed", dead.Addr()) == 1 })
+	r := foDo(e.URL+"/s", "Cookie", cookie, "X-Outpost-Trace", "1")
+	trace := r.header.Get("X-Outpost-Trace")
+	if r.status != 200 || !strings.Contains(trace, "sticky=server unusable") || strings.Contains(trace, "attempt=2") || foCookie(r.header) == "" {
+		t.Fatalf("old cookie, server down: %d, Set-Cookie %q, trace %s; want one attempt elsewhere and a new cookie",
+			r.status, r.header.Get("Set-Cookie"), trace)
 	}
 }
 
