@@ -23,6 +23,7 @@ import (
 	"github.com/outpost-edge/outpost/stats"
 	"github.com/outpost-edge/outpost/storage"
 	"github.com/outpost-edge/outpost/storage/memory"
+	"github.com/outpost-edge/outpost/upstream"
 )
 
 // Shared is the state that outlives a config reload: the cache and its
@@ -218,6 +219,7 @@ func (s *Shared) Metrics(app *App) metrics.Snapshot {
 	s.mu.Lock()
 	for name, b := range s.backends {
 		snap.Servers = append(snap.Servers, b.metrics(name)...)
+		snap.Values = append(snap.Values, backendCounters(name, b.b.Counters())...)
 	}
 	s.mu.Unlock()
 	if s.cache != nil {
@@ -231,6 +233,37 @@ func (s *Shared) Metrics(app *App) metrics.Snapshot {
 			Counter: true, V: float64(s.purger.Objects.Load())})
 	}
 	return snap
+}
+
+// backendCounters exports an upstream's breaker and budget counters.
+func backendCounters(name string, c upstream.Counters) []metrics.Value {
+	l := []string{"upstream", name}
+	return []metrics.Value{
+		{Name: "outpost_upstream_active", Help: "Requests holding a circuit breaker slot.", Labels: l, V: float64(c.Active)},
+		{Name: "outpost_upstream_pending", Help: "Requests waiting for a circuit breaker slot.", Labels: l, V: float64(c.Pending)},
+		{Name: "outpost_upstream_circuit_open_total", Help: "Requests refused by the circuit breaker.", Counter: true, Labels: l, V: float64(c.CircuitOpen)},
+		{Name: "outpost_upstream_budget_denied_total", Help: "Retries refused by the retry budget.", Counter: true, Labels: l, V: float64(c.BudgetDenied)},
+		{Name: "outpost_upstream_no_server_total", Help: "Selections that found no usable server.", Counter: true, Labels: l, V: float64(c.NoServer)},
+	}
+}
+
+// retireAfter is how long a removed upstream keeps its connections for
+// the requests that were already on their way to it.
+const retireAfter = time.Minute
+
+// Retain retires the backends a new config no longer names: they leave
+// metrics and stats at once, and their health checks, discovery and
+// connections stop once the requests already sent to them are done.
+// Called once a reload has been applied.
+func (s *Shared) Retain(cfg *config.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, b := range s.backends {
+		if _, ok := cfg.Upstreams[name]; !ok {
+			delete(s.backends, name)
+			time.AfterFunc(retireAfter, b.close)
+		}
+	}
 }
 
 // Stats is the JSON form of the shared state for GET /stats.

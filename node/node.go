@@ -166,6 +166,7 @@ func (n *Node) Reload(cfg *config.Config) error {
 	old := n.app
 	n.cfg, n.app = cfg, app
 	old.Close()
+	n.shared.Retain(cfg)
 	n.Log.Info("config reloaded", "file", cfg.File, "fingerprint", cfg.Fingerprint()[:12])
 	return nil
 }
