@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,5 +269,37 @@ func TestOnlySharedFetchesAreDetached(t *testing.T) {
 				t.Errorf("%d detached contexts, want %d", detached, tt.want)
 			}
 		})
+	}
+}
+
+// TestALockTimeoutFetchesWithTheRequestContext: a request that gave up
+// waiting on another's fetch fetches alone, so it needs no detached
+// context; the fetch it waited on had one.
+func TestALockTimeoutFetchesWithTheRequestContext(t *testing.T) {
+	e := newEnv(t)
+	var detached atomic.Int32
+	e.c = New(e.store, Options{Clock: e.clock.Now, Detach: func(ctx context.Context) context.Context {
+		detached.Add(1)
+		return context.WithoutCancel(ctx)
+	}})
+	e.pol.LockTimeout = time.Millisecond
+	started, gate := make(chan struct{}), make(chan struct{})
+	o := newOrigin(func(_ *httphead.Request, n int) answer {
+		if n == 1 {
+			close(started)
+			<-gate
+		}
+		return answer{headers: []string{"Cache-Control: max-age=60"}, body: "l"}
+	})
+	done := make(chan result, 1)
+	go func() { done <- e.get(o, "/l") }()
+	<-started
+	r := e.get(o, "/l")
+	close(gate)
+	<-done
+	e.waitFills()
+	if r.reason != ReasonLockTimeout || detached.Load() != 1 {
+		t.Errorf("%v (%v), %d detached contexts; want a lock timeout and only the leader's fetch detached",
+			r.code, r.reason, detached.Load())
 	}
 }
