@@ -321,6 +321,9 @@ func (c *Cache) varyMarker(key string, vary []byte, now time.Time, gen uint64) (
 		if err = w.Commit(); err != nil {
 			c.log.Debug("cache vary marker not stored", "key", key, "err", err)
 		}
+		if r, ok := w.(storage.Releaser); ok {
+			r.Release()
+		}
 	}
 	return m.epoch, 0
 }

@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,38 @@ func TestObjectsSurviveARestartOnDisk(t *testing.T) {
 	}
 	if o.count.Load() != 2 {
 		t.Errorf("origin saw %d requests", o.count.Load())
+	}
+}
+
+// TestFillsReleaseTheirDiskFiles checks that a disk fill's file is closed
+// once its readers are done, not when the writer is collected.
+func TestFillsReleaseTheirDiskFiles(t *testing.T) {
+	dir := t.TempDir()
+	clock := &fakeClock{t: epoch0}
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		return answer{headers: []string{"Cache-Control: max-age=600"}, body: strings.Repeat("x", 10000)}
+	})
+	pol := &Policy{Enabled: true}
+	s, err := disk.Open(dir, disk.Options{Capacity: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := &env{t: t, clock: clock, store: s, c: New(s, Options{Clock: clock.Now}), pol: pol}
+	for i := range 50 {
+		if r := e.get(o, "/f/"+strings.Repeat("a", i)); r.readErr != nil {
+			t.Fatal(r.readErr)
+		}
+	}
+	e.waitFills()
+	fds, _ := os.ReadDir("/proc/self/fd")
+	open := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.HasPrefix(target, dir+"/objects") {
+			open++
+		}
+	}
+	if open != 0 {
+		t.Fatalf("%d object files still open after 50 fills", open)
 	}
 }

@@ -58,6 +58,7 @@ type fill struct {
 	readers  []*fillReader // attached readers
 	pending  int           // waiters not yet attached nor gone: a spilled window keeps its start for them
 	aborted  bool          // the writer has been aborted (spilled fills: by the last reader)
+	released bool          // the writer's resources are released (storage.Releaser)
 	spillAt  int64         // -1, or where the writer's bytes end and the window's begin
 	window   []byte        // spilled bytes [windowAt, windowAt+len(window))
 	windowAt int64
@@ -368,9 +369,18 @@ func (f *fill) wakeCopier() {
 // abortUnfollowed aborts the writer of a finished spilled fill that no
 // one follows or waits for any more; under f.mu.
 func (f *fill) abortUnfollowed() {
-	if f.spillAt >= 0 && f.done && len(f.readers) == 0 && f.pending == 0 && !f.aborted {
+	if !f.done || len(f.readers) > 0 || f.pending > 0 {
+		return
+	}
+	if f.spillAt >= 0 && !f.aborted {
 		f.aborted = true
 		f.w.Abort()
+	}
+	// Nobody follows the writer any more: a disk writer can close its
+	// file now rather than when it is collected.
+	if r, ok := f.w.(storage.Releaser); ok && !f.released {
+		f.released = true
+		r.Release()
 	}
 }
 
