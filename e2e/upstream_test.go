@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -145,5 +146,50 @@ routes:
 	}
 	if resp, b := get(t, e.URL+"/c/r"); resp.StatusCode != 200 || b != "cached" {
 		t.Fatalf("all servers down, cached URL: %d %q, want the stale copy", resp.StatusCode, b)
+	}
+}
+
+func TestRetryWithBodyResendsAKeptBody(t *testing.T) {
+	var calls atomic.Int64
+	first := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(503) // read the body, then fail
+	}))
+	second := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "got "+string(b))
+	}))
+	cfg := `
+upstreams:
+  origin:
+    servers: [{addr: "{{A}}"}, {addr: "{{B}}"}]
+    retries: {max: 1, idempotent_only: false, retry_with_body: {{WITH}}}
+routes:
+  - name: all
+    upstream: origin
+    cache: {enabled: false}
+`
+	for _, with := range []string{"true", "false"} {
+		e := startEdge(t, cfg, "{{A}}", first, "{{B}}", second, "{{WITH}}", with)
+		okSeen, failed := false, false
+		for i := 0; i < 4; i++ { // round robin alternates the servers
+			resp, err := testClient.Post(e.URL+"/upload", "text/plain", strings.NewReader("payload"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && string(b) == "got payload" {
+				okSeen = true
+			} else if with == "true" {
+				t.Fatalf("retry_with_body: %d %q", resp.StatusCode, b)
+			} else {
+				failed = true
+			}
+		}
+		if with == "false" && (!okSeen || !failed) {
+			t.Fatalf("without retry_with_body: ok seen %v, 503 seen %v; want both (a sent body is not resent)", okSeen, failed)
+		}
 	}
 }

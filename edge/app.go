@@ -35,6 +35,11 @@ type App struct {
 	prot      *protection // nil: no protection configured
 }
 
+// replayBodyMax is the largest request body kept in memory for retries on
+// upstreams with retries.retry_with_body; larger bodies stream and are not
+// retried once sent.
+const replayBodyMax = 1 << 20
+
 // Build compiles cfg into an App over shared state. It starts nothing
 // that outlives the App except what Shared keeps.
 func Build(cfg *config.Config, shared *Shared) (*App, error) {
@@ -63,6 +68,9 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 				return nil, fmt.Errorf("route %s: unknown upstream %q", rc.Name, rc.Upstream)
 			}
 			r.Upstream = b
+			if cfg.Upstreams[rc.Upstream].Retries.RetryWithBody {
+				r.ReplayBody = replayBodyMax
+			}
 		}
 		if rc.Cache.Enabled && shared.cache != nil {
 			r.Cache = shared.cacheFor(rc)

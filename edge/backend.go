@@ -363,6 +363,9 @@ func (b *backend) Finish(c *proxy.Ctx, pp proxy.Peer, n int, resp *httphead.Resp
 	cur := a.b
 	st := cur.settings()
 	out, bodySent := outcome(c.Request, resp, err)
+	if c.Route.Replayable(c.Request) {
+		bodySent = false // the engine kept the body: it can be sent again
+	}
 	a.it.Report(a.srv, out, took)
 	pp.(*peer).latency.Observe(took)
 	if errors.Is(err, pool.ErrClosed) {

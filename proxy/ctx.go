@@ -20,8 +20,17 @@ type Route struct {
 	Upstream Upstream
 	// Cache, when set, serves the request through a cache.
 	Cache Cache
+	// ReplayBody is the largest request body (with a known length) kept
+	// in memory so that a retry can send it again. Zero: bodies stream
+	// through and a request whose body was sent is not retried.
+	ReplayBody int64
 	// App is the App's own data for the route (e.g. its compiled config).
 	App any
+}
+
+// Replayable reports whether req's body is kept for retries on route r.
+func (r *Route) Replayable(req *httphead.Request) bool {
+	return r.ReplayBody > 0 && req.ContentLength > 0 && req.ContentLength <= r.ReplayBody
 }
 
 // Ctx is the state of one request as it goes through the phases. The

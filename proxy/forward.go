@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -23,8 +24,15 @@ func (e *Engine) fetch(c *Ctx, req *httphead.Request) (*httphead.Response, io.Re
 		}
 	}
 	var body io.Reader
+	var replay []byte // the whole body, when kept for retries
 	if req == c.Request && c.session != nil && (req.ContentLength != 0 || req.Chunked) {
 		body = c.session.Body()
+		if c.Route.Replayable(req) {
+			var err error
+			if replay, err = io.ReadAll(io.LimitReader(body, req.ContentLength)); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	resp := &c.resp
 	var last io.ReadCloser // the body of a response that asked for a retry
@@ -44,6 +52,9 @@ func (e *Engine) fetch(c *Ctx, req *httphead.Request) (*httphead.Response, io.Re
 		if last != nil {
 			last.Close()
 			last = nil
+		}
+		if replay != nil {
+			body = bytes.NewReader(replay)
 		}
 		c.Attempts = attempt + 1
 		c.Upstream = peer.Addr()
