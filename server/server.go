@@ -261,11 +261,6 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 	}()
 	if tcp, ok := conn.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
-		// A send buffer that holds a large part of a big object lets one
-		// write go out without waiting for the socket to drain: 1 MiB
-		// hits went from 3.5 to 4.0 GB/s here. Slow readers are cut by the
-		// write deadline, and their queued bytes dropped (resetOnClose).
-		_ = tcp.SetWriteBuffer(2 << 20)
 	}
 	// The client address is read here, not in the accept loop: behind
 	// PROXY protocol it waits for the header.
