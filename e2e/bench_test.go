@@ -3,12 +3,15 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http2"
 )
 
 // rawClient is a keep-alive HTTP/1.1 client that allocates nothing per
@@ -101,4 +104,30 @@ func benchPath(b *testing.B, path string) {
 			b.Fatalf("status %d", st)
 		}
 	}
+}
+
+// BenchmarkHitH2C is a cache hit over cleartext HTTP/2, 4 streams at a
+// time on one connection (allocs/op include the Go client's).
+func BenchmarkHitH2C(b *testing.B) {
+	e := startEdge(&testing.T{}, oneRoute, "{{ORIGIN}}", benchOrigin(b))
+	defer e.Shutdown(b.Context())
+	c := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLS: func(n, a string, _ *tls.Config) (net.Conn, error) { return net.Dial(n, a) }}}
+	url := e.URL + "/obj"
+	fetch := func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	fetch()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.SetParallelism(2)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			fetch()
+		}
+	})
 }
