@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/accesslog"
+	"github.com/outpost-edge/outpost/certs"
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/proxy"
@@ -44,6 +45,22 @@ const replayBodyMax = 1 << 20
 // that outlives the App except what Shared keeps.
 func Build(cfg *config.Config, shared *Shared) (*App, error) {
 	a := &App{cfg: cfg, shared: shared, upstreams: map[string]*backend{}, access: shared.Access, purgeFrom: cfg.Purge.AllowMethodFrom}
+	// Everything that can fail comes before the upstreams, which are
+	// reconfigured in place: a config refused here leaves the running
+	// one untouched.
+	var err error
+	if a.prot, err = shared.buildProtection(&cfg.Protection); err != nil {
+		return nil, err
+	}
+	limits := make([][]rateLimit, len(cfg.Routes))
+	for i := range cfg.Routes {
+		if limits[i], err = shared.routeLimits(&cfg.Routes[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkUpstreamTLS(cfg); err != nil {
+		return nil, err
+	}
 	for name, u := range cfg.Upstreams {
 		b, err := shared.backend(name, u)
 		if err != nil {
@@ -52,36 +69,43 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 		a.upstreams[name] = b
 	}
 	for i := range cfg.Routes {
-		rc := &cfg.Routes[i]
-		r := compileRoute(rc, shared.routeStats(rc.Name))
-		r.geo = shared.Geo()
-		var err error
-		if r.limits, err = shared.routeLimits(rc); err != nil {
-			return nil, err
-		}
-		if r.respond != nil {
-			r.Upstream = r.respond
-		}
-		if rc.Upstream != "" {
-			b, ok := a.upstreams[rc.Upstream]
-			if !ok {
-				return nil, fmt.Errorf("route %s: unknown upstream %q", rc.Name, rc.Upstream)
-			}
-			r.Upstream = b
-			if cfg.Upstreams[rc.Upstream].Retries.RetryWithBody {
-				r.ReplayBody = replayBodyMax
-			}
-		}
-		if rc.Cache.Enabled && shared.cache != nil {
-			r.Cache = shared.cacheFor(rc)
-		}
-		a.routes = append(a.routes, r)
-	}
-	var err error
-	if a.prot, err = shared.buildProtection(&cfg.Protection); err != nil {
-		return nil, err
+		a.routes = append(a.routes, a.compile(&cfg.Routes[i], limits[i]))
 	}
 	return a, nil
+}
+
+// checkUpstreamTLS loads every upstream's TLS files, so that a bad one
+// refuses the config before anything is applied.
+func checkUpstreamTLS(cfg *config.Config) error {
+	for name, u := range cfg.Upstreams {
+		if t := u.TLS; t.Enabled {
+			if _, err := certs.ClientConfig(t.SNI, t.Verify, t.CA, t.ClientCert, t.ClientKey); err != nil {
+				return fmt.Errorf("upstream %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// compile builds one route over the App's upstreams (config validation
+// has checked that the route's upstream exists).
+func (a *App) compile(rc *config.Route, limits []rateLimit) *route {
+	r := compileRoute(rc, a.shared.routeStats(rc.Name))
+	r.geo = a.shared.Geo()
+	r.limits = limits
+	if r.respond != nil {
+		r.Upstream = r.respond
+	}
+	if b, ok := a.upstreams[rc.Upstream]; ok {
+		r.Upstream = b
+		if a.cfg.Upstreams[rc.Upstream].Retries.RetryWithBody {
+			r.ReplayBody = replayBodyMax
+		}
+	}
+	if rc.Cache.Enabled && a.shared.cache != nil {
+		r.Cache = a.shared.cacheFor(rc)
+	}
+	return r
 }
 
 // Options returns the engine options the config asks for.
