@@ -193,3 +193,34 @@ routes:
 		}
 	}
 }
+
+func TestBackupUpstreamTakesRequestsTheRetriesCouldNotPlace(t *testing.T) {
+	spare := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "spare") }))
+	dead := listen(t)
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	e := startEdge(t, `
+upstreams:
+  main:
+    servers: [{addr: "{{DEAD}}"}]
+    connect_timeout: 500ms
+    retries: {max: 0}
+    passive: {consecutive_failures: 0}
+    failover: {backup_upstream: spare}
+  spare:
+    servers: [{addr: "{{SPARE}}"}]
+routes:
+  - name: all
+    upstream: main
+    cache: {enabled: false}
+`, "{{DEAD}}", deadAddr, "{{SPARE}}", spare)
+	for i := 0; i < 3; i++ {
+		resp, body := get(t, e.URL+"/x", "X-Outpost-Trace", "1")
+		if resp.StatusCode != 200 || body != "spare" {
+			t.Fatalf("dead primary, no retries left: %d %q, want the spare upstream's answer", resp.StatusCode, body)
+		}
+		if !strings.Contains(resp.Header.Get("X-Outpost-Trace"), "failover=spare") {
+			t.Fatalf("trace %q", resp.Header.Get("X-Outpost-Trace"))
+		}
+	}
+}

@@ -390,7 +390,11 @@ func (b *backend) Finish(c *proxy.Ctx, pp proxy.Peer, n int, resp *httphead.Resp
 	if out != upstream.Success && out != upstream.Canceled {
 		c.Trace.Add("no-retry", why.String())
 	}
-	if resp != nil && !a.failover && failoverStatus(st.cfg, resp.Status) {
+	// The backup upstream takes a request this one could not answer: no
+	// response at all once retries are spent (and nothing was lost on
+	// the way: the body is unsent or kept), or a status chosen for it.
+	noAnswer := resp == nil && (out == upstream.ConnectError || out == upstream.Reset || out == upstream.Timeout) && !bodySent
+	if !a.failover && (noAnswer || resp != nil && failoverStatus(st.cfg, resp.Status)) {
 		if backup := cur.backup.Load(); backup != nil {
 			a.it.End()
 			a.failover = true
