@@ -92,11 +92,14 @@ type Timeouts struct {
 	// Write is the longest wait for a client to accept response bytes.
 	// Default: 60s.
 	Write time.Duration `yaml:"write"`
+	// BodyRateGrace is how long a request body may arrive slower than
+	// limits.min_body_rate before that rate is enforced. Default: 10s.
+	BodyRateGrace time.Duration `yaml:"body_rate_grace"`
 }
 
 func (t *Timeouts) setDefaults() {
 	*t = Timeouts{Header: 10 * time.Second, Idle: 60 * time.Second,
-		BodyRead: 60 * time.Second, Write: 60 * time.Second}
+		BodyRead: 60 * time.Second, Write: 60 * time.Second, BodyRateGrace: 10 * time.Second}
 }
 
 // Limits bound what one client may use.
@@ -117,8 +120,13 @@ type Limits struct {
 	// MaxConnsPerIP is the most connections open at once from one client
 	// address. Default: 0, no limit.
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+	// MinBodyRate is the slowest average rate, in bytes per second, at
+	// which a request body may arrive after timeouts.body_rate_grace
+	// (slow POST defence: slower clients get 408). Default: 1KiB; 0 turns
+	// the check off.
+	MinBodyRate Size `yaml:"min_body_rate"`
 }
 
 func (l *Limits) setDefaults() {
-	*l = Limits{MaxHeaderBytes: 64 << 10, MaxHeaders: 100}
+	*l = Limits{MaxHeaderBytes: 64 << 10, MaxHeaders: 100, MinBodyRate: 1 << 10}
 }

@@ -114,12 +114,18 @@ func (n *Node) build(cfg *config.Config) (*edge.App, *proxy.Engine, error) {
 
 func runtimeOf(cfg *config.Config, eng *proxy.Engine) server.Runtime {
 	t, l := cfg.Timeouts, cfg.Limits
+	minRate := int(l.MinBodyRate)
+	if minRate == 0 {
+		minRate = -1 // the config's 0 turns the check off; the server's 0 means its default
+	}
 	return server.Runtime{
-		Engine:   eng,
-		Timeouts: server.Timeouts{Header: t.Header, Idle: t.Idle, BodyRead: t.BodyRead, Write: t.Write, Request: t.Request},
+		Engine: eng,
+		Timeouts: server.Timeouts{Header: t.Header, Idle: t.Idle, BodyRead: t.BodyRead, Write: t.Write,
+			Request: t.Request, BodyRateGrace: t.BodyRateGrace},
 		Limits: server.Limits{
 			MaxHeaderBytes: int(l.MaxHeaderBytes), MaxHeaders: l.MaxHeaders,
 			MaxBodyBytes: int64(l.MaxBodyBytes), MaxConns: l.MaxConns, MaxConnsPerIP: l.MaxConnsPerIP,
+			MinBodyRate: minRate,
 		},
 	}
 }
