@@ -273,3 +273,29 @@ func TestH2CPriorKnowledgeAndTraceHeader(t *testing.T) {
 		t.Fatalf("trace header %q", tr)
 	}
 }
+
+func TestExpect100ContinueIsAnsweredBeforeTheBodyIsSent(t *testing.T) {
+	addr, _, _ := start(t, echoOrigin())
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	br := bufio.NewReader(conn)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("before the body: %q %v, want 100 Continue", line, err)
+	}
+	br.ReadString('\n') // the empty line ending the interim response
+	io.WriteString(conn, "hello")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "POST /up 5 ") {
+		t.Fatalf("got %d %q", resp.StatusCode, b)
+	}
+}
