@@ -157,9 +157,10 @@ func (e *Engine) prepare(c *Ctx, req *httphead.Request) *httphead.Request {
 	return out
 }
 
-// setForwarded writes the RFC 7239 Forwarded field for this hop.
+// setForwarded writes the RFC 7239 Forwarded field for this hop. It
+// builds the value in c.scratch (Header.Add copies it).
 func setForwarded(c *Ctx, h *httphead.Header, req *httphead.Request, v6, trusted bool) {
-	b := c.scratch[len(c.scratch):]
+	b := c.scratch[:0]
 	if prior := req.Header.Peek("Forwarded"); trusted && len(prior) > 0 {
 		b = append(append(b, prior...), ", "...)
 	}
@@ -175,6 +176,7 @@ func setForwarded(c *Ctx, h *httphead.Header, req *httphead.Request, v6, trusted
 	if len(req.Host) > 0 {
 		b = append(append(append(b, `;host="`...), req.Host...), '"')
 	}
+	c.scratch = b
 	h.Del("Forwarded")
 	h.Add([]byte("Forwarded"), b)
 }
