@@ -127,8 +127,13 @@ type Server struct {
 	ctx      context.Context // cancelled when Shutdown gives up waiting
 	cancel   context.CancelFunc
 	drain    context.Context // cancelled when Shutdown starts
-	stop     context.CancelFunc
-	dates    dateCache
+	// reqCtx is the base of HTTP/1.1 requests: never cancelled, so an
+	// upstream exchange needs no cancellation watch (two allocations and
+	// a registration per request). A forced stop closes the connections
+	// instead. timeouts.request gives a request a deadline of its own.
+	reqCtx context.Context
+	stop   context.CancelFunc
+	dates  dateCache
 
 	perIP limit.InFlight // open connections per client key, without limits of its own
 
@@ -160,6 +165,7 @@ func New(rt Runtime, log *slog.Logger) *Server {
 	s := &Server{Log: log, lns: map[net.Listener]struct{}{}, active: map[net.Conn]*connState{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.drain, s.stop = context.WithCancel(s.ctx)
+	s.reqCtx = context.WithoutCancel(s.ctx)
 	s.rt.Store(newRuntime(rt))
 	return s
 }
@@ -308,7 +314,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil, "")
 		return
 	}
-	s.serveH1(s.ctx, conn, st, br, tlsState, ja4)
+	s.serveH1(s.reqCtx, conn, st, br, tlsState, ja4)
 }
 
 func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4 string) {
