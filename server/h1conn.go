@@ -119,7 +119,9 @@ func (s *Server) serveOne(ctx context.Context, c *h1Conn, st *connState) bool {
 		c.reject(err)
 		return false
 	}
-	_ = c.conn.SetReadDeadline(time.Time{})
+	// The header deadline stays armed: nothing reads the connection until
+	// the body (whose reads set their own) or the next request (which
+	// sets the idle one), and leaving it saves a timer update.
 	c.chunked, c.noBody, c.close, c.upgraded = false, false, c.req.Close || s.draining.Load(), false
 	c.body.Reset(c.br, c.req.ContentLength, c.req.Chunked)
 	c.in.reset(rt)
