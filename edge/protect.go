@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -243,21 +242,15 @@ func (s *Shared) challenge(cc *config.Challenge) (*guard.Challenge, error) {
 	return ch, nil
 }
 
-// protectState is what the protection layer keeps for one request while
-// it decides; pooled, so that deciding allocates nothing. It is not the
-// connection's state (state.go) because an expression rate-limit key
-// resets that one's Attrs while the rules still read these.
+// protectState is what the protection layer keeps for a request, in the
+// connection's state (state.go), so that deciding allocates nothing. Its
+// Attrs are not connState.attrs because an expression rate-limit key
+// resets those while the rules still read these.
 type protectState struct {
-	attrs guard.Attrs
+	attrs  guard.Attrs
+	ticket limit.Ticket // the request's in-flight slot, until Log
+	held   bool
 }
-
-var protectStates = sync.Pool{New: func() any { return new(protectState) }}
-
-// ticketVar is the Ctx.Vars entry holding a request's in-flight ticket
-// until Log.
-const ticketVar = "edge.inflight"
-
-var tickets = sync.Pool{New: func() any { return new(limit.Ticket) }}
 
 // early runs the protection layer for a request; answered means it has
 // sent the response.
@@ -277,8 +270,7 @@ func (p *protection) early(c *proxy.Ctx) (answered bool, err error) {
 	if p.rules == nil {
 		return false, nil
 	}
-	st := protectStates.Get().(*protectState)
-	defer protectStates.Put(st)
+	st := &stateOf(c).protect
 	st.attrs.Reset(c.Client.Addr(), c.JA4, c.Request)
 	st.attrs.Now = c.Trace.Start // read when the request began: one clock read fewer
 	return p.decide(c, st)
@@ -410,25 +402,19 @@ func respondText(c *proxy.Ctx, status int, body string, fields ...string) error 
 
 // hold keeps a request's in-flight ticket until Log releases it.
 func hold(c *proxy.Ctx, t limit.Ticket) {
-	if c.Vars == nil {
-		c.Vars = map[string]any{}
-	}
-	tp := tickets.Get().(*limit.Ticket)
-	*tp = t
-	c.Vars[ticketVar] = tp
+	st := &stateOf(c).protect
+	st.ticket, st.held = t, true
 }
 
 // releaseInFlight gives back the request's in-flight ticket, if it holds
 // one; Log calls it once per request.
 func releaseInFlight(c *proxy.Ctx) {
-	tp, ok := c.Vars[ticketVar].(*limit.Ticket)
-	if !ok {
+	st, ok := c.Slot.(*connState)
+	if !ok || !st.protect.held {
 		return
 	}
-	delete(c.Vars, ticketVar)
-	tp.Release()
-	*tp = limit.Ticket{}
-	tickets.Put(tp)
+	st.protect.ticket.Release()
+	st.protect.ticket, st.protect.held = limit.Ticket{}, false
 }
 
 var (

@@ -13,6 +13,7 @@ type connState struct {
 	attempt attempt
 	attrs   guard.Attrs // the request as rules and expressions see it
 	vars    expr.Vars   // expression variables over attrs
+	protect protectState
 }
 
 // stateOf returns the connection state of c, creating it once.
