@@ -117,13 +117,12 @@ func Detach(ctx context.Context) context.Context {
 		TLS:     c.TLS,
 		JA4:     c.JA4,
 		Route:   c.Route,
-		Trace:   &trace.Trace{ID: c.Trace.ID},
+		Trace:   &trace.Trace{},
 		engine:  c.engine,
 		idBuf:   append([]byte(nil), c.idBuf...),
 	}
 	copyRequest(d.Request, c.Request)
 	d.Trace.Reset(time.Now())
-	d.Trace.ID = c.Trace.ID
 	return d
 }
 

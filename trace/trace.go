@@ -22,14 +22,12 @@ type Event struct {
 // Trace is the decision record of one request. The zero value is ready.
 type Trace struct {
 	Start  time.Time
-	ID     string // request ID, sent upstream as X-Request-Id
 	Events []Event
 }
 
 // Reset clears the trace for the next request, keeping its storage.
 func (t *Trace) Reset(start time.Time) {
 	t.Start = start
-	t.ID = ""
 	t.Events = t.Events[:0]
 }
 
