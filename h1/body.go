@@ -162,7 +162,7 @@ func eofUnexpected(err error) error {
 func parseChunkSize(line []byte) (int64, error) {
 	i := 0
 	var n int64
-	for ; i < len(line) && isHex(line[i]); i++ {
+	for ; i < len(line) && httphead.IsHex(line[i]); i++ {
 		if i == 15 {
 			return 0, badRequest("chunk size too large")
 		}
@@ -218,7 +218,7 @@ func skipBWS(b []byte) []byte {
 
 func tokenPrefix(b []byte) []byte {
 	i := 0
-	for i < len(b) && tchar[b[i]] {
+	for i < len(b) && httphead.IsTokenChar(b[i]) {
 		i++
 	}
 	return b[:i]

@@ -10,12 +10,10 @@ import (
 	"github.com/outpost-edge/outpost/httphead"
 )
 
-// Byte classes from RFC 9110 section 5.6.2 (tchar) and 5.5 (field-vchar),
-// and RFC 3986 section 3.2.2 (reg-name).
+// The byte class of RFC 9110 section 5.5 (field-vchar); tokens and hosts
+// are checked by httphead, which every protocol's requests go through.
 var (
-	tchar      = byteClass(func(c byte) bool { return isAlnum(c) || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0 })
 	fieldVchar = byteClass(func(c byte) bool { return c == ' ' || c == '\t' || (c > 0x20 && c != 0x7f) }) // VCHAR, obs-text, SP, HTAB
-	hostChar   = byteClass(func(c byte) bool { return isAlnum(c) || bytes.IndexByte([]byte("-._~!$&'()*+,;="), c) >= 0 })
 )
 
 func byteClass(in func(c byte) bool) (class [256]bool) {
@@ -27,18 +25,6 @@ func byteClass(in func(c byte) bool) (class [256]bool) {
 
 func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-}
-
-func isToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !tchar[c] {
-			return false
-		}
-	}
-	return true
 }
 
 // readLine returns the next line without its CRLF. The slice points into
@@ -116,7 +102,7 @@ func parseField(line []byte) (name, value []byte, err *Error) {
 	if c := name[colon-1]; c == ' ' || c == '\t' {
 		return nil, nil, badRequest("whitespace before colon")
 	}
-	if !isToken(name) {
+	if !httphead.IsToken(name) {
 		return nil, nil, badRequest("invalid field name")
 	}
 	value = httphead.TrimOWS(line[colon+1:])

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"net/netip"
 
 	"github.com/outpost-edge/outpost/httphead"
 )
@@ -52,6 +51,10 @@ func ReadRequest(br *bufio.Reader, req *httphead.Request, scheme []byte, lim Lim
 	// passing slices of that storage (method, target, an authority inside
 	// the target) is safe: each lands at or after where it was read from.
 	req.SetLine(req.Method, req.Target, host, scheme)
+	if err := req.Validate(); err != nil {
+		inv := err.(*httphead.Invalid)
+		return &Error{Status: inv.Status, Reason: inv.Reason}
+	}
 	return requestFraming(req, &f)
 }
 
@@ -81,18 +84,12 @@ func parseRequestLine(line []byte) (method, target []byte, minor int, err *Error
 		return nil, nil, 0, badRequest("malformed request line")
 	}
 	method, rest := line[:sp], line[sp+1:]
-	if !isToken(method) {
-		return nil, nil, 0, badRequest("invalid method")
-	}
 	sp = bytes.IndexByte(rest, ' ')
 	if sp <= 0 {
 		return nil, nil, 0, badRequest("malformed request line")
 	}
 	target = rest[:sp]
 	if minor, err = parseVersion(rest[sp+1:]); err != nil {
-		return nil, nil, 0, err
-	}
-	if err = checkTarget(method, target); err != nil {
 		return nil, nil, 0, err
 	}
 	return method, target, minor, nil
@@ -115,107 +112,6 @@ func parseVersion(v []byte) (minor int, err *Error) {
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-// checkTarget accepts the four request-target forms of RFC 9112 section 3.2,
-// each only with the method it belongs to, and only visible ASCII.
-func checkTarget(method, target []byte) *Error {
-	for _, c := range target {
-		if c <= ' ' || c >= 0x7f || c == '#' {
-			return badRequest("invalid byte in request target")
-		}
-	}
-	switch {
-	case target[0] == '/':
-		return checkPath(target)
-	case string(target) == "*":
-		if string(method) != "OPTIONS" {
-			return badRequest("asterisk-form outside OPTIONS")
-		}
-		return nil
-	case string(method) == "CONNECT":
-		if target[0] == ':' || !validAuthority(target) {
-			return badRequest("invalid authority in CONNECT target")
-		}
-		return nil
-	}
-	authority, rest, ok := splitAbsolute(target)
-	if !ok || len(authority) == 0 || !validAuthority(authority) {
-		return badRequest("invalid absolute-form target")
-	}
-	return checkPath(rest)
-}
-
-// splitAbsolute splits an http or https absolute-form target into its
-// authority and the path-and-query after it.
-func splitAbsolute(t []byte) (authority, rest []byte, ok bool) {
-	i := bytes.Index(t, []byte("://"))
-	if i < 0 || !(httphead.EqualFold(t[:i], "http") || httphead.EqualFold(t[:i], "https")) {
-		return nil, nil, false
-	}
-	t = t[i+3:]
-	j := bytes.IndexAny(t, "/?")
-	if j < 0 {
-		return t, nil, true
-	}
-	return t[:j], t[j:], true
-}
-
-// checkPath rejects malformed percent-encoding in the path (the query is
-// the origin's business).
-func checkPath(p []byte) *Error {
-	if q := bytes.IndexByte(p, '?'); q >= 0 {
-		p = p[:q]
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] == '%' && (i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2])) {
-			return badRequest("invalid percent-encoding in path")
-		}
-	}
-	return nil
-}
-
-func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
-
-// validAuthority checks host [":" port] with host a reg-name or an IPv6
-// literal in brackets. Userinfo is not allowed.
-func validAuthority(a []byte) bool {
-	host, port := a, []byte(nil)
-	if len(a) > 0 && a[0] == '[' {
-		end := bytes.IndexByte(a, ']')
-		if end < 0 || !validIPv6(a[1:end]) {
-			return false
-		}
-		host, port = nil, a[end+1:]
-		if len(port) > 0 && port[0] != ':' {
-			return false
-		}
-	} else if i := bytes.IndexByte(a, ':'); i >= 0 {
-		host, port = a[:i], a[i:]
-	}
-	for _, c := range host {
-		if !hostChar[c] {
-			return false
-		}
-	}
-	for _, c := range port[min(1, len(port)):] {
-		if !isDigit(c) {
-			return false
-		}
-	}
-	return true
-}
-
-// validIPv6 reports whether b is an IPv6 address without a zone. Bracketed
-// hosts are rare, so the conversion to string is acceptable here.
-func validIPv6(b []byte) bool {
-	for _, c := range b {
-		if !isHex(c) && c != ':' && c != '.' {
-			return false
-		}
-	}
-	ip, err := netip.ParseAddr(string(b))
-	return err == nil && ip.Is6()
-}
-
 // requestHost picks the request's authority: from an absolute-form or
 // authority-form target when there is one (it must then match the Host
 // field), from the Host field otherwise (RFC 9112 section 3.2).
@@ -226,7 +122,7 @@ func requestHost(req *httphead.Request, f *framing) ([]byte, *Error) {
 	if f.hosts == 0 && req.ProtoMinor == 1 {
 		return nil, badRequest("missing Host field")
 	}
-	if f.hosts == 1 && !validAuthority(f.host) {
+	if f.hosts == 1 && !httphead.ValidAuthority(f.host) {
 		return nil, badRequest("invalid Host field")
 	}
 	t := req.Target
@@ -237,7 +133,7 @@ func requestHost(req *httphead.Request, f *framing) ([]byte, *Error) {
 	case req.IsMethod("CONNECT"):
 		authority = t
 	default:
-		authority, _, _ = splitAbsolute(t)
+		authority, _, _ = httphead.SplitAbsolute(t)
 	}
 	if f.hosts == 1 && !bytes.EqualFold(authority, f.host) {
 		return nil, badRequest("Host differs from target authority")

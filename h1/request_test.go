@@ -65,7 +65,7 @@ var goodRequests = []struct {
 	{"optional whitespace trimmed", "GET / HTTP/1.1\r\nHost: \t a \t\r\nX-E:\r\n\r\n",
 		wantRequest{method: "GET", target: "/", path: "/", host: "a", minor: 1, fields: 2}},
 	{"obs-text and bad query percent accepted", "GET /%41?q=100% HTTP/1.1\r\nHost: a\r\nX-T: caf\xc3\xa9\r\n\r\n",
-		wantRequest{method: "GET", target: "/%41?q=100%", path: "/%41", query: "q=100%", host: "a", minor: 1, fields: 2}},
+		wantRequest{method: "GET", target: "/%41?q=100%", path: "/A", query: "q=100%", host: "a", minor: 1, fields: 2}},
 }
 
 func readString(raw string, lim Limits) (*httphead.Request, *bufio.Reader, error) {

@@ -6,10 +6,14 @@ package httphead
 type Request struct {
 	Method []byte // "GET", as sent
 	Target []byte // request-target as sent ("/a?b", or absolute-form for HTTP/1.1)
-	Path   []byte // path part of the target, always starting with "/" (or "*" for OPTIONS *)
-	Query  []byte // the part after "?", without it; nil when absent
-	Host   []byte // authority: Host header or absolute-form authority or :authority, lowercased
+	Path   []byte // path of the target normalised (see canon.go): starts with "/" (or is "*" for OPTIONS *)
+	Query  []byte // the part after "?", without it, as sent; nil when absent
+	Host   []byte // canonical authority (see canon.go) from the Host field, an absolute-form target or :authority
 	Scheme []byte // "http" or "https": how the client reached us
+
+	// Paths is how Path is normalised; Reset keeps it, so a session sets
+	// it once.
+	Paths PathPolicy
 
 	ProtoMajor, ProtoMinor int // 1,1 for HTTP/1.1; 2,0 for HTTP/2
 
@@ -23,19 +27,22 @@ type Request struct {
 	Expect100     bool // Expect: 100-continue
 	Upgrade       bool // Connection: upgrade with an Upgrade header (WebSocket)
 
-	line []byte // storage for the byte-slice fields above
+	line    []byte // storage for the byte-slice fields above
+	invalid string // why the path cannot be accepted (reported by Validate)
 }
 
 // Reset clears the request for reuse, keeping its storage.
 func (r *Request) Reset() {
-	line, hdr := r.line[:0], r.Header
+	line, hdr, paths := r.line[:0], r.Header, r.Paths
 	hdr.Reset()
-	*r = Request{line: line, Header: hdr}
+	*r = Request{line: line, Header: hdr, Paths: paths}
 }
 
 // SetLine sets Method, Target, Path, Query, Host and Scheme by copying them
-// into the request's own storage. Path and Query are derived from target
-// when path is nil.
+// into the request's own storage, and makes Host and Path canonical (see
+// canon.go); a path that cannot be normalised is reported by Validate.
+// Arguments may point into that storage: each lands at or after where it
+// was read from.
 func (r *Request) SetLine(method, target, host, scheme []byte) {
 	r.line = append(r.line[:0], method...)
 	n1 := len(r.line)
@@ -44,12 +51,42 @@ func (r *Request) SetLine(method, target, host, scheme []byte) {
 	r.line = append(r.line, host...)
 	n3 := len(r.line)
 	r.line = append(r.line, scheme...)
+	n4 := len(r.line)
+	path, query := SplitTarget(r.line[n1:n2])
+	r.line = append(r.line, path...)
 	r.Method = r.line[0:n1:n1]
 	r.Target = r.line[n1:n2:n2]
-	r.Host = r.line[n2:n3:n3]
-	r.Scheme = r.line[n3:len(r.line):len(r.line)]
-	lowerASCII(r.Host)
-	r.Path, r.Query = SplitTarget(r.Target)
+	r.Scheme = r.line[n3:n4:n4]
+	lowerASCII(r.line[n2:n3])
+	host = r.line[n2:n3:n3]
+	if !r.IsMethod("CONNECT") {
+		host = canonicalHost(host, r.Scheme)
+	}
+	r.Host = host[:len(host):len(host)]
+	r.Path, r.Query, r.invalid = r.line[n4:], query, ""
+	if len(path) > 0 && path[0] == '/' {
+		r.Path, r.invalid = normalizePath(r.Path, r.Paths)
+	}
+	r.Path = r.Path[:len(r.Path):len(r.Path)]
+	if query != nil {
+		// SplitTarget's query points into the target, which is in line.
+		r.Query = r.line[n2-len(query) : n2 : n2]
+	}
+}
+
+// ForwardTarget appends the request-target to send upstream: the target
+// as sent when the policy says so (and it is in origin-form), otherwise
+// the normalised path and the query.
+func (r *Request) ForwardTarget(dst []byte) []byte {
+	if r.Paths.ForwardAsSent && len(r.Target) > 0 && (r.Target[0] == '/' || string(r.Target) == "*") {
+		return append(dst, r.Target...)
+	}
+	dst = append(dst, r.Path...)
+	if r.Query != nil {
+		dst = append(dst, '?')
+		dst = append(dst, r.Query...)
+	}
+	return dst
 }
 
 // SplitTarget splits an origin-form or absolute-form request-target into
