@@ -17,7 +17,7 @@
 // Objects live in a storage.Store under opaque keys; their metadata is a
 // fixed binary prefix followed by the raw header block (see meta.go), so a
 // hit decodes by slicing and allocates nothing. Purge primitives (by key,
-// URL, everything; soft or hard) and Tags serve the purge package; over
+// URL, everything; soft or hard) and EachTag serve the purge package; over
 // its indexed store, whose purges are numbered, a fill or a revalidation
 // whose request left before a purge stores nothing the purge made stale.
 package cache

@@ -236,7 +236,9 @@ func TestEdgeFieldsAreRemoved(t *testing.T) {
 	}
 	var tags []string
 	e.store.Range(func(key string, meta []byte) bool {
-		tags = Tags(meta)
+		for t := range EachTag(meta) {
+			tags = append(tags, string(t))
+		}
 		return true
 	})
 	if !slices.Equal(tags, []string{"a", "b", "c"}) {

@@ -164,16 +164,6 @@ func copyHeaders(h *httphead.Header, block []byte) {
 	})
 }
 
-// Tags returns the surrogate keys (the Surrogate-Key value, split on
-// spaces) recorded in an object's stored metadata, for the purge index.
-func Tags(stored []byte) []string {
-	var tags []string
-	for t := range EachTag(stored) {
-		tags = append(tags, string(t))
-	}
-	return tags
-}
-
 // EachTag yields the surrogate keys of stored metadata without allocating;
 // each slice is valid only while the metadata is.
 func EachTag(stored []byte) iter.Seq[[]byte] {

@@ -29,10 +29,15 @@
 // ("<<: *defaults") may be used to share settings between entries; top-level
 // keys starting with "x-" are ignored, as a place to define the anchors.
 //
-// The decoder walks yaml.v3 nodes itself rather than calling Node.Decode:
-// yaml.v3's own errors give a line and a Go type name but not the key path
-// (routes[2].cache.default_ttl), errors from custom unmarshalers carry no
-// line at all, and its strict mode (KnownFields) exists only on a Decoder.
+// The YAML is parsed by go.yaml.in/yaml/v3 into a node tree, and the
+// decoder lays the nodes onto the structs itself rather than calling the
+// library's strict decoding (Decoder.KnownFields), which cannot serve here:
+// its errors give a line and a Go type name but not the key path
+// (routes[2].cache.default_ttl) nor a suggestion, errors from custom
+// unmarshalers carry no line at all, it accepts YAML 1.1 booleans ("yes")
+// into a bool, list elements and map values would start from zero rather
+// than their defaults, and strictness is lost below any type with its own
+// UnmarshalYAML, which is what giving them defaults would take.
 package config
 
 import (
@@ -48,7 +53,7 @@ import (
 	"sort"
 	"strconv"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is a whole Outpost configuration. Build one with Load, Parse or
@@ -247,7 +252,7 @@ func Parse(filename string, data []byte) (*Config, error) {
 // empty document.
 func parseYAML(filename string, data []byte) (root *yaml.Node, err error) {
 	defer func() {
-		// yaml.v3 is third-party code reading untrusted text; a panic
+		// The YAML parser is third-party code reading untrusted text; a panic
 		// there must become a config error, not a crash.
 		if r := recover(); r != nil {
 			root, err = nil, joinErrors([]*Error{{File: filename, Reason: fmt.Sprintf("YAML parser failed: %v", r)}})
@@ -277,7 +282,7 @@ func parseYAML(filename string, data []byte) (root *yaml.Node, err error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// yamlError turns a yaml.v3 syntax error into an *Error with its line.
+// yamlError turns a YAML syntax error into an *Error with its line.
 func yamlError(filename string, err error) *Error {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Error is one problem in a config file. It prints as
@@ -50,7 +50,7 @@ func (e *Error) Error() string {
 // that aliases and merge keys cannot expand into exponential work.
 const nodeBudget = 1 << 20
 
-// decoder lays a yaml.v3 node tree onto Go values by reflection, following
+// decoder lays a YAML node tree onto Go values by reflection, following
 // their `yaml` struct tags. Values are expected to hold their defaults
 // already; null leaves a value as it is.
 type decoder struct {

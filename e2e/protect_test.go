@@ -26,6 +26,7 @@ import (
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
+	"github.com/outpost-edge/outpost/geoip"
 	"github.com/outpost-edge/outpost/guard"
 )
 
@@ -705,17 +706,22 @@ protection:
 	}
 }
 
-// protectCountryDB writes a country database that puts 127.0.0.0/8 in
-// country.
-func protectCountryDB(t *testing.T, country string) string {
+// countryDB writes a country database mapping each CIDR of countries to
+// its ISO code.
+func countryDB(t *testing.T, countries map[string]string) string {
 	t.Helper()
 	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", RecordSize: 24, IncludeReservedNetworks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
-	if err := tree.Insert(loopback, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(country)}}); err != nil {
-		t.Fatal(err)
+	for cidr, code := range countries {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(code)}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	path := filepath.Join(t.TempDir(), "country.mmdb")
 	f, err := os.Create(path)
@@ -729,6 +735,26 @@ func protectCountryDB(t *testing.T, country string) string {
 	return path
 }
 
+// TestGeoIPCountryOfKnownAndUnknownAddresses lives here rather than in
+// package geoip because writing a database takes mmdbwriter, which only
+// this test module requires.
+func TestGeoIPCountryOfKnownAndUnknownAddresses(t *testing.T) {
+	db, err := geoip.Open(countryDB(t, map[string]string{"192.0.2.0/24": "DE", "2001:db8::/32": "FR"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for ip, want := range map[string]string{
+		"192.0.2.7": "DE", "::ffff:192.0.2.8": "DE", "2001:db8::1": "FR", "198.51.100.1": "",
+	} {
+		for range 2 { // the second answer comes from the cache
+			if got := db.Country(netip.MustParseAddr(ip)); got != want {
+				t.Errorf("%s: %q, want %q", ip, got, want)
+			}
+		}
+	}
+}
+
 func TestProtectionRuleByCountry(t *testing.T) {
 	e := startEdge(t, oneRoute+`
 protection:
@@ -736,7 +762,7 @@ protection:
   rules:
     - {name: embargo, expr: 'country == "ZZ" && path.startsWith("/shop")', action: deny}
     - {name: not-here, expr: 'country == "FR"', action: deny}
-`, "{{ORIGIN}}", protectOrigin(t), "{{DB}}", protectCountryDB(t, "ZZ"))
+`, "{{ORIGIN}}", protectOrigin(t), "{{DB}}", countryDB(t, map[string]string{"127.0.0.0/8": "ZZ"}))
 	if resp, _ := get(t, e.URL+"/shop/cart"); resp.StatusCode != 403 {
 		t.Errorf("a client from the denied country: %d, want 403", resp.StatusCode)
 	}

@@ -107,16 +107,6 @@ func (k RateKey) String() string {
 	return fmt.Sprintf("RateKey(%d)", k)
 }
 
-// ParseRateKey returns the key named s, as String spells it.
-func ParseRateKey(s string) (RateKey, error) {
-	for i, n := range rateKeyNames {
-		if n == s {
-			return RateKey(i), nil
-		}
-	}
-	return 0, fmt.Errorf("%w: unknown rate key %q", ErrBadRule, s)
-}
-
 // RateOver is a rule condition on request rates, estimated with a
 // count-min sketch (limit.Rate): it holds when a key made more than Count
 // requests within the last Interval. A request without the key (no JA4 over

@@ -2,14 +2,13 @@
 // load balancer in front of Outpost sends ahead of each connection, so that
 // the real client address survives a TCP hop. It owns only the header: Read
 // parses one from a bufio.Reader, Wrap turns a net.Listener into one whose
-// connections report the client from the header as their RemoteAddr, and
-// AppendV1/AppendV2 write one, for passing the client on to an upstream.
+// connections report the client from the header as their RemoteAddr.
 //
 // It is hand-written rather than taken from a library because the format is
 // two short pages of spec, the parser must be strict and bounded (a header
 // is at most 107 bytes in v1, 16+65535 in v2, and only the 12 to 36 address
 // bytes of v2 are ever held), and the listener must not read in Accept; the
-// whole package is about 450 lines with no dependency beyond the standard
+// whole package is about 400 lines with no dependency beyond the standard
 // library.
 //
 // What Read returns, by header:

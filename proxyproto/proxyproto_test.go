@@ -164,7 +164,7 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("only one address valid: %v %v", src, dst)
 		}
 		// Round trip: what was read, written again, reads back the same.
-		for _, h := range [][]byte{AppendV1(nil, src, dst), AppendV2(nil, src, dst)} {
+		for _, h := range [][]byte{appendV1(nil, src, dst), appendV2(nil, src, dst)} {
 			src2, dst2, err := Read(bufio.NewReader(bytes.NewReader(h)))
 			if err != nil || src2 != src || dst2 != dst {
 				t.Fatalf("round trip of %v %v through %q: %v %v %v", src, dst, h, src2, dst2, err)
