@@ -10,7 +10,9 @@
 // dropped from the index by a background pruning pass once the index holds
 // more than twice the store's objects. A fill that began before a purge of its key
 // or one of its surrogate keys is refused at commit: the body it carries
-// was fetched before the purge and must not be stored as fresh.
+// was fetched before the purge and must not be stored as fresh. The purge
+// marks that decide it are bounded (see marks): under a burst of purges
+// the oldest are folded into one watermark, which errs towards refusing.
 //
 // Commits and purge marks exclude each other (commitMu): a commit either
 // sees the mark and is refused, or is complete and indexed before the mark
@@ -60,28 +62,13 @@ type Store struct {
 	byTag      map[string]map[string]struct{} // surrogate key -> storage keys
 	byKey      map[string][]string            // storage key -> its surrogate keys
 	added      int                            // entries added to byKey, for pruning
-	purgedAt   map[string]mark                // storage key or "tag:"+surrogate key -> last purge
-	allAt      uint64                         // generation of the last purge-all
+	marks      marks
 }
-
-// mark is when something was last purged.
-type mark struct {
-	gen uint64
-	at  time.Time
-}
-
-// markHorizon is how long a purge mark is kept: a fill that runs longer
-// than this across a purge of its object is not caught. maxMarks is the
-// count above which old marks are dropped.
-const (
-	markHorizon = 10 * time.Minute
-	maxMarks    = 100000
-)
 
 // Wrap indexes store, rebuilding the index from what it holds.
 func Wrap(store storage.Store, tags Tagger) *Store {
 	s := &Store{Store: store, tags: tags, byTag: map[string]map[string]struct{}{},
-		byKey: map[string][]string{}, purgedAt: map[string]mark{}, hiddenKeys: map[string]int{}}
+		byKey: map[string][]string{}, marks: newMarks(), hiddenKeys: map[string]int{}}
 	store.Range(func(key string, meta []byte) bool {
 		s.index(key, meta)
 		return true
@@ -332,17 +319,9 @@ func (s *Store) mark(name string) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	g := s.seq.Add(1)
-	now := time.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.purgedAt) >= maxMarks {
-		for k, m := range s.purgedAt {
-			if now.Sub(m.at) > markHorizon {
-				delete(s.purgedAt, k)
-			}
-		}
-	}
-	s.purgedAt[name] = mark{g, now}
+	s.marks.add(name, g, time.Now())
+	s.mu.Unlock()
 }
 
 func (s *Store) markAll() {
@@ -350,9 +329,7 @@ func (s *Store) markAll() {
 	defer s.commitMu.Unlock()
 	g := s.seq.Add(1)
 	s.mu.Lock()
-	s.allAt = g
-	// Older marks are covered by this one.
-	clear(s.purgedAt)
+	s.marks.all(g)
 	s.mu.Unlock()
 }
 
@@ -364,11 +341,11 @@ func (s *Store) purgedSince(key string, meta []byte, seq uint64) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.allAt > seq || s.purgedAt[key].gen > seq {
+	if s.marks.since(key, seq) {
 		return true
 	}
 	for t := range s.tags(meta) {
-		if s.purgedAt["tag:"+string(t)].gen > seq {
+		if s.marks.since("tag:"+string(t), seq) {
 			return true
 		}
 	}
