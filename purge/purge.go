@@ -6,7 +6,9 @@
 // every committed object's keys (read from its metadata by a function the
 // cache provides) are indexed, deletes remove them, and on start the index
 // is rebuilt from the store's Range, so a persistent store's objects are
-// found again after a restart. Objects the store evicts on its own are
+// found again after a restart; objects the store adopts later (a disk store
+// taking in what a process draining during an upgrade stored) are indexed
+// as they come, or refused when a purge marked since may cover them. Objects the store evicts on its own are
 // dropped from the index by a background pruning pass once the index holds
 // more than twice the store's objects. A fill that began before a purge of its key
 // or one of its surrogate keys is refused at commit: the body it carries
@@ -40,7 +42,8 @@ type Store struct {
 
 	seq atomic.Uint64 // purge generations; writers note it at Create
 
-	// Refused counts fills not kept because a purge touched them.
+	// Refused counts fills not kept because a purge touched them, and
+	// adopted objects a purge may have touched.
 	Refused atomic.Int64
 
 	// commitMu is held shared by commits (check, commit, index) and
@@ -69,11 +72,34 @@ type Store struct {
 func Wrap(store storage.Store, tags Tagger) *Store {
 	s := &Store{Store: store, tags: tags, byTag: map[string]map[string]struct{}{},
 		byKey: map[string][]string{}, marks: newMarks(), hiddenKeys: map[string]int{}}
+	if a, ok := store.(storage.Adopter); ok {
+		a.OnAdopt(s.adopt) // first: an object adopted during the Range is found either way
+	}
 	store.Range(func(key string, meta []byte) bool {
 		s.index(key, meta)
 		return true
 	})
 	return s
+}
+
+// adopt indexes an object that the store adopted from another process (a
+// process draining during an upgrade stored it), unless a purge marked
+// here may cover it. When that process fetched the object is not known,
+// so it counts as a fill begun before every purge marked: one of its key
+// or surrogate keys, or a purge-all, refuses it.
+func (s *Store) adopt(key string, meta []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.purgedLocked(key, meta, 0) {
+		s.Refused.Add(1)
+		return false
+	}
+	var list []string
+	for t := range s.tags(meta) {
+		list = append(list, string(t))
+	}
+	s.indexLocked(key, list)
+	return true
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -92,6 +118,11 @@ func (s *Store) index(key string, meta []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.indexLocked(key, list)
+}
+
+// indexLocked records that key has the surrogate keys list.
+func (s *Store) indexLocked(key string, list []string) {
 	s.unindexLocked(key)
 	if len(list) == 0 {
 		return
@@ -341,6 +372,10 @@ func (s *Store) purgedSince(key string, meta []byte, seq uint64) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.purgedLocked(key, meta, seq)
+}
+
+func (s *Store) purgedLocked(key string, meta []byte, seq uint64) bool {
 	if s.marks.since(key, seq) {
 		return true
 	}
