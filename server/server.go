@@ -123,7 +123,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
-	active   map[net.Conn]*connState
+	active   map[net.Conn]*connState // open connections: at most Limits.MaxConns (plus those refused on arrival)
 	ctx      context.Context // cancelled when Shutdown gives up waiting
 	cancel   context.CancelFunc
 	drain    context.Context // cancelled when Shutdown starts
@@ -135,7 +135,10 @@ type Server struct {
 	stop   context.CancelFunc
 	dates  dateCache
 
-	perIP limit.InFlight // open connections per client key, without limits of its own
+	// perIP counts open connections per client key, without limits of
+	// its own; a key goes with its last connection, so it holds at most
+	// one entry per open connection.
+	perIP limit.InFlight
 
 	// Rejected counts requests refused by the HTTP/1.1 codec.
 	Rejected atomic.Int64
