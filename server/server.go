@@ -124,7 +124,7 @@ type Server struct {
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
 	active   map[net.Conn]*connState // open connections: at most Limits.MaxConns (plus those refused on arrival)
-	ctx      context.Context // cancelled when Shutdown gives up waiting
+	ctx      context.Context         // cancelled when Shutdown gives up waiting
 	cancel   context.CancelFunc
 	drain    context.Context // cancelled when Shutdown starts
 	// reqCtx is the base of HTTP/1.1 requests: never cancelled, so an
