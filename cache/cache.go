@@ -86,8 +86,10 @@ type Cache struct {
 	stats  Stats
 	keys   keyTable
 
-	// mu guards fills (fetches in flight, by primary key) and hfp (keys
-	// that recently answered uncacheable, to the Unix ns they expire).
+	// mu guards fills (fetches in flight, by primary key: an entry lives
+	// as long as its fetch, so they are bounded by the requests in flight)
+	// and hfp (keys that recently answered uncacheable, to the Unix ns they
+	// expire; at most maxHitForPass).
 	mu    sync.Mutex
 	fills map[string]*fill
 	hfp   map[string]int64

@@ -95,11 +95,15 @@ type Timeouts struct {
 	// BodyRateGrace is how long a request body may arrive slower than
 	// limits.min_body_rate before that rate is enforced. Default: 10s.
 	BodyRateGrace time.Duration `yaml:"body_rate_grace"`
+	// TunnelIdle closes an upgraded connection (WebSocket), both sides,
+	// once no byte has moved either way for this long. Default: 10m.
+	TunnelIdle time.Duration `yaml:"tunnel_idle"`
 }
 
 func (t *Timeouts) setDefaults() {
 	*t = Timeouts{Header: 10 * time.Second, Idle: 60 * time.Second,
-		BodyRead: 60 * time.Second, Write: 60 * time.Second, BodyRateGrace: 10 * time.Second}
+		BodyRead: 60 * time.Second, Write: 60 * time.Second, BodyRateGrace: 10 * time.Second,
+		TunnelIdle: 10 * time.Minute}
 }
 
 // Limits bound what one client may use.

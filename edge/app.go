@@ -114,8 +114,13 @@ func (a *App) Options() proxy.Options {
 	for _, l := range a.cfg.Listeners {
 		trusted = append(trusted, l.TrustedProxies...)
 	}
+	tunnelIdle := a.cfg.Timeouts.TunnelIdle
+	if tunnelIdle == 0 {
+		tunnelIdle = -1 // the config's zero is no limit; the engine's, its default
+	}
 	return proxy.Options{
 		TraceHeader: a.cfg.Debug.TraceHeader,
+		TunnelIdle:  tunnelIdle,
 		Trusted: func(ip netip.Addr) bool {
 			for _, p := range trusted {
 				if p.Contains(ip.Unmap()) {

@@ -41,10 +41,13 @@ type backend struct {
 	h2       *h2.Client
 	tls      *tls.Config // client TLS to the servers; nil for cleartext
 	health   *health.Checker
-	peers    sync.Map        // addr -> *peer
-	ctx      context.Context // ends with close; background work runs under it
-	cancel   context.CancelFunc
-	disc     *discovery // DNS discovery; nil when off. Guarded by Shared.mu.
+	// peers holds the Peer of each server address: those of the current
+	// servers, and of servers gone since the last change that requests
+	// picked before it (serversChanged drops them).
+	peers  sync.Map        // addr -> *peer
+	ctx    context.Context // ends with close; background work runs under it
+	cancel context.CancelFunc
+	disc   *discovery // DNS discovery; nil when off. Guarded by Shared.mu.
 }
 
 // settings are what a reload may change without new connections. A
@@ -158,8 +161,25 @@ func (b *backend) reconfigure(cfg *config.Upstream, log *slog.Logger) error {
 	if err := b.b.SetServers(serversOf(cfg)); err != nil {
 		return err
 	}
-	b.syncHealthTargets()
+	b.serversChanged()
 	return nil
+}
+
+// serversChanged makes what the backend keeps per server follow its
+// servers after a reload or a discovery round: health checks, peers and
+// pooled connections. The tables hold the current servers, plus for a
+// moment those that requests in flight picked before the change.
+func (b *backend) serversChanged() {
+	b.syncHealthTargets()
+	b.peers.Range(func(addr, _ any) bool {
+		if b.b.Server(addr.(string)) == nil {
+			b.peers.Delete(addr)
+		}
+		return true
+	})
+	if b.pool != nil {
+		b.pool.Retain(func(k pool.Key) bool { return b.b.Server(k.Addr) != nil })
+	}
 }
 
 func (b *backend) settings() *settings { return b.conf.Load() }

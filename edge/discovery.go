@@ -44,7 +44,7 @@ func (b *backend) startDiscovery(cfg *config.Upstream, log *slog.Logger) {
 	if cfg.DNS.SRV != "" {
 		d.Names = append(d.Names, upstream.Name{Host: cfg.DNS.SRV, SRV: true})
 	}
-	d.Changed = func(*upstream.Backend) { b.syncHealthTargets() }
+	d.Changed = func(*upstream.Backend) { b.serversChanged() }
 	ctx, stop := context.WithCancel(b.ctx)
 	next := &discovery{stop: stop, done: make(chan struct{})}
 	b.disc = next

@@ -94,6 +94,9 @@ type peer struct {
 	active  int
 	waiters []chan Conn // FIFO; a nil Conn sent means "dial, the slot is yours"
 	stats   Stats
+	// retired: Retain dropped the key while connections were in use; it
+	// keeps none idle and goes once the last is back.
+	retired bool
 }
 
 type idleConn struct {
@@ -268,7 +271,8 @@ func (p *Pool) Put(key Key, c Conn) {
 		return
 	}
 	pr.active--
-	if p.closed || p.cfg.MaxIdle < 0 {
+	if p.closed || p.cfg.MaxIdle < 0 || pr.retired {
+		p.forgetRetired(key, pr)
 		p.mu.Unlock()
 		c.Close()
 		return
@@ -301,7 +305,43 @@ func (p *Pool) Discard(key Key, c Conn) {
 		return
 	}
 	pr.active--
+	p.forgetRetired(key, pr)
 	p.mu.Unlock()
+}
+
+// Retain drops the state of every key for which keep is false (servers
+// that left the owner's set), so that the pool holds only keys in use:
+// their idle connections are closed and their counters go. A key with
+// connections in use goes when the last is returned, and keeps none idle
+// meanwhile. A key taken again later starts afresh.
+func (p *Pool) Retain(keep func(Key) bool) {
+	var idle []idleConn
+	p.mu.Lock()
+	for k, pr := range p.peers {
+		pr.retired = !keep(k)
+		if pr.retired {
+			idle = append(idle, pr.idle...)
+			pr.idle = nil
+			p.forgetRetired(k, pr)
+		}
+	}
+	p.mu.Unlock()
+	closeAll(idle)
+}
+
+// forgetRetired drops a retired key's state once nothing uses it. p.mu
+// must be held.
+func (p *Pool) forgetRetired(key Key, pr *peer) {
+	if pr.retired && pr.active == 0 && len(pr.waiters) == 0 && len(pr.idle) == 0 {
+		delete(p.peers, key)
+	}
+}
+
+// Keys returns how many keys the pool holds state for.
+func (p *Pool) Keys() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.peers)
 }
 
 // dropExpired removes idle connections idle since before cutoff and returns
@@ -336,9 +376,9 @@ func closeAll(cs []idleConn) {
 	}
 }
 
-// Stats returns key's counters. A key's state, counters included, lives as
-// long as the pool, so counters only grow; a pool serves the bounded set of
-// peers its owner configures.
+// Stats returns key's counters. A key's state, counters included, lives
+// until Retain drops the key, so counters only grow while the owner keeps
+// it; the pool holds the keys its owner uses (see Retain).
 func (p *Pool) Stats(key Key) Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()

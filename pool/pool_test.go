@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -339,4 +340,49 @@ func TestGetNewWaitingAtMaxConnsDialsInsteadOfReusing(t *testing.T) {
 			t.Errorf("stats %+v", s)
 		}
 	})
+}
+
+// Servers come and go (DNS discovery, reloads): Retain keeps the pool to
+// the keys in use however many have passed through it.
+func TestRetainDropsKeysThatLeftWhateverTheirChurn(t *testing.T) {
+	p := New(Config{})
+	defer p.Close()
+	d := &dialer{}
+	const rounds = 10000
+	for i := range rounds {
+		k := Key{Addr: fmt.Sprintf("10.0.%d.%d:80", i/256, i%256)}
+		c, _, err := p.Get(context.Background(), k, d.dial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Put(k, c)
+		p.Retain(func(x Key) bool { return x == k })
+		if n := p.Keys(); n != 1 {
+			t.Fatalf("round %d: %d keys held, want 1 (the current server)", i, n)
+		}
+	}
+	closed := 0
+	for _, c := range d.conns {
+		if c.closed.Load() {
+			closed++
+		}
+	}
+	if closed != rounds-1 {
+		t.Errorf("%d idle connections of departed servers closed, want %d", closed, rounds-1)
+	}
+}
+
+func TestARetiredKeyGoesWhenItsLastConnectionIsBack(t *testing.T) {
+	p := New(Config{})
+	defer p.Close()
+	d := &dialer{}
+	inUse, _ := get(t, p, d)
+	p.Retain(func(Key) bool { return false })
+	if n := p.Keys(); n != 1 {
+		t.Fatalf("%d keys held while a connection is in use, want 1", n)
+	}
+	p.Put(key, inUse)
+	if !inUse.closed.Load() || p.Keys() != 0 {
+		t.Errorf("returned to a retired key: closed %v, %d keys held", inUse.closed.Load(), p.Keys())
+	}
 }

@@ -28,6 +28,22 @@ type Options struct {
 	// X-Forwarded-* fields are kept and appended to. Nil: trust nobody,
 	// and replace whatever the client sent.
 	Trusted func(netip.Addr) bool
+	// TunnelIdle closes a connection upgraded by a 101 response (a
+	// WebSocket), on both sides, once no byte has moved either way for this
+	// long: a tunnel would otherwise hold its two connections for ever.
+	// Zero means 10 minutes; negative, no limit.
+	TunnelIdle time.Duration
+}
+
+// tunnelIdle returns the TunnelIdle in effect; zero means no limit.
+func (o *Options) tunnelIdle() time.Duration {
+	switch {
+	case o.TunnelIdle == 0:
+		return 10 * time.Minute
+	case o.TunnelIdle < 0:
+		return 0
+	}
+	return o.TunnelIdle
 }
 
 // Engine runs requests through the phases of an App. It is safe for
@@ -296,14 +312,78 @@ func (e *Engine) tunnel(c *Ctx, resp *httphead.Response, upstream io.ReadCloser)
 		return Errorf(502, FromDownstream, "upgrade failed", err)
 	}
 	c.Trace.Add("upgrade", "tunnel")
+	w := watchIdle(e.opts.tunnelIdle(), func() { up.Close(); down.Close() })
 	done := make(chan int64, 2)
 	go func() {
-		n, _ := io.Copy(up, down)
+		n, _ := io.Copy(up, w.reader(down))
 		up.Close()
 		done <- n
 	}()
-	n, _ := io.Copy(down, up)
+	n, _ := io.Copy(down, w.reader(up))
 	down.Close()
 	c.Bytes = n + <-done
+	if w.stop() {
+		c.Trace.Add("tunnel", "idle timeout")
+	}
 	return nil
+}
+
+// idleWatch closes a tunnel once no byte has moved either way for its
+// limit: each read stamps the time, and a timer checks the stamp when the
+// limit could have passed.
+type idleWatch struct {
+	limit time.Duration
+	start time.Time    // with a monotonic reading
+	last  atomic.Int64 // when a byte last moved, as time since start
+	timer *time.Timer
+	fired atomic.Bool
+	close func()
+}
+
+// watchIdle starts watching; limit 0 watches nothing.
+func watchIdle(limit time.Duration, close func()) *idleWatch {
+	w := &idleWatch{limit: limit, start: time.Now(), close: close}
+	if limit > 0 {
+		w.timer = time.AfterFunc(limit, w.check)
+	}
+	return w
+}
+
+func (w *idleWatch) check() {
+	idle := time.Since(w.start) - time.Duration(w.last.Load())
+	if idle < w.limit {
+		w.timer.Reset(w.limit - idle)
+		return
+	}
+	w.fired.Store(true)
+	w.close()
+}
+
+// stop ends the watch and reports whether it closed the tunnel.
+func (w *idleWatch) stop() bool {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	return w.fired.Load()
+}
+
+// reader returns r stamping the watch on every read that moves bytes.
+func (w *idleWatch) reader(r io.Reader) io.Reader {
+	if w.timer == nil {
+		return r
+	}
+	return &stampReader{r: r, w: w}
+}
+
+type stampReader struct {
+	r io.Reader
+	w *idleWatch
+}
+
+func (s *stampReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.w.last.Store(int64(time.Since(s.w.start)))
+	}
+	return n, err
 }

@@ -6,11 +6,15 @@
 // every committed object's keys (read from its metadata by a function the
 // cache provides) are indexed, deletes remove them, and on start the index
 // is rebuilt from the store's Range, so a persistent store's objects are
-// found again after a restart. Objects the store evicts on its own are
+// found again after a restart; objects the store adopts later (a disk store
+// taking in what a process draining during an upgrade stored) are indexed
+// as they come, or refused when a purge marked since may cover them. Objects the store evicts on its own are
 // dropped from the index by a background pruning pass once the index holds
 // more than twice the store's objects. A fill that began before a purge of its key
 // or one of its surrogate keys is refused at commit: the body it carries
-// was fetched before the purge and must not be stored as fresh.
+// was fetched before the purge and must not be stored as fresh. The purge
+// marks that decide it are bounded (see marks): under a burst of purges
+// the oldest are folded into one watermark, which errs towards refusing.
 //
 // Commits and purge marks exclude each other (commitMu): a commit either
 // sees the mark and is refused, or is complete and indexed before the mark
@@ -38,7 +42,8 @@ type Store struct {
 
 	seq atomic.Uint64 // purge generations; writers note it at Create
 
-	// Refused counts fills not kept because a purge touched them.
+	// Refused counts fills not kept because a purge touched them, and
+	// adopted objects a purge may have touched.
 	Refused atomic.Int64
 
 	// commitMu is held shared by commits (check, commit, index) and
@@ -60,33 +65,41 @@ type Store struct {
 	byTag      map[string]map[string]struct{} // surrogate key -> storage keys
 	byKey      map[string][]string            // storage key -> its surrogate keys
 	added      int                            // entries added to byKey, for pruning
-	purgedAt   map[string]mark                // storage key or "tag:"+surrogate key -> last purge
-	allAt      uint64                         // generation of the last purge-all
+	marks      marks
 }
-
-// mark is when something was last purged.
-type mark struct {
-	gen uint64
-	at  time.Time
-}
-
-// markHorizon is how long a purge mark is kept: a fill that runs longer
-// than this across a purge of its object is not caught. maxMarks is the
-// count above which old marks are dropped.
-const (
-	markHorizon = 10 * time.Minute
-	maxMarks    = 100000
-)
 
 // Wrap indexes store, rebuilding the index from what it holds.
 func Wrap(store storage.Store, tags Tagger) *Store {
 	s := &Store{Store: store, tags: tags, byTag: map[string]map[string]struct{}{},
-		byKey: map[string][]string{}, purgedAt: map[string]mark{}, hiddenKeys: map[string]int{}}
+		byKey: map[string][]string{}, marks: newMarks(), hiddenKeys: map[string]int{}}
+	if a, ok := store.(storage.Adopter); ok {
+		a.OnAdopt(s.adopt) // first: an object adopted during the Range is found either way
+	}
 	store.Range(func(key string, meta []byte) bool {
 		s.index(key, meta)
 		return true
 	})
 	return s
+}
+
+// adopt indexes an object that the store adopted from another process (a
+// process draining during an upgrade stored it), unless a purge marked
+// here may cover it. When that process fetched the object is not known,
+// so it counts as a fill begun before every purge marked: one of its key
+// or surrogate keys, or a purge-all, refuses it.
+func (s *Store) adopt(key string, meta []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.purgedLocked(key, meta, 0) {
+		s.Refused.Add(1)
+		return false
+	}
+	var list []string
+	for t := range s.tags(meta) {
+		list = append(list, string(t))
+	}
+	s.indexLocked(key, list)
+	return true
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -105,6 +118,11 @@ func (s *Store) index(key string, meta []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.indexLocked(key, list)
+}
+
+// indexLocked records that key has the surrogate keys list.
+func (s *Store) indexLocked(key string, list []string) {
 	s.unindexLocked(key)
 	if len(list) == 0 {
 		return
@@ -332,17 +350,9 @@ func (s *Store) mark(name string) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	g := s.seq.Add(1)
-	now := time.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.purgedAt) >= maxMarks {
-		for k, m := range s.purgedAt {
-			if now.Sub(m.at) > markHorizon {
-				delete(s.purgedAt, k)
-			}
-		}
-	}
-	s.purgedAt[name] = mark{g, now}
+	s.marks.add(name, g, time.Now())
+	s.mu.Unlock()
 }
 
 func (s *Store) markAll() {
@@ -350,9 +360,7 @@ func (s *Store) markAll() {
 	defer s.commitMu.Unlock()
 	g := s.seq.Add(1)
 	s.mu.Lock()
-	s.allAt = g
-	// Older marks are covered by this one.
-	clear(s.purgedAt)
+	s.marks.all(g)
 	s.mu.Unlock()
 }
 
@@ -364,11 +372,15 @@ func (s *Store) purgedSince(key string, meta []byte, seq uint64) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.allAt > seq || s.purgedAt[key].gen > seq {
+	return s.purgedLocked(key, meta, seq)
+}
+
+func (s *Store) purgedLocked(key string, meta []byte, seq uint64) bool {
+	if s.marks.since(key, seq) {
 		return true
 	}
 	for t := range s.tags(meta) {
-		if s.purgedAt["tag:"+string(t)].gen > seq {
+		if s.marks.since("tag:"+string(t), seq) {
 			return true
 		}
 	}

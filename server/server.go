@@ -123,8 +123,8 @@ type Server struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
-	active   map[net.Conn]*connState
-	ctx      context.Context // cancelled when Shutdown gives up waiting
+	active   map[net.Conn]*connState // open connections: at most Limits.MaxConns (plus those refused on arrival)
+	ctx      context.Context         // cancelled when Shutdown gives up waiting
 	cancel   context.CancelFunc
 	drain    context.Context // cancelled when Shutdown starts
 	// reqCtx is the base of HTTP/1.1 requests: never cancelled, so an
@@ -135,9 +135,10 @@ type Server struct {
 	stop   context.CancelFunc
 	dates  dateCache
 
-	perIP limit.InFlight // open connections per client key, without limits of its own
-
-	hellos sync.Map // net.Conn -> fingerprint, from ClientHello to the end of the handshake
+	// perIP counts open connections per client key, without limits of
+	// its own; a key goes with its last connection, so it holds at most
+	// one entry per open connection.
+	perIP limit.InFlight
 
 	// Rejected counts requests refused by the HTTP/1.1 codec.
 	Rejected atomic.Int64
@@ -191,7 +192,7 @@ func (s *Server) Serve(l net.Listener, opts Listener) error {
 	s.lns[l] = struct{}{}
 	s.mu.Unlock()
 	if opts.TLS != nil && opts.Fingerprint != nil {
-		opts.TLS = s.fingerprinting(opts.TLS, opts.Fingerprint)
+		opts.TLS = fingerprinting(opts.TLS, opts.Fingerprint)
 	}
 	var backoff time.Duration
 	for {
@@ -279,14 +280,15 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 	var tlsState *tls.ConnectionState
 	var ja4 string
 	if opts.TLS != nil {
-		tc := tls.Server(conn, opts.TLS)
+		hc := &helloConn{Conn: conn}
+		tc := tls.Server(hc, opts.TLS)
 		_ = tc.SetDeadline(time.Now().Add(s.runtime().timeouts.Header))
 		if err := tc.HandshakeContext(s.ctx); err != nil {
 			return
 		}
 		_ = tc.SetDeadline(time.Time{})
 		st := tc.ConnectionState()
-		ja4 = s.helloPrint(conn)
+		ja4 = hc.print
 		tlsState, conn = &st, tc
 		if st.NegotiatedProtocol == "h2" {
 			s.serveH2(conn, tlsState, ja4)
@@ -339,28 +341,34 @@ type printedSession struct {
 
 func (p printedSession) JA4() string { return p.ja4 }
 
+// helloConn is the connection under a TLS server connection. It carries
+// the fingerprint of its ClientHello from the handshake to the sessions:
+// the fingerprint lives and dies with its connection, so a handshake that
+// fails, however it fails, leaves nothing behind (a table keyed by
+// connection would keep an entry for each).
+type helloConn struct {
+	net.Conn
+	print string // set by the ClientHello hook during the handshake
+}
+
+// NetConn returns the connection beneath (for the reset of a slow client).
+func (h *helloConn) NetConn() net.Conn { return h.Conn }
+
 // fingerprinting returns cfg with a ClientHello hook that records each
-// connection's fingerprint until helloPrint collects it.
-func (s *Server) fingerprinting(cfg *tls.Config, print func(*tls.ClientHelloInfo) string) *tls.Config {
+// connection's fingerprint in its helloConn.
+func fingerprinting(cfg *tls.Config, print func(*tls.ClientHelloInfo) string) *tls.Config {
 	cfg = cfg.Clone()
 	next := cfg.GetConfigForClient
 	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-		s.hellos.Store(h.Conn, print(h))
+		if hc, ok := h.Conn.(*helloConn); ok {
+			hc.print = print(h)
+		}
 		if next != nil {
 			return next(h)
 		}
 		return nil, nil
 	}
 	return cfg
-}
-
-// helloPrint collects the fingerprint recorded for conn's handshake.
-func (s *Server) helloPrint(conn net.Conn) string {
-	v, ok := s.hellos.LoadAndDelete(conn)
-	if !ok {
-		return ""
-	}
-	return v.(string)
 }
 
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -112,6 +112,17 @@ type Container interface {
 	Contains(key string) bool
 }
 
+// Adopter is implemented by stores that take in objects they did not
+// write: the disk store adopts the objects that a process draining during
+// a zero-downtime upgrade committed to the same directory. An index kept
+// over the store (the surrogate keys of package purge) must hear of them:
+// it calls OnAdopt before it reads the store with Range, and fn is then
+// called with each object adopted, before Lookup can find it. fn returning
+// false refuses the object, which is deleted.
+type Adopter interface {
+	OnAdopt(fn func(key string, meta []byte) bool)
+}
+
 // Stats describes a store.
 type Stats struct {
 	Objects   int64 // committed objects held

@@ -45,20 +45,37 @@ func (s *Store) adopt(peers []*os.File, every time.Duration) {
 }
 
 // adoptFile indexes the object file name (hash h) if the store does not
-// know it, deleting it if it does not check out or the policy refuses it.
+// know it, deleting it if it does not check out, the OnAdopt function or
+// the policy refuses it. The stripe lock is held throughout, so Lookup
+// finds the object only once OnAdopt has heard of it.
 func (s *Store) adoptFile(h uint64, name string, buf []byte) {
 	var evicted []uint64
 	st := s.stripe(h)
 	st.Lock()
 	if !s.policy.Contains(h) && !s.closed.Load() {
-		f, err := s.check(h, name, buf, false)
-		if err != nil && !isMissing(err) ||
-			err == nil && !s.policy.Insert(h, s.weigh(f.size), func(k uint64) { evicted = append(evicted, k) }) {
+		switch f, hd, err := s.check(h, name, buf, false); {
+		case err != nil:
+			if !isMissing(err) {
+				os.Remove(name)
+			}
+		case !s.welcome(hd) || !s.policy.Insert(h, s.weigh(f.size), func(k uint64) { evicted = append(evicted, k) }):
+			// (An object the policy refuses after OnAdopt indexed it is
+			// pruned from that index as any evicted object is.)
 			os.Remove(name)
 		}
 	}
 	st.Unlock()
 	s.evict(evicted)
+}
+
+// OnAdopt sets the function that hears of each adopted object
+// (storage.Adopter).
+func (s *Store) OnAdopt(fn func(key string, meta []byte) bool) { s.adopted.Store(&fn) }
+
+// welcome asks the OnAdopt function whether to adopt the object of hd.
+func (s *Store) welcome(hd header) bool {
+	fn := s.adopted.Load()
+	return fn == nil || (*fn)(string(hd.key), hd.meta)
 }
 
 func closeAll(files []*os.File) {

@@ -142,6 +142,8 @@ type Store struct {
 	closed    atomic.Bool
 	done      chan struct{}  // closed by Close, stops adopt
 	adopting  sync.WaitGroup // adopt, which Close waits for
+	// adopted hears of each object adopted (storage.Adopter); nil: no one.
+	adopted atomic.Pointer[func(key string, meta []byte) bool]
 
 	// heads pools header read buffers (*[headBuf]byte).
 	heads sync.Pool
@@ -157,6 +159,7 @@ type stripe struct {
 var (
 	_ storage.Store     = (*Store)(nil)
 	_ storage.Container = (*Store)(nil)
+	_ storage.Adopter   = (*Store)(nil)
 )
 
 // headBuf is the size of the first header read; most headers fit.

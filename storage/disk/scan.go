@@ -70,7 +70,7 @@ func (s *Store) scanDir(d1 string, verify bool) []found {
 	defer s.putHead(buf)
 	walkDir(s.objDir, d1, func(h uint64, name string, ok bool) bool {
 		if ok {
-			if f, err := s.check(h, name, buf[:], verify); err == nil {
+			if f, _, err := s.check(h, name, buf[:], verify); err == nil {
 				part = append(part, f)
 				return true
 			}
@@ -82,26 +82,27 @@ func (s *Store) scanDir(d1 string, verify bool) []found {
 }
 
 // check opens an object file found at Open and checks its header, that its
-// key hashes to its name and, with verify, its body's checksum.
-func (s *Store) check(h uint64, name string, buf []byte, verify bool) (found, error) {
+// key hashes to its name and, with verify, its body's checksum. It returns
+// the header too, whose key and metadata may point into buf.
+func (s *Store) check(h uint64, name string, buf []byte, verify bool) (found, header, error) {
 	fd, err := openRaw(name)
 	if err != nil {
-		return found{}, err
+		return found{}, header{}, err
 	}
 	defer syscall.Close(fd)
 	hd, st, err := readHeader(fd, buf)
 	if err != nil {
-		return found{}, err
+		return found{}, header{}, err
 	}
 	if s.hash(string(hd.key)) != h {
-		return found{}, fmt.Errorf("%w: key does not hash to the file name", errCorrupt)
+		return found{}, header{}, fmt.Errorf("%w: key does not hash to the file name", errCorrupt)
 	}
 	if verify {
 		if err := checkBody(fd, hd); err != nil {
-			return found{}, err
+			return found{}, header{}, err
 		}
 	}
-	return found{h: h, size: st.Size, mtime: mtime(&st)}, nil
+	return found{h: h, size: st.Size, mtime: mtime(&st)}, hd, nil
 }
 
 // checkBody compares the CRC-32C of the body in fd with its header's.

@@ -69,7 +69,10 @@ type stripe struct {
 	gen    uint64 // bumped when a change starts and when it ends
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store   = (*Store)(nil)
+	_ storage.Adopter = (*Store)(nil)
+)
 
 // promoteQueue bounds the promotions waiting for the copier.
 const promoteQueue = 64
@@ -276,6 +279,14 @@ func (s *Store) Delete(key string) bool {
 	a := s.fast.Delete(key)
 	b := s.slow.Delete(key)
 	return a || b
+}
+
+// OnAdopt hands fn to the slow tier if it adopts objects
+// (storage.Adopter); the fast tier, in memory, never does.
+func (s *Store) OnAdopt(fn func(key string, meta []byte) bool) {
+	if a, ok := s.slow.(storage.Adopter); ok {
+		a.OnAdopt(fn)
+	}
 }
 
 // Range visits every object once: the slow tier's, then those only the
