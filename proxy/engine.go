@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,8 @@ import (
 
 // Options configure an Engine. The zero value works.
 type Options struct {
-	// Via is the pseudonym in Via fields. Default "outpost".
+	// Via is the pseudonym in Via fields: a token or host[:port]
+	// (RFC 9110 section 7.6.3). Default "outpost".
 	Via string
 	// TraceHeader is the request header that asks for the request's trace
 	// to be returned in the X-Outpost-Trace response field. Empty: never.
@@ -67,6 +69,9 @@ func New(app any, opts Options) (*Engine, error) {
 	e.errR, _ = app.(ErrorResponder)
 	if e.opts.Via == "" {
 		e.opts.Via = "outpost"
+	}
+	if !validPseudonym(e.opts.Via) {
+		return nil, fmt.Errorf("proxy: Via pseudonym %q must be a token or host[:port]", e.opts.Via)
 	}
 	e.via10, e.via11, e.via20 = "1.0 "+e.opts.Via, "1.1 "+e.opts.Via, "2 "+e.opts.Via
 	var b [4]byte
@@ -279,6 +284,18 @@ func (e *Engine) addVia(h *httphead.Header, major, minor int) {
 		via = e.via10
 	}
 	h.AddString("Via", via)
+}
+
+// validPseudonym reports whether s may stand for this hop in a Via field:
+// token characters, plus ':' and brackets for a host:port.
+func validPseudonym(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~:[]", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // tunnel relays a connection upgraded by a 101 response both ways until
