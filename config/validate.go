@@ -260,6 +260,12 @@ func (k *checker) listeners() {
 	for i, l := range k.c.Listeners {
 		key := fmt.Sprintf("listeners[%d]", i)
 		taken = k.listenAddr(taken, key+".addr", l.Addr)
+		switch {
+		case l.ProxyProtocol && len(l.ProxyProtocolFrom) == 0:
+			k.errorf(key+".proxy_protocol_from", "is required with proxy_protocol: list the networks of the load balancers that send PROXY headers")
+		case !l.ProxyProtocol && len(l.ProxyProtocolFrom) > 0:
+			k.errorf(key+".proxy_protocol_from", "is only used with proxy_protocol: true")
+		}
 		if l.TLS == nil {
 			continue
 		}

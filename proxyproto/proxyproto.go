@@ -2,7 +2,8 @@
 // load balancer in front of Outpost sends ahead of each connection, so that
 // the real client address survives a TCP hop. It owns only the header: Read
 // parses one from a bufio.Reader, Wrap turns a net.Listener into one whose
-// connections report the client from the header as their RemoteAddr, and
+// connections report the client from the header as their RemoteAddr (and
+// that accepts connections only from the balancers' networks), and
 // AppendV1/AppendV2 write one, for passing the client on to an upstream.
 //
 // It is hand-written rather than taken from a library because the format is
