@@ -65,6 +65,7 @@ func (k *checker) provision() {
 		}
 	}
 	k.resolve(&c.Admin.TokenFile)
+	k.resolve(&c.Debug.TraceTokenFile)
 	k.resolve(&c.Storage.Disk.Path)
 	if !slices.Contains([]string{"stdout", "stderr", "off"}, c.Log.Access) {
 		k.resolve(&c.Log.Access)
@@ -243,7 +244,44 @@ func (k *checker) validate() {
 	k.oneOf("log.format", k.c.Log.Format, "json", "text")
 	k.oneOf("log.level", k.c.Log.Level, "debug", "info", "warn", "error")
 	k.headerName("purge.surrogate_key_header", k.c.Purge.SurrogateKeyHeader, true)
-	k.headerName("debug.trace_header", k.c.Debug.TraceHeader, true)
+	k.debug()
+	k.proxy()
+}
+
+func (k *checker) debug() {
+	d := k.c.Debug
+	k.headerName("debug.trace_header", d.TraceHeader, true)
+	k.tokenSource("debug.trace_token_file", "debug.trace_token_env", d.TraceTokenFile, d.TraceTokenEnv)
+	if fi, err := os.Stat(d.TraceTokenFile); err == nil && fi.Mode().IsRegular() && fi.Size() < minTraceToken {
+		k.errorf("debug.trace_token_file", "%s holds %d bytes; a token needs at least %d", d.TraceTokenFile, fi.Size(), minTraceToken)
+	}
+}
+
+// tokenSource checks a secret given as a file or an environment variable:
+// at most one of them, the file present, the variable name well formed.
+func (k *checker) tokenSource(fileKey, envKey, file, env string) {
+	if file != "" && env != "" {
+		k.errorf(envKey, "set %s or %s, not both", fileKey[strings.LastIndexByte(fileKey, '.')+1:], envKey[strings.LastIndexByte(envKey, '.')+1:])
+	}
+	if env != "" && !envName.MatchString(env) {
+		k.errorf(envKey, "%q is not an environment variable name", env)
+	}
+	k.file(fileKey, file, false)
+}
+
+func (k *checker) proxy() {
+	p := k.c.Proxy
+	k.headerList("proxy.strip_request_headers", p.StripRequestHeaders)
+	k.headerList("proxy.keep_request_headers", p.KeepRequestHeaders)
+	for i, proto := range p.UpgradeAllow {
+		key := fmt.Sprintf("proxy.upgrade_allow[%d]", i)
+		switch {
+		case !isToken(proto):
+			k.errorf(key, "%q is not a protocol name", proto)
+		case strings.EqualFold(proto, "h2c"):
+			k.errorf(key, "h2c is never forwarded: an h2c tunnel would carry requests past every rule")
+		}
+	}
 }
 
 // bound is an address the process listens on, for conflict checks.

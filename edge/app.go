@@ -34,6 +34,7 @@ type App struct {
 	access    *accesslog.Logger // nil: access log off
 	purgeFrom []netip.Prefix
 	prot      *protection // nil: no protection configured
+	trace     string      // the trace token; "" for none
 }
 
 // replayBodyMax is the largest request body kept in memory for retries on
@@ -50,6 +51,9 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 	// one untouched.
 	var err error
 	if a.prot, err = shared.buildProtection(&cfg.Protection); err != nil {
+		return nil, err
+	}
+	if a.trace, err = cfg.Debug.TraceToken(); err != nil {
 		return nil, err
 	}
 	limits := make([][]rateLimit, len(cfg.Routes))
@@ -115,7 +119,12 @@ func (a *App) Options() proxy.Options {
 		trusted = append(trusted, l.TrustedProxies...)
 	}
 	return proxy.Options{
-		TraceHeader: a.cfg.Debug.TraceHeader,
+		TraceHeader:  a.cfg.Debug.TraceHeader,
+		TraceFrom:    a.cfg.Debug.TraceFrom,
+		TraceToken:   a.trace,
+		StripRequest: a.cfg.Proxy.StripRequestHeaders,
+		KeepRequest:  a.cfg.Proxy.KeepRequestHeaders,
+		UpgradeAllow: append([]string{}, a.cfg.Proxy.UpgradeAllow...), // empty, not nil: [] allows none
 		Trusted: func(ip netip.Addr) bool {
 			for _, p := range trusted {
 				if p.Contains(ip.Unmap()) {
