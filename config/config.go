@@ -52,6 +52,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -88,6 +89,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Debug controls per-request decision traces.
 	Debug Debug `yaml:"debug"`
+	// Proxy controls what of a request is forwarded upstream.
+	Proxy Proxy `yaml:"proxy"`
 	// Protection holds named rate limits, bot rules and the challenge.
 	Protection Protection `yaml:"protection"`
 
@@ -159,15 +162,79 @@ type Log struct {
 
 func (l *Log) setDefaults() { *l = Log{Access: "stdout", Format: "json", Level: "info"} }
 
-// Debug controls per-request decision traces.
+// Debug controls per-request decision traces. A trace shows route names,
+// cache keys, upstream addresses and protection decisions, so it is
+// answered only to clients in TraceFrom or to requests carrying the token.
 type Debug struct {
 	// TraceHeader is the request header that asks for the request's
 	// trace in the response. Default: "X-Outpost-Trace"; "" turns
-	// traces in responses off.
+	// traces in responses off. It is never forwarded upstream.
 	TraceHeader string `yaml:"trace_header"`
+	// TraceFrom are the networks whose clients get a trace by asking;
+	// a single address means a /32 or /128. Default: loopback only
+	// [127.0.0.0/8, ::1]; [] leaves only the token.
+	TraceFrom []netip.Prefix `yaml:"trace_from"`
+	// TraceTokenFile is a file holding a token that, sent as the value
+	// of TraceHeader, gets a trace from any client. Default: "", no
+	// token.
+	TraceTokenFile string `yaml:"trace_token_file"`
+	// TraceTokenEnv names an environment variable holding the token
+	// instead. Default: "". At most one of the two may be set.
+	TraceTokenEnv string `yaml:"trace_token_env"`
 }
 
-func (d *Debug) setDefaults() { d.TraceHeader = "X-Outpost-Trace" }
+func (d *Debug) setDefaults() {
+	d.TraceHeader = "X-Outpost-Trace"
+	d.TraceFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+}
+
+// minTraceToken is the shortest trace token accepted: it guards what the
+// trace reveals to anyone on the internet who guesses it.
+const minTraceToken = 16
+
+// TraceToken reads the trace token from TraceTokenFile or TraceTokenEnv,
+// trimming white space; "" when neither is set.
+func (d *Debug) TraceToken() (string, error) {
+	var token string
+	switch {
+	case d.TraceTokenFile != "":
+		b, err := os.ReadFile(d.TraceTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("config: trace token: %w", err)
+		}
+		token = string(bytes.TrimSpace(b))
+	case d.TraceTokenEnv != "":
+		token = strings.TrimSpace(os.Getenv(d.TraceTokenEnv))
+	default:
+		return "", nil
+	}
+	if len(token) < minTraceToken {
+		return "", fmt.Errorf("config: trace token is %d bytes; at least %d needed", len(token), minTraceToken)
+	}
+	return token, nil
+}
+
+// Proxy controls what of a client's request reaches the upstream.
+type Proxy struct {
+	// StripRequestHeaders are request fields removed before a request is
+	// sent upstream, besides the default list of fields an origin may act
+	// on while the cache key ignores them (see proxy.DefaultStripRequest:
+	// X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override, X-Host and
+	// the like). Default: none.
+	StripRequestHeaders []string `yaml:"strip_request_headers"`
+	// KeepRequestHeaders are fields of that default list to forward after
+	// all, for an origin that needs one and a cache key that holds it.
+	// Default: none.
+	KeepRequestHeaders []string `yaml:"keep_request_headers"`
+	// UpgradeAllow are the protocols a client may switch to through the
+	// proxy (the Upgrade field, RFC 9110 section 7.8). A request asking
+	// for any other is served as a plain request, and an origin that
+	// switches to a protocol not asked for gets a 502. h2c is never
+	// allowed. Default: [websocket]; [] allows none.
+	UpgradeAllow []string `yaml:"upgrade_allow"`
+}
+
+func (p *Proxy) setDefaults() { p.UpgradeAllow = []string{"websocket"} }
 
 // Default returns the configuration used when the file is empty: one HTTP
 // listener on 127.0.0.1:8080, the admin API on 127.0.0.1:9090, no upstreams
@@ -211,6 +278,7 @@ func (c *Config) setDefaults() {
 	c.Purge.setDefaults()
 	c.Log.setDefaults()
 	c.Debug.setDefaults()
+	c.Proxy.setDefaults()
 	c.Protection.setDefaults()
 }
 

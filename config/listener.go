@@ -20,8 +20,15 @@ type Listener struct {
 	H2C bool `yaml:"h2c"`
 	// ProxyProtocol expects a PROXY protocol v1 or v2 header at the start
 	// of each connection and takes the client address from it.
-	// Default: false.
+	// Default: false. It needs ProxyProtocolFrom.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// ProxyProtocolFrom are the networks of the load balancers that send
+	// PROXY headers; a single address means a /32 or /128. A connection
+	// from any other peer is closed on arrival: the header names the
+	// client that IP rules, rate limits and the PURGE allow-list judge,
+	// so only a balancer may write it. Required (non-empty) with
+	// ProxyProtocol; refused without it.
+	ProxyProtocolFrom []netip.Prefix `yaml:"proxy_protocol_from"`
 	// TrustedProxies are the networks whose X-Forwarded-For and Forwarded
 	// headers are believed when finding the client address; a single
 	// address means a /32 or /128. Default: empty, trust no one.

@@ -202,4 +202,5 @@ func (k *checker) challenge(key string, c *Challenge) {
 	if !strings.HasPrefix(c.VerifyPath, "/") {
 		k.errorf(key+".verify_path", "must start with /")
 	}
+	k.pathChars(key+".verify_path", c.VerifyPath)
 }

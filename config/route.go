@@ -74,14 +74,19 @@ type Respond struct {
 	// Body is the response body; not allowed with 1xx, 204 and 304.
 	// Default: "", empty.
 	Body string `yaml:"body"`
-	// Headers are response header fields. Default: none.
+	// Headers are response header fields, checked as HeaderOps sets
+	// are. Default: none.
 	Headers map[string]string `yaml:"headers"`
 }
 
 func (r *Respond) setDefaults() { r.Status = 200 }
 
 // HeaderOps edits headers on the way to the upstream and back to the
-// client. Removals happen before sets. All default to none.
+// client. Removals happen before sets. All default to none. Set values
+// must be valid field values (RFC 9110 section 5.5: no CR, LF, NUL or
+// other control but HTAB), and framing and hop-by-hop fields
+// (Content-Length, Transfer-Encoding, Connection, Upgrade...) cannot be
+// set: the proxy writes those for each connection.
 type HeaderOps struct {
 	RequestSet     map[string]string `yaml:"request_set"`     // set on the upstream request, replacing
 	RequestRemove  []string          `yaml:"request_remove"`  // removed from the upstream request

@@ -65,6 +65,7 @@ func (k *checker) provision() {
 		}
 	}
 	k.resolve(&c.Admin.TokenFile)
+	k.resolve(&c.Debug.TraceTokenFile)
 	k.resolve(&c.Storage.Disk.Path)
 	if !slices.Contains([]string{"stdout", "stderr", "off"}, c.Log.Access) {
 		k.resolve(&c.Log.Access)
@@ -243,7 +244,44 @@ func (k *checker) validate() {
 	k.oneOf("log.format", k.c.Log.Format, "json", "text")
 	k.oneOf("log.level", k.c.Log.Level, "debug", "info", "warn", "error")
 	k.headerName("purge.surrogate_key_header", k.c.Purge.SurrogateKeyHeader, true)
-	k.headerName("debug.trace_header", k.c.Debug.TraceHeader, true)
+	k.debug()
+	k.proxy()
+}
+
+func (k *checker) debug() {
+	d := k.c.Debug
+	k.headerName("debug.trace_header", d.TraceHeader, true)
+	k.tokenSource("debug.trace_token_file", "debug.trace_token_env", d.TraceTokenFile, d.TraceTokenEnv)
+	if fi, err := os.Stat(d.TraceTokenFile); err == nil && fi.Mode().IsRegular() && fi.Size() < minTraceToken {
+		k.errorf("debug.trace_token_file", "%s holds %d bytes; a token needs at least %d", d.TraceTokenFile, fi.Size(), minTraceToken)
+	}
+}
+
+// tokenSource checks a secret given as a file or an environment variable:
+// at most one of them, the file present, the variable name well formed.
+func (k *checker) tokenSource(fileKey, envKey, file, env string) {
+	if file != "" && env != "" {
+		k.errorf(envKey, "set %s or %s, not both", fileKey[strings.LastIndexByte(fileKey, '.')+1:], envKey[strings.LastIndexByte(envKey, '.')+1:])
+	}
+	if env != "" && !envName.MatchString(env) {
+		k.errorf(envKey, "%q is not an environment variable name", env)
+	}
+	k.file(fileKey, file, false)
+}
+
+func (k *checker) proxy() {
+	p := k.c.Proxy
+	k.headerList("proxy.strip_request_headers", p.StripRequestHeaders)
+	k.headerList("proxy.keep_request_headers", p.KeepRequestHeaders)
+	for i, proto := range p.UpgradeAllow {
+		key := fmt.Sprintf("proxy.upgrade_allow[%d]", i)
+		switch {
+		case !isToken(proto):
+			k.errorf(key, "%q is not a protocol name", proto)
+		case strings.EqualFold(proto, "h2c"):
+			k.errorf(key, "h2c is never forwarded: an h2c tunnel would carry requests past every rule")
+		}
+	}
 }
 
 // bound is an address the process listens on, for conflict checks.
@@ -260,6 +298,12 @@ func (k *checker) listeners() {
 	for i, l := range k.c.Listeners {
 		key := fmt.Sprintf("listeners[%d]", i)
 		taken = k.listenAddr(taken, key+".addr", l.Addr)
+		switch {
+		case l.ProxyProtocol && len(l.ProxyProtocolFrom) == 0:
+			k.errorf(key+".proxy_protocol_from", "is required with proxy_protocol: list the networks of the load balancers that send PROXY headers")
+		case !l.ProxyProtocol && len(l.ProxyProtocolFrom) > 0:
+			k.errorf(key+".proxy_protocol_from", "is only used with proxy_protocol: true")
+		}
 		if l.TLS == nil {
 			continue
 		}
@@ -490,6 +534,7 @@ func (k *checker) health(key string, h *Health) {
 	if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
 		k.errorf(key+".path", "must start with /")
 	}
+	k.pathChars(key+".path", h.Path)
 	if h.Path != "" && h.TCP {
 		k.errorf(key+".tcp", "set path (an HTTP check) or tcp, not both")
 	}
@@ -558,7 +603,7 @@ func (k *checker) routes() {
 			if st := r.Respond.Status; r.Respond.Body != "" && (st < 200 || st == 204 || st == 304) {
 				k.errorf(key+".respond.body", "a %d response has no body", st)
 			}
-			k.headerMap(key+".respond.headers", r.Respond.Headers)
+			k.headerSets(key+".respond.headers", r.Respond.Headers)
 		case r.Upstream == "":
 			k.errorf(key, "needs an upstream or a respond")
 		case k.c.Upstreams[r.Upstream] == nil:
@@ -611,10 +656,63 @@ func (k *checker) method(key, m string) {
 	}
 }
 
-// headerMap checks the keys of a header mapping.
+// headerMap checks the names and values of a header mapping. Values are
+// written to the wire as they are, so a CR or LF in one would start a
+// field, or a whole message, of its own.
 func (k *checker) headerMap(key string, h map[string]string) {
+	for name, value := range h {
+		fk := joinMapKey(key, name)
+		k.headerName(fk, name, false)
+		k.fieldValue(fk, value)
+	}
+}
+
+// headerSets checks a mapping of fields the proxy writes: as headerMap,
+// and no field the proxy frames the message or the connection with.
+func (k *checker) headerSets(key string, h map[string]string) {
+	k.headerMap(key, h)
 	for name := range h {
-		k.headerName(joinMapKey(key, name), name, false)
+		if managedField(name) {
+			k.errorf(joinMapKey(key, name), "%s is set by the proxy itself (message framing or hop-by-hop) and cannot be configured", name)
+		}
+	}
+}
+
+// managedField reports whether name is a framing or hop-by-hop field
+// (RFC 9110 section 7.6.1), which the proxy writes for each connection.
+func managedField(name string) bool {
+	for _, m := range []string{"Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
+		"Proxy-Connection", "TE", "Trailer", "Upgrade"} {
+		if strings.EqualFold(name, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldValue checks v against the field value syntax of RFC 9110 section
+// 5.5: visible characters and obs-text, with spaces and tabs only between
+// them.
+func (k *checker) fieldValue(key, v string) {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			k.errorf(key, "value %q has control byte %#02x at offset %d, which a header field cannot carry", v, c, i)
+			return
+		}
+	}
+	if strings.Trim(v, " \t") != v {
+		k.errorf(key, "value %q must not start or end with white space", v)
+	}
+}
+
+// pathChars checks that a configured path has no control characters or
+// spaces, as it is written into a request line or a page.
+func (k *checker) pathChars(key, p string) {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c == 0x7f {
+			k.errorf(key, "%q has byte %#02x at offset %d: a path cannot hold spaces or control characters", p, c, i)
+			return
+		}
 	}
 }
 
@@ -625,9 +723,9 @@ func (k *checker) headerList(key string, names []string) {
 }
 
 func (k *checker) headerOps(key string, h *HeaderOps) {
-	k.headerMap(key+".request_set", h.RequestSet)
+	k.headerSets(key+".request_set", h.RequestSet)
 	k.headerList(key+".request_remove", h.RequestRemove)
-	k.headerMap(key+".response_set", h.ResponseSet)
+	k.headerSets(key+".response_set", h.ResponseSet)
 	k.headerList(key+".response_remove", h.ResponseRemove)
 }
 

@@ -104,6 +104,7 @@ func TestProxyProtocolGivesTheRealClientAddress(t *testing.T) {
 listeners:
   - addr: 127.0.0.1:0
     proxy_protocol: true
+    proxy_protocol_from: [127.0.0.1]
 `+oneRoute, "{{ORIGIN}}", origin)
 	addr := strings.TrimPrefix(e.URL, "http://")
 	for name, header := range map[string][]byte{

@@ -34,6 +34,7 @@ type App struct {
 	access    *accesslog.Logger // nil: access log off
 	purgeFrom []netip.Prefix
 	prot      *protection // nil: no protection configured
+	trace     string      // the trace token; "" for none
 }
 
 // replayBodyMax is the largest request body kept in memory for retries on
@@ -50,6 +51,9 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 	// one untouched.
 	var err error
 	if a.prot, err = shared.buildProtection(&cfg.Protection); err != nil {
+		return nil, err
+	}
+	if a.trace, err = cfg.Debug.TraceToken(); err != nil {
 		return nil, err
 	}
 	limits := make([][]rateLimit, len(cfg.Routes))
@@ -119,8 +123,13 @@ func (a *App) Options() proxy.Options {
 		tunnelIdle = -1 // the config's zero is no limit; the engine's, its default
 	}
 	return proxy.Options{
-		TraceHeader: a.cfg.Debug.TraceHeader,
-		TunnelIdle:  tunnelIdle,
+		TraceHeader:  a.cfg.Debug.TraceHeader,
+		TraceFrom:    a.cfg.Debug.TraceFrom,
+		TraceToken:   a.trace,
+		StripRequest: a.cfg.Proxy.StripRequestHeaders,
+		KeepRequest:  a.cfg.Proxy.KeepRequestHeaders,
+		UpgradeAllow: append([]string{}, a.cfg.Proxy.UpgradeAllow...), // empty, not nil: [] allows none
+		TunnelIdle:   tunnelIdle,
 		Trusted: func(ip netip.Addr) bool {
 			for _, p := range trusted {
 				if p.Contains(ip.Unmap()) {

@@ -20,10 +20,15 @@ var statusLines = func() (lines [600][]byte) {
 }()
 
 // AppendResponseHead appends an HTTP/1.1 status line, the fields of h and
-// the empty line to dst. An empty reason means the standard one for status.
-// The caller puts the framing fields (Content-Length or Transfer-Encoding,
-// Connection) in h. It allocates only when dst must grow.
+// the empty line to dst. An empty reason means the standard one for status,
+// and so does a reason holding a control character. The caller puts the
+// framing fields (Content-Length or Transfer-Encoding, Connection) in h.
+// Fields that cannot be written safely are left out (see appendFields). It
+// allocates only when dst must grow.
 func AppendResponseHead(dst []byte, status int, reason []byte, h *httphead.Header) []byte {
+	if !validValue(reason) {
+		reason = nil
+	}
 	if status >= 0 && status < len(statusLines) && statusLines[status] != nil &&
 		(len(reason) == 0 || string(reason) == http.StatusText(status)) {
 		dst = append(dst, statusLines[status]...)
@@ -34,19 +39,53 @@ func AppendResponseHead(dst []byte, status int, reason []byte, h *httphead.Heade
 		dst = append(dst, reason...)
 		dst = append(dst, "\r\n"...)
 	}
-	dst = h.AppendTo(dst)
+	dst = appendFields(dst, h)
 	return append(dst, "\r\n"...)
 }
 
 // AppendRequestHead appends "method SP target SP HTTP/1.1", the fields of h
 // and the empty line to dst. The caller puts Host and the framing fields in h.
+// Fields that cannot be written safely are left out (see appendFields).
 func AppendRequestHead(dst, method, target []byte, h *httphead.Header) []byte {
 	dst = append(dst, method...)
 	dst = append(dst, ' ')
 	dst = append(dst, target...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
-	dst = h.AppendTo(dst)
+	dst = appendFields(dst, h)
 	return append(dst, "\r\n"...)
+}
+
+// appendFields appends the fields of h as "Name: value\r\n" lines, leaving
+// out a field whose name is not a token or whose value holds a byte RFC
+// 9110 section 5.5 does not allow (CR, LF, NUL, other controls but HTAB):
+// written raw, it would end the field early and start another, or a second
+// message. Fields this package parsed never hold one, and config
+// validation refuses them; the check keeps a field set through the Go API
+// from splitting a message. It reads bytes that are being copied anyway
+// and allocates only when dst must grow.
+func appendFields(dst []byte, h *httphead.Header) []byte {
+	for i := range h.Len() {
+		name, value := h.Field(i)
+		if !httphead.IsToken(name) || !validValue(value) {
+			continue
+		}
+		dst = append(dst, name...)
+		dst = append(dst, ':', ' ')
+		dst = append(dst, value...)
+		dst = append(dst, '\r', '\n')
+	}
+	return dst
+}
+
+// validValue reports whether v holds only bytes a field value (or a
+// reason phrase) may: visible characters, obs-text, spaces and tabs.
+func validValue(v []byte) bool {
+	for _, c := range v {
+		if !fieldVchar[c] {
+			return false
+		}
+	}
+	return true
 }
 
 // ChunkedWriter writes a body in chunked coding: each Write is one chunk,
@@ -85,7 +124,7 @@ func (c *ChunkedWriter) Write(p []byte) (int, error) {
 func (c *ChunkedWriter) Close(trailers *httphead.Header) error {
 	c.scratch = append(c.scratch[:0], "0\r\n"...)
 	if trailers != nil {
-		c.scratch = trailers.AppendTo(c.scratch)
+		c.scratch = appendFields(c.scratch, trailers)
 	}
 	c.scratch = append(c.scratch, "\r\n"...)
 	_, err := c.w.Write(c.scratch)

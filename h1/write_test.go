@@ -80,3 +80,51 @@ func TestChunkedWriterRoundTrips(t *testing.T) {
 		t.Fatalf("read back %q, %v", got, err)
 	}
 }
+
+// TestWritersDropFieldsThatWouldSplitTheMessage: a field set through the
+// Go API with CR, LF or NUL in it, or with a name that is not a token,
+// never reaches the wire, and the rest of the head still reads back as
+// one message.
+func TestWritersDropFieldsThatWouldSplitTheMessage(t *testing.T) {
+	var h httphead.Header
+	h.AddString("Host", "a.example")
+	h.AddString("X-Split", "1\r\nContent-Length: 5")
+	h.AddString("X-Bare-LF", "1\nSet-Cookie: s=evil")
+	h.AddString("X-Nul", "a\x00b")
+	h.AddString("X-Bad\r\nName", "v")
+	h.AddString("X-Kept", "a\tb \x80")
+	h.AddString("Content-Length", "0")
+	want := "Host: a.example\r\nX-Kept: a\tb \x80\r\nContent-Length: 0\r\n\r\n"
+
+	raw := string(AppendRequestHead(nil, []byte("GET"), []byte("/"), &h))
+	if got := strings.TrimPrefix(raw, "GET / HTTP/1.1\r\n"); got != want {
+		t.Errorf("request head fields %q, want %q", got, want)
+	}
+	raw = string(AppendResponseHead(nil, 200, []byte("OK\r\nSet-Cookie: s=evil"), &h))
+	if wantResp := "HTTP/1.1 200 OK\r\n" + want; raw != wantResp {
+		t.Errorf("response head %q, want %q", raw, wantResp)
+	}
+	var out bytes.Buffer
+	var w ChunkedWriter
+	w.Reset(&out)
+	if err := w.Close(&h); err != nil {
+		t.Fatal(err)
+	}
+	if wantTrailer := "0\r\n" + want; out.String() != wantTrailer {
+		t.Errorf("trailers %q, want %q", out.String(), wantTrailer)
+	}
+}
+
+func TestWritingAHeadDoesNotAllocate(t *testing.T) {
+	var h httphead.Header
+	h.AddString("Content-Type", "text/plain")
+	h.AddString("Cache-Control", "max-age=60")
+	h.AddString("X-Split", "1\r\n2")
+	buf := make([]byte, 0, 512)
+	if n := testing.AllocsPerRun(100, func() {
+		buf = AppendResponseHead(buf[:0], 200, nil, &h)
+		buf = AppendRequestHead(buf[:0], []byte("GET"), []byte("/"), &h)
+	}); n != 0 {
+		t.Errorf("%v allocations per head, want 0", n)
+	}
+}

@@ -1,10 +1,12 @@
 package httphead
 
 // hopByHop lists the fields that describe one connection, not the message
-// (RFC 9110 section 7.6.1); a proxy must not forward them.
+// (RFC 9110 section 7.6.1, and HTTP2-Settings of an h2c upgrade, RFC 7540
+// section 3.2.1); a proxy must not forward them.
 var hopByHop = [...]string{
 	"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
 	"Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization",
+	"HTTP2-Settings",
 }
 
 // IsHopByHop reports whether name is a hop-by-hop field.

@@ -35,7 +35,7 @@ func (n *Node) listen(cfg *config.Config, opts Options) error {
 			sl.Fingerprint = guard.JA4
 		}
 		if lc.ProxyProtocol {
-			l = proxyproto.Wrap(l, 5*time.Second)
+			l = proxyproto.Wrap(l, lc.ProxyProtocolFrom, 5*time.Second)
 		}
 		go func() {
 			if err := n.srv.Serve(l, sl); err != nil {

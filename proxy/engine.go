@@ -3,12 +3,15 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,15 +22,37 @@ import (
 
 // Options configure an Engine. The zero value works.
 type Options struct {
-	// Via is the pseudonym in Via fields. Default "outpost".
+	// Via is the pseudonym in Via fields: a token or host[:port]
+	// (RFC 9110 section 7.6.3). Default "outpost".
 	Via string
 	// TraceHeader is the request header that asks for the request's trace
-	// to be returned in the X-Outpost-Trace response field. Empty: never.
+	// to be returned in the X-Outpost-Trace response field, for a client
+	// in TraceFrom or a request whose TraceHeader value is TraceToken.
+	// It is never sent upstream. Empty: never.
 	TraceHeader string
+	// TraceFrom are the networks whose clients get a trace by asking.
+	// Empty: none (only the token). A trace shows routes, cache keys,
+	// upstream addresses and protection decisions.
+	TraceFrom []netip.Prefix
+	// TraceToken, when set, gets any client a trace when sent as the
+	// value of TraceHeader; it is compared by digest in constant time.
+	TraceToken string
 	// Trusted reports whether a client is a proxy whose Forwarded and
-	// X-Forwarded-* fields are kept and appended to. Nil: trust nobody,
-	// and replace whatever the client sent.
+	// X-Forwarded-* fields are kept and appended to, and whose
+	// X-Forwarded-Proto is forwarded as it came. Nil: trust nobody, and
+	// replace whatever the client sent.
 	Trusted func(netip.Addr) bool
+	// StripRequest are request fields removed before a request goes
+	// upstream, besides DefaultStripRequest.
+	StripRequest []string
+	// KeepRequest are fields of DefaultStripRequest forwarded after all.
+	KeepRequest []string
+	// UpgradeAllow are the protocols (Upgrade field tokens, compared
+	// without case and version) a client may switch to. A request asking
+	// for another is served as a plain request; an origin switching to a
+	// protocol not asked for gets a 502; h2c is never allowed. Nil:
+	// websocket only; empty: none.
+	UpgradeAllow []string
 	// TunnelIdle closes a connection upgraded by a 101 response (a
 	// WebSocket), on both sides, once no byte has moved either way for this
 	// long: a tunnel would otherwise hold its two connections for ever.
@@ -59,6 +84,11 @@ type Engine struct {
 	logger Logger
 	errR   ErrorResponder
 
+	strip       fieldSet // request fields never sent upstream
+	upgrades    []string // protocols a client may switch to
+	traceDigest [sha256.Size]byte
+	traceToken  bool // traceDigest is set
+
 	idPrefix string // random per engine, so request IDs differ across restarts
 	idSeq    atomic.Uint64
 	via10    string // "1.0 outpost" for HTTP/1.0 hops
@@ -84,7 +114,18 @@ func New(app any, opts Options) (*Engine, error) {
 	if e.opts.Via == "" {
 		e.opts.Via = "outpost"
 	}
+	if !validPseudonym(e.opts.Via) {
+		return nil, fmt.Errorf("proxy: Via pseudonym %q must be a token or host[:port]", e.opts.Via)
+	}
 	e.via10, e.via11, e.via20 = "1.0 "+e.opts.Via, "1.1 "+e.opts.Via, "2 "+e.opts.Via
+	e.strip = stripSet(opts)
+	e.upgrades = opts.UpgradeAllow
+	if e.upgrades == nil {
+		e.upgrades = []string{"websocket"}
+	}
+	if opts.TraceToken != "" {
+		e.traceDigest, e.traceToken = sha256.Sum256([]byte(opts.TraceToken)), true
+	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	e.idPrefix = hex.EncodeToString(b[:])
@@ -141,6 +182,12 @@ func (e *Engine) reset(c *Ctx, base context.Context, s Session) {
 }
 
 func (e *Engine) run(c *Ctx) error {
+	if c.Request.Upgrade && !e.upgradeAllowed(c.Request.Header.Peek("Upgrade")) {
+		// Served as a plain request: prepare drops the Upgrade field
+		// with the other hop-by-hop ones.
+		c.Request.Upgrade = false
+		c.Trace.Add("upgrade", "refused")
+	}
 	if e.early != nil {
 		answered, err := e.early.EarlyRequest(c)
 		if answered || err != nil {
@@ -218,7 +265,7 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 			return err
 		}
 	}
-	if e.opts.TraceHeader != "" && c.Request.Header.Has(e.opts.TraceHeader) {
+	if e.wantsTrace(c) {
 		c.scratch = c.Trace.AppendHeader(c.scratch[:0])
 		resp.Header.Add(traceField, c.scratch)
 	}
@@ -247,6 +294,35 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 }
 
 var traceField = []byte("X-Outpost-Trace")
+
+// wantsTrace reports whether the request asks for its trace and may have
+// it: the client is in TraceFrom, or the field carries the token.
+func (e *Engine) wantsTrace(c *Ctx) bool {
+	if e.opts.TraceHeader == "" {
+		return false
+	}
+	v := c.Request.Header.Peek(e.opts.TraceHeader)
+	if v == nil {
+		return false
+	}
+	// A trusted proxy's request stands for a client behind it, whose
+	// address the network check cannot see: only the token counts then.
+	ip := c.Client.Addr().Unmap()
+	if e.opts.Trusted == nil || !e.opts.Trusted(ip) {
+		for _, p := range e.opts.TraceFrom {
+			if p.Contains(ip) {
+				return true
+			}
+		}
+	}
+	if !e.traceToken {
+		return false
+	}
+	// Comparing digests takes the same time whatever the value's length
+	// and however much of it is right.
+	d := sha256.Sum256(v)
+	return subtle.ConstantTimeCompare(d[:], e.traceDigest[:]) == 1
+}
 
 // bufPool holds copy buffers for streamed bodies.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -295,6 +371,18 @@ func (e *Engine) addVia(h *httphead.Header, major, minor int) {
 		via = e.via10
 	}
 	h.AddString("Via", via)
+}
+
+// validPseudonym reports whether s may stand for this hop in a Via field:
+// token characters, plus ':' and brackets for a host:port.
+func validPseudonym(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~:[]", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // tunnel relays a connection upgraded by a 101 response both ways until

@@ -90,6 +90,10 @@ func retryReason(resp *httphead.Response, err error) string {
 
 // received cleans the origin's response and runs UpstreamResponse.
 func (e *Engine) received(c *Ctx, resp *httphead.Response, body io.ReadCloser) (*httphead.Response, io.ReadCloser, error) {
+	if resp.Status == 101 && !e.switchedAsAsked(c, resp) {
+		body.Close()
+		return nil, nil, Errorf(502, FromUpstream, "upstream switched to a protocol not asked for", nil)
+	}
 	if resp.Status == 101 {
 		// The upgrade fields must reach the client; the rest of the
 		// hop-by-hop set must not.
@@ -122,8 +126,9 @@ func upstreamErr(err error) error {
 	return Errorf(502, FromUpstream, "upstream failed", err)
 }
 
-// prepare builds the upstream request from req: hop-by-hop fields removed,
-// the forwarding fields (Forwarded, X-Forwarded-*, Via, X-Request-Id) set.
+// prepare builds the upstream request from req: hop-by-hop fields and the
+// fields of the strip set removed, the forwarding fields (Forwarded,
+// X-Forwarded-*, Via, X-Request-Id) set.
 func (e *Engine) prepare(c *Ctx, req *httphead.Request) *httphead.Request {
 	out := &c.out
 	copyRequest(out, req)
@@ -133,6 +138,7 @@ func (e *Engine) prepare(c *Ctx, req *httphead.Request) *httphead.Request {
 	if req.Header.HasToken("TE", "trailers") {
 		h.AddString("TE", "trailers") // gRPC needs it end to end; it is the one TE value HTTP/2 allows
 	}
+	h.DelFunc(func(name, _ []byte) bool { return e.strip.has(name) })
 	if req.Upgrade {
 		h.AddString("Connection", "Upgrade")
 		h.Add([]byte("Upgrade"), req.Header.Peek("Upgrade"))
@@ -148,7 +154,11 @@ func (e *Engine) prepare(c *Ctx, req *httphead.Request) *httphead.Request {
 	h.Del("X-Forwarded-For")
 	h.Add([]byte("X-Forwarded-For"), b)
 	setForwarded(c, h, req, ip.Is6(), trusted)
-	h.Set("X-Forwarded-Proto", scheme(req))
+	if !trusted || !h.Has("X-Forwarded-Proto") {
+		// A TLS-terminating balancer knows the client's scheme; this
+		// hop only sees its own.
+		h.Set("X-Forwarded-Proto", scheme(req))
+	}
 	h.Del("X-Forwarded-Host")
 	h.Add([]byte("X-Forwarded-Host"), req.Host)
 	e.addVia(h, req.ProtoMajor, req.ProtoMinor)

@@ -3,13 +3,14 @@ package proxyproto_test
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/outpost-edge/outpost/proxyproto"
 )
 
 // A server behind a load balancer that sends PROXY headers sees the real
-// client in r.RemoteAddr.
+// client in r.RemoteAddr. Only the balancers' network may connect.
 func ExampleWrap() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -21,6 +22,6 @@ func ExampleWrap() {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go srv.Serve(proxyproto.Wrap(ln, 5*time.Second))
+	go srv.Serve(proxyproto.Wrap(ln, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, 5*time.Second))
 	srv.Close()
 }

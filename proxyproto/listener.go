@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -15,28 +16,56 @@ const DefaultTimeout = 5 * time.Second
 // Listener wraps a net.Listener whose peers all send a PROXY header.
 type Listener struct {
 	net.Listener
+	from    []netip.Prefix
 	timeout time.Duration
 }
 
 // Wrap returns a listener whose connections read and strip the PROXY header
 // before any data, and report the client it names as their RemoteAddr.
-// timeout bounds the header read (zero means DefaultTimeout). A connection
-// with a missing or invalid header is closed and its Read returns the error.
-func Wrap(l net.Listener, timeout time.Duration) *Listener {
+//
+// Only peers in from (the load balancers) may speak: a header lets its
+// sender claim any client address, and so pass every rule keyed on it. A
+// connection from any other peer is closed on arrival, before anything is
+// read from it; an empty from closes every connection. timeout bounds the
+// header read (zero means DefaultTimeout). A connection with a missing or
+// invalid header is closed and its Read returns the error.
+func Wrap(l net.Listener, from []netip.Prefix, timeout time.Duration) *Listener {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Listener{Listener: l, timeout: timeout}
+	return &Listener{Listener: l, from: from, timeout: timeout}
 }
 
-// Accept returns the next connection without reading from it, so a slow
-// client cannot hold up the accept loop; the header is read on first use.
+// Accept returns the next connection from an allowed peer without reading
+// from it, so a slow client cannot hold up the accept loop; the header is
+// read on first use. Connections from other peers are closed and skipped.
 func (l *Listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if !l.allowed(c.RemoteAddr()) {
+			c.Close()
+			continue
+		}
+		return &Conn{Conn: c, br: bufio.NewReaderSize(c, 256), timeout: l.timeout}, nil
 	}
-	return &Conn{Conn: c, br: bufio.NewReaderSize(c, 256), timeout: l.timeout}, nil
+}
+
+// allowed reports whether peer is in the networks that may send headers.
+func (l *Listener) allowed(peer net.Addr) bool {
+	tcp, ok := peer.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip := tcp.AddrPort().Addr().Unmap()
+	for _, p := range l.from {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // Conn is a connection whose PROXY header is read by the first call to Read,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ func listen(t *testing.T, timeout time.Duration) *Listener {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	return Wrap(ln, timeout)
+	return Wrap(ln, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, timeout)
 }
 
 // dial connects to l and writes data, returning the client side.
@@ -146,4 +147,30 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+func TestListenerClosesPeersOutsideItsNetworks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Wrap(ln, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, time.Second)
+	t.Cleanup(func() { l.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	client := dial(t, l, "PROXY TCP4 203.0.113.7 198.51.100.7 12345 443\r\n")
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
+		t.Errorf("client read = %v, want the connection closed", err)
+	}
+	select {
+	case c := <-accepted:
+		t.Errorf("a connection from %s was accepted", c.RemoteAddr())
+		c.Close()
+	default:
+	}
 }

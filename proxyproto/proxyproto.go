@@ -2,7 +2,8 @@
 // load balancer in front of Outpost sends ahead of each connection, so that
 // the real client address survives a TCP hop. It owns only the header: Read
 // parses one from a bufio.Reader, Wrap turns a net.Listener into one whose
-// connections report the client from the header as their RemoteAddr.
+// connections report the client from the header as their RemoteAddr (and
+// that accepts connections only from the balancers' networks).
 //
 // It is hand-written rather than taken from a library because the format is
 // two short pages of spec, the parser must be strict and bounded (a header

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -84,7 +85,7 @@ func start(t *testing.T, origin http.Handler) (addr string, peer *netPeer, srv *
 	o := httptest.NewServer(origin)
 	t.Cleanup(o.Close)
 	peer = &netPeer{addr: o.Listener.Addr().String()}
-	eng, err := proxy.New(&testApp{route: proxy.Route{Name: "all", Upstream: peer}}, proxy.Options{TraceHeader: "X-Trace"})
+	eng, err := proxy.New(&testApp{route: proxy.Route{Name: "all", Upstream: peer}}, proxy.Options{TraceHeader: "X-Trace", TraceFrom: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	if err != nil {
 		t.Fatal(err)
 	}
