@@ -42,7 +42,12 @@ type Ctx struct {
 
 	// Request is the downstream request; hooks must treat it as read-only.
 	Request *httphead.Request
-	// Client is the client address (after PROXY protocol, if any).
+	// Peer is the address the request came from: the TCP peer, or the
+	// address a PROXY protocol header gave.
+	Peer netip.AddrPort
+	// Client is the client's address: Peer, or, when Peer is a trusted
+	// proxy (Options.Trusted), the nearest untrusted address in its
+	// X-Forwarded-For. Rules, rate limits and logs use it.
 	Client netip.AddrPort
 	// TLS is the client's TLS state, nil for cleartext.
 	TLS *tls.ConnectionState
@@ -113,6 +118,7 @@ func Detach(ctx context.Context) context.Context {
 	d := &Ctx{
 		Context: context.WithoutCancel(c.Context),
 		Request: &httphead.Request{},
+		Peer:    c.Peer,
 		Client:  c.Client,
 		TLS:     c.TLS,
 		JA4:     c.JA4,

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/trace"
@@ -163,7 +165,11 @@ func (e *Engine) reset(c *Ctx, base context.Context, s Session) {
 	c.session = s
 	c.engine = e
 	c.Request = s.Request()
-	c.Client = s.ClientAddr()
+	c.Peer = s.ClientAddr()
+	c.Client = c.Peer
+	if e.opts.Trusted != nil && e.opts.Trusted(c.Peer.Addr()) {
+		e.behindProxy(c)
+	}
 	c.TLS = s.TLS()
 	c.JA4 = ""
 	if f, ok := s.(Fingerprinted); ok {
@@ -307,7 +313,7 @@ func (e *Engine) wantsTrace(c *Ctx) bool {
 	}
 	// A trusted proxy's request stands for a client behind it, whose
 	// address the network check cannot see: only the token counts then.
-	ip := c.Client.Addr().Unmap()
+	ip := c.Peer.Addr().Unmap()
 	if e.opts.Trusted == nil || !e.opts.Trusted(ip) {
 		for _, p := range e.opts.TraceFrom {
 			if p.Contains(ip) {
@@ -474,4 +480,31 @@ func (s *stampReader) Read(p []byte) (int, error) {
 		s.w.last.Store(int64(time.Since(s.w.start)))
 	}
 	return n, err
+}
+
+// behindProxy takes what a trusted proxy says of its client: the nearest
+// address in X-Forwarded-For that is not itself a trusted proxy becomes
+// Client, and an X-Forwarded-Proto of http or https becomes the request's
+// scheme (a TLS-terminating balancer knows it; this hop does not), so the
+// cache key and routing see the scheme the client used.
+func (e *Engine) behindProxy(c *Ctx) {
+	xff := c.Request.Header.Peek("X-Forwarded-For")
+	for len(xff) > 0 {
+		i := bytes.LastIndexByte(xff, ',')
+		item := httphead.TrimOWS(xff[i+1:])
+		xff = xff[:max(i, 0)]
+		ip, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(item), len(item)))
+		if err != nil {
+			break // a garbled list: trust nothing further along it
+		}
+		c.Client = netip.AddrPortFrom(ip.Unmap(), 0)
+		if !e.opts.Trusted(ip) {
+			break
+		}
+	}
+	proto := httphead.TrimOWS(c.Request.Header.Peek("X-Forwarded-Proto"))
+	if (string(proto) == "https" || string(proto) == "http") && string(proto) != string(c.Request.Scheme) {
+		r := c.Request
+		r.SetLine(r.Method, r.Target, r.Host, proto)
+	}
 }

@@ -143,8 +143,8 @@ func (e *Engine) prepare(c *Ctx, req *httphead.Request) *httphead.Request {
 		h.AddString("Connection", "Upgrade")
 		h.Add([]byte("Upgrade"), req.Header.Peek("Upgrade"))
 	}
-	trusted := e.opts.Trusted != nil && e.opts.Trusted(c.Client.Addr())
-	ip := c.Client.Addr().Unmap()
+	trusted := e.opts.Trusted != nil && e.opts.Trusted(c.Peer.Addr())
+	ip := c.Peer.Addr().Unmap()
 	b := c.scratch[:0]
 	if prior := req.Header.Peek("X-Forwarded-For"); trusted && len(prior) > 0 {
 		b = append(append(b, prior...), ", "...)
@@ -177,10 +177,10 @@ func setForwarded(c *Ctx, h *httphead.Header, req *httphead.Request, v6, trusted
 	b = append(b, "for="...)
 	if v6 {
 		b = append(b, `"[`...)
-		b = c.Client.Addr().Unmap().AppendTo(b)
+		b = c.Peer.Addr().Unmap().AppendTo(b)
 		b = append(b, `]"`...)
 	} else {
-		b = c.Client.Addr().Unmap().AppendTo(b)
+		b = c.Peer.Addr().Unmap().AppendTo(b)
 	}
 	b = append(append(b, ";proto="...), scheme(req)...)
 	if len(req.Host) > 0 {
