@@ -24,10 +24,10 @@ import (
 // connection is refused during the switch.
 //
 // Whoever connects to the socket gets the listening sockets, so both ends
-// check who the other is: the socket lives in a directory only this user
-// can enter (RuntimeDir, or the directory of --upgrade-socket, checked the
-// same way), the socket file is 0600, and each side refuses a peer running
-// under another user id (SO_PEERCRED).
+// check who the other is: the socket lives in a directory of this user's
+// that no other user may change (RuntimeDir, 0700, by default), the socket
+// file is 0600, and each side refuses a peer running under another user id
+// (SO_PEERCRED).
 
 // handoff is the message that travels with the descriptors.
 type handoff struct {
@@ -39,7 +39,7 @@ type handoff struct {
 // a channel closed once a new process has taken the listeners over: the
 // caller should then Shutdown and exit.
 func (n *Node) ServeUpgrades(path string) (<-chan struct{}, error) {
-	if err := privateDir(filepath.Dir(path)); err != nil {
+	if err := ownDir(filepath.Dir(path), 0o022); err != nil {
 		return nil, fmt.Errorf("upgrade socket: %w", err)
 	}
 	_ = os.Remove(path) // a socket left by a process that is gone
@@ -144,7 +144,7 @@ type Takeover struct {
 // Inherit connects to a running process's upgrade socket and receives its
 // listeners. Call Ready once the new node serves on them.
 func Inherit(path string) (*Takeover, error) {
-	if err := privateDir(filepath.Dir(path)); err != nil {
+	if err := ownDir(filepath.Dir(path), 0o022); err != nil {
 		return nil, fmt.Errorf("upgrade: %w", err)
 	}
 	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
@@ -234,14 +234,15 @@ func RuntimeDir() (string, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("upgrade socket: %w", err)
 	}
-	if err := privateDir(dir); err != nil {
+	if err := ownDir(dir, 0o077); err != nil {
 		return "", fmt.Errorf("upgrade socket: %w", err)
 	}
 	return dir, nil
 }
 
-// privateDir refuses a directory another user could enter or change.
-func privateDir(dir string) error {
+// ownDir refuses a directory that is not this user's, or that grants
+// others any of the permission bits in others.
+func ownDir(dir string, others fs.FileMode) error {
 	fi, err := os.Lstat(dir)
 	if err != nil {
 		return err
@@ -252,8 +253,8 @@ func privateDir(dir string) error {
 		return fmt.Errorf("%s is not a directory", dir)
 	case !ok || int(st.Uid) != os.Geteuid():
 		return fmt.Errorf("%s is not owned by this user", dir)
-	case fi.Mode().Perm()&0o077 != 0:
-		return fmt.Errorf("%s is open to other users (mode %#o): it must be 0700", dir, fi.Mode().Perm())
+	case fi.Mode().Perm()&others != 0:
+		return fmt.Errorf("%s is open to other users (mode %#o, want none of %#o)", dir, fi.Mode().Perm(), others)
 	}
 	return nil
 }
