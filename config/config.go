@@ -146,14 +146,15 @@ func (p *Purge) setDefaults() {
 	*p = Purge{SurrogateKeyHeader: "Surrogate-Key", StripSurrogateKey: true}
 }
 
-// Log controls logging.
+// Log controls logging. A reload applies every key: the access log is
+// reopened and the process log's level and format change in place.
 type Log struct {
-	// Access is where the access log goes: stdout, stderr, off, or a
-	// file path (relative to the config file). Default (also when
-	// empty): stdout.
+	// Access is where the access log (one JSON object a line) goes:
+	// stdout, stderr, off, or a file path (relative to the config file).
+	// Default (also when empty): stdout.
 	Access string `yaml:"access"`
-	// Format is the access log format: json or text. Default (also when
-	// empty): json.
+	// Format is the process log format: json or text (key=value). The
+	// process log goes to stderr. Default (also when empty): json.
 	Format string `yaml:"format"`
 	// Level is the least severe process log level written: debug, info,
 	// warn or error. Default (also when empty): info.

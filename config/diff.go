@@ -27,6 +27,14 @@ func Diff(old, new *Config) []Change {
 	return out
 }
 
+// Under reports whether the change is to key or to a setting inside it:
+// a change to routes[1].cache.default_ttl is under "routes", "routes[1]"
+// and "routes[1].cache", not under "route".
+func (c Change) Under(key string) bool {
+	rest, ok := strings.CutPrefix(c.Key, key)
+	return ok && (rest == "" || rest[0] == '.' || rest[0] == '[')
+}
+
 var marshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 
 func diffValue(out *[]Change, key string, a, b reflect.Value) {

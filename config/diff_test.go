@@ -58,3 +58,15 @@ log: {level: debug}
 		t.Errorf("Diff of a config with itself = %v", d)
 	}
 }
+
+func TestChangeUnderMatchesWholeKeys(t *testing.T) {
+	c := Change{Key: "routes[1].cache.default_ttl"}
+	for key, want := range map[string]bool{
+		"routes": true, "routes[1]": true, "routes[1].cache": true, "routes[1].cache.default_ttl": true,
+		"route": false, "routes[1].cache.default": false, "routes[10]": false, "log": false,
+	} {
+		if got := c.Under(key); got != want {
+			t.Errorf("Under(%q) = %v, want %v", key, got, want)
+		}
+	}
+}

@@ -65,18 +65,26 @@ type Certificate struct {
 }
 
 // Admin is the authenticated admin API: purge, validate, reload, status.
+// Every call but the health and version checks needs a bearer token.
 type Admin struct {
 	// Addr is the host:port of the admin API. Default: "127.0.0.1:9090";
-	// "" turns the admin API off. An address other than loopback needs a
-	// token.
+	// "" turns the admin API off. An address other than loopback needs
+	// TokenFile or TokenEnv.
 	Addr string `yaml:"addr"`
-	// TokenFile is a file holding the bearer token clients must send.
-	// Default: "", no token (allowed on loopback only).
+	// TokenFile is a file holding the bearer tokens clients may send.
+	// Default: "": with TokenEnv unset too, the node generates a token at
+	// first start into a file of its state directory and reuses it
+	// (see node.DefaultTokenFile).
 	TokenFile string `yaml:"token_file"`
 	// TokenEnv names an environment variable holding the bearer token,
 	// e.g. OUTPOST_ADMIN_TOKEN. Default: "". At most one of TokenFile and
 	// TokenEnv may be set.
 	TokenEnv string `yaml:"token_env"`
+	// Hosts are the names, besides localhost and IP addresses, that the
+	// admin API answers in a request's Host; a request for another name is
+	// refused with 421, so a web page cannot reach the API by pointing its
+	// own name at the node (DNS rebinding). Default: none.
+	Hosts []string `yaml:"hosts"`
 }
 
 func (a *Admin) setDefaults() { a.Addr = "127.0.0.1:9090" }

@@ -182,6 +182,9 @@ func (c *Challenge) GuardChallenge() (*guard.Challenge, error) {
 type GeoIP struct {
 	// Database is a MaxMind-format (.mmdb) country database, relative to
 	// the config file. Default: "", no database: country is always "".
+	// Every reload reopens it, so a database replaced in place (or a new
+	// path) is picked up by a reload; adding or removing the database
+	// needs a restart.
 	Database string `yaml:"database"`
 }
 

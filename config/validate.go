@@ -66,6 +66,9 @@ func (k *checker) provision() {
 	}
 	k.resolve(&c.Admin.TokenFile)
 	k.resolve(&c.Debug.TraceTokenFile)
+	for i, h := range c.Admin.Hosts {
+		c.Admin.Hosts[i] = strings.ToLower(h)
+	}
 	k.resolve(&c.Storage.Disk.Path)
 	if !slices.Contains([]string{"stdout", "stderr", "off"}, c.Log.Access) {
 		k.resolve(&c.Log.Access)
@@ -424,6 +427,11 @@ func (k *checker) admin() {
 		k.errorf("admin.token_env", "%q is not an environment variable name", a.TokenEnv)
 	}
 	k.file("admin.token_file", a.TokenFile, false)
+	for i, h := range a.Hosts {
+		if !validHost(h) {
+			k.errorf(fmt.Sprintf("admin.hosts[%d]", i), "bad host name %q: want a name or an IP address, without a port", h)
+		}
+	}
 	if a.Addr == "" || a.TokenFile != "" || a.TokenEnv != "" {
 		return
 	}

@@ -79,7 +79,7 @@ func foVars(origins []*testorigin.Origin, more ...string) []string {
 // node's /metrics, or -1 when there is no such sample.
 func foMetric(t *testing.T, e *edge, name, server string) float64 {
 	t.Helper()
-	_, body := get(t, e.Admin+"/metrics")
+	_, body := get(t, e.Admin+"/metrics", "Authorization", adminAuth)
 	for _, line := range strings.Split(body, "\n") {
 		if strings.HasPrefix(line, name+"{") && strings.Contains(line, `server="`+server+`"`) {
 			var v float64
@@ -106,7 +106,7 @@ type foUpstream struct {
 
 func foStats(t *testing.T, e *edge, upstream string) foUpstream {
 	t.Helper()
-	_, body := get(t, e.Admin+"/stats")
+	_, body := get(t, e.Admin+"/stats", "Authorization", adminAuth)
 	var st struct {
 		Edge struct {
 			Upstreams map[string]foUpstream `json:"upstreams"`

@@ -34,7 +34,7 @@ func startEdge(t *testing.T, yaml string, vars ...string) *edge {
 		yaml = "listeners:\n  - addr: 127.0.0.1:0\n" + yaml
 	}
 	if !strings.Contains(yaml, "admin:") {
-		yaml += "\nadmin:\n  addr: 127.0.0.1:0\n"
+		yaml += adminBlock(t)
 	}
 	if !strings.Contains(yaml, "\nlog:") {
 		yaml += "\nlog:\n  access: \"off\"\n"
@@ -61,6 +61,24 @@ func startEdge(t *testing.T, yaml string, vars ...string) *edge {
 		e.Admin = "http://" + a.String()
 	}
 	return e
+}
+
+// adminToken is the admin API token of the nodes tests start; adminAuth
+// is its Authorization field.
+const (
+	adminToken = "e2e-admin-token"
+	adminAuth  = "Bearer " + adminToken
+)
+
+// adminBlock is an admin config on an ephemeral loopback port that takes
+// adminToken.
+func adminBlock(t testing.TB) string {
+	t.Helper()
+	file := t.TempDir() + "/admin-token"
+	if err := os.WriteFile(file, []byte(adminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return "\nadmin:\n  addr: 127.0.0.1:0\n  token_file: " + file + "\n"
 }
 
 // get fetches url and returns status, headers and body.
@@ -119,7 +137,7 @@ func serve(t *testing.T, h http.Handler) string {
 // prefix in the node's /metrics, or -1.
 func metric(t *testing.T, e *edge, prefix string) float64 {
 	t.Helper()
-	_, body := get(t, e.Admin+"/metrics")
+	_, body := get(t, e.Admin+"/metrics", "Authorization", adminAuth)
 	for _, line := range strings.Split(body, "\n") {
 		if strings.HasPrefix(line, prefix) {
 			var v float64

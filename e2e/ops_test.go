@@ -13,7 +13,13 @@ import (
 
 func postReload(t *testing.T, e *edge, body string) (int, string) {
 	t.Helper()
-	resp, err := http.Post(e.Admin+"/reload", "application/yaml", strings.NewReader(body))
+	req, err := http.NewRequest("POST", e.Admin+"/reload", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/yaml")
+	req.Header.Set("Authorization", adminAuth)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -773,3 +773,40 @@ protection:
 		t.Errorf("embargo denials counted %v, want 1", n)
 	}
 }
+
+func TestReloadSwitchesTheGeoIPDatabase(t *testing.T) {
+	here, there := countryDB(t, map[string]string{"127.0.0.0/8": "ZZ"}), countryDB(t, map[string]string{"127.0.0.0/8": "FR"})
+	e := startEdge(t, oneRoute+`
+protection:
+  geoip: {database: "{{DB}}"}
+  rules:
+    - {name: not-here, expr: 'country == "FR"', action: deny}
+`, "{{ORIGIN}}", protectOrigin(t), "{{DB}}", here)
+	if resp, _ := get(t, e.URL+"/x"); resp.StatusCode != 200 {
+		t.Fatalf("before the reload: %d, want 200", resp.StatusCode)
+	}
+	cfg, _ := os.ReadFile(e.file)
+	if err := os.WriteFile(e.file, []byte(strings.Replace(string(cfg), here, there, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ReloadFile(e.file); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := get(t, e.URL+"/x"); resp.StatusCode != 403 {
+		t.Fatalf("after a reload to the FR database: %d, want 403", resp.StatusCode)
+	}
+	// A database replaced in place is read again by a reload.
+	b, _ := os.ReadFile(here)
+	if err := os.WriteFile(there+".new", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(there+".new", there); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ReloadFile(e.file); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := get(t, e.URL+"/x"); resp.StatusCode != 200 {
+		t.Fatalf("after a reload of the replaced database: %d, want 200", resp.StatusCode)
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -126,17 +127,17 @@ func purgeStart(t *testing.T, origin, extra string) *edge {
 	return startEdge(t, purgeConfig, "{{ORIGIN}}", origin, "{{ALLOW}}", "127.0.0.1/32", "{{EXTRA}}", extra)
 }
 
-// purgeCall posts body to the admin API's /purge and returns the status
-// and the count of objects the answer gives (-1 without one).
+// purgeCall posts body to the admin API's /purge with token as its
+// Authorization (adminAuth when "") and returns the status and the count
+// of objects the answer gives (-1 without one).
 func purgeCall(t *testing.T, e *edge, token, body string) (int, int) {
 	t.Helper()
 	req, err := http.NewRequest("POST", e.Admin+"/purge", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", token)
-	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", cmp.Or(token, adminAuth))
 	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST /purge: %v", err)
@@ -661,7 +662,7 @@ func purgeStartLogged(t testing.TB, log io.Writer, yaml string, vars ...string) 
 	t.Helper()
 	yaml = strings.NewReplacer(vars...).Replace(yaml)
 	if !strings.Contains(yaml, "admin:") {
-		yaml += "\nadmin:\n  addr: 127.0.0.1:0\n"
+		yaml += adminBlock(t)
 	}
 	yaml = "listeners:\n  - addr: 127.0.0.1:0\n" + yaml + "\nlog:\n  access: \"off\"\n"
 	file := t.TempDir() + "/outpost.yaml"
@@ -742,7 +743,10 @@ func purgeBenchUnderHits(b *testing.B, soft bool) {
 	start, hitsBefore := time.Now(), hits.Load()
 	for i := range b.N {
 		body := fmt.Sprintf(`{"keys":["k%d"],"soft":%v}`, i%objects, soft)
-		resp, err := testClient.Post(e.Admin+"/purge", "application/json", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", e.Admin+"/purge", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", adminAuth)
+		resp, err := testClient.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -2,16 +2,16 @@ package node
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
-	"regexp"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -32,20 +32,35 @@ import (
 //	POST /purge     {"urls": [...], "keys": [...], "all": false, "soft": false}
 //	GET  /debug/pprof/...  Go profiles
 //
-// Everything but /healthz, /readyz and /version needs the bearer token when
-// one is configured.
+// Everything but /healthz, /readyz and /version needs a bearer token: the
+// configured ones, or the one the node generates (see DefaultTokenFile).
+// Every request is refused unless its Host names the node (see
+// admin.hosts), it carries no Origin but the API's own and, with a body,
+// a JSON or YAML content type: a web page cannot make a browser send it.
 type adminServer struct {
 	n      *Node
 	ln     net.Listener
 	hs     *http.Server
-	tokens []adminCred // none: no token is required (loopback only)
+	tokens []adminCred // never empty
+	hosts  []string    // admin.hosts
 }
+
+// The admin API's own limits: slow or large requests are cut. The write
+// timeout leaves room for a CPU profile (30s by default).
+const (
+	adminHeaderTimeout = 10 * time.Second
+	adminReadTimeout   = time.Minute
+	adminWriteTimeout  = 2 * time.Minute
+	adminIdleTimeout   = 2 * time.Minute
+	adminMaxHeader     = 64 << 10
+	maxReloadBody      = 8 << 20
+)
 
 func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 	if cfg.Admin.Addr == "" && ln == nil {
 		return nil
 	}
-	tokens, err := adminToken(cfg.Admin)
+	tokens, err := n.adminTokens(cfg.Admin)
 	if err != nil {
 		return err
 	}
@@ -54,7 +69,7 @@ func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 			return fmt.Errorf("admin listen %s: %w", cfg.Admin.Addr, err)
 		}
 	}
-	a := &adminServer{n: n, ln: ln, tokens: tokens}
+	a := &adminServer{n: n, ln: ln, tokens: tokens, hosts: cfg.Admin.Hosts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", a.ready)
@@ -65,7 +80,8 @@ func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 	mux.Handle("POST /purge", a.auth(http.HandlerFunc(a.purge)))
 	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", a.auth(http.HandlerFunc(pprof.Profile)))
-	a.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.hs = &http.Server{Handler: a.guard(mux), ReadHeaderTimeout: adminHeaderTimeout, ReadTimeout: adminReadTimeout,
+		WriteTimeout: adminWriteTimeout, IdleTimeout: adminIdleTimeout, MaxHeaderBytes: adminMaxHeader}
 	n.admin = a
 	go func() {
 		if err := a.hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -75,92 +91,19 @@ func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 	return nil
 }
 
-// adminCred is one bearer token the admin API accepts, with the name the
-// purge log gives its holder.
-type adminCred struct {
-	name  string
-	token []byte
-}
-
-// adminToken reads the accepted tokens. A token file holds one token a
-// line, "name:token" or a bare token (named "default"); blank lines and
-// lines starting with # are skipped. A file without tokens is an error,
-// not an open admin API.
-func adminToken(c config.Admin) ([]adminCred, error) {
-	switch {
-	case c.TokenFile != "":
-		b, err := os.ReadFile(c.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("admin token: %w", err)
-		}
-		creds, err := parseTokens(string(b))
-		if err != nil {
-			return nil, fmt.Errorf("admin token file %s: %w", c.TokenFile, err)
-		}
-		return creds, nil
-	case c.TokenEnv != "":
-		t := os.Getenv(c.TokenEnv)
-		if t == "" {
-			return nil, fmt.Errorf("admin token: environment variable %s is empty", c.TokenEnv)
-		}
-		return []adminCred{{"default", []byte(t)}}, nil
-	}
-	return nil, nil
-}
-
-// tokenName is what a token's name may be made of; a line whose part
-// before the first colon is not such a name is a bare token.
-var tokenName = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
-
-func parseTokens(text string) ([]adminCred, error) {
-	var creds []adminCred
-	names := map[string]bool{}
-	for i, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		c := adminCred{name: "default", token: []byte(line)}
-		if name, tok, ok := strings.Cut(line, ":"); ok && tokenName.MatchString(name) {
-			c = adminCred{name: name, token: []byte(strings.TrimSpace(tok))}
-		}
-		switch {
-		case len(c.token) == 0:
-			return nil, fmt.Errorf("line %d: empty token", i+1)
-		case names[c.name]:
-			return nil, fmt.Errorf("line %d: token name %q given twice", i+1, c.name)
-		}
-		names[c.name] = true
-		creds = append(creds, c)
-	}
-	if len(creds) == 0 {
-		return nil, errors.New("no token in the file")
-	}
-	return creds, nil
-}
-
 func (a *adminServer) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = a.hs.Shutdown(ctx)
 }
 
-// auth requires one of the bearer tokens when any is configured, and
-// records the token's name in the request's context for the logs.
+// auth requires one of the bearer tokens, and records the token's name in
+// the request's context for the logs.
 func (a *adminServer) auth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(a.tokens) == 0 {
-			h.ServeHTTP(w, r)
-			return
-		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		name := ""
-		for _, c := range a.tokens { // every token is compared: no early exit to time
-			if subtle.ConstantTimeCompare([]byte(got), c.token) == 1 && ok {
-				name = c.name
-			}
-		}
-		if name == "" {
+		name := tokenOwner(a.tokens, got)
+		if !ok || name == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="outpost"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or invalid bearer token"})
 			return
@@ -186,8 +129,13 @@ func (a *adminServer) stats(w http.ResponseWriter, _ *http.Request) {
 
 // reload re-reads the config file, or takes a config from the body.
 func (a *adminServer) reload(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
-	if err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxReloadBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("config larger than %d bytes", maxReloadBody)})
+		return
+	case err != nil:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
@@ -313,4 +261,66 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// guard refuses what a web page could make a browser send to the admin
+// API: a Host that does not name the node (DNS rebinding: 421), another
+// site's Origin (403), or a body that is not JSON or YAML (a form or a
+// text/plain "simple request", which a browser sends cross-site without
+// asking: 415).
+func (a *adminServer) guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case !a.knownHost(r.Host):
+			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": fmt.Sprintf("host %q is not this admin API: name it in admin.hosts", r.Host)})
+		case crossSite(r):
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-site request refused"})
+		case r.ContentLength != 0 && !configType(r.Header.Get("Content-Type")):
+			writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "the body must be application/json or application/yaml"})
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// knownHost accepts an IP address (no DNS name is involved, so no
+// rebinding), localhost, and the names in admin.hosts; any port.
+func (a *adminServer) knownHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return host == "localhost" || slices.Contains(a.hosts, host)
+}
+
+// crossSite reports a request a browser sent on behalf of another site:
+// an Origin other than the API's own, or a Sec-Fetch-Site saying so.
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Scheme != "http" || !strings.EqualFold(u.Host, r.Host)
+}
+
+// configType reports whether a Content-Type is JSON or YAML.
+func configType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	switch mt {
+	case "application/json", "application/yaml", "application/x-yaml", "text/yaml":
+		return true
+	}
+	return false
 }

@@ -3,25 +3,33 @@
 // the listeners and the admin API, and reloads atomically. It is what the
 // outpost binary runs, and what tests start in-process.
 //
-// A reload builds and validates everything for the new config before it
-// swaps anything: a config that fails is refused with the reason and the
-// running one keeps serving. Settings that cannot change while running (the
-// listeners, the storage tiers) are refused by name with old and new value.
+// A reload lists what changed (config.Diff) and either applies every
+// changed setting or refuses the reload naming each one it cannot apply,
+// with old and new value; the running config then keeps serving. The
+// listeners, the storage tiers and the admin API are refused (restart or
+// upgrade instead), and so is adding or removing the GeoIP database. The
+// node itself applies log.* (the process log's level and format change in
+// place, a new access log is opened) and reopens the GeoIP database;
+// everything else is applied by building a new App, which is swapped in
+// only once it builds.
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
-	"reflect"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/edge"
+	"github.com/outpost-edge/outpost/geoip"
 	"github.com/outpost-edge/outpost/h2"
 	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/server"
@@ -45,6 +53,10 @@ type Node struct {
 	started time.Time
 	errc    chan error
 	phases  func(*edge.App) any
+
+	procLog *procLog    // nil when Options.Log was given
+	access  accessLog   // the access log the App writes to
+	retired []accessLog // replaced by reloads in the last retireAfter; closed by then or by Shutdown
 }
 
 // Options adjust how a node starts.
@@ -54,8 +66,12 @@ type Options struct {
 	Listeners []net.Listener
 	// AdminListener likewise replaces the admin address.
 	AdminListener net.Listener
-	// Log is the process logger; default: JSON to stderr.
+	// Log is the process log. Default: the config's log.format at its
+	// log.level, to LogOutput, both changed by a reload. A Log given here
+	// is used as it is: log.format and log.level do not apply to it.
 	Log *slog.Logger
+	// LogOutput is where the default process log goes. Default: stderr.
+	LogOutput io.Writer
 	// Phases, when set, wraps the config-driven App into the value whose
 	// phase methods the engine runs: a Go program adds or overrides
 	// phases by embedding *edge.App in its own type (see examples/embed).
@@ -64,33 +80,41 @@ type Options struct {
 
 // Start builds and starts a node for cfg.
 func Start(cfg *config.Config, opts Options) (*Node, error) {
-	log := opts.Log
-	if log == nil {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: levelOf(cfg.Log.Level)}))
+	n := &Node{Log: opts.Log, cfg: cfg, started: time.Now(), errc: make(chan error, 8), phases: opts.Phases}
+	if n.Log == nil {
+		n.procLog, n.Log = newProcLog(cmp.Or[io.Writer](opts.LogOutput, os.Stderr), cfg.Log)
 	}
-	shared, err := edge.NewShared(cfg, log)
-	if err != nil {
+	var err error
+	if n.access, err = openAccessLog(cfg.Log.Access); err != nil {
 		return nil, err
 	}
-	n := &Node{Log: log, cfg: cfg, shared: shared, started: time.Now(), errc: make(chan error, 8), phases: opts.Phases}
+	// The node owns the access log (see accessLog): Shared gets a config
+	// without one, and the node's log instead.
+	sharedCfg := *cfg
+	sharedCfg.Log.Access = "off"
+	if n.shared, err = edge.NewShared(&sharedCfg, n.Log); err != nil {
+		n.access.close()
+		return nil, err
+	}
+	n.shared.Access = n.access.l
 	app, eng, err := n.build(cfg)
 	if err != nil {
-		shared.Close()
+		n.closeState()
 		return nil, err
 	}
 	n.app = app
-	n.srv = server.New(runtimeOf(cfg, eng), log)
+	n.srv = server.New(runtimeOf(cfg, eng), n.Log)
 	n.h2 = h2.NewServer(h2.Limits{MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), WriteTimeout: cfg.Timeouts.Write})
-	n.h2.Log = log
+	n.h2.Log = n.Log
 	n.srv.H2 = n.h2
 	if err := n.listen(cfg, opts); err != nil {
 		n.closeListeners()
-		shared.Close()
+		n.closeState()
 		return nil, err
 	}
 	if err := n.startAdmin(cfg, opts.AdminListener); err != nil {
 		n.closeListeners()
-		shared.Close()
+		n.closeState()
 		return nil, err
 	}
 	return n, nil
@@ -157,15 +181,35 @@ func (n *Node) Config() *config.Config {
 	return n.cfg
 }
 
-// Reload switches to cfg if it builds; otherwise the running config stays.
+// Reload switches to cfg if every setting it changes can be applied and
+// it builds; otherwise the running config stays and the error names what
+// was refused.
 func (n *Node) Reload(cfg *config.Config) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if err := fixedSettings(n.cfg, cfg); err != nil {
+	changes := config.Diff(n.cfg, cfg)
+	if err := refused(changes, n.cfg, cfg); err != nil {
 		return err
 	}
+	access := n.access
+	if changed(changes, "log.access") {
+		var err error
+		if access, err = openAccessLog(cfg.Log.Access); err != nil {
+			return fmt.Errorf("reload refused: log.access: %w", err)
+		}
+	}
+	n.shared.Access = access.l // what the new App writes to
 	app, eng, err := n.build(cfg)
+	if err == nil {
+		if err = n.reopenGeo(cfg); err != nil {
+			app.Close()
+		}
+	}
 	if err != nil {
+		n.shared.Access = n.access.l
+		if access != n.access {
+			access.close()
+		}
 		return fmt.Errorf("reload refused: %w", err)
 	}
 	n.srv.Swap(runtimeOf(cfg, eng))
@@ -173,8 +217,94 @@ func (n *Node) Reload(cfg *config.Config) error {
 	n.cfg, n.app = cfg, app
 	old.Close()
 	n.shared.Retain(cfg)
-	n.Log.Info("config reloaded", "file", cfg.File, "fingerprint", cfg.Fingerprint()[:12])
+	if n.procLog != nil {
+		n.procLog.apply(cfg.Log)
+	}
+	if access != n.access {
+		n.retire(n.access)
+		n.access = access
+	}
+	n.Log.Info("config reloaded", "file", cfg.File, "fingerprint", cfg.Fingerprint()[:12], "changed", changedKeys(changes))
 	return nil
+}
+
+// fixedKeys are the settings a running node cannot change, and why.
+var fixedKeys = []struct{ key, why string }{
+	{"listeners", "listeners cannot change while running (restart or upgrade instead)"},
+	{"storage", "storage cannot change while running (restart or upgrade instead)"},
+	{"admin", "admin cannot change while running (restart or upgrade instead)"},
+}
+
+// refused names every change a reload cannot apply, with old and new
+// value; nil when it can apply them all.
+func refused(changes []config.Change, old, cfg *config.Config) error {
+	var errs []error
+	for _, c := range changes {
+		for _, f := range fixedKeys {
+			if c.Under(f.key) {
+				errs = append(errs, fmt.Errorf("reload refused: %s: %s: old=%s new=%s", c.Key, f.why, c.Old, c.New))
+			}
+		}
+	}
+	// An App holds the database it was built with; only what the database
+	// answers can change under it.
+	if was, is := old.Protection.GeoIP.Database, cfg.Protection.GeoIP.Database; (was == "") != (is == "") {
+		errs = append(errs, fmt.Errorf("reload refused: protection.geoip.database: the GeoIP database cannot be added or removed while running (restart or upgrade instead): old=%q new=%q", was, is))
+	}
+	return errors.Join(errs...)
+}
+
+// reopenGeo reopens the GeoIP database, so that a reload picks up a new
+// path or a file replaced in place.
+func (n *Node) reopenGeo(cfg *config.Config) error {
+	path := cfg.Protection.GeoIP.Database
+	if path == "" {
+		return nil
+	}
+	db, ok := n.shared.Geo().(*geoip.DB)
+	if !ok {
+		return errors.New("protection.geoip.database: no database open to reopen")
+	}
+	if err := db.Reopen(path); err != nil {
+		return fmt.Errorf("protection.geoip.database: %w", err)
+	}
+	return nil
+}
+
+// retire closes an access log replaced by a reload once the requests
+// still running on the old App are done, or at Shutdown.
+func (n *Node) retire(a accessLog) {
+	n.retired = append(n.retired, a)
+	time.AfterFunc(retireAfter, func() {
+		n.mu.Lock()
+		n.retired = slices.DeleteFunc(n.retired, func(r accessLog) bool { return r == a })
+		n.mu.Unlock()
+		a.close()
+	})
+}
+
+// retireAfter is how long requests that started before a reload may
+// still write to the access log they started with.
+const retireAfter = time.Minute
+
+// changed reports whether a setting under key changed.
+func changed(changes []config.Change, key string) bool {
+	for _, c := range changes {
+		if c.Under(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// changedKeys lists the changed settings for the reload log, shortened
+// when many changed.
+func changedKeys(changes []config.Change) string {
+	keys := make([]string, len(changes))
+	for i, c := range changes {
+		keys[i] = c.Key
+	}
+	return logList(keys)
 }
 
 // ReloadFile loads path and reloads it.
@@ -186,29 +316,6 @@ func (n *Node) ReloadFile(path string) error {
 	return n.Reload(cfg)
 }
 
-// fixedSettings refuses changes a running node cannot apply.
-func fixedSettings(old, cfg *config.Config) error {
-	var errs []error
-	if !reflect.DeepEqual(old.Listeners, cfg.Listeners) {
-		errs = append(errs, fmt.Errorf("reload refused: listeners cannot change while running (restart or upgrade instead): old=%v new=%v", addrs(old), addrs(cfg)))
-	}
-	if !reflect.DeepEqual(old.Storage, cfg.Storage) {
-		errs = append(errs, fmt.Errorf("reload refused: storage cannot change while running: old=%+v new=%+v", old.Storage, cfg.Storage))
-	}
-	if old.Admin != cfg.Admin {
-		errs = append(errs, fmt.Errorf("reload refused: admin cannot change while running: old=%+v new=%+v", old.Admin, cfg.Admin))
-	}
-	return errors.Join(errs...)
-}
-
-func addrs(c *config.Config) []string {
-	var out []string
-	for _, l := range c.Listeners {
-		out = append(out, l.Addr)
-	}
-	return out
-}
-
 // Shutdown stops accepting, drains in-flight requests and closes the
 // node's state; it gives up waiting when ctx ends.
 func (n *Node) Shutdown(ctx context.Context) error {
@@ -216,18 +323,26 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.admin != nil {
 		n.admin.close()
 	}
-	n.shared.Close()
+	n.closeState()
 	return err
+}
+
+// closeState closes the shared state and the access logs, in that order:
+// Shared flushes what the App wrote.
+func (n *Node) closeState() {
+	if n.shared != nil {
+		n.shared.Close()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.access.close()
+	for _, a := range n.retired {
+		a.close()
+	}
 }
 
 func (n *Node) closeListeners() {
 	for _, l := range n.lns {
 		l.Close()
 	}
-}
-
-func levelOf(s string) slog.Level {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(s))
-	return l
 }

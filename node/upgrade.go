@@ -2,11 +2,17 @@ package node
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -16,6 +22,12 @@ import (
 // descriptors (SCM_RIGHTS), starts serving on them and says so; the old
 // process then stops accepting and drains. The sockets never close, so no
 // connection is refused during the switch.
+//
+// Whoever connects to the socket gets the listening sockets, so both ends
+// check who the other is: the socket lives in a directory of this user's
+// that no other user may change (RuntimeDir, 0700, by default), the socket
+// file is 0600, and each side refuses a peer running under another user id
+// (SO_PEERCRED).
 
 // handoff is the message that travels with the descriptors.
 type handoff struct {
@@ -27,12 +39,19 @@ type handoff struct {
 // a channel closed once a new process has taken the listeners over: the
 // caller should then Shutdown and exit.
 func (n *Node) ServeUpgrades(path string) (<-chan struct{}, error) {
+	if err := ownDir(filepath.Dir(path), 0o022); err != nil {
+		return nil, fmt.Errorf("upgrade socket: %w", err)
+	}
 	_ = os.Remove(path) // a socket left by a process that is gone
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("upgrade socket: %w", err)
 	}
 	l.SetUnlinkOnClose(false) // the new process replaces the file itself
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("upgrade socket: %w", err)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer l.Close()
@@ -40,6 +59,11 @@ func (n *Node) ServeUpgrades(path string) (<-chan struct{}, error) {
 			c, err := l.AcceptUnix()
 			if err != nil {
 				return
+			}
+			if err := samePeer(c); err != nil {
+				c.Close()
+				n.Log.Warn("upgrade socket: connection refused", "error", err)
+				continue
 			}
 			if err := n.handOver(c); err != nil {
 				n.Log.Error("upgrade handoff failed; still serving", "error", err)
@@ -120,9 +144,16 @@ type Takeover struct {
 // Inherit connects to a running process's upgrade socket and receives its
 // listeners. Call Ready once the new node serves on them.
 func Inherit(path string) (*Takeover, error) {
+	if err := ownDir(filepath.Dir(path), 0o022); err != nil {
+		return nil, fmt.Errorf("upgrade: %w", err)
+	}
 	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: no running process at %s: %w", path, err)
+	}
+	if err := samePeer(c); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("upgrade: %w", err)
 	}
 	buf, oob := make([]byte, 4096), make([]byte, 4096)
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -171,4 +202,71 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// UpgradeSocket is the default upgrade socket of the node running
+// configFile: a name derived from the file's absolute path, so that two
+// nodes with different configs do not meet, in RuntimeDir.
+func UpgradeSocket(configFile string) (string, error) {
+	abs, err := filepath.Abs(configFile)
+	if err != nil {
+		return "", fmt.Errorf("upgrade socket: %w", err)
+	}
+	dir, err := RuntimeDir()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(dir, hex.EncodeToString(sum[:6])+".sock"), nil
+}
+
+// RuntimeDir is the private directory of the upgrade sockets:
+// $XDG_RUNTIME_DIR/outpost, or outpost-UID in the system's temporary
+// directory without that variable. It is created with mode 0700, and
+// refused unless it is a directory (not a link) owned by this user and
+// closed to group and others: in a shared /tmp, another user may have
+// made it first.
+func RuntimeDir() (string, error) {
+	dir := filepath.Join(os.TempDir(), "outpost-"+strconv.Itoa(os.Geteuid()))
+	if base := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(base) {
+		dir = filepath.Join(base, "outpost")
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("upgrade socket: %w", err)
+	}
+	if err := ownDir(dir, 0o077); err != nil {
+		return "", fmt.Errorf("upgrade socket: %w", err)
+	}
+	return dir, nil
+}
+
+// ownDir refuses a directory that is not this user's, or that grants
+// others any of the permission bits in others.
+func ownDir(dir string, others fs.FileMode) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	case !ok || int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%s is not owned by this user", dir)
+	case fi.Mode().Perm()&others != 0:
+		return fmt.Errorf("%s is open to other users (mode %#o, want none of %#o)", dir, fi.Mode().Perm(), others)
+	}
+	return nil
+}
+
+// samePeer refuses a peer process running under another user id.
+func samePeer(c *net.UnixConn) error {
+	uid, err := peerUID(c)
+	if err != nil {
+		return fmt.Errorf("peer credentials: %w", err)
+	}
+	if uid != os.Geteuid() {
+		return fmt.Errorf("peer runs as uid %d, not %d", uid, os.Geteuid())
+	}
+	return nil
 }

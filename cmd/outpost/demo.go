@@ -54,13 +54,19 @@ func runDemo() error {
 	if err != nil {
 		return err
 	}
+	// The demo config names no admin token: the node has generated one.
+	token, err := node.DefaultTokenFile()
+	if err != nil {
+		return err
+	}
 	fmt.Printf(`Outpost demo: a package index origin on %s, the edge on http://127.0.0.1:8080
+The admin API on 127.0.0.1:9090 takes the token in %s.
 Try:
   curl -i http://127.0.0.1:8080/simple/requests/          (twice: see Cache-Status)
   curl -i -H 'X-Outpost-Trace: 1' http://127.0.0.1:8080/simple/   (every decision)
-  curl -s http://127.0.0.1:9090/metrics | grep outpost_
-  curl -s -X POST -d '{"keys":["project/requests"],"soft":true}' http://127.0.0.1:9090/purge
+  curl -s -H "Authorization: Bearer $(tail -n1 '%s')" http://127.0.0.1:9090/metrics | grep outpost_
+  outpost purge --key project/requests --soft                 (or: go run ./cmd/outpost purge ...)
 Stop with Ctrl-C.
-`, l.Addr())
+`, l.Addr(), token, token)
 	return serveSignals(n, "", nil)
 }

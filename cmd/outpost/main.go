@@ -13,14 +13,11 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -61,6 +58,7 @@ const usage = `usage:
   outpost run -c FILE           run a config
   outpost validate -c FILE      check a config
   outpost purge [--admin ADDR] [--token-file F] (--key K... | --url U... | --all) [--soft]
+                                (token: --token-file, $OUTPOST_ADMIN_TOKEN, or the node's generated one)
   outpost version
 `
 
@@ -97,7 +95,7 @@ func runCmd(args []string) error {
 	var sock string
 	_, file, err := configFlag("run", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&upgrade, "upgrade", false, "take the listeners over from the running process (zero-downtime upgrade)")
-		fs.StringVar(&sock, "upgrade-socket", "", "Unix socket for upgrades (default: derived from the config path)")
+		fs.StringVar(&sock, "upgrade-socket", "", "Unix socket for upgrades, in a directory of this user that no other user can write to (default: derived from the config path, in $XDG_RUNTIME_DIR/outpost)")
 	})
 	if err != nil {
 		return err
@@ -106,12 +104,16 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	var sockErr error // no socket: the node runs, without zero-downtime upgrades
 	if sock == "" {
-		sock = defaultSocket(*file)
+		sock, sockErr = node.UpgradeSocket(*file)
 	}
 	var opts node.Options
 	var takeover *node.Takeover
 	if upgrade {
+		if sockErr != nil {
+			return sockErr
+		}
 		if takeover, err = node.Inherit(sock); err != nil {
 			return err
 		}
@@ -126,23 +128,15 @@ func runCmd(args []string) error {
 			n.Log.Error("could not tell the old process to drain", "error", err)
 		}
 	}
-	handedOver, err := n.ServeUpgrades(sock)
-	if err != nil {
-		n.Log.Warn("zero-downtime upgrades unavailable", "error", err)
+	var handedOver <-chan struct{}
+	if sockErr == nil {
+		handedOver, sockErr = n.ServeUpgrades(sock)
+	}
+	if sockErr != nil {
+		n.Log.Warn("zero-downtime upgrades unavailable", "error", sockErr)
 	}
 	n.Log.Info("outpost running", "version", node.Version, "listeners", fmt.Sprint(n.Addrs()), "admin", fmt.Sprint(n.AdminAddr()), "upgrade_socket", sock)
 	return serveSignals(n, *file, handedOver)
-}
-
-// defaultSocket names the upgrade socket after the config file, so two
-// nodes with different configs on one machine do not meet.
-func defaultSocket(file string) string {
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		abs = file
-	}
-	sum := sha256.Sum256([]byte(abs))
-	return filepath.Join(os.TempDir(), "outpost-"+hex.EncodeToString(sum[:6])+".sock")
 }
 
 // serveSignals reloads on SIGHUP and drains on SIGTERM or SIGINT, or once

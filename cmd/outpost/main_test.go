@@ -94,9 +94,12 @@ log: {access: "off"}
 }
 
 // startProc starts the binary with args and waits until addr accepts.
+// Its state and runtime directories (the generated admin token, the
+// upgrade socket) are the test's own.
 func startProc(t *testing.T, addr string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(binary, args...), addr: addr, out: &syncBuf{}}
+	p.cmd.Env = testEnv(t)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -233,6 +236,7 @@ func TestUpgradeUnderLoadLosesNoRequest(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // load is running
 	next := exec.Command(binary, "run", "-c", cfg, "--upgrade", "--upgrade-socket", sock)
+	next.Env = testEnv(t)
 	out := &syncBuf{}
 	next.Stdout, next.Stderr = out, out
 	if err := next.Start(); err != nil {
@@ -254,6 +258,73 @@ func TestUpgradeUnderLoadLosesNoRequest(t *testing.T) {
 		t.Fatalf("%d failed requests (%d ok)\nold:\n%s\nnew:\n%s", failed.Load(), ok.Load(), old.out.String(), out.String())
 	}
 	next.Process.Signal(syscall.SIGTERM)
+}
+
+// testEnv is the environment with XDG_STATE_HOME and XDG_RUNTIME_DIR in
+// directories of the test, the same for every process of one test.
+func testEnv(t *testing.T) []string {
+	t.Helper()
+	env, ok := testEnvs.Load(t.Name())
+	if !ok {
+		env, _ = testEnvs.LoadOrStore(t.Name(), append(os.Environ(), "XDG_STATE_HOME="+t.TempDir(), "XDG_RUNTIME_DIR="+t.TempDir()))
+	}
+	return env.([]string)
+}
+
+var testEnvs sync.Map // test name -> []string
+
+func TestUpgradeThroughTheDefaultSocket(t *testing.T) {
+	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	ol, _ := net.Listen("tcp", "127.0.0.1:0")
+	go origin.Serve(ol)
+	defer origin.Close()
+	addr := freeAddr(t)
+	cfg := writeConfig(t, addr, ol.Addr().String(), "    cache: {enabled: false}")
+	old := startProc(t, addr, "run", "-c", cfg)
+	var runtime string
+	for _, kv := range testEnv(t) {
+		if v, ok := strings.CutPrefix(kv, "XDG_RUNTIME_DIR="); ok {
+			runtime = filepath.Join(v, "outpost")
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var socks []string
+	for len(socks) == 0 && time.Now().Before(deadline) {
+		socks, _ = filepath.Glob(filepath.Join(runtime, "*.sock"))
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(socks) != 1 {
+		t.Fatalf("sockets in %s: %v\n%s", runtime, socks, old.out.String())
+	}
+	if fi, err := os.Stat(socks[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %s: %v %v", socks[0], fi.Mode(), err)
+	}
+	if di, err := os.Stat(runtime); err != nil || di.Mode().Perm() != 0o700 {
+		t.Fatalf("socket directory %s: %v %v", runtime, di.Mode(), err)
+	}
+	next := exec.Command(binary, "run", "-c", cfg, "--upgrade")
+	next.Env = testEnv(t)
+	out := &syncBuf{}
+	next.Stdout, next.Stderr = out, out
+	if err := next.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { next.Process.Kill(); next.Wait() }()
+	exited := make(chan error, 1)
+	go func() { exited <- old.cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("old process did not exit after the upgrade:\n%s\nnew:\n%s", old.out.String(), out.String())
+	}
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("after the upgrade: %v\n%s", err, out.String())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("after the upgrade: %d", resp.StatusCode)
+	}
 }
 
 func waitSocket(t *testing.T, path string) {
@@ -388,6 +459,33 @@ func TestDemoServesTheIndexAndCachesIt(t *testing.T) {
 	}
 	if !strings.Contains(p.out.String(), "curl") {
 		t.Errorf("the demo does not say what to try:\n%s", p.out.String())
+	}
+	// The admin API takes the token the demo generated, and only that.
+	var token string
+	for _, kv := range testEnv(t) {
+		if v, ok := strings.CutPrefix(kv, "XDG_STATE_HOME="); ok {
+			token = filepath.Join(v, "outpost", "admin-token")
+		}
+	}
+	if !strings.Contains(p.out.String(), token) {
+		t.Errorf("the demo does not say where the admin token is (%s):\n%s", token, p.out.String())
+	}
+	text, err := os.ReadFile(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(text)), "\n")
+	for auth, want := range map[string]int{"": 401, "Bearer " + lines[len(lines)-1]: 200} {
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:9090/metrics", nil)
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET /metrics with %q: %d, want %d", auth, resp.StatusCode, want)
+		}
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/outpost-edge/outpost/node"
 )
 
 // listFlag collects a repeated flag.
@@ -32,7 +34,7 @@ func purgeTo(out io.Writer, args []string) error {
 	all := fs.Bool("all", false, "purge everything")
 	soft := fs.Bool("soft", false, "mark stale instead of removing")
 	admin := fs.String("admin", envOr("OUTPOST_ADMIN", "127.0.0.1:9090"), "admin API address")
-	tokenFile := fs.String("token-file", "", "file holding the admin bearer token, bare or as name:token (default: $OUTPOST_ADMIN_TOKEN)")
+	tokenFile := fs.String("token-file", "", "file holding the admin bearer token, bare or as name:token (default: $OUTPOST_ADMIN_TOKEN, else the token a node generates in its state directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,6 +45,9 @@ func purgeTo(out io.Writer, args []string) error {
 		return errors.New("purge: give --key, --url or --all")
 	}
 	token := os.Getenv("OUTPOST_ADMIN_TOKEN")
+	if *tokenFile == "" && token == "" {
+		*tokenFile = generatedToken()
+	}
 	if *tokenFile != "" {
 		var err error
 		if token, err = readToken(*tokenFile); err != nil {
@@ -99,6 +104,19 @@ func readToken(file string) (string, error) {
 		return line, nil
 	}
 	return "", fmt.Errorf("no token in %s", file)
+}
+
+// generatedToken is the token file a node generates when its config
+// names none, or "" when there is none.
+func generatedToken() string {
+	file, err := node.DefaultTokenFile()
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Stat(file); err != nil {
+		return ""
+	}
+	return file
 }
 
 func envOr(name, def string) string {

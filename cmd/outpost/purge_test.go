@@ -99,6 +99,7 @@ func TestPurgeCommandPurgesThroughTheAdminAPI(t *testing.T) {
 		{"stray argument", []string{"--token-file", tokens, "k"}, "", false, "unexpected argument", true},
 		{"bad URL", []string{"--token-file", tokens, "--url", "/t/k/page"}, "", false, "400", true},
 	}
+	t.Setenv("XDG_STATE_HOME", t.TempDir()) // no generated token
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("OUTPOST_ADMIN_TOKEN", tc.env)
@@ -123,5 +124,27 @@ func TestPurgeCommandPurgesThroughTheAdminAPI(t *testing.T) {
 				t.Errorf("page refetched: %v, want %v", refetched, tc.refetch)
 			}
 		})
+	}
+}
+
+func TestPurgeCommandFindsTheGeneratedToken(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	t.Setenv("OUTPOST_ADMIN_TOKEN", "")
+	cfg, err := config.Parse("", []byte(`listeners: [{addr: "127.0.0.1:0"}]
+admin: {addr: "127.0.0.1:0"}
+log: {access: "off"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(cfg, node.Options{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(t.Context())
+	var out strings.Builder
+	err = purgeTo(&out, []string{"--admin", n.AdminAddr().String(), "--all"})
+	if err != nil || !strings.Contains(out.String(), `"objects"`) {
+		t.Fatalf("purge with the generated token: %v %s", err, out.String())
 	}
 }
