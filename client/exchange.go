@@ -177,18 +177,11 @@ func (c *conn) writeRequest(req *httphead.Request, body io.Reader, length int64)
 	return c.bw.Flush()
 }
 
-// originForm returns the target to send: req.Target when it is in
-// origin-form (or "*"), else path and query rebuilt from an absolute-form.
+// originForm returns the target to send: the canonical path and query, or
+// the target as the client sent it when the request's path policy says so
+// (httphead.Request.ForwardTarget); always in origin-form.
 func (c *conn) originForm(req *httphead.Request) []byte {
-	t := req.Target
-	if len(t) > 0 && (t[0] == '/' || string(t) == "*") {
-		return t
-	}
-	c.target = append(c.target[:0], req.Path...)
-	if req.Query != nil {
-		c.target = append(c.target, '?')
-		c.target = append(c.target, req.Query...)
-	}
+	c.target = req.ForwardTarget(c.target[:0])
 	return c.target
 }
 

@@ -46,6 +46,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/outpost-edge/outpost/httphead"
 	"io"
 	"net/netip"
 	"os"
@@ -233,9 +234,37 @@ type Proxy struct {
 	// switches to a protocol not asked for gets a 502. h2c is never
 	// allowed. Default: [websocket]; [] allows none.
 	UpgradeAllow []string `yaml:"upgrade_allow"`
+	// MergeSlashes merges empty path segments ("/a//b" is "/a/b") in the
+	// canonical path that routing, rules, the cache key and purges use.
+	// Turn it off for origins where they name different objects (object
+	// stores). Default: true.
+	MergeSlashes bool `yaml:"merge_slashes"`
+	// EncodedSlash is what "%2F" in a path means: keep (data inside a
+	// segment), decode (a separator, for origins that decode it) or
+	// reject (400). Default: keep.
+	EncodedSlash string `yaml:"encoded_slash"`
+	// ForwardPath is the request-target sent upstream: normalized (the
+	// canonical path and the query as sent, so the origin sees the path
+	// the rules saw) or as_sent. Default: normalized.
+	ForwardPath string `yaml:"forward_path"`
 }
 
-func (p *Proxy) setDefaults() { p.UpgradeAllow = []string{"websocket"} }
+func (p *Proxy) setDefaults() {
+	p.UpgradeAllow = []string{"websocket"}
+	p.MergeSlashes, p.EncodedSlash, p.ForwardPath = true, "keep", "normalized"
+}
+
+// Paths returns the path policy of the canonical request.
+func (p *Proxy) Paths() httphead.PathPolicy {
+	pol := httphead.PathPolicy{KeepSlashes: !p.MergeSlashes, ForwardAsSent: p.ForwardPath == "as_sent"}
+	switch p.EncodedSlash {
+	case "decode":
+		pol.EncodedSlash = httphead.SlashDecode
+	case "reject":
+		pol.EncodedSlash = httphead.SlashReject
+	}
+	return pol
+}
 
 // Default returns the configuration used when the file is empty: one HTTP
 // listener on 127.0.0.1:8080, the admin API on 127.0.0.1:9090, no upstreams

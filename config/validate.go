@@ -246,6 +246,8 @@ func (k *checker) validate() {
 	k.storage()
 	k.oneOf("log.format", k.c.Log.Format, "json", "text")
 	k.oneOf("log.level", k.c.Log.Level, "debug", "info", "warn", "error")
+	k.oneOf("proxy.encoded_slash", k.c.Proxy.EncodedSlash, "keep", "decode", "reject", "")
+	k.oneOf("proxy.forward_path", k.c.Proxy.ForwardPath, "normalized", "as_sent", "")
 	k.headerName("purge.surrogate_key_header", k.c.Purge.SurrogateKeyHeader, true)
 	k.debug()
 	k.proxy()

@@ -56,7 +56,7 @@ func (c *Client) RoundTrip(ctx context.Context, addr string, req *httphead.Reque
 		Proto:         "HTTP/2.0",
 		ProtoMajor:    2,
 	}
-	u, err := url.ParseRequestURI(string(pathAndQuery(req)))
+	u, err := url.ParseRequestURI(string(req.ForwardTarget(nil)))
 	if err != nil {
 		return nil, err
 	}
@@ -91,15 +91,6 @@ func (c *Client) RoundTrip(ctx context.Context, addr string, req *httphead.Reque
 	}
 	return &body2{ReadCloser: hresp.Body, resp: hresp}, nil
 }
-
-func pathAndQuery(req *httphead.Request) []byte {
-	if req.Query == nil {
-		return req.Path
-	}
-	b := make([]byte, 0, len(req.Path)+1+len(req.Query))
-	return append(append(append(b, req.Path...), '?'), req.Query...)
-}
-
 // body2 is a response body whose trailers are readable after EOF.
 type body2 struct {
 	io.ReadCloser

@@ -170,10 +170,30 @@ type session struct {
 	client netip.AddrPort
 	tls    *tls.ConnectionState
 	wrote  bool
+	body   limitedBody
 }
 
+// limitedBody is a request body held to limits.max_body_bytes, which an
+// HTTP/2 body of unknown length can only be checked against as it comes.
+type limitedBody struct {
+	r      io.Reader
+	n, max int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n > b.max {
+		return n, proxy.Errorf(413, proxy.FromDownstream, "request body too large", nil)
+	}
+	return n, err
+}
+
+// LimitBody holds the request body to max bytes.
+func (s *session) LimitBody(max int64) { s.body = limitedBody{r: s.r.Body, max: max} }
+
 func (s *session) fill(w http.ResponseWriter, r *http.Request, client netip.AddrPort, tlsState *tls.ConnectionState, scheme string) {
-	s.w, s.r, s.client, s.tls, s.wrote = w, r, client, tlsState, false
+	s.w, s.r, s.client, s.tls, s.wrote, s.body = w, r, client, tlsState, false, limitedBody{}
 	s.req.Reset()
 	s.req.SetLine([]byte(r.Method), []byte(r.RequestURI), []byte(r.Host), []byte(scheme))
 	s.req.ProtoMajor, s.req.ProtoMinor = 2, 0
@@ -200,7 +220,12 @@ func (s *session) release() {
 }
 
 func (s *session) Request() *httphead.Request { return &s.req }
-func (s *session) Body() io.Reader            { return s.r.Body }
+func (s *session) Body() io.Reader {
+	if s.body.max > 0 {
+		return &s.body
+	}
+	return s.r.Body
+}
 func (s *session) ClientAddr() netip.AddrPort { return s.client }
 func (s *session) TLS() *tls.ConnectionState  { return s.tls }
 

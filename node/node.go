@@ -151,6 +151,7 @@ func runtimeOf(cfg *config.Config, eng *proxy.Engine) server.Runtime {
 			MaxBodyBytes: int64(l.MaxBodyBytes), MaxConns: l.MaxConns, MaxConnsPerIP: l.MaxConnsPerIP,
 			MinBodyRate: minRate,
 		},
+		Paths: cfg.Proxy.Paths(),
 	}
 }
 

@@ -155,6 +155,23 @@ func (e *Engine) Serve(base context.Context, s Session, c *Ctx) error {
 	return err
 }
 
+// Reject answers a request that a session refused before the phases (an
+// *httphead.Invalid, or any error with the status StatusOf gives it), and
+// logs it as Serve would.
+func (e *Engine) Reject(base context.Context, s Session, err error) error {
+	c := e.NewCtx()
+	e.reset(c, base, s)
+	if inv, ok := err.(*httphead.Invalid); ok {
+		err = Errorf(inv.Status, FromDownstream, inv.Reason, nil)
+	}
+	c.Trace.Add("reject", err.Error())
+	err = e.fail(c, err)
+	if e.logger != nil {
+		e.logger.Log(c, err)
+	}
+	return err
+}
+
 func (e *Engine) reset(c *Ctx, base context.Context, s Session) {
 	if c.Context != base {
 		// Contexts derived from an earlier request may still read this

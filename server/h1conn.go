@@ -110,6 +110,7 @@ func (s *Server) serveOne(ctx context.Context, c *h1Conn, st *connState) bool {
 	// (slowloris) is cut at that time in total.
 	_ = c.conn.SetReadDeadline(time.Now().Add(rt.timeouts.Header))
 	c.req.Reset()
+	c.req.Paths = rt.paths
 	c.served++
 	if err := h1.ReadRequest(c.br, &c.req, c.scheme, h1.Limits{MaxHeaderBytes: lim.MaxHeaderBytes, MaxHeaders: lim.MaxHeaders}); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -22,10 +22,12 @@ package server
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/outpost-edge/outpost/httphead"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -70,12 +72,15 @@ type Runtime struct {
 	Engine   *proxy.Engine
 	Timeouts Timeouts
 	Limits   Limits
+	// Paths is how request paths are normalised, on every protocol.
+	Paths httphead.PathPolicy
 }
 
 type runtime struct {
 	engine   *proxy.Engine
 	timeouts Timeouts
 	limits   Limits
+	paths    httphead.PathPolicy
 }
 
 func newRuntime(r Runtime) *runtime {
@@ -89,7 +94,7 @@ func newRuntime(r Runtime) *runtime {
 	if l.MinBodyRate == 0 {
 		l.MinBodyRate = 1024
 	}
-	return &runtime{engine: r.Engine, timeouts: t, limits: l}
+	return &runtime{engine: r.Engine, timeouts: t, limits: l, paths: r.Paths}
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -325,6 +330,9 @@ func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4 strin
 	}
 	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, func(ctx context.Context, sess proxy.Session) error {
 		rt := s.runtime()
+		if err := checkH2(sess, rt); err != nil {
+			return rt.engine.Reject(ctx, sess, err)
+		}
 		sess = s.withBodyRate(sess, rt)
 		if ja4 != "" {
 			sess = printedSession{Session: sess, ja4: ja4}
@@ -474,4 +482,29 @@ func (s *Server) date() []byte {
 	d := &dateVal{sec: now.Unix(), b: now.UTC().AppendFormat(nil, "Mon, 02 Jan 2006 15:04:05 GMT")}
 	s.dates.v.Store(d)
 	return d.b
+}
+
+// checkH2 holds an HTTP/2 request to what the HTTP/1.1 codec enforces:
+// the same canonical request (httphead.Request.Validate, under the same
+// path policy) and the same limits on fields and body.
+func checkH2(sess proxy.Session, rt *runtime) error {
+	req := sess.Request()
+	if req.Paths != rt.paths {
+		req.Paths = rt.paths
+		req.SetLine(req.Method, req.Target, req.Host, req.Scheme)
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	if req.Header.Len() > cmp.Or(rt.limits.MaxHeaders, 100) {
+		return &httphead.Invalid{Status: 431, Reason: "too many header fields"}
+	}
+	max := rt.limits.MaxBodyBytes
+	if max > 0 && req.ContentLength > max {
+		return &httphead.Invalid{Status: 413, Reason: "request body too large"}
+	}
+	if l, ok := sess.(interface{ LimitBody(int64) }); ok && max > 0 {
+		l.LimitBody(max)
+	}
+	return nil
 }
