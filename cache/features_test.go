@@ -85,14 +85,14 @@ func TestVaryPurgeThroughMarker(t *testing.T) {
 	e := newEnv(t)
 	o := fixed(answer{headers: []string{"Cache-Control: max-age=60", "Vary: Accept", "ETag: \"e\""}, body: "b"})
 	e.get(o, "/pv", "Accept: a")
-	if !e.c.PurgeURL(e.pol, "https", "example.com", "/pv", true) {
+	if !e.c.PurgeURL(e.pol, getURL("https", "example.com", "/pv"), true) {
 		t.Fatal("soft purge found nothing")
 	}
 	if r := e.get(o, "/pv", "Accept: a"); r.code == StatusHit {
 		t.Fatal("variant fresh after soft purge of its URL")
 	}
 	e.get(o, "/pv", "Accept: a")
-	if !e.c.PurgeURL(e.pol, "https", "example.com", "/pv", false) {
+	if !e.c.PurgeURL(e.pol, getURL("https", "example.com", "/pv"), false) {
 		t.Fatal("purge found nothing")
 	}
 	if r := e.get(o, "/pv", "Accept: a"); r.code != StatusMiss {
@@ -338,4 +338,11 @@ func TestOriginErrorWithoutStaleIsAnError(t *testing.T) {
 	if r.status != -1 || !errors.Is(r.readErr, errOriginDown) {
 		t.Fatalf("got %d %v", r.status, r.readErr)
 	}
+}
+
+// getURL is the canonical GET of scheme://host+target, as purges build it.
+func getURL(scheme, host, target string) *httphead.Request {
+	var req httphead.Request
+	req.SetLine([]byte("GET"), []byte(target), []byte(host), []byte(scheme))
+	return &req
 }

@@ -10,15 +10,21 @@ import (
 )
 
 // appendKey appends the primary cache key of req under spec:
-// "scheme://host/path?query" followed, for each keyed request field, by
-// "\x00name=value".
+// "[origin]scheme://host/path?query" followed, for each keyed request
+// field, by "\x00name=value". Host and path are the request's canonical
+// ones (httphead's canon.go), so every form of a URL has one key.
 func appendKey(dst []byte, req *httphead.Request, spec *KeySpec) []byte {
+	if spec.Origin != "" {
+		dst = append(dst, '[')
+		dst = append(dst, spec.Origin...)
+		dst = append(dst, ']')
+	}
 	if !spec.IgnoreScheme {
 		dst = append(dst, req.Scheme...)
 		dst = append(dst, "://"...)
 	}
 	if !spec.IgnoreHost {
-		dst = append(dst, canonicalHost(req.Host, req.Scheme)...)
+		dst = append(dst, req.Host...)
 	}
 	dst = append(dst, req.Path...)
 	switch spec.Query {
@@ -34,18 +40,6 @@ func appendKey(dst []byte, req *httphead.Request, spec *KeySpec) []byte {
 		dst = appendField(dst, &req.Header, name)
 	}
 	return dst
-}
-
-// canonicalHost drops what does not change the origin a host names: the
-// scheme's default port and a trailing dot. (Host is already lowercase.)
-func canonicalHost(host, scheme []byte) []byte {
-	switch {
-	case string(scheme) == "https" && bytes.HasSuffix(host, []byte(":443")):
-		host = host[:len(host)-4]
-	case string(scheme) == "http" && bytes.HasSuffix(host, []byte(":80")):
-		host = host[:len(host)-3]
-	}
-	return bytes.TrimSuffix(host, []byte("."))
 }
 
 // appendQueryParams appends "?a=1&b=2" holding only the named parameters,

@@ -67,6 +67,10 @@ const (
 // KeySpec chooses the parts of a request that form its cache key. The zero
 // value keys on scheme, host, path and the whole query.
 type KeySpec struct {
+	// Origin names where responses under this spec come from (a route or
+	// an upstream): it starts every key, so two origins never share an
+	// object.
+	Origin       string
 	IgnoreScheme bool
 	IgnoreHost   bool
 	Query        QueryMode

@@ -83,13 +83,11 @@ func (c *Cache) remove(key string) bool {
 	return false
 }
 
-// PurgeURL purges the object a GET of scheme://host+target would find
-// under pol's key spec (with no keyed request fields), with all its Vary
-// variants. It reports whether an object was found.
-func (c *Cache) PurgeURL(pol *Policy, scheme, host, target string, soft bool) bool {
-	var req httphead.Request
-	req.SetLine([]byte("GET"), []byte(target), []byte(host), []byte(scheme))
-	return c.Purge(string(appendKey(nil, &req, &pol.Key)), soft)
+// PurgeURL purges the object a GET of req would find under pol's key spec
+// (with no keyed request fields), with all its Vary variants. It reports
+// whether an object was found.
+func (c *Cache) PurgeURL(pol *Policy, req *httphead.Request, soft bool) bool {
+	return c.Purge(string(appendKey(nil, req, &pol.Key)), soft)
 }
 
 // PurgeAll purges every stored object, softly or not, and returns how many.

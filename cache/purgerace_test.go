@@ -32,7 +32,7 @@ func newPurgeEnv(t *testing.T) *purgeEnv {
 
 // purgeURL purges target as the edge does, through the purger.
 func (e *purgeEnv) purgeURL(target string, soft bool) {
-	e.p.URL(func() bool { return e.c.PurgeURL(e.pol, "https", "example.com", target, soft) })
+	e.p.URL(func() bool { return e.c.PurgeURL(e.pol, getURL("https", "example.com", target), soft) })
 }
 
 // TestA304SentBeforeASoftPurgeDoesNotRefreshTheObject: the 304 confirms
@@ -176,7 +176,7 @@ func TestStaleServedShowsANegativeTTL(t *testing.T) {
 		want    Status
 	}{
 		{"soft-purged within stale-while-revalidate", "max-age=60, stale-while-revalidate=30", nil,
-			func(e *env) { e.c.PurgeURL(e.pol, "https", "example.com", "/s", true) }, StatusStaleUpdating},
+			func(e *env) { e.c.PurgeURL(e.pol, getURL("https", "example.com", "/s"), true) }, StatusStaleUpdating},
 		{"max-stale just after expiry", "max-age=60", []string{"Cache-Control: max-stale=10"},
 			func(e *env) { e.clock.Advance(60 * time.Second) }, StatusStale},
 		{"stale-if-error just after expiry", "max-age=60, stale-if-error=30", nil,

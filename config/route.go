@@ -163,8 +163,15 @@ func (c *Cache) setDefaults() {
 // CacheKey says which parts of a request make its cache key. The path is
 // always part of it.
 type CacheKey struct {
-	// Scheme adds http or https. Default: false.
+	// Scheme adds http or https, so a response made for one (a redirect
+	// to https) is never served to the other. Default: true.
 	Scheme bool `yaml:"scheme"`
+	// Route starts the key with the route's name, so that routes that
+	// send requests to different origins (or the same origin with other
+	// header edits) never share objects. false starts it with the
+	// upstream's name instead: routes to one upstream share objects. The
+	// key always says which origin a response came from. Default: true.
+	Route bool `yaml:"route"`
 	// Host adds the Host header. Default: true.
 	Host bool `yaml:"host"`
 	// Query is all, none or list. Default (also when empty): all.
@@ -177,7 +184,7 @@ type CacheKey struct {
 	Headers []string `yaml:"headers"`
 }
 
-func (k *CacheKey) setDefaults() { *k = CacheKey{Host: true, Query: QueryAll} }
+func (k *CacheKey) setDefaults() { *k = CacheKey{Scheme: true, Host: true, Route: true, Query: QueryAll} }
 
 // LimitAction is what a rate limit does to a request over the limit.
 type LimitAction string

@@ -107,7 +107,7 @@ func (a *App) compile(rc *config.Route, limits []rateLimit) *route {
 		}
 	}
 	if rc.Cache.Enabled && a.shared.cache != nil {
-		r.Cache = a.shared.cacheFor(rc)
+		r.Cache = a.shared.cacheFor(rc, r.Upstream)
 	}
 	return r
 }

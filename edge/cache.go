@@ -24,9 +24,14 @@ type cacheLayer struct {
 }
 
 // routeCache is a route's view of the cache: it implements proxy.Cache.
+// Its keys start with the route's name (or its upstream's), and it serves
+// only requests that still go to the upstream it was built with: a hook
+// that sends a request elsewhere gets a pass, never another origin's
+// objects.
 type routeCache struct {
-	layer *cacheLayer
-	pol   cache.Policy
+	layer    *cacheLayer
+	pol      cache.Policy
+	upstream proxy.Upstream
 }
 
 func policyOf(c *config.Cache) cache.Policy {
@@ -71,6 +76,14 @@ func newCacheLayer(store storage.Store, cfg *config.Config, log *slog.Logger) *c
 
 // Serve implements proxy.Cache.
 func (r *routeCache) Serve(c *proxy.Ctx) (proxy.Reply, error) {
+	if c.Route.Upstream != r.upstream {
+		c.Trace.Add("cache", "pass: the route's upstream was replaced")
+		resp, body, err := c.Fetch(c.Request)
+		if err != nil {
+			return proxy.Reply{}, err
+		}
+		return proxy.Reply{Head: resp, Body: body, Closer: body}, nil
+	}
 	rep, err := r.layer.c.Serve(c, c.Request, &r.pol, fetchFromCtx, c.Trace)
 	if err != nil {
 		return proxy.Reply{}, err
@@ -89,8 +102,13 @@ func fetchFromCtx(ctx context.Context, req *httphead.Request) (*httphead.Respons
 	return c.Fetch(req)
 }
 
-func (s *Shared) cacheFor(rc *config.Route) proxy.Cache {
-	return &routeCache{layer: s.cache, pol: policyOf(&rc.Cache)}
+func (s *Shared) cacheFor(rc *config.Route, up proxy.Upstream) proxy.Cache {
+	pol := policyOf(&rc.Cache)
+	pol.Key.Origin = rc.Name
+	if !rc.Cache.Key.Route {
+		pol.Key.Origin = "upstream:" + rc.Upstream
+	}
+	return &routeCache{layer: s.cache, pol: pol, upstream: up}
 }
 
 func (l *cacheLayer) metrics() []metrics.Value {

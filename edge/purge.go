@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/outpost-edge/outpost/cache"
@@ -35,9 +34,9 @@ func (a *App) Purge(r PurgeRequest) (PurgeResult, error) {
 	if p == nil {
 		return PurgeResult{}, ErrNoCache
 	}
-	targets := make([]purgeTarget, len(r.URLs))
+	targets := make([]*httphead.Request, len(r.URLs))
 	for i, u := range r.URLs {
-		t, err := parsePurgeURL(u)
+		t, err := a.purgeRequest(u)
 		if err != nil {
 			return PurgeResult{}, err
 		}
@@ -56,39 +55,43 @@ func (a *App) Purge(r PurgeRequest) (PurgeResult, error) {
 	return res, nil
 }
 
-// purgeTarget is a URL to purge, split as the cache keys it.
-type purgeTarget struct{ scheme, host, target string }
-
-func parsePurgeURL(raw string) (purgeTarget, error) {
+// purgeRequest is the canonical GET of a URL to purge: the same identity
+// (host, normalised path, path policy) a client's request for it has.
+func (a *App) purgeRequest(raw string) (*httphead.Request, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return purgeTarget{}, fmt.Errorf("purge: %q is not an absolute http(s) URL", raw)
+		return nil, fmt.Errorf("purge: %q is not an absolute http(s) URL", raw)
 	}
-	return purgeTarget{u.Scheme, strings.ToLower(u.Host), u.RequestURI()}, nil
+	req := &httphead.Request{Paths: a.cfg.Proxy.Paths(), ProtoMajor: 1, ProtoMinor: 1}
+	req.SetLine([]byte("GET"), []byte(u.RequestURI()), []byte(u.Host), []byte(u.Scheme))
+	if err := req.Validate(); err != nil {
+		return nil, fmt.Errorf("purge: %q: %w", raw, err)
+	}
+	return req, nil
 }
 
-// purgeTarget purges the object a GET of t finds, with its variants, under
-// the cache key of the route that serves t. A soft purge that finds
-// nothing stored purges hard, which marks the key so that a fill under way
-// (fetched before the purge) is not stored.
-func (a *App) purgeTarget(t purgeTarget, soft bool) int {
-	var req httphead.Request
-	req.SetLine([]byte("GET"), []byte(t.target), []byte(t.host), []byte(t.scheme))
-	var pol *cache.Policy
+// purgeTarget purges the object a GET of req finds, with its variants,
+// under the key of every caching route whose host and path match req:
+// keys start with the route, and a URL may be cached by several (a canary
+// route chosen by a header). A soft purge that finds nothing stored purges
+// hard, which marks the key so that a fill under way (fetched before the
+// purge) is not stored.
+func (a *App) purgeTarget(req *httphead.Request, soft bool) int {
+	var pols []*cache.Policy
 	for _, r := range a.routes {
-		if r.matchRequest(&req) {
-			if rc, ok := r.Cache.(*routeCache); ok {
-				pol = &rc.pol
-			}
-			break
+		if rc, ok := r.Cache.(*routeCache); ok && r.matchURL(req) {
+			pols = append(pols, &rc.pol)
 		}
 	}
 	c := a.shared.cache.c
 	return a.shared.purger.URL(func() bool {
-		if pol == nil {
-			return false
+		found := false
+		for _, pol := range pols {
+			if c.PurgeURL(pol, req, soft) || (soft && c.PurgeURL(pol, req, false)) {
+				found = true
+			}
 		}
-		return c.PurgeURL(pol, t.scheme, t.host, t.target, soft) || (soft && c.PurgeURL(pol, t.scheme, t.host, t.target, false))
+		return found
 	})
 }
 
@@ -112,11 +115,10 @@ func (a *App) purgeMethod(c *proxy.Ctx) error {
 	}
 	start := time.Now()
 	soft := string(c.Request.Header.Peek("Soft-Purge")) == "1"
-	t := purgeTarget{string(c.Request.Scheme), strings.ToLower(string(c.Request.Host)), string(c.Request.Path) + query(c.Request)}
-	n := a.purgeTarget(t, soft)
+	n := a.purgeTarget(c.Request, soft)
 	c.Trace.Add("purge", "url")
 	a.shared.Log.Info("purge", "who", "PURGE@"+c.Client.String(), "kind", "url", "soft", soft,
-		"urls", t.scheme+"://"+t.host+t.target, "objects", n, "took", time.Since(start).String())
+		"urls", string(c.Request.Scheme)+"://"+string(c.Request.Host)+string(c.Request.ForwardTarget(nil)), "objects", n, "took", time.Since(start).String())
 	var h httphead.Header
 	h.AddString("Content-Type", "application/json")
 	status := 200
@@ -124,11 +126,4 @@ func (a *App) purgeMethod(c *proxy.Ctx) error {
 		status = 404
 	}
 	return c.Respond(status, &h, []byte(fmt.Sprintf("{\"objects\":%d}\n", n)))
-}
-
-func query(r *httphead.Request) string {
-	if r.Query == nil {
-		return ""
-	}
-	return "?" + string(r.Query)
 }

@@ -99,15 +99,7 @@ func (r *route) matches(c *proxy.Ctx) bool {
 
 // matchRequest checks the conditions that need only the request head.
 func (r *route) matchRequest(req *httphead.Request) bool {
-	if len(r.hosts)+len(r.suffixes) > 0 && !r.matchHost(hostOnly(req.Host)) {
-		return false
-	}
-	switch {
-	case r.exact != nil && !bytes.Equal(req.Path, r.exact):
-		return false
-	case r.prefix != nil && !bytes.HasPrefix(req.Path, r.prefix):
-		return false
-	case r.re != nil && !r.re.Match(req.Path):
+	if !r.matchURL(req) {
 		return false
 	}
 	if len(r.methods) > 0 && !r.matchMethod(req.Method) {
@@ -118,6 +110,23 @@ func (r *route) matchRequest(req *httphead.Request) bool {
 		if v == nil || hm.value != nil && !bytes.Equal(v, hm.value) {
 			return false
 		}
+	}
+	return true
+}
+
+// matchURL checks the route's host and path conditions, on the request's
+// canonical host and normalised path.
+func (r *route) matchURL(req *httphead.Request) bool {
+	if len(r.hosts)+len(r.suffixes) > 0 && !r.matchHost(hostOnly(req.Host)) {
+		return false
+	}
+	switch {
+	case r.exact != nil && !bytes.Equal(req.Path, r.exact):
+		return false
+	case r.prefix != nil && !bytes.HasPrefix(req.Path, r.prefix):
+		return false
+	case r.re != nil && !r.re.Match(req.Path):
+		return false
 	}
 	return true
 }
