@@ -520,7 +520,8 @@ func hashKey(cfg *config.Upstream, c *proxy.Ctx) uint64 {
 	case config.KeyCookie:
 		return upstream.HashKey(httphead.CookieValue(c.Request.Header.Peek("Cookie"), k.Name))
 	}
-	return upstream.HashKey(c.Request.Target)
+	c.Buf = c.Request.AppendPathQuery(c.Buf[:0])
+	return upstream.HashKey(c.Buf)
 }
 
 // Addr implements proxy.Peer.

@@ -105,7 +105,7 @@ func rateKey(dst []byte, c *proxy.Ctx, rl *config.RateLimit, geo expr.Geo) []byt
 	case config.KeyRoute:
 		return append(dst, c.Route.Name...)
 	case config.KeyURL:
-		return append(dst, c.Request.Target...)
+		return c.Request.AppendPathQuery(dst)
 	case config.KeyExpr:
 		if rl.KeyProgram != nil {
 			if b, err := rl.KeyProgram.AppendString(dst, exprVars(c, geo)); err == nil {

@@ -81,6 +81,12 @@ func (r *Request) ForwardTarget(dst []byte) []byte {
 	if r.Paths.ForwardAsSent && len(r.Target) > 0 && (r.Target[0] == '/' || string(r.Target) == "*") {
 		return append(dst, r.Target...)
 	}
+	return r.AppendPathQuery(dst)
+}
+
+// AppendPathQuery appends the canonical path and the query ("/a/b?q"):
+// the request's URL within its host, as rate limits and hashing key it.
+func (r *Request) AppendPathQuery(dst []byte) []byte {
 	dst = append(dst, r.Path...)
 	if r.Query != nil {
 		dst = append(dst, '?')
