@@ -426,6 +426,20 @@ func protectSolve(t *testing.T, page string) (action, form string) {
 	return "", ""
 }
 
+// wrongNonce replaces the nonce of a solved form with one that does not
+// solve the challenge (a nonce picked blindly solves it once in 2^bits).
+func wrongNonce(form string, need int) string {
+	v, _ := url.ParseQuery(form)
+	for i := 0; ; i++ {
+		n := "x" + strconv.Itoa(i)
+		sum := sha256.Sum256([]byte(v.Get("c") + n))
+		if bits.LeadingZeros32(binary.BigEndian.Uint32(sum[:4])) < need {
+			v.Set("n", n)
+			return v.Encode()
+		}
+	}
+}
+
 func TestProtectionChallengeStopsClientsWithoutAPass(t *testing.T) {
 	e := protectChallengeEdge(t, 8)
 	const ua = "Go-http-client/1.1"
@@ -466,7 +480,7 @@ func TestProtectionChallengeStopsClientsWithoutAPass(t *testing.T) {
 	_, page := protectDo(t, "GET", e.URL+"/page", ua, "", "")
 	action, form := protectSolve(t, page)
 	for _, bad := range []struct{ name, method, ua, form string }{
-		{"wrong nonce", "POST", ua, strings.Replace(form, "n=", "n=x", 1)},
+		{"wrong nonce", "POST", ua, wrongNonce(form, 8)},
 		{"other User-Agent", "POST", "curl/8.0", form},
 		{"empty", "POST", ua, ""},
 		{"GET", "GET", ua, ""},
@@ -535,7 +549,7 @@ const chromiumPath = "/usr/bin/chromium"
 
 func TestProtectionChallengeSolvedByHeadlessChromium(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skip("headless Chromium not installed: apt-get install -y chromium")
+		t.Fatal("headless Chromium not installed (test.sh installs it: apt-get install -y chromium)")
 	}
 	e := protectChallengeEdge(t, guard.DefaultDifficulty)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

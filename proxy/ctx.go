@@ -35,10 +35,15 @@ func (r *Route) Replayable(req *httphead.Request) bool {
 
 // Ctx is the state of one request as it goes through the phases. The
 // engine reuses a Ctx for every request of a connection, so hooks must not
-// keep it after Logging. Ctx is a context.Context: it is cancelled when
-// the client goes away or the request deadline passes.
+// keep it after Logging. Ctx is a context.Context: it is done when the
+// request deadline (timeouts.request) passes, when an HTTP/2 client resets
+// its stream or closes its connection, and when the server stops. An
+// HTTP/1.1 client that goes away is noticed when a write to it fails,
+// which ends the exchange; its request's context is not cancelled before
+// that (a cancellation watch on every upstream exchange costs more than
+// an exchange left to finish).
 type Ctx struct {
-	context.Context // the request's context (deadline, client cancellation)
+	context.Context // the request's context (deadline, HTTP/2 stream reset)
 
 	// Request is the downstream request; hooks must treat it as read-only.
 	Request *httphead.Request
