@@ -184,7 +184,9 @@ type CacheKey struct {
 	Headers []string `yaml:"headers"`
 }
 
-func (k *CacheKey) setDefaults() { *k = CacheKey{Scheme: true, Host: true, Route: true, Query: QueryAll} }
+func (k *CacheKey) setDefaults() {
+	*k = CacheKey{Scheme: true, Host: true, Route: true, Query: QueryAll}
+}
 
 // LimitAction is what a rate limit does to a request over the limit.
 type LimitAction string

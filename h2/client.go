@@ -91,6 +91,7 @@ func (c *Client) RoundTrip(ctx context.Context, addr string, req *httphead.Reque
 	}
 	return &body2{ReadCloser: hresp.Body, resp: hresp}, nil
 }
+
 // body2 is a response body whose trailers are readable after EOF.
 type body2 struct {
 	io.ReadCloser
