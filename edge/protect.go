@@ -409,7 +409,7 @@ func hold(c *proxy.Ctx, t limit.Ticket) {
 // releaseInFlight gives back the request's in-flight ticket, if it holds
 // one; Log calls it once per request.
 func releaseInFlight(c *proxy.Ctx) {
-	st, ok := c.Slot.(*connState)
+	st, ok := stateKey.Get(c)
 	if !ok || !st.protect.held {
 		return
 	}

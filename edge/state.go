@@ -6,8 +6,8 @@ import (
 	"github.com/outpost-edge/outpost/proxy"
 )
 
-// connState is the edge's per-connection scratch state, kept in the
-// proxy.Ctx slot and reused by each request of the connection, so that
+// connState is the edge's per-connection scratch state, kept on the
+// proxy.Ctx under stateKey and reused by each request of the connection, so that
 // expressions, rules and upstream selection allocate nothing per request.
 type connState struct {
 	attempt attempt
@@ -16,12 +16,14 @@ type connState struct {
 	protect protectState
 }
 
+var stateKey = proxy.NewKey[*connState]()
+
 // stateOf returns the connection state of c, creating it once.
 func stateOf(c *proxy.Ctx) *connState {
-	st, ok := c.Slot.(*connState)
+	st, ok := stateKey.Get(c)
 	if !ok {
 		st = &connState{}
-		c.Slot = st
+		stateKey.Set(c, st)
 	}
 	return st
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync/atomic"
 	"context"
 	"crypto/tls"
 	"io"
@@ -71,17 +72,12 @@ type Ctx struct {
 	Upstream string
 	// Attempts counts upstream attempts.
 	Attempts int
-	// Vars is free for the App's per-request data; reset between requests.
-	Vars map[string]any
 	// Buf is scratch space for phases (building keys, formatting fields);
 	// it keeps its capacity across requests so that using it allocates
 	// nothing in steady state.
 	Buf []byte
-	// Slot is free for the Upstream implementation. It is NOT reset
-	// between requests of a connection, so it can hold reusable state
-	// (a selection iterator) that costs no allocation per request.
-	Slot any
 
+	state   []any // per-connection state of each Key's owner
 	session Session
 	engine  *Engine
 	out     httphead.Request  // the upstream request
@@ -187,3 +183,33 @@ func (c *Ctx) writeHead(r *httphead.Response) error {
 // Session returns the downstream session (for hooks that stream a
 // response of their own).
 func (c *Ctx) Session() Session { return c.session }
+
+// Key names a piece of connection state that one owner (an App, an
+// Upstream, a hook of an embedder) keeps on the Ctx and reuses across the
+// requests of a connection, so that its per-request work allocates
+// nothing. Each owner makes its own Key, so owners never overwrite each
+// other's state. The state is not reset between requests.
+type Key[T any] struct{ id int }
+
+var keyCount atomic.Int64
+
+// NewKey returns a new Key; make keys once, at package initialisation.
+func NewKey[T any]() Key[T] { return Key[T]{id: int(keyCount.Add(1) - 1)} }
+
+// Get returns the state stored under k on c, if any.
+func (k Key[T]) Get(c *Ctx) (T, bool) {
+	if k.id < len(c.state) {
+		v, ok := c.state[k.id].(T)
+		return v, ok
+	}
+	var zero T
+	return zero, false
+}
+
+// Set stores v under k on c.
+func (k Key[T]) Set(c *Ctx, v T) {
+	if k.id >= len(c.state) {
+		c.state = append(c.state, make([]any, k.id+1-len(c.state))...)
+	}
+	c.state[k.id] = v
+}

@@ -196,9 +196,6 @@ func (e *Engine) reset(c *Ctx, base context.Context, s Session) {
 	c.Status, c.Bytes, c.Attempts = 0, 0, 0
 	c.Upstream = ""
 	c.wrote = false
-	if c.Vars != nil {
-		clear(c.Vars)
-	}
 	c.Trace.Reset(time.Now())
 	c.idBuf = append(append(c.idBuf[:0], e.idPrefix...), '-')
 	c.idBuf = strconv.AppendUint(c.idBuf, e.idSeq.Add(1), 16)
