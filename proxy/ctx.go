@@ -1,11 +1,11 @@
 package proxy
 
 import (
-	"sync/atomic"
 	"context"
 	"crypto/tls"
 	"io"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-edge/outpost/httphead"
