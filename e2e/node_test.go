@@ -29,6 +29,12 @@ type edge struct {
 // default to ephemeral loopback ports.
 func startEdge(t *testing.T, yaml string, vars ...string) *edge {
 	t.Helper()
+	return startEdgeWith(t, node.Options{}, yaml, vars...)
+}
+
+// startEdgeWith is startEdge with node options (an embedder's phases).
+func startEdgeWith(t *testing.T, opts node.Options, yaml string, vars ...string) *edge {
+	t.Helper()
 	yaml = strings.NewReplacer(vars...).Replace(yaml)
 	if !strings.Contains(yaml, "listeners:") {
 		yaml = "listeners:\n  - addr: 127.0.0.1:0\n" + yaml
@@ -47,7 +53,8 @@ func startEdge(t *testing.T, yaml string, vars ...string) *edge {
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
-	n, err := node.Start(cfg, node.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := node.Start(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
