@@ -27,13 +27,13 @@ type edge struct {
 // startEdge starts a node from a YAML config; "{{ORIGIN}}"-style
 // placeholders are replaced by vars first. Listener and admin addresses
 // default to ephemeral loopback ports.
-func startEdge(t *testing.T, yaml string, vars ...string) *edge {
+func startEdge(t testing.TB, yaml string, vars ...string) *edge {
 	t.Helper()
 	return startEdgeWith(t, node.Options{}, yaml, vars...)
 }
 
 // startEdgeWith is startEdge with node options (an embedder's phases).
-func startEdgeWith(t *testing.T, opts node.Options, yaml string, vars ...string) *edge {
+func startEdgeWith(t testing.TB, opts node.Options, yaml string, vars ...string) *edge {
 	t.Helper()
 	yaml = strings.NewReplacer(vars...).Replace(yaml)
 	if !strings.Contains(yaml, "listeners:") {
