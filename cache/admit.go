@@ -379,7 +379,7 @@ func (c *Cache) invalidate(req *httphead.Request, pol *Policy, resp *httphead.Re
 		if target == nil {
 			continue
 		}
-		var u httphead.Request
+		u := httphead.Request{Paths: req.Paths}
 		u.SetLine([]byte("GET"), target, req.Host, req.Scheme)
 		u.Header.CopyFrom(&req.Header)
 		c.deleteKey(appendKey(nil, &u, &pol.Key))

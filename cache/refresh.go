@@ -22,7 +22,7 @@ func (c *Cache) refreshInBackground(j *job) {
 	c.fills[j.key] = f
 	c.mu.Unlock()
 
-	req := &httphead.Request{}
+	req := &httphead.Request{Paths: j.req.Paths}
 	req.SetLine(j.req.Method, j.req.Target, j.req.Host, j.req.Scheme)
 	req.ProtoMajor, req.ProtoMinor = j.req.ProtoMajor, j.req.ProtoMinor
 	req.Header.CopyFrom(&j.req.Header)

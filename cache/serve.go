@@ -383,6 +383,7 @@ func staleOnError(m *meta, now time.Time) bool {
 // the coding the variant key records.
 func originRequest(o, req *httphead.Request, stale *entry, normAE bool) {
 	o.Reset()
+	o.Paths = req.Paths
 	o.SetLine([]byte("GET"), req.Target, req.Host, req.Scheme)
 	o.ProtoMajor, o.ProtoMinor = req.ProtoMajor, req.ProtoMinor
 	o.Header.CopyFrom(&req.Header)

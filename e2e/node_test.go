@@ -27,7 +27,13 @@ type edge struct {
 // startEdge starts a node from a YAML config; "{{ORIGIN}}"-style
 // placeholders are replaced by vars first. Listener and admin addresses
 // default to ephemeral loopback ports.
-func startEdge(t *testing.T, yaml string, vars ...string) *edge {
+func startEdge(t testing.TB, yaml string, vars ...string) *edge {
+	t.Helper()
+	return startEdgeWith(t, node.Options{}, yaml, vars...)
+}
+
+// startEdgeWith is startEdge with node options (an embedder's phases).
+func startEdgeWith(t testing.TB, opts node.Options, yaml string, vars ...string) *edge {
 	t.Helper()
 	yaml = strings.NewReplacer(vars...).Replace(yaml)
 	if !strings.Contains(yaml, "listeners:") {
@@ -47,7 +53,8 @@ func startEdge(t *testing.T, yaml string, vars ...string) *edge {
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
-	n, err := node.Start(cfg, node.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := node.Start(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,6 +136,7 @@ func Detach(ctx context.Context) context.Context {
 // copyRequest makes dst an independent copy of src.
 func copyRequest(dst, src *httphead.Request) {
 	dst.Reset()
+	dst.Paths = src.Paths // SetLine normalises under it; ForwardTarget reads it
 	dst.SetLine(src.Method, src.Target, src.Host, src.Scheme)
 	dst.Header.CopyFrom(&src.Header)
 	dst.ProtoMajor, dst.ProtoMinor = src.ProtoMajor, src.ProtoMinor

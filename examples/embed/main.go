@@ -5,6 +5,11 @@
 //   - Route sends requests carrying "X-Canary: 1" to the route named
 //     "canary", and everything else through the config's routes.
 //
+// Picking a whole route, as Route does here, is the safe way to send some
+// requests to another origin: the cache key starts with the route, so a
+// canary page is never served to stable users. (A hook that only swapped
+// the route's upstream would get no caching at all for those requests.)
+//
 // Run it with a config that has a route named canary:
 //
 //	go run ./examples/embed -c examples/embed/embed.yaml

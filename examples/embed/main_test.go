@@ -13,18 +13,22 @@ import (
 	"github.com/outpost-edge/outpost/config"
 )
 
+// origin answers name, cacheable for ten minutes.
 func origin(t *testing.T, name string) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })}
+	s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, name)
+	})}
 	go s.Serve(l)
 	t.Cleanup(func() { s.Close() })
 	return l.Addr().String()
 }
 
-func TestCanaryPhaseRoutesByHeaderAndEarlyPhaseAnswers(t *testing.T) {
+func TestCanaryPhaseRoutesByHeaderWithoutSharingCachedPagesAndEarlyPhaseAnswers(t *testing.T) {
 	yaml := strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:0", "127.0.0.1:8081", origin(t, "stable"), "127.0.0.1:8082", origin(t, "canary")).
 		Replace(mustRead(t, "embed.yaml")) + "\nadmin: {addr: \"\"}\nlog: {access: \"off\"}\n"
 	cfg, err := config.Parse("embed.yaml", []byte(yaml))
@@ -41,9 +45,17 @@ func TestCanaryPhaseRoutesByHeaderAndEarlyPhaseAnswers(t *testing.T) {
 		n.Shutdown(ctx)
 	}()
 	base := "http://" + n.Addrs()[0].String()
+	// Both routes cache. The cache key starts with the route, so the
+	// canary's page for /y is never served to stable users, nor the
+	// reverse, whichever comes first.
 	for _, tc := range []struct{ path, canary, want string }{
 		{"/x", "", "stable"},
 		{"/x", "1", "canary"},
+		{"/x", "", "stable"},
+		{"/y", "1", "canary"},
+		{"/y", "", "stable"},
+		{"/y", "", "stable"},
+		{"/y", "1", "canary"},
 		{"/whoami", "", "127.0.0.1"},
 	} {
 		req, _ := http.NewRequest("GET", base+tc.path, nil)
