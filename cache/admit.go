@@ -2,7 +2,6 @@ package cache
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -19,16 +18,16 @@ import (
 // the fill f: stream-and-store, refresh after a 304, pass, or fail. f is
 // registered in c.fills (other requests wait on it) or private to this
 // request (lock timeout, another variant, a request that said no-store).
-// ctx is the fetch's: detached from the client for a registered fill,
+// origin is the fetch's: detached from the client for a registered fill,
 // whose body others follow after the leader's client may have gone; the
 // request's own for a private one, whose body no one else needs.
-func (c *Cache) lead(r *Reply, f *fill, ctx context.Context) (*Reply, error) {
+func (c *Cache) lead(r *Reply, f *fill, origin Origin) (*Reply, error) {
 	j := &r.j
 	f.hfpTTL = j.pol.hitForPassTTL()
 	originRequest(&r.oreq, j.req, j.stale, !j.pol.KeepAcceptEncoding)
 	j.gen = c.generation() // before the request leaves: a purge from now on catches this fetch
 	reqTime := c.now()
-	resp, body, err := j.fetch(ctx, &r.oreq)
+	resp, body, err := origin.Fetch(&r.oreq)
 	respTime := c.now()
 	if err == nil && resp.Status >= 500 && j.stale != nil && staleOnError(&j.stale.m, respTime) {
 		body.Close()
@@ -140,7 +139,7 @@ func (c *Cache) startFill(r *Reply, f *fill, m *meta, objKey string, size int64,
 	}
 	f.w, f.objKey, f.size = w, objKey, size
 	f.progress = make(chan struct{})
-	r.streamFill(m, f, r.j.ctx) // attaches before the copier starts: cannot fail
+	r.streamFill(m, f, r.j.origin) // attaches before the copier starts: cannot fail
 	f.decide(outcomeStreaming, ReasonNone, nil)
 	maxSize := r.j.pol.MaxObjectSize // r is the client's and may be gone when the copier runs
 	c.background(func() { c.copyBody(f, body, maxSize) })

@@ -37,10 +37,40 @@ import (
 	"github.com/outpost-edge/outpost/trace"
 )
 
-// Fetch sends req to the origin and returns the response head and body;
-// the body must be closed. The cache passes a copy of the client's request
-// when it adds validators or asks for a full body.
+// Origin is the cache's way to the origin for one request, handed to
+// Serve by its caller: the proxy engine gives the request's upstream
+// phases. It is the request's context too.
+type Origin interface {
+	context.Context
+	// Fetch sends req to the origin and returns the response head and
+	// body; the body must be closed. The cache passes a copy of the
+	// client's request when it adds validators or asks for a full body.
+	Fetch(req *httphead.Request) (*httphead.Response, io.ReadCloser, error)
+	// Detach returns an Origin for work that outlives the request (a
+	// fill other clients follow, a background refresh): its context is
+	// not cancelled when the client goes away.
+	Detach() Origin
+}
+
+// Fetch is a function that fetches from an origin; FuncOrigin makes an
+// Origin of one.
 type Fetch func(ctx context.Context, req *httphead.Request) (*httphead.Response, io.ReadCloser, error)
+
+// FuncOrigin returns an Origin that calls fetch under ctx, and detaches
+// with context.WithoutCancel: for callers with no request state to carry
+// (tests, a cache used on its own).
+func FuncOrigin(ctx context.Context, fetch Fetch) Origin { return funcOrigin{ctx, fetch} }
+
+type funcOrigin struct {
+	context.Context
+	fetch Fetch
+}
+
+func (o funcOrigin) Fetch(req *httphead.Request) (*httphead.Response, io.ReadCloser, error) {
+	return o.fetch(o.Context, req)
+}
+
+func (o funcOrigin) Detach() Origin { return funcOrigin{context.WithoutCancel(o.Context), o.fetch} }
 
 // Options configure a Cache. The zero value works.
 type Options struct {
@@ -51,10 +81,6 @@ type Options struct {
 	Name string
 	// Logger receives debug events about fills; nil discards them.
 	Logger *slog.Logger
-	// Detach returns a context for work that outlives the request: fills
-	// that other clients follow and background refreshes. nil means
-	// context.WithoutCancel; the engine passes proxy.Detach.
-	Detach func(context.Context) context.Context
 }
 
 // Stats are the cache's counters, updated atomically where decisions are
@@ -82,7 +108,6 @@ type Cache struct {
 	now    func() time.Time
 	name   string
 	log    *slog.Logger
-	detach func(context.Context) context.Context
 	stats  Stats
 	keys   keyTable
 
@@ -107,7 +132,7 @@ type Cache struct {
 
 // New returns a cache over store.
 func New(store storage.Store, opts Options) *Cache {
-	c := &Cache{store: store, now: opts.Clock, name: opts.Name, log: opts.Logger, detach: opts.Detach,
+	c := &Cache{store: store, now: opts.Clock, name: opts.Name, log: opts.Logger,
 		fills: make(map[string]*fill), hfp: make(map[string]int64)}
 	c.guard, _ = store.(purgeGuard)
 	if c.now == nil {
@@ -118,9 +143,6 @@ func New(store storage.Store, opts Options) *Cache {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
-	}
-	if c.detach == nil {
-		c.detach = context.WithoutCancel
 	}
 	c.epoch.Store(uint64(c.now().UnixNano()))
 	c.keys.seed = maphash.MakeSeed()

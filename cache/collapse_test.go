@@ -29,7 +29,7 @@ func TestCollapsingMakesOneOriginFetch(t *testing.T) {
 	for i := range clients {
 		go func() {
 			defer done.Done()
-			rep, err := e.c.Serve(t.Context(), request("GET", "/big"), e.pol, o.fetch, nil)
+			rep, err := e.c.Serve(e.originOf(t.Context(), o.fetch), request("GET", "/big"), e.pol, nil)
 			if err != nil {
 				results[i].readErr = err
 				firstHalf.Done()
@@ -219,7 +219,7 @@ func TestUnknownLengthOverMaxSizeStreamsUnstored(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rep, err := e.c.Serve(t.Context(), request("GET", "/unk"), e.pol, o.fetch, nil)
+			rep, err := e.c.Serve(e.originOf(t.Context(), o.fetch), request("GET", "/unk"), e.pol, nil)
 			if err != nil {
 				errs[i] = err
 				return

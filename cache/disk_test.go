@@ -48,7 +48,7 @@ func TestObjectsSurviveARestartOnDisk(t *testing.T) {
 	s, e = open()
 	defer s.Close()
 	for _, tc := range []struct{ path, body string }{{"/small", "small"}, {"/big", big}} {
-		rep, err := e.c.Serve(t.Context(), request("GET", tc.path), pol, o.fetch, nil)
+		rep, err := e.c.Serve(e.originOf(t.Context(), o.fetch), request("GET", tc.path), pol, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,7 +26,7 @@ func ExampleCache_Serve() {
 	req := &httphead.Request{}
 	req.SetLine([]byte("GET"), []byte("/greeting"), []byte("example.com"), []byte("https"))
 	for range 2 {
-		rep, err := c.Serve(context.Background(), req, pol, fetch, nil)
+		rep, err := c.Serve(cache.FuncOrigin(context.Background(), fetch), req, pol, nil)
 		if err != nil {
 			panic(err)
 		}

@@ -210,7 +210,7 @@ func TestHeadIsServedFromCachedGet(t *testing.T) {
 		t.Fatalf("HEAD miss: body %q, origin method %q", r.body, o.last().Method)
 	}
 	e.waitFills()
-	rep, err := e.c.Serve(t.Context(), request("HEAD", "/h"), e.pol, o.fetch, nil)
+	rep, err := e.c.Serve(e.originOf(t.Context(), o.fetch), request("HEAD", "/h"), e.pol, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

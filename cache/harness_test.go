@@ -136,11 +136,28 @@ var errOriginDown = errors.New("origin down")
 
 // env is a cache over a memory store with a fake clock.
 type env struct {
-	t     *testing.T
-	clock *fakeClock
-	store storage.Store
-	c     *Cache
-	pol   *Policy
+	t        *testing.T
+	clock    *fakeClock
+	store    storage.Store
+	c        *Cache
+	pol      *Policy
+	detached atomic.Int32 // Origin.Detach calls
+}
+
+// originOf is the Origin of one request of the env: fetch under ctx,
+// counting detaches.
+func (e *env) originOf(ctx context.Context, fetch Fetch) Origin {
+	return countingOrigin{FuncOrigin(ctx, fetch), &e.detached}
+}
+
+type countingOrigin struct {
+	Origin
+	n *atomic.Int32
+}
+
+func (o countingOrigin) Detach() Origin {
+	o.n.Add(1)
+	return countingOrigin{o.Origin.Detach(), o.n}
 }
 
 func newEnv(t *testing.T) *env {
@@ -178,7 +195,7 @@ func request(method, target string, headers ...string) *httphead.Request {
 // do serves one request and reads the reply whole.
 func (e *env) do(o *origin, method, target string, headers ...string) result {
 	e.t.Helper()
-	rep, err := e.c.Serve(context.Background(), request(method, target, headers...), e.pol, o.fetch, nil)
+	rep, err := e.c.Serve(e.originOf(context.Background(), o.fetch), request(method, target, headers...), e.pol, nil)
 	if err != nil {
 		return result{status: -1, readErr: err}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,7 +142,7 @@ func TestACommitFailureStillServesTheWholeBody(t *testing.T) {
 	o := fixed(answer{headers: []string{"Cache-Control: max-age=60"}, body: payload, gate: gate})
 	var reps []*Reply
 	for range 2 {
-		rep, err := e.c.Serve(context.Background(), request("GET", "/c"), e.pol, o.fetch, nil)
+		rep, err := e.c.Serve(e.originOf(context.Background(), o.fetch), request("GET", "/c"), e.pol, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,22 +250,17 @@ func TestOnlySharedFetchesAreDetached(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			detached := 0
-			e.c = New(e.store, Options{Clock: e.clock.Now, Detach: func(ctx context.Context) context.Context {
-				detached++
-				return context.WithoutCancel(ctx)
-			}})
 			o := fixed(answer{headers: []string{"Cache-Control: " + tt.cc}, body: "d"})
 			if tt.prime {
 				e.get(o, "/d")
 				e.waitFills()
 			}
 			e.clock.Advance(tt.advance)
-			detached = 0
+			e.detached.Store(0)
 			e.get(o, "/d", tt.headers...)
 			e.waitFills()
-			if detached != tt.want {
-				t.Errorf("%d detached contexts, want %d", detached, tt.want)
+			if n := int(e.detached.Load()); n != tt.want {
+				t.Errorf("%d detached contexts, want %d", n, tt.want)
 			}
 		})
 	}
@@ -277,11 +271,7 @@ func TestOnlySharedFetchesAreDetached(t *testing.T) {
 // context; the fetch it waited on had one.
 func TestALockTimeoutFetchesWithTheRequestContext(t *testing.T) {
 	e := newEnv(t)
-	var detached atomic.Int32
-	e.c = New(e.store, Options{Clock: e.clock.Now, Detach: func(ctx context.Context) context.Context {
-		detached.Add(1)
-		return context.WithoutCancel(ctx)
-	}})
+	detached := &e.detached
 	e.pol.LockTimeout = time.Millisecond
 	started, gate := make(chan struct{}), make(chan struct{})
 	o := newOrigin(func(_ *httphead.Request, n int) answer {

@@ -26,7 +26,7 @@ func (c *Cache) refreshInBackground(j *job) {
 	req.SetLine(j.req.Method, j.req.Target, j.req.Host, j.req.Scheme)
 	req.ProtoMajor, req.ProtoMinor = j.req.ProtoMajor, j.req.ProtoMinor
 	req.Header.CopyFrom(&j.req.Header)
-	bj := job{ctx: c.detach(j.ctx), req: req, pol: j.pol, fetch: j.fetch, key: j.key,
+	bj := job{origin: j.origin.Detach(), req: req, pol: j.pol, key: j.key,
 		fwd: "stale", status: StatusExpired}
 	bj.rq.Reset() // the refresh is the cache's, not the client's: no request directives
 	c.background(func() {
@@ -42,7 +42,7 @@ func (c *Cache) refreshInBackground(j *job) {
 		if found, _ := c.lookup(r, bj.key, req, &r.e); found {
 			r.j.stale = &r.e
 		}
-		if _, err := c.lead(r, f, bj.ctx); err != nil {
+		if _, err := c.lead(r, f, bj.origin); err != nil {
 			c.log.Debug("cache refresh failed", "key", bj.key, "err", err)
 		}
 	})

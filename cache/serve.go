@@ -15,11 +15,10 @@ import (
 
 // job is the state of one Serve call; it lives in the pooled Reply.
 type job struct {
-	ctx    context.Context
+	origin Origin // the way to the origin, and the request's context
 	req    *httphead.Request
 	rq     cachecontrol.Directives
 	pol    *Policy
-	fetch  Fetch
 	tr     *trace.Trace
 	key    string
 	stale  *entry // the stored object being revalidated, nil on a miss
@@ -37,13 +36,13 @@ type entry struct {
 }
 
 // Serve answers req for a route with policy pol, from the cache when it
-// may and through fetch otherwise. tr may be nil. An error means the origin
+// may and through origin otherwise. tr may be nil. An error means the origin
 // failed and nothing stale could be served; the Reply must be closed
 // otherwise.
-func (c *Cache) Serve(ctx context.Context, req *httphead.Request, pol *Policy, fetch Fetch, tr *trace.Trace) (*Reply, error) {
+func (c *Cache) Serve(origin Origin, req *httphead.Request, pol *Policy, tr *trace.Trace) (*Reply, error) {
 	r := c.newReply()
 	j := &r.j
-	*j = job{ctx: ctx, req: req, pol: pol, fetch: fetch, tr: tr, fwd: "uri-miss", status: StatusMiss}
+	*j = job{origin: origin, req: req, pol: pol, tr: tr, fwd: "uri-miss", status: StatusMiss}
 	var rep *Reply
 	var err error
 	var at time.Duration // when the key was recorded; a hit's outcome reuses it
@@ -245,12 +244,12 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 	case f == nil && j.rq.Has(cachecontrol.NoStore):
 		// Nothing it fetches may be stored, so no one can share it.
 		c.mu.Unlock()
-		return c.lead(r, privateFill(j.key), j.ctx)
+		return c.lead(r, privateFill(j.key), j.origin)
 	case f == nil:
 		f = newFill(j.key)
 		c.fills[j.key] = f
 		c.mu.Unlock()
-		return c.lead(r, f, c.detach(j.ctx))
+		return c.lead(r, f, j.origin.Detach())
 	}
 	c.mu.Unlock()
 	f.wait()
@@ -262,10 +261,10 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 	case <-t.C:
 		f.doneWaiting()
 		j.reason = ReasonLockTimeout
-		return c.lead(r, privateFill(j.key), j.ctx)
-	case <-j.ctx.Done():
+		return c.lead(r, privateFill(j.key), j.origin)
+	case <-j.origin.Done():
 		f.doneWaiting()
-		return nil, fmt.Errorf("cache: waiting for a fill: %w", j.ctx.Err())
+		return nil, fmt.Errorf("cache: waiting for a fill: %w", j.origin.Err())
 	}
 	if f.outcome == outcomeStreaming {
 		return c.join(r, f)
@@ -287,7 +286,7 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 		return c.forward(r, StatusPass, ReasonHitForPass, "bypass")
 	}
 	j.status = StatusPass
-	return c.lead(r, privateFill(j.key), j.ctx)
+	return c.lead(r, privateFill(j.key), j.origin)
 }
 
 // join follows a fill that is streaming the response; it ends the
@@ -299,13 +298,13 @@ func (c *Cache) join(r *Reply, f *fill) (*Reply, error) {
 		if string(r.vkey) != f.objKey {
 			f.doneWaiting()
 			j.reason = ReasonVaryMismatch
-			return c.lead(r, privateFill(j.key), j.ctx)
+			return c.lead(r, privateFill(j.key), j.origin)
 		}
 	}
 	c.closeStale(j)
 	var m meta
 	err := decodeMeta(f.metaB, &m)
-	attached := err == nil && r.streamFill(&m, f, j.ctx)
+	attached := err == nil && r.streamFill(&m, f, j.origin)
 	f.doneWaiting()
 	switch {
 	case err != nil:
@@ -420,7 +419,7 @@ var clientConditionals = [...]string{"If-None-Match", "If-Modified-Since", "If-M
 func (c *Cache) forward(r *Reply, st Status, reason Reason, fwd string) (*Reply, error) {
 	j := &r.j
 	reqTime := c.now()
-	resp, body, err := j.fetch(j.ctx, j.req)
+	resp, body, err := j.origin.Fetch(j.req)
 	if err != nil {
 		return nil, fmt.Errorf("cache: origin: %w", err)
 	}

@@ -26,7 +26,7 @@ func TestTraceRecordsDecisions(t *testing.T) {
 			tr := &trace.Trace{}
 			tr.Reset(e.clock.Now())
 			o := fixed(answer{headers: tt.headers, body: "b"})
-			rep, err := e.c.Serve(context.Background(), request("GET", "/t"), e.pol, o.fetch, tr)
+			rep, err := e.c.Serve(e.originOf(context.Background(), o.fetch), request("GET", "/t"), e.pol, tr)
 			if err != nil {
 				t.Fatal(err)
 			}

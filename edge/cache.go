@@ -1,15 +1,11 @@
 package edge
 
 import (
-	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"sort"
 
 	"github.com/outpost-edge/outpost/cache"
 	"github.com/outpost-edge/outpost/config"
-	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/metrics"
 	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/storage"
@@ -68,7 +64,7 @@ func policyOf(c *config.Cache) cache.Policy {
 
 func newCacheLayer(store storage.Store, cfg *config.Config, log *slog.Logger) *cacheLayer {
 	return &cacheLayer{
-		c:     cache.New(store, cache.Options{Logger: log, Detach: proxy.Detach}),
+		c:     cache.New(store, cache.Options{Logger: log}),
 		store: store,
 		log:   log,
 	}
@@ -84,23 +80,19 @@ func (r *routeCache) Serve(c *proxy.Ctx) (proxy.Reply, error) {
 		}
 		return proxy.Reply{Head: resp, Body: body, Closer: body}, nil
 	}
-	rep, err := r.layer.c.Serve(c, c.Request, &r.pol, fetchFromCtx, c.Trace)
+	rep, err := r.layer.c.Serve(origin{c}, c.Request, &r.pol, c.Trace)
 	if err != nil {
 		return proxy.Reply{}, err
 	}
 	return proxy.Reply{Head: rep.Head, BodyBytes: rep.BodyBytes, Body: rep.Body, Closer: rep}, nil
 }
 
-// fetchFromCtx is the cache's way to the origin: the engine's upstream
-// phases for the request whose context it is given (a detached copy for
-// background work). A plain function, so passing it costs nothing.
-func fetchFromCtx(ctx context.Context, req *httphead.Request) (*httphead.Response, io.ReadCloser, error) {
-	c := proxy.FromContext(ctx)
-	if c == nil {
-		return nil, nil, errors.New("edge: cache fetch outside a request")
-	}
-	return c.Fetch(req)
-}
+// origin is the engine's Ctx as the cache's way to the origin: its
+// upstream phases, and a detached copy for fills that outlive the request.
+// One pointer, so passing it as a cache.Origin allocates nothing.
+type origin struct{ *proxy.Ctx }
+
+func (o origin) Detach() cache.Origin { return origin{o.Ctx.Detach()} }
 
 func (s *Shared) cacheFor(rc *config.Route, up proxy.Upstream) proxy.Cache {
 	pol := policyOf(&rc.Cache)

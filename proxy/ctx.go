@@ -90,32 +90,12 @@ type Ctx struct {
 // ID returns the request ID (also sent upstream as X-Request-Id).
 func (c *Ctx) ID() string { return string(c.idBuf) }
 
-type ctxKey struct{}
-
-// Value returns the Ctx itself for FromContext, and otherwise delegates.
-func (c *Ctx) Value(key any) any {
-	if key == (ctxKey{}) {
-		return c
-	}
-	return c.Context.Value(key)
-}
-
-// FromContext returns the Ctx a context was derived from, or nil.
-func FromContext(ctx context.Context) *Ctx {
-	c, _ := ctx.Value(ctxKey{}).(*Ctx)
-	return c
-}
-
 // Detach returns a copy of the request state that outlives the request:
 // for work the cache does in the background (stale-while-revalidate
 // refreshes, fills that clients still wait on after the first one left).
 // The copy has its own request, trace and a context that is not cancelled
 // when the client goes away.
-func Detach(ctx context.Context) context.Context {
-	c := FromContext(ctx)
-	if c == nil {
-		return context.WithoutCancel(ctx)
-	}
+func (c *Ctx) Detach() *Ctx {
 	d := &Ctx{
 		Context: context.WithoutCancel(c.Context),
 		Request: &httphead.Request{},
