@@ -103,13 +103,13 @@ type Stats struct {
 // Cache is a shared HTTP cache over a storage.Store. It is safe for
 // concurrent use; one Cache serves every route, each with its Policy.
 type Cache struct {
-	store  storage.Store
-	guard  purgeGuard // store's purge generations, nil when it keeps none
-	now    func() time.Time
-	name   string
-	log    *slog.Logger
-	stats  Stats
-	keys   keyTable
+	store storage.Store
+	guard purgeGuard // store's purge generations, nil when it keeps none
+	now   func() time.Time
+	name  string
+	log   *slog.Logger
+	stats Stats
+	keys  keyTable
 
 	// mu guards fills (fetches in flight, by primary key: an entry lives
 	// as long as its fetch, so they are bounded by the requests in flight)
