@@ -79,7 +79,7 @@ func (a *App) purgeRequest(raw string) (*httphead.Request, error) {
 func (a *App) purgeTarget(req *httphead.Request, soft bool) int {
 	var pols []*cache.Policy
 	for _, r := range a.routes {
-		if rc, ok := r.Cache.(*routeCache); ok && r.matchURL(req) {
+		if rc, ok := r.Cache.(*routeCache); ok && r.MatchURL(req) {
 			pols = append(pols, &rc.pol)
 		}
 	}

@@ -3,37 +3,26 @@ package edge
 import (
 	"bytes"
 	"io"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/config/expr"
 	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/proxy"
+	routing "github.com/outpost-edge/outpost/route"
 	"github.com/outpost-edge/outpost/stats"
 )
 
-// route is a config route compiled for matching without allocation.
+// route is a config route compiled: its head conditions (route.Matcher,
+// on the canonical request), its condition expression, and what serves it.
 type route struct {
 	proxy.Route
-	cfg      *config.Route
-	hosts    []string // exact names
-	suffixes []string // ".example.org" for "*.example.org"
-	prefix   []byte
-	exact    []byte
-	re       *regexp.Regexp
-	methods  [][]byte
-	headers  []headerMatch
-	respond  *staticResponse
-	stats    *stats.Route
-	limits   []rateLimit
-	geo      expr.Geo // for `country` in expressions; nil without a database
-}
-
-type headerMatch struct {
-	name  string
-	value []byte // nil: the header must only be present
+	*routing.Matcher
+	cfg     *config.Route
+	respond *staticResponse
+	stats   *stats.Route
+	limits  []rateLimit
+	geo     expr.Geo // for `country` in expressions; nil without a database
 }
 
 type staticResponse struct {
@@ -43,32 +32,9 @@ type staticResponse struct {
 }
 
 func compileRoute(cfg *config.Route, st *stats.Route) *route {
-	r := &route{cfg: cfg, stats: st, re: cfg.Match.PathRegexp}
+	r := &route{cfg: cfg, stats: st, Matcher: routing.Compile(&cfg.Match)}
 	r.Name = cfg.Name
 	r.App = r
-	for _, h := range cfg.Match.Hosts {
-		if rest, ok := strings.CutPrefix(h, "*"); ok {
-			r.suffixes = append(r.suffixes, rest)
-		} else {
-			r.hosts = append(r.hosts, h)
-		}
-	}
-	if cfg.Match.PathPrefix != "" {
-		r.prefix = []byte(cfg.Match.PathPrefix)
-	}
-	if cfg.Match.PathExact != "" {
-		r.exact = []byte(cfg.Match.PathExact)
-	}
-	for _, m := range cfg.Match.Methods {
-		r.methods = append(r.methods, []byte(m))
-	}
-	for name, v := range cfg.Match.Headers {
-		hm := headerMatch{name: name}
-		if v != "*" {
-			hm.value = []byte(v)
-		}
-		r.headers = append(r.headers, hm)
-	}
 	if cfg.Respond != nil {
 		r.respond = &staticResponse{status: cfg.Respond.Status, body: []byte(cfg.Respond.Body)}
 		for name, v := range cfg.Respond.Headers {
@@ -84,7 +50,7 @@ func compileRoute(cfg *config.Route, st *stats.Route) *route {
 // matches reports whether the route serves c's request. It allocates
 // nothing.
 func (r *route) matches(c *proxy.Ctx) bool {
-	if !r.matchRequest(c.Request) {
+	if !r.MatchRequest(c.Request) {
 		return false
 	}
 	if cond := r.cfg.Match.Condition; cond != nil {
@@ -95,78 +61,6 @@ func (r *route) matches(c *proxy.Ctx) bool {
 		return ok
 	}
 	return true
-}
-
-// matchRequest checks the conditions that need only the request head.
-func (r *route) matchRequest(req *httphead.Request) bool {
-	if !r.matchURL(req) {
-		return false
-	}
-	if len(r.methods) > 0 && !r.matchMethod(req.Method) {
-		return false
-	}
-	for _, hm := range r.headers {
-		v := req.Header.Peek(hm.name)
-		if v == nil || hm.value != nil && !bytes.Equal(v, hm.value) {
-			return false
-		}
-	}
-	return true
-}
-
-// matchURL checks the route's host and path conditions, on the request's
-// canonical host and normalised path.
-func (r *route) matchURL(req *httphead.Request) bool {
-	if len(r.hosts)+len(r.suffixes) > 0 && !r.matchHost(hostOnly(req.Host)) {
-		return false
-	}
-	switch {
-	case r.exact != nil && !bytes.Equal(req.Path, r.exact):
-		return false
-	case r.prefix != nil && !bytes.HasPrefix(req.Path, r.prefix):
-		return false
-	case r.re != nil && !r.re.Match(req.Path):
-		return false
-	}
-	return true
-}
-
-func (r *route) matchHost(host []byte) bool {
-	for _, h := range r.hosts {
-		if string(host) == h {
-			return true
-		}
-	}
-	for _, s := range r.suffixes {
-		if len(host) > len(s) && string(host[len(host)-len(s):]) == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *route) matchMethod(m []byte) bool {
-	for _, x := range r.methods {
-		if bytes.Equal(m, x) {
-			return true
-		}
-	}
-	return false
-}
-
-// hostOnly strips the port from a Host value ("example.org:8080",
-// "[::1]:8080").
-func hostOnly(h []byte) []byte {
-	if len(h) > 0 && h[0] == '[' {
-		if i := bytes.IndexByte(h, ']'); i > 0 {
-			return h[1:i]
-		}
-		return h
-	}
-	if i := bytes.LastIndexByte(h, ':'); i >= 0 {
-		return h[:i]
-	}
-	return h
 }
 
 // staticResponse answers a route by itself, as an upstream that is always
