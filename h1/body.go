@@ -235,11 +235,11 @@ func extValueLen(b []byte) int {
 		case c == '"':
 			return i + 1
 		case c == '\\':
-			if i+1 == len(b) || !fieldVchar[b[i+1]] {
+			if i+1 == len(b) || !httphead.IsFieldByte(b[i+1]) {
 				return 0
 			}
 			i++
-		case !fieldVchar[c]:
+		case !httphead.IsFieldByte(c):
 			return 0
 		}
 	}

@@ -10,23 +10,6 @@ import (
 	"github.com/outpost-edge/outpost/httphead"
 )
 
-// The byte class of RFC 9110 section 5.5 (field-vchar); tokens and hosts
-// are checked by httphead, which every protocol's requests go through.
-var (
-	fieldVchar = byteClass(func(c byte) bool { return c == ' ' || c == '\t' || (c > 0x20 && c != 0x7f) }) // VCHAR, obs-text, SP, HTAB
-)
-
-func byteClass(in func(c byte) bool) (class [256]bool) {
-	for c := range class {
-		class[c] = in(byte(c))
-	}
-	return class
-}
-
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-}
-
 // readLine returns the next line without its CRLF. The slice points into
 // br's buffer and is valid only until the next read. It rejects a bare LF
 // line ending and a CR anywhere else in the line.
@@ -107,7 +90,7 @@ func parseField(line []byte) (name, value []byte, err *Error) {
 	}
 	value = httphead.TrimOWS(line[colon+1:])
 	for _, c := range value {
-		if !fieldVchar[c] {
+		if !httphead.IsFieldByte(c) {
 			return nil, nil, badRequest("invalid byte in field value")
 		}
 	}

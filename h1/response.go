@@ -62,7 +62,7 @@ func parseStatusLine(line []byte, resp *httphead.Response) error {
 		reason = line[13:]
 	}
 	for _, c := range reason {
-		if !fieldVchar[c] {
+		if !httphead.IsFieldByte(c) {
 			return badRequest("invalid byte in reason phrase")
 		}
 	}

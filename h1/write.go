@@ -81,7 +81,7 @@ func appendFields(dst []byte, h *httphead.Header) []byte {
 // reason phrase) may: visible characters, obs-text, spaces and tabs.
 func validValue(v []byte) bool {
 	for _, c := range v {
-		if !fieldVchar[c] {
+		if !httphead.IsFieldByte(c) {
 			return false
 		}
 	}

@@ -130,13 +130,18 @@ func SplitAbsolute(t []byte) (authority, rest []byte, ok bool) {
 	return t[:j], t[j:], true
 }
 
-// Byte classes from RFC 9110 section 5.6.2 (tchar) and RFC 3986 section
-// 3.2.2 (reg-name) and 2.3 (unreserved).
+// Byte classes from RFC 9110 section 5.6.2 (tchar) and 5.5 (field-vchar),
+// and RFC 3986 section 3.2.2 (reg-name) and 2.3 (unreserved).
 var (
 	tchar      = byteClass(func(c byte) bool { return isAlnum(c) || bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0 })
 	hostChar   = byteClass(func(c byte) bool { return isAlnum(c) || bytes.IndexByte([]byte("-._~!$&'()*+,;="), c) >= 0 })
 	unreserved = byteClass(func(c byte) bool { return isAlnum(c) || bytes.IndexByte([]byte("-._~"), c) >= 0 })
+	fieldVchar = byteClass(func(c byte) bool { return c == ' ' || c == '\t' || (c > 0x20 && c != 0x7f) }) // RFC 9110 section 5.5: VCHAR, obs-text, SP, HTAB
 )
+
+// IsFieldByte reports whether c may appear in a field value (RFC 9110
+// section 5.5: visible characters, obs-text, space and tab).
+func IsFieldByte(c byte) bool { return fieldVchar[c] }
 
 func byteClass(in func(c byte) bool) (class [256]bool) {
 	for c := range class {
