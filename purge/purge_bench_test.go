@@ -45,7 +45,7 @@ func benchFetch(_ context.Context, req *httphead.Request) (*httphead.Response, i
 
 // get serves path through the cache and reads the body.
 func (bc *benchCache) get(tb testing.TB, req *httphead.Request) {
-	rep, err := bc.c.Serve(context.Background(), req, &bc.pol, benchFetch, nil)
+	rep, err := bc.c.Serve(cache.FuncOrigin(context.Background(), benchFetch), req, &bc.pol, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
