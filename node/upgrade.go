@@ -90,7 +90,17 @@ func (n *Node) handOver(c *net.UnixConn) error {
 	}()
 	fds := make([]int, len(files))
 	for i, f := range files {
-		fds[i] = int(f.Fd())
+		// Not f.Fd(): it puts the descriptor in blocking mode, and the
+		// duplicate shares that flag with the listener still serving
+		// here, whose Accept would then block in the kernel and its
+		// Close wait for ever.
+		raw, err := f.SyscallConn()
+		if err != nil {
+			return err
+		}
+		if err := raw.Control(func(fd uintptr) { fds[i] = int(fd) }); err != nil {
+			return err
+		}
 	}
 	body, _ := json.Marshal(msg)
 	if _, _, err := c.WriteMsgUnix(append(body, '\n'), unixRights(fds...), nil); err != nil {
