@@ -1,8 +1,7 @@
 package cache
 
 import (
-	"net/http"
-	"strconv"
+	"bytes"
 	"time"
 
 	"github.com/outpost-edge/outpost/cache/cachecontrol"
@@ -151,8 +150,10 @@ func originLifetime(h *httphead.Header, d *cachecontrol.Directives, targeted boo
 	}
 	if exp := h.Peek("Expires"); exp != nil && !targeted {
 		e, ok := parseDate(exp)
-		if !ok {
-			return 0, srcExpires // invalid Expires: already expired (RFC 9111 section 5.3)
+		if !ok || h.Count("Expires") > 1 {
+			// An invalid Expires, or several (a singleton field sent
+			// twice), means already expired (RFC 9111 section 5.3).
+			return 0, srcExpires
 		}
 		date, ok := parseDate(h.Peek("Date"))
 		if !ok {
@@ -178,13 +179,66 @@ func originLifetime(h *httphead.Header, d *cachecontrol.Directives, targeted boo
 
 func seconds(n int64) time.Duration { return time.Duration(n) * time.Second }
 
-// parseDate parses an HTTP-date in any of the three RFC 9110 forms.
+// parseDate parses an HTTP-date strictly in one of the three forms of RFC
+// 9110 section 5.6.7: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the
+// obsolete RFC 850 form ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime
+// ("Sun Nov  6 08:49:37 1994"). Anything else (two spaces, a one-digit
+// hour, a missing GMT) is not a date.
 func parseDate(b []byte) (time.Time, bool) {
-	if len(b) == 0 || len(b) > 64 {
-		return time.Time{}, false
+	for _, f := range dateForms {
+		if len(b) >= f.min && len(b) <= f.max && fitsShape(b, f.shape) {
+			t, err := time.Parse(f.layout, string(b))
+			return t, err == nil
+		}
 	}
-	t, err := http.ParseTime(string(b))
-	return t, err == nil
+	return time.Time{}, false
+}
+
+// dateForms are the HTTP-date forms: a shape ('d' a digit, 'a' a letter,
+// '*' the rest of a weekday name, anything else itself) and the layout
+// that reads it.
+var dateForms = [...]struct {
+	shape, layout string
+	min, max      int
+}{
+	{"aaa, dd aaa dddd dd:dd:dd GMT", "Mon, 02 Jan 2006 15:04:05 GMT", 29, 29},
+	{"aaa*, dd-aaa-dd dd:dd:dd GMT", "Monday, 02-Jan-06 15:04:05 GMT", 30, 33},
+	{"aaa aaa _d dd:dd:dd dddd", "Mon Jan _2 15:04:05 2006", 24, 24},
+}
+
+// fitsShape reports whether b has the shape of a date form.
+func fitsShape(b []byte, shape string) bool {
+	i := 0
+	for j := 0; j < len(shape); j++ {
+		if i >= len(b) {
+			return false
+		}
+		switch c := shape[j]; c {
+		case 'd':
+			if b[i] < '0' || b[i] > '9' {
+				return false
+			}
+		case '_': // a space-padded day: " 6"
+			if b[i] != ' ' && (b[i] < '0' || b[i] > '9') {
+				return false
+			}
+		case 'a':
+			if b[i]|0x20 < 'a' || b[i]|0x20 > 'z' {
+				return false
+			}
+		case '*':
+			for i < len(b) && b[i]|0x20 >= 'a' && b[i]|0x20 <= 'z' {
+				i++
+			}
+			continue
+		default:
+			if b[i] != c {
+				return false
+			}
+		}
+		i++
+	}
+	return i == len(b)
 }
 
 // initialAge is the corrected initial age of a response received at
@@ -196,12 +250,32 @@ func initialAge(h *httphead.Header, reqTime, respTime time.Time) time.Duration {
 	}
 	var ageValue time.Duration
 	if v := h.Peek("Age"); v != nil {
-		if n, err := strconv.ParseInt(string(httphead.TrimOWS(v)), 10, 64); err == nil && n > 0 {
-			ageValue = seconds(min(n, cachecontrol.MaxDelta))
-		}
+		ageValue = parseAge(v)
 	}
 	delay := max(respTime.Sub(reqTime), 0)
 	return max(apparent, ageValue+delay)
+}
+
+// parseAge reads an Age value (RFC 9111 section 5.1): of a list
+// ("7200, 0") the first member counts; a value that is not a non-negative
+// integer makes the response as old as can be, so it is served stale,
+// never fresh.
+func parseAge(v []byte) time.Duration {
+	if i := bytes.IndexByte(v, ','); i >= 0 {
+		v = v[:i]
+	}
+	v = httphead.TrimOWS(v)
+	if len(v) == 0 {
+		return seconds(cachecontrol.MaxDelta)
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return seconds(cachecontrol.MaxDelta)
+		}
+		n = min(n*10+int64(c-'0'), cachecontrol.MaxDelta)
+	}
+	return seconds(n)
 }
 
 // staleWindows returns the stale-while-revalidate and stale-if-error

@@ -1,0 +1,91 @@
+package cache
+
+import (
+	"github.com/outpost-edge/outpost/cache/cachecontrol"
+	"testing"
+	"time"
+)
+
+// RFC 9110 section 5.6.7: a recipient parses the three HTTP-date forms,
+// and only those.
+func TestRFC9110Section5_6_7HTTPDateIsParsedStrictly(t *testing.T) {
+	want := time.Date(1994, time.November, 6, 8, 49, 37, 0, time.UTC)
+	for _, good := range []string{
+		"Sun, 06 Nov 1994 08:49:37 GMT",
+		"Sunday, 06-Nov-94 08:49:37 GMT",
+		"Sun Nov  6 08:49:37 1994",
+	} {
+		if got, ok := parseDate([]byte(good)); !ok || !got.Equal(want) {
+			t.Errorf("%q: %v %v", good, got, ok)
+		}
+	}
+	for _, bad := range []string{
+		"Sun,  06 Nov 1994 08:49:37 GMT", // two spaces
+		"Sun, 06 Nov 1994 8:49:37 GMT",   // one-digit hour
+		"Sun, 06 Nov 1994 08:49:37",      // no GMT
+		"Sun, 06 Nov 1994 08:49:37 UTC",
+		"Sun, 6 Nov 1994 08:49:37 GMT",
+		"Sun Nov 6 08:49:37 1994",
+		"Sunday, 06-Nov-1994 08:49:37 GMT",
+		"0", "", "Sun, 06 Nov 1994 08:49:37 GMT ",
+	} {
+		if _, ok := parseDate([]byte(bad)); ok {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// RFC 9111 section 5.3: an invalid Expires, or more than one, means the
+// response is already expired.
+func TestRFC9111Section5_3InvalidOrRepeatedExpiresIsStale(t *testing.T) {
+	in := func(d time.Duration) string { return httpDate(epoch0.Add(d)) }
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		hit     bool
+	}{
+		{"one valid Expires", []string{"Date: " + in(0), "Expires: " + in(time.Hour)}, true},
+		{"two spaces", []string{"Date: " + in(0), "Expires: Sun,  06 Nov 2033 08:49:37 GMT", "ETag: \"x\""}, false},
+		{"two Expires lines", []string{"Date: " + in(0), "Expires: " + in(time.Hour), "Expires: " + in(time.Hour), "ETag: \"x\""}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			o := fixed(answer{headers: tc.headers, body: "b"})
+			e.get(o, "/e")
+			e.waitFills()
+			e.clock.Advance(time.Minute)
+			e.get(o, "/e")
+			if hit := int(o.count.Load()) == 1; hit != tc.hit {
+				t.Errorf("served from cache: %v, want %v (%d fetches)", hit, tc.hit, int(o.count.Load()))
+			}
+		})
+	}
+}
+
+// RFC 9111 section 5.1: of a list-based Age the first member counts, and
+// an Age that is not a non-negative integer is not "age 0".
+func TestRFC9111Section5_1AgeListAndInvalidAge(t *testing.T) {
+	for _, tc := range []struct {
+		age  string
+		want time.Duration
+	}{
+		{"7200, 0", 7200 * time.Second},
+		{"30", 30 * time.Second},
+		{" 12 ", 12 * time.Second},
+		{"-5", seconds(cachecontrol.MaxDelta)},
+		{"abc", seconds(cachecontrol.MaxDelta)},
+		{"", seconds(cachecontrol.MaxDelta)},
+	} {
+		if got := parseAge([]byte(tc.age)); got != tc.want {
+			t.Errorf("Age %q: %v, want %v", tc.age, got, tc.want)
+		}
+	}
+	e := newEnv(t)
+	o := fixed(answer{headers: []string{"Cache-Control: max-age=3600", "Age: 7200, 0", "ETag: \"x\""}, body: "b"})
+	e.get(o, "/a")
+	e.waitFills()
+	e.get(o, "/a")
+	if int(o.count.Load()) != 2 {
+		t.Errorf("a response aged 7200s with max-age=3600 was served fresh (%d fetches)", int(o.count.Load()))
+	}
+}
