@@ -89,3 +89,26 @@ func TestRFC9111Section5_1AgeListAndInvalidAge(t *testing.T) {
 		t.Errorf("a response aged 7200s with max-age=3600 was served fresh (%d fetches)", int(o.count.Load()))
 	}
 }
+
+// RFC 9213 section 2.1: a targeted field that does not parse is ignored
+// whole; it is never partly obeyed, and never overrides Cache-Control.
+func TestRFC9213Section2_1InvalidTargetedFieldIsIgnoredWhole(t *testing.T) {
+	for _, cdn := range []string{"max-age=10000, &&&&&", `max-age="10000"`, "Max-Age=10000", "max-age=ten"} {
+		t.Run(cdn, func(t *testing.T) {
+			if _, ok := cachecontrol.ParseTargeted([]byte(cdn)); ok {
+				t.Fatalf("%q parsed as a valid targeted field", cdn)
+			}
+			e := newEnv(t)
+			o := fixed(answer{headers: []string{"Cache-Control: no-store", "CDN-Cache-Control: " + cdn}, body: "b"})
+			e.get(o, "/t")
+			e.waitFills()
+			e.get(o, "/t")
+			if n := o.count.Load(); n != 2 {
+				t.Errorf("CDN-Cache-Control %q overrode no-store: %d fetches", cdn, n)
+			}
+		})
+	}
+	if d, ok := cachecontrol.ParseTargeted([]byte("max-age=60, stale-if-error=30;x=1, must-revalidate")); !ok || d.MaxAge != 60 {
+		t.Errorf("a valid field: %v %v", d.MaxAge, ok)
+	}
+}

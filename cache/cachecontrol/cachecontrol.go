@@ -105,18 +105,22 @@ func ParseSurrogate(v []byte) Directives {
 }
 
 // ParseTargeted parses a CDN-Cache-Control style field (RFC 9213), a
-// Structured Field dictionary. It is tolerant where that costs nothing:
-// names are matched case-insensitively, Cache-Control style quoted and token
-// values are accepted, parameters are ignored, "?0" turns a directive off.
-// ok is false when the value is empty or structurally broken (an
-// unterminated string, a stray character), and the caller must then ignore
-// the whole field as RFC 9213 section 2.1 requires.
+// Structured Field dictionary (RFC 8941): parameters are ignored and "?0"
+// turns a directive off. ok is false when the value is empty or not a
+// valid dictionary for these directives (a key that is not an sf-key, an
+// unterminated string, a stray character, a delta-seconds directive whose
+// value is not an integer, such as max-age="60"), and the caller must
+// then ignore the whole field as RFC 9213 section 2.1 requires: a field
+// partly obeyed could override what Cache-Control says.
 func ParseTargeted(v []byte) (d Directives, ok bool) {
 	d.Reset()
 	p := lexer{in: v, sf: true}
 	n := 0
 	for p.next() {
 		n++
+		if !sfKey(p.name) || deltaDirective(p.name) && (!p.hasValue || p.quoted || !isInteger(p.value)) {
+			return d, false
+		}
 		if p.hasValue && !p.quoted && string(p.value) == "?0" {
 			continue
 		}
@@ -126,6 +130,47 @@ func ParseTargeted(v []byte) (d Directives, ok bool) {
 		d.apply(p.name, p.value, p.hasValue, p.quoted)
 	}
 	return d, n > 0 && !p.broken
+}
+
+// sfKey reports whether b is a Structured Field key (RFC 8941 section
+// 3.1.2): a lowercase letter or "*", then lowercase letters, digits, "_",
+// "-", "." and "*".
+func sfKey(b []byte) bool {
+	if len(b) == 0 || !(b[0] >= 'a' && b[0] <= 'z' || b[0] == '*') {
+		return false
+	}
+	for _, c := range b[1:] {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '*') {
+			return false
+		}
+	}
+	return true
+}
+
+// deltaDirective reports whether a targeted directive takes delta-seconds,
+// an sf-integer in a targeted field.
+func deltaDirective(name []byte) bool {
+	switch string(name) {
+	case "max-age", "s-maxage", "stale-while-revalidate", "stale-if-error":
+		return true
+	}
+	return false
+}
+
+// isInteger reports whether b is an sf-integer of up to 15 digits.
+func isInteger(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 15 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // apply records one directive, keeping the most restrictive value when a
