@@ -120,7 +120,7 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	}
 	c.clearHitForPass(j.key)
 	if j.tr != nil {
-		j.tr.Add("cache-ttl", "ttl="+strconv.FormatInt(int64(ttl/time.Second), 10)+" from "+src)
+		j.tr.Add("cache-ttl", strconv.FormatInt(int64(ttl/time.Second), 10)+"s from "+src)
 		j.tr.Add("cache-store", "stored")
 	}
 	f.metaB = metaB
@@ -228,7 +228,7 @@ func (c *Cache) revalidated(r *Reply, f *fill, resp *httphead.Response, reqTime,
 	c.settle(f, outcomeUpdated, ReasonNone, nil)
 	c.stats.Revalidated.Add(1)
 	if j.tr != nil {
-		j.tr.Add("cache-ttl", "ttl="+strconv.FormatInt(int64(ttl/time.Second), 10)+" from "+src)
+		j.tr.Add("cache-ttl", strconv.FormatInt(int64(ttl/time.Second), 10)+"s from "+src)
 	}
 	if err := decodeMeta(metaB, &m); err != nil {
 		return nil, err

@@ -16,7 +16,7 @@ func TestTraceRecordsDecisions(t *testing.T) {
 		want    map[string]string
 	}{
 		{"stored", []string{"Cache-Control: max-age=60, s-maxage=3600"}, map[string]string{
-			"cache-key": "https://example.com/t", "cache": "miss", "cache-ttl": "ttl=3600 from s-maxage", "cache-store": "stored"}},
+			"cache-key": "https://example.com/t", "cache": "miss", "cache-ttl": "3600s from s-maxage", "cache-store": "stored"}},
 		{"not stored", []string{"Cache-Control: private"}, map[string]string{
 			"cache": "miss", "cache-reason": "private", "cache-store": "not stored: private"}},
 	}

@@ -44,8 +44,8 @@ var badConfigs = []struct {
 		`bad.yaml:4: routes[1]: can never match: routes[0] ("all") before it matches every request`},
 	{"bad duration",
 		"timeouts:\n  header: 10\n  idle: 5 minutes\n",
-		"bad.yaml:2: timeouts.header: bad duration \"10\": want a Go duration such as 1.5s, 10m or 1d\n" +
-			`bad.yaml:3: timeouts.idle: bad duration "5 minutes": want a Go duration such as 1.5s, 10m or 1d`},
+		"bad.yaml:2: timeouts.header: bad duration \"10\": want a duration such as 90s, 1.5s, 10m or 1d\n" +
+			`bad.yaml:3: timeouts.idle: bad duration "5 minutes": want a duration such as 90s, 1.5s, 10m or 1d`},
 	{"negative duration",
 		"timeouts: {write: -1s}\n",
 		`bad.yaml:1: timeouts.write: duration "-1s" must not be negative`},
@@ -223,7 +223,7 @@ var badConfigs = []struct {
 	{"errors from decoding and validation together, by line",
 		"routes:\n  - upstream: nowhere\n    cache: {default_ttl: forever}\nlimits: {max_headers: 20000}\n",
 		"bad.yaml:2: routes[0].upstream: unknown upstream \"nowhere\"\n" +
-			"bad.yaml:3: routes[0].cache.default_ttl: bad duration \"forever\": want a Go duration such as 1.5s, 10m or 1d\n" +
+			"bad.yaml:3: routes[0].cache.default_ttl: bad duration \"forever\": want a duration such as 90s, 1.5s, 10m or 1d\n" +
 			"bad.yaml:4: limits.max_headers: must be from 1 to 10000, got 20000"},
 }
 

@@ -19,7 +19,7 @@ routes:
 	fmt.Println(err)
 	// Output:
 	// outpost.yaml:7: routes[0].upstream: unknown upstream "orgin" (did you mean "origin"?)
-	// outpost.yaml:8: routes[0].cache.default_ttl: bad duration "1 year": want a Go duration such as 1.5s, 10m or 1d
+	// outpost.yaml:8: routes[0].cache.default_ttl: bad duration "1 year": want a duration such as 90s, 1.5s, 10m or 1d
 	// outpost.yaml:8: routes[0].cache.stale_if_erorr: unknown key (did you mean "stale_if_error"?)
 }
 

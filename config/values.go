@@ -14,7 +14,7 @@ import (
 // days ("1d", "365d", "1.5d", "1d12h"). A bare "0" is zero; other bare numbers
 // are rejected because the unit would be a guess.
 func parseDuration(s string) (time.Duration, error) {
-	bad := fmt.Errorf("bad duration %q: want a Go duration such as 1.5s, 10m or 1d", s)
+	bad := fmt.Errorf("bad duration %q: want a duration such as 90s, 1.5s, 10m or 1d", s)
 	if s == "" {
 		return 0, bad
 	}
