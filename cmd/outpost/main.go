@@ -82,12 +82,22 @@ func validateCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := config.Load(*file); err != nil {
+	cfg, err := config.Load(*file)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	fmt.Println(*file + ": ok")
+	fmt.Println(*file + ": ok: " + summary(cfg))
 	return nil
+}
+
+// summary says what a valid config will run, so that an empty or
+// routeless file is not mistaken for a working one.
+func summary(cfg *config.Config) string {
+	if len(cfg.Routes) == 0 {
+		return "no routes: every request will be answered 404"
+	}
+	return fmt.Sprintf("%d listener(s), %d upstream(s), %d route(s)", len(cfg.Listeners), len(cfg.Upstreams), len(cfg.Routes))
 }
 
 func runCmd(args []string) error {

@@ -419,6 +419,17 @@ func waitLog(t *testing.T, p *proc, text string) {
 	}
 }
 
+func TestValidateSaysWhatAnEmptyConfigRuns(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "validate", "-c", f).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "no routes: every request will be answered 404") {
+		t.Errorf("validate of an empty file: %v %q", err, out)
+	}
+}
+
 func TestShippedConfigsValidate(t *testing.T) {
 	files, _ := filepath.Glob("../../examples/*.yaml")
 	more, _ := filepath.Glob("../../examples/*/*.yaml")
