@@ -159,27 +159,12 @@ func (f *framing) addLength(v []byte) *Error {
 		}
 		return nil
 	}
-	n, ok := parseDecimal(v)
+	n, ok := httphead.ParseDecimal(v)
 	if !ok {
 		return badRequest("invalid Content-Length")
 	}
 	f.lengthRaw, f.length = v, n
 	return nil
-}
-
-// parseDecimal parses a non-empty string of ASCII digits that fits in int64.
-func parseDecimal(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false // 18 digits always fit in int64; longer is absurd
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // teState checks the Transfer-Encoding list across every field: the only

@@ -336,3 +336,20 @@ func removeDotSegments(p []byte, merge bool) ([]byte, string) {
 	}
 	return p[:out], ""
 }
+
+// ParseDecimal parses a non-empty string of ASCII digits that fits in an
+// int64 (a Content-Length, RFC 9110 section 8.6); 18 digits always fit,
+// longer is absurd.
+func ParseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}

@@ -106,7 +106,7 @@ func (e *Engine) received(c *Ctx, resp *httphead.Response, body io.ReadCloser) (
 			// A HEAD response has no body but says the length a GET
 			// would have (RFC 9110 section 9.3.2): keep that, not the
 			// framing's zero, for the session to send.
-			if n, ok := contentLength(resp.Header.Peek("Content-Length")); ok {
+			if n, ok := httphead.ParseDecimal(resp.Header.Peek("Content-Length")); ok {
 				resp.ContentLength = n
 			}
 		}
@@ -220,19 +220,4 @@ func statusText(s int) string {
 		return statusTexts[s]
 	}
 	return "invalid"
-}
-
-// contentLength parses a Content-Length value of up to 18 digits.
-func contentLength(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
