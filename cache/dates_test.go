@@ -112,3 +112,28 @@ func TestRFC9213Section2_1InvalidTargetedFieldIsIgnoredWhole(t *testing.T) {
 		t.Errorf("a valid field: %v %v", d.MaxAge, ok)
 	}
 }
+
+// RFC 9110 section 13.2.2: the client's own precondition is evaluated on
+// the response it gets even when the cache does not store it (the cache
+// fetched unconditionally, to have a body to store).
+func TestRFC9110Section13_2_2ClientConditionalOnAnUnstoredMiss(t *testing.T) {
+	for _, tc := range []struct {
+		name, cond string
+		want       int
+	}{
+		{"etag matches", "If-None-Match: \"v1\"", 304},
+		{"etag differs", "If-None-Match: \"v0\"", 200},
+		{"not modified since", "If-Modified-Since: " + httpDate(epoch0), 304},
+		{"modified since", "If-Modified-Since: " + httpDate(epoch0.Add(-2*time.Hour)), 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			o := fixed(answer{headers: []string{"Cache-Control: no-store", "ETag: \"v1\"",
+				"Last-Modified: " + httpDate(epoch0.Add(-time.Hour))}, body: "full body"})
+			r := e.get(o, "/c", tc.cond)
+			if r.status != tc.want || tc.want == 304 && r.body != "" {
+				t.Errorf("%s: %d %q, want %d", tc.cond, r.status, r.body, tc.want)
+			}
+		})
+	}
+}

@@ -436,8 +436,27 @@ func (c *Cache) forward(r *Reply, st Status, reason Reason, fwd string) (*Reply,
 func (r *Reply) relay(resp *httphead.Response, body io.ReadCloser, age time.Duration, cs cacheStatus) {
 	r.setOriginHead(resp, r.j.pol)
 	r.origin = originBody{rc: body, stats: &r.c.stats}
-	if body != nil && string(r.j.req.Method) != "HEAD" {
+	switch {
+	case r.clientNotModified(resp):
+		r.head.Status, r.head.ContentLength = 304, 0
+		r.head.Header.DelFunc(func(name, _ []byte) bool {
+			return httphead.EqualFold(name, "Content-Length") || httphead.EqualFold(name, "Content-Range")
+		})
+	case body != nil && string(r.j.req.Method) != "HEAD":
 		r.Body = &r.origin
 	}
 	r.finishHead(age, cs)
+}
+
+// clientNotModified evaluates the client's own If-None-Match or
+// If-Modified-Since against a 200 the cache relays without storing (the
+// cache fetched without them, to have a body to store): the client gets
+// the 304 its condition asks for on every path (RFC 9110 section 13.2.2).
+func (r *Reply) clientNotModified(resp *httphead.Response) bool {
+	req := r.j.req
+	if resp.Status != 200 || !req.Header.Has("If-None-Match") && !req.Header.Has("If-Modified-Since") {
+		return false
+	}
+	r.scratch = resp.Header.AppendTo(r.scratch[:0])
+	return notModified(req, r.scratch)
 }
