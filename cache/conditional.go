@@ -30,6 +30,28 @@ func notModified(req *httphead.Request, stored []byte) bool {
 	return match
 }
 
+// preconditionFailed evaluates a client's If-Match, or If-Unmodified-Since
+// when there is no If-Match, against stored headers (RFC 9110 sections
+// 13.1.1, 13.1.4 and the order of 13.2.2): true means 412.
+func preconditionFailed(req *httphead.Request, stored []byte) bool {
+	if req.Header.Has("If-Match") {
+		etag := headerValue(stored, "ETag")
+		match := false
+		req.Header.Values("If-Match", func(v []byte) bool {
+			match = etag != nil && etagListHas(v, etag, true) || string(httphead.TrimOWS(v)) == "*"
+			return !match
+		})
+		return !match
+	}
+	ius := req.Header.Peek("If-Unmodified-Since")
+	if ius == nil {
+		return false
+	}
+	since, ok := parseDate(ius)
+	lm, ok2 := parseDate(headerValue(stored, "Last-Modified"))
+	return ok && (!ok2 || lm.After(since))
+}
+
 // etagListHas reports whether a comma-separated entity-tag list (or "*")
 // matches etag, with weak comparison unless strong is set.
 func etagListHas(list, etag []byte, strong bool) bool {

@@ -137,3 +137,32 @@ func TestRFC9110Section13_2_2ClientConditionalOnAnUnstoredMiss(t *testing.T) {
 		})
 	}
 }
+
+// RFC 9110 sections 13.1.1 and 13.1.4: If-Match and If-Unmodified-Since
+// on a GET answered from the cache are evaluated (412 when they fail),
+// before If-None-Match (section 13.2.2).
+func TestRFC9110Section13_1IfMatchAndIfUnmodifiedSinceOnAHit(t *testing.T) {
+	for _, tc := range []struct {
+		name, cond string
+		want       int
+	}{
+		{"If-Match matches", "If-Match: \"v1\"", 200},
+		{"If-Match star", "If-Match: *", 200},
+		{"If-Match differs", "If-Match: \"v0\"", 412},
+		{"If-Match weak never matches", "If-Match: W/\"v1\"", 412},
+		{"unmodified since", "If-Unmodified-Since: " + httpDate(epoch0), 200},
+		{"modified since", "If-Unmodified-Since: " + httpDate(epoch0.Add(-2*time.Hour)), 412},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			o := fixed(answer{headers: []string{"Cache-Control: max-age=600", "ETag: \"v1\"",
+				"Last-Modified: " + httpDate(epoch0.Add(-time.Hour))}, body: "full body"})
+			e.get(o, "/m")
+			e.waitFills()
+			r := e.get(o, "/m", tc.cond)
+			if r.status != tc.want || o.count.Load() != 1 {
+				t.Errorf("%s: %d after %d fetches, want %d from the cache", tc.cond, r.status, o.count.Load(), tc.want)
+			}
+		})
+	}
+}

@@ -173,6 +173,15 @@ func (r *Reply) setOriginHead(resp *httphead.Response, pol *Policy) {
 	r.head.Chunked = resp.Chunked
 }
 
+// bodiless turns the reply into a status without a body (304, 412) that
+// keeps the object's other fields.
+func (r *Reply) bodiless(status int) {
+	r.head.Status, r.head.ContentLength = status, 0
+	r.head.Header.DelFunc(func(name, _ []byte) bool {
+		return httphead.EqualFold(name, "Content-Length") || httphead.EqualFold(name, "Content-Range")
+	})
+}
+
 // serveObject sets the reply's body from a stored object, answering the
 // client's conditional and Range requests (RFC 9110 sections 13 and 14).
 // The reply takes the object.
@@ -180,12 +189,12 @@ func (r *Reply) serveObject(req *httphead.Request, obj storage.Object, m *meta) 
 	r.obj = obj
 	size := obj.Size()
 	start, end := int64(0), size
+	if m.status == 200 && preconditionFailed(req, m.headers) {
+		r.bodiless(412)
+		return
+	}
 	if m.status == 200 && notModified(req, m.headers) {
-		r.head.Status = 304
-		r.head.ContentLength = 0
-		r.head.Header.DelFunc(func(name, _ []byte) bool {
-			return httphead.EqualFold(name, "Content-Length") || httphead.EqualFold(name, "Content-Range")
-		})
+		r.bodiless(304)
 		return
 	}
 	if m.status == 200 && string(req.Method) == "GET" {

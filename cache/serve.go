@@ -438,10 +438,7 @@ func (r *Reply) relay(resp *httphead.Response, body io.ReadCloser, age time.Dura
 	r.origin = originBody{rc: body, stats: &r.c.stats}
 	switch {
 	case r.clientNotModified(resp):
-		r.head.Status, r.head.ContentLength = 304, 0
-		r.head.Header.DelFunc(func(name, _ []byte) bool {
-			return httphead.EqualFold(name, "Content-Length") || httphead.EqualFold(name, "Content-Range")
-		})
+		r.bodiless(304)
 	case body != nil && string(r.j.req.Method) != "HEAD":
 		r.Body = &r.origin
 	}
