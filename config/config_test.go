@@ -236,14 +236,20 @@ func abs(path string) string {
 }
 
 func TestParseReportsEveryProblemWithFileLineAndKey(t *testing.T) {
-	for _, tt := range badConfigs {
+	expectParseErrors(t, badConfigs)
+}
+
+// expectParseErrors parses each config as testdata/bad.yaml and checks
+// the exact error text (file name shortened to bad.yaml) and its type.
+func expectParseErrors(t *testing.T, cases []struct{ name, yaml, want string }) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("testdata/bad.yaml", []byte(tt.yaml))
 			if err == nil {
 				t.Fatalf("Parse succeeded, want error:\n%s", tt.want)
 			}
-			got := strings.ReplaceAll(err.Error(), "testdata/bad.yaml", "bad.yaml")
-			if got != tt.want {
+			if got := strings.ReplaceAll(err.Error(), "testdata/bad.yaml", "bad.yaml"); got != tt.want {
 				t.Errorf("error:\n%s\nwant:\n%s", got, tt.want)
 			}
 			var cerr *Error

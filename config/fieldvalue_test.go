@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"testing"
 )
 
@@ -9,7 +8,7 @@ import (
 // header field or a request line is checked, so a config cannot split a
 // message (CR, LF), cut one short (NUL) or reframe it.
 func TestHeaderInjectionIsRefused(t *testing.T) {
-	for _, tt := range []struct{ name, yaml, want string }{
+	expectParseErrors(t, []struct{ name, yaml, want string }{
 		{"CR LF in request_set",
 			"routes:\n  - respond: {}\n    headers:\n      request_set: {X-A: \"1\\r\\nGET /admin HTTP/1.1\"}\n",
 			`bad.yaml:4: routes[0].headers.request_set.X-A: value "1\r\nGET /admin HTTP/1.1" has control byte 0x0d at offset 1, which a header field cannot carry`},
@@ -40,17 +39,7 @@ func TestHeaderInjectionIsRefused(t *testing.T) {
 		{"LF in the challenge path",
 			"protection:\n  challenge: {verify_path: \"/c\\n\"}\n",
 			`bad.yaml:2: protection.challenge.verify_path: "/c\n" has byte 0x0a at offset 2: a path cannot hold spaces or control characters`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("testdata/bad.yaml", []byte(tt.yaml))
-			if err == nil {
-				t.Fatalf("Parse succeeded, want error:\n%s", tt.want)
-			}
-			if got := strings.ReplaceAll(err.Error(), "testdata/bad.yaml", "bad.yaml"); got != tt.want {
-				t.Errorf("error:\n%s\nwant:\n%s", got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestHeaderValuesWithTabsAndNonASCIIAreAccepted(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -34,17 +33,7 @@ var hygieneConfigs = []struct{ name, yaml, want string }{
 }
 
 func TestHygieneSettingsAreChecked(t *testing.T) {
-	for _, tt := range hygieneConfigs {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("testdata/bad.yaml", []byte(tt.yaml))
-			if err == nil {
-				t.Fatalf("Parse succeeded, want error:\n%s", tt.want)
-			}
-			if got := strings.ReplaceAll(err.Error(), "testdata/bad.yaml", "bad.yaml"); got != tt.want {
-				t.Errorf("error:\n%s\nwant:\n%s", got, tt.want)
-			}
-		})
-	}
+	expectParseErrors(t, hygieneConfigs)
 }
 
 func TestTraceAndUpgradeDefaults(t *testing.T) {

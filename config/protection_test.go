@@ -99,17 +99,7 @@ var badProtection = []struct {
 }
 
 func TestProtectionErrorsNameFileLineAndKey(t *testing.T) {
-	for _, tt := range badProtection {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("testdata/bad.yaml", []byte(tt.yaml))
-			if err == nil {
-				t.Fatalf("Parse succeeded, want error:\n%s", tt.want)
-			}
-			if got := strings.ReplaceAll(err.Error(), "testdata/bad.yaml", "bad.yaml"); got != tt.want {
-				t.Errorf("error:\n%s\nwant:\n%s", got, tt.want)
-			}
-		})
-	}
+	expectParseErrors(t, badProtection)
 }
 
 func TestFullConfigDecodesProtection(t *testing.T) {
