@@ -235,21 +235,7 @@ func TestUpgradeUnderLoadLosesNoRequest(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond) // load is running
-	next := exec.Command(binary, "run", "-c", cfg, "--upgrade", "--upgrade-socket", sock)
-	next.Env = testEnv(t)
-	out := &syncBuf{}
-	next.Stdout, next.Stderr = out, out
-	if err := next.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { next.Process.Kill(); next.Wait() }()
-	exited := make(chan error, 1)
-	go func() { exited <- old.cmd.Wait() }()
-	select {
-	case <-exited:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("old process did not exit after the upgrade:\n%s\nnew:\n%s", old.out.String(), out.String())
-	}
+	next, out := upgrade(t, old, "run", "-c", cfg, "--upgrade", "--upgrade-socket", sock)
 	time.Sleep(300 * time.Millisecond) // load goes on against the new process
 	cancel()
 	wg.Wait()
@@ -302,21 +288,7 @@ func TestUpgradeThroughTheDefaultSocket(t *testing.T) {
 	if di, err := os.Stat(runtime); err != nil || di.Mode().Perm() != 0o700 {
 		t.Fatalf("socket directory %s: %v %v", runtime, di.Mode(), err)
 	}
-	next := exec.Command(binary, "run", "-c", cfg, "--upgrade")
-	next.Env = testEnv(t)
-	out := &syncBuf{}
-	next.Stdout, next.Stderr = out, out
-	if err := next.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { next.Process.Kill(); next.Wait() }()
-	exited := make(chan error, 1)
-	go func() { exited <- old.cmd.Wait() }()
-	select {
-	case <-exited:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("old process did not exit after the upgrade:\n%s\nnew:\n%s", old.out.String(), out.String())
-	}
+	_, out := upgrade(t, old, "run", "-c", cfg, "--upgrade")
 	resp, err := http.Get("http://" + addr + "/")
 	if err != nil {
 		t.Fatalf("after the upgrade: %v\n%s", err, out.String())
@@ -325,6 +297,29 @@ func TestUpgradeThroughTheDefaultSocket(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("after the upgrade: %d", resp.StatusCode)
 	}
+}
+
+// upgrade starts a new process with args, which takes the listeners over
+// from old, and waits until old has exited. The new process is killed when
+// the test ends.
+func upgrade(t *testing.T, old *proc, args ...string) (*exec.Cmd, *syncBuf) {
+	t.Helper()
+	next := exec.Command(binary, args...)
+	next.Env = testEnv(t)
+	out := &syncBuf{}
+	next.Stdout, next.Stderr = out, out
+	if err := next.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { next.Process.Kill(); next.Wait() })
+	exited := make(chan error, 1)
+	go func() { exited <- old.cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("old process did not exit after the upgrade:\n%s\nnew:\n%s", old.out.String(), out.String())
+	}
+	return next, out
 }
 
 func waitSocket(t *testing.T, path string) {
