@@ -114,7 +114,8 @@ func (s *Storage) setDefaults() { s.Memory.Size = 256 << 20 }
 // MemoryStorage is the in-memory cache tier.
 type MemoryStorage struct {
 	// Size is the most bytes of objects held in memory. Default: 256MiB;
-	// 0 turns the memory tier off.
+	// 0 turns the memory tier off. One object may take at most an eighth
+	// of it (32MiB by default): a larger body is not stored in memory.
 	Size Size `yaml:"size"`
 }
 
@@ -124,7 +125,7 @@ type DiskStorage struct {
 	// Default: "", the disk tier is off.
 	Path string `yaml:"path"`
 	// Size is the most bytes of objects kept on disk. Required (positive)
-	// when Path is set.
+	// when Path is set. One object may take at most an eighth of it.
 	Size Size `yaml:"size"`
 }
 
@@ -173,12 +174,14 @@ type Debug struct {
 	// traces in responses off. It is never forwarded upstream.
 	TraceHeader string `yaml:"trace_header"`
 	// TraceFrom are the networks whose clients get a trace by asking;
-	// a single address means a /32 or /128. Default: loopback only
+	// a single address means a /32 or /128. A peer that is one of the
+	// listener's trusted_proxies never qualifies by address: its requests
+	// stand for clients behind it. Default: loopback only
 	// [127.0.0.0/8, ::1]; [] leaves only the token.
 	TraceFrom []netip.Prefix `yaml:"trace_from"`
-	// TraceTokenFile is a file holding a token that, sent as the value
-	// of TraceHeader, gets a trace from any client. Default: "", no
-	// token.
+	// TraceTokenFile is a file holding a token (16 bytes or more) that,
+	// sent as the value of TraceHeader, gets a trace from any client; it
+	// is compared by digest, in constant time. Default: "", no token.
 	TraceTokenFile string `yaml:"trace_token_file"`
 	// TraceTokenEnv names an environment variable holding the token
 	// instead. Default: "". At most one of the two may be set.

@@ -59,9 +59,11 @@ type Rule struct {
 	// UserAgentRegex: the User-Agent matches this RE2 expression
 	// (unanchored). Default: "", any.
 	UserAgentRegex string `yaml:"user_agent_regex"`
-	// JA4 and JA4H: the fingerprint equals one of these, or starts with
-	// one that ends in "*" ("t13d*"). Default: any.
-	JA4  []string `yaml:"ja4"`
+	// JA4: the TLS fingerprint equals one of these, or starts with one
+	// that ends in "*" ("t13d*"). Default: any.
+	JA4 []string `yaml:"ja4"`
+	// JA4H: the HTTP fingerprint equals one of these, or starts with one
+	// that ends in "*". Default: any.
 	JA4H []string `yaml:"ja4h"`
 	// PathPrefixes: the path starts with one of these. Default: any.
 	PathPrefixes []string `yaml:"path_prefixes"`

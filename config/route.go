@@ -10,8 +10,9 @@ import (
 // Route says how a set of requests is handled. Routes are tried in order and
 // the first whose Match fits handles the request.
 type Route struct {
-	// Name identifies the route in logs, metrics and traces. Default:
-	// "route<i>" where i is its index. Names must be unique.
+	// Name identifies the route in logs, metrics and traces; without one
+	// a route is named "route<i>", where i is its index. Names must be
+	// unique.
 	Name string `yaml:"name"`
 	// Match selects the requests; an empty Match matches every request.
 	Match Match `yaml:"match"`
@@ -138,7 +139,8 @@ type Cache struct {
 	// Default: [GET, HEAD].
 	Methods []string `yaml:"methods"`
 	// MaxObjectSize is the largest response body stored, in bytes.
-	// Default: 0, the store's own limit.
+	// Default: 0, the store's own limit (an eighth of a tier's size,
+	// see storage.memory.size).
 	MaxObjectSize Size `yaml:"max_object_size"`
 	// LockTimeout is how long a request waits for another one fetching
 	// the same object (request collapsing) before going to the origin
