@@ -93,14 +93,15 @@ func foMetric(t *testing.T, e *edge, name, server string) float64 {
 // foUpstream is an upstream's part of GET /stats.
 type foUpstream struct {
 	Servers map[string]struct {
-		Inflight  int64
-		Healthy   bool
-		Ejected   bool
-		Ejections uint64
+		Inflight  int64  `json:"in_flight"`
+		Healthy   bool   `json:"healthy"`
+		Ejected   bool   `json:"ejected"`
+		Ejections uint64 `json:"ejections"`
 	} `json:"servers"`
 	Circuit struct {
-		Active, Pending int64
-		CircuitOpen     uint64
+		Active      int64  `json:"active"`
+		Pending     int64  `json:"pending"`
+		CircuitOpen uint64 `json:"circuit_open"`
 	} `json:"circuit"`
 }
 

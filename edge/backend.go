@@ -552,14 +552,13 @@ func (b *backend) metrics(name string) []metrics.Server {
 	return out
 }
 
-func (b *backend) stats() map[string]any {
-	servers := map[string]any{}
+func (b *backend) stats() upstreamStats {
+	out := upstreamStats{Servers: map[string]serverStats{}, Circuit: newCircuitStats(b.b.Counters())}
 	for _, st := range b.b.Stats(nil) {
-		servers[st.Addr] = st
+		out.Servers[st.Addr] = newServerStats(st)
 	}
-	out := map[string]any{"servers": servers, "circuit": b.b.Counters()}
 	if b.pool != nil {
-		out["connections"] = b.pool.Totals()
+		out.Connections = newPoolStats(b.pool.Totals())
 	}
 	return out
 }

@@ -132,7 +132,7 @@ func (l *cacheLayer) stats() map[string]any {
 	st := l.store.Stats()
 	cs := l.c.Stats()
 	return map[string]any{
-		"objects": st.Objects, "bytes": st.Bytes, "capacity": st.Capacity, "evictions": st.Evictions,
+		"objects": st.Objects, "bytes": st.Bytes, "capacity_bytes": st.Capacity, "evictions": st.Evictions,
 		"hits": cs.Hits.Load(), "misses": cs.Misses.Load(), "stale_served": cs.StaleServed.Load(),
 		"collapsed": cs.Collapsed.Load(), "stored": cs.Stored.Load(), "purged": cs.Purged.Load(),
 	}

@@ -270,7 +270,7 @@ func (s *Shared) Retain(cfg *config.Config) {
 func (s *Shared) Stats() map[string]any {
 	out := map[string]any{}
 	s.mu.Lock()
-	ups := map[string]any{}
+	ups := map[string]upstreamStats{}
 	for name, b := range s.backends {
 		ups[name] = b.stats()
 	}

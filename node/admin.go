@@ -26,7 +26,7 @@ import (
 //	GET  /healthz   the process is up
 //	GET  /readyz    the node serves traffic (503 while draining)
 //	GET  /metrics   Prometheus metrics
-//	GET  /stats     JSON: connections, cache, upstreams, purges
+//	GET  /stats     JSON: connections, cache, upstreams, purges (snake_case keys, units in the names)
 //	GET  /version   the build version
 //	POST /reload    re-read the config file (or the config in the body)
 //	POST /purge     {"urls": [...], "keys": [...], "all": false, "soft": false}

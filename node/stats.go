@@ -9,7 +9,7 @@ import (
 // Stats is the node's state as GET /stats shows it.
 type Stats struct {
 	Version     string         `json:"version"`
-	Uptime      string         `json:"uptime"`
+	Uptime      float64        `json:"uptime_seconds"`
 	Fingerprint string         `json:"config_fingerprint"`
 	Connections int64          `json:"connections"`
 	Rejected    int64          `json:"rejected_requests"`
@@ -21,7 +21,7 @@ func (n *Node) Stats() Stats {
 	cfg := n.Config()
 	return Stats{
 		Version:     Version,
-		Uptime:      time.Since(n.started).Round(time.Second).String(),
+		Uptime:      time.Since(n.started).Seconds(),
 		Fingerprint: cfg.Fingerprint()[:12],
 		Connections: n.srv.Conns(),
 		Rejected:    n.srv.Rejected.Load(),
