@@ -127,7 +127,13 @@ func (a *adminServer) stats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, a.n.Stats())
 }
 
-// reload re-reads the config file, or takes a config from the body.
+// noFileToReload answers a reload without a body on a node whose config
+// came from no file.
+const noFileToReload = "no config file to reload: this node did not start from one (the built-in demo, " +
+	"or a config built in Go); start outpost with \"outpost run -c FILE\", or send a config in the body"
+
+// reload re-reads the config file, or takes a config from the body. A
+// node started without a file (the demo) has nothing to re-read: 409.
 func (a *adminServer) reload(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxReloadBody))
 	var tooLarge *http.MaxBytesError
@@ -147,7 +153,8 @@ func (a *adminServer) reload(w http.ResponseWriter, r *http.Request) {
 	} else if file := a.n.Config().File; file != "" {
 		err = a.n.ReloadFile(file)
 	} else {
-		err = errors.New("no config file to reload: send the config in the body")
+		writeJSON(w, http.StatusConflict, map[string]string{"error": noFileToReload})
+		return
 	}
 	if err != nil {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})

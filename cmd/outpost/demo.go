@@ -37,6 +37,12 @@ log:
   access: stdout
 `
 
+// parseDemoConfig returns the demo's config in front of the origin at
+// addr. It names no file: there is none to reload.
+func parseDemoConfig(origin net.Addr) (*config.Config, error) {
+	return config.Parse("", []byte(fmt.Sprintf(demoConfig, origin)))
+}
+
 // runDemo runs the built-in package index origin and the edge in front of it.
 func runDemo() error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,7 +52,7 @@ func runDemo() error {
 	origin := &http.Server{Handler: demo.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go origin.Serve(l)
 	defer origin.Close()
-	cfg, err := config.Parse("demo", []byte(fmt.Sprintf(demoConfig, l.Addr())))
+	cfg, err := parseDemoConfig(l.Addr())
 	if err != nil {
 		return err
 	}
