@@ -388,7 +388,7 @@ func yamlError(filename string, err error) *Error {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &Error{File: filename, Line: line, Reason: m[2]}
+		return &Error{File: filename, Line: yamlErrorLine(line, m[2]), Reason: m[2]}
 	}
 	return &Error{File: filename, Reason: "bad YAML: " + msg}
 }

@@ -81,7 +81,7 @@ var badConfigs = []struct {
 		`bad.yaml:1: expected a mapping at the top level, got a list`},
 	{"YAML syntax error",
 		"log:\n  level: [info\n",
-		`bad.yaml:1: did not find expected ',' or ']'`},
+		`bad.yaml:2: did not find expected ',' or ']'`},
 	{"two documents",
 		"log: {level: info}\n---\nlog: {level: debug}\n",
 		`bad.yaml:2: only one YAML document is allowed`},
