@@ -235,12 +235,14 @@ func (w *referenceWriter) entry(key string, v reflect.Value, text string) {
 	switch {
 	case isScalar(t):
 		w.add(key, typeName(t), code(format(v)), text)
-	case t.Kind() == reflect.Pointer && v.IsNil():
+	case t.Kind() == reflect.Pointer && !v.IsNil():
+		w.entry(key, v.Elem(), text)
+	case t.Kind() == reflect.Pointer && isScalar(t.Elem()):
+		w.add(key, typeName(t.Elem()), "unset", text)
+	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
 		elem := elemDefaults(t)
 		w.add(key, "mapping", "unset", w.withTypeDoc(text, elem.Type()))
 		w.walk(elem, key)
-	case t.Kind() == reflect.Pointer:
-		w.entry(key, v.Elem(), text)
 	case t.Kind() == reflect.Struct:
 		w.add(key, "mapping", "", w.withTypeDoc(text, t))
 		w.walk(v, key)
@@ -250,7 +252,7 @@ func (w *referenceWriter) entry(key string, v reflect.Value, text string) {
 			kind = "map"
 		}
 		w.add(key, kind+" of "+typeName(t.Elem())+"s", code(format(v)), text)
-	case t.Kind() == reflect.Slice:
+	case t.Kind() == reflect.Slice && isStruct(t.Elem()):
 		elem := elemDefaults(t.Elem())
 		def := code("[]")
 		switch v.Len() {
@@ -262,7 +264,7 @@ func (w *referenceWriter) entry(key string, v reflect.Value, text string) {
 		}
 		w.add(key, "list of mappings", def, w.withTypeDoc(text, elem.Type()))
 		w.walk(elem, key+"[]")
-	case t.Kind() == reflect.Map:
+	case t.Kind() == reflect.Map && isStruct(t.Elem()):
 		elem := elemDefaults(t.Elem())
 		w.add(key, "map of mappings", code(format(v)), w.withTypeDoc(text, elem.Type()))
 		w.walk(elem, key+".NAME")
@@ -285,6 +287,14 @@ func elemDefaults(t reflect.Type) reflect.Value {
 		v = v.Elem()
 	}
 	return v
+}
+
+// isStruct reports whether t is a struct or a pointer to one.
+func isStruct(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct
 }
 
 // isScalar reports whether the decoder reads a t from one YAML scalar.
