@@ -268,7 +268,7 @@ func storedHeaders(src *httphead.Header, d *cachecontrol.Directives, pol *Policy
 			}
 			return true
 		}
-		for _, f := range [...]string{"Age", "Content-Length", "Content-Range", "Cache-Status"} {
+		for _, f := range [...]string{"Age", "Content-Length", "Cache-Status"} {
 			if httphead.EqualFold(name, f) {
 				return true
 			}

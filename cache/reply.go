@@ -203,14 +203,14 @@ func (r *Reply) serveObject(req *httphead.Request, obj storage.Object, m *meta) 
 			case ok && s < 0:
 				r.head.Status = 416
 				r.scratch = strconv.AppendInt(append(r.scratch[:0], "bytes */"...), size, 10)
-				r.head.Header.Add(contentRangeField, r.scratch)
+				r.setContentRange()
 				r.head.ContentLength = 0
 				return
 			case ok:
 				r.head.Status = 206
 				start, end = s, e+1
 				r.scratch = appendContentRange(r.scratch[:0], s, e, size)
-				r.head.Header.Add(contentRangeField, r.scratch)
+				r.setContentRange()
 			}
 		}
 	}
@@ -227,6 +227,14 @@ func (r *Reply) serveObject(req *httphead.Request, obj storage.Object, m *meta) 
 }
 
 var contentRangeField = []byte("Content-Range")
+
+// setContentRange puts r.scratch in the reply's one Content-Range field: a
+// stored 200 may carry the origin's own, which the 206 or 416 the cache
+// makes from it replaces.
+func (r *Reply) setContentRange() {
+	r.head.Header.Del("Content-Range")
+	r.head.Header.Add(contentRangeField, r.scratch)
+}
 
 func appendContentRange(b []byte, start, end, size int64) []byte {
 	b = append(b, "bytes "...)

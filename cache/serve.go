@@ -337,7 +337,7 @@ func (r *Reply) streamFill(m *meta, f *fill, ctx context.Context) bool {
 			case ok && s < 0:
 				r.head.Status = 416
 				r.scratch = strconv.AppendInt(append(r.scratch[:0], "bytes */"...), f.size, 10)
-				r.head.Header.Add(contentRangeField, r.scratch)
+				r.setContentRange()
 				r.head.ContentLength = 0
 				return true
 			case ok:
@@ -345,7 +345,7 @@ func (r *Reply) streamFill(m *meta, f *fill, ctx context.Context) bool {
 				start, end = s, e+1
 				r.head.ContentLength = e + 1 - s
 				r.scratch = appendContentRange(r.scratch[:0], s, e, f.size)
-				r.head.Header.Add(contentRangeField, r.scratch)
+				r.setContentRange()
 			}
 		}
 	}
