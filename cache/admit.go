@@ -86,6 +86,7 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 		c.settleRelay(f)
 		m.headers, m.edge = storedHeaders(&resp.Header, &d, j.pol)
 		c.startFill(r, f, &m, j.key, size, relayOnly{}, body)
+		r.addOwnFields(&resp.Header, &d, j.pol)
 		r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, detail: reason})
 		c.closeStale(j)
 		r.Status, r.Reason = StatusMiss, reason
@@ -125,6 +126,8 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	}
 	f.metaB = metaB
 	c.startFill(r, f, &m, objKey, size, w, body)
+	r.addOwnFields(&resp.Header, &d, j.pol)
+	traceSetCookie(j, &resp.Header)
 	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, stored: true, ttl: ttl - age.Truncate(time.Second), hasTTL: true})
 	c.closeStale(j)
 	r.Status, r.Reason = j.status, j.reason
@@ -238,6 +241,8 @@ func (c *Cache) revalidated(r *Reply, f *fill, resp *httphead.Response, reqTime,
 	r.setStoredHead(&m)
 	r.serveObject(j.req, e.obj, &m)
 	e.obj = nil
+	r.addOwnFields(&resp.Header, &d, j.pol)
+	traceSetCookie(j, &resp.Header)
 	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: 304, ttl: m.lifetime - age.Truncate(time.Second), hasTTL: true})
 	r.Status, r.Reason = StatusRevalidated, j.reason
 	return r, nil
@@ -255,8 +260,9 @@ func skipOn304(name []byte) bool {
 
 // storedHeaders returns the header block to store for a response: without
 // hop-by-hop and framing fields, Age (recomputed on every hit), the
-// surrogate fields, and the fields named by private= and no-cache=; and
-// apart, the edge-targeted fields.
+// surrogate fields, and the withheld ones (private= and no-cache= fields,
+// Set-Cookie unless the route stores it); and apart, the edge-targeted
+// fields.
 func storedHeaders(src *httphead.Header, d *cachecontrol.Directives, pol *Policy) (block, edge []byte) {
 	var h httphead.Header
 	h.CopyFrom(src)
@@ -273,8 +279,7 @@ func storedHeaders(src *httphead.Header, d *cachecontrol.Directives, pol *Policy
 				return true
 			}
 		}
-		return (d.Has(cachecontrol.PrivateFields) && httphead.ListHas(d.PrivateFields, b2s(name))) ||
-			(d.Has(cachecontrol.NoCacheFields) && httphead.ListHas(d.NoCacheFields, b2s(name)))
+		return withheld(name, d, pol)
 	})
 	return h.AppendTo(nil), edge
 }

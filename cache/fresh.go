@@ -99,7 +99,7 @@ func storable(req *httphead.Request, rq *cachecontrol.Directives, resp *httphead
 		return ReasonAuthorization
 	case resp.Header.HasToken("Vary", "*"):
 		return ReasonVaryStar
-	case !pol.StoreSetCookie && resp.Header.Has("Set-Cookie"):
+	case setCookieBlocks(&resp.Header, d, pol):
 		return ReasonSetCookie
 	case pol.MaxObjectSize > 0 && resp.ContentLength > pol.MaxObjectSize:
 		return ReasonTooLarge

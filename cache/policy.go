@@ -49,10 +49,10 @@ type Policy struct {
 	// client accepts, so that equivalent Accept-Encoding values share one
 	// stored variant.
 	KeepAcceptEncoding bool
-	// StoreSetCookie allows storing responses that carry Set-Cookie, which
-	// are otherwise passed (a shared cache must not hand one client's
-	// cookie to another).
-	StoreSetCookie bool
+	// SetCookie says what becomes of a response with Set-Cookie: passed
+	// unstored (the zero value), stored without the field, or stored as
+	// it is (see SetCookieMode).
+	SetCookie SetCookieMode
 }
 
 // QueryMode chooses which query parameters enter the cache key.

@@ -154,11 +154,20 @@ type Cache struct {
 	// cache obeys before Cache-Control. Default: "CDN-Cache-Control";
 	// "" obeys none.
 	TargetedField string `yaml:"targeted_field"`
+	// SetCookie is what becomes of a response with Set-Cookie: pass
+	// (relayed, not stored; the key then skips the cache for
+	// hit_for_pass_ttl), strip (stored without its Set-Cookie fields: the
+	// client whose request fetched it gets them, hits never do) or store
+	// (stored as it is: every client gets the cookie). An origin's
+	// private="Set-Cookie" or no-cache="Set-Cookie" stores the response
+	// without the field under pass too. Default: pass, as Varnish and
+	// Fastly do, since a cookie is one user's state.
+	SetCookie string `yaml:"set_cookie"`
 }
 
 func (c *Cache) setDefaults() {
 	*c = Cache{Enabled: true, Methods: []string{"GET", "HEAD"}, LockTimeout: 5 * time.Second,
-		HitForPassTTL: 30 * time.Second, TargetedField: "CDN-Cache-Control"}
+		HitForPassTTL: 30 * time.Second, TargetedField: "CDN-Cache-Control", SetCookie: "pass"}
 	c.Key.setDefaults()
 }
 

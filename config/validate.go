@@ -125,6 +125,7 @@ func (u *Upstream) fillZero() {
 
 func (r *Route) fillZero() {
 	setZero(&r.Cache.Key.Query, QueryAll)
+	setZero(&r.Cache.SetCookie, "pass")
 	for i := range r.RateLimits {
 		setZero(&r.RateLimits[i].Key, KeySource{Kind: KeyClientIP})
 		setZero(&r.RateLimits[i].Action, LimitReject)
@@ -755,6 +756,7 @@ func (k *checker) cache(key string, c *Cache) {
 	}
 	k.headerList(key+".key.headers", c.Key.Headers)
 	k.headerName(key+".targeted_field", c.TargetedField, true)
+	k.oneOf(key+".set_cookie", c.SetCookie, "pass", "strip", "store")
 }
 
 func (k *checker) rateLimit(key string, r *RateLimit) {

@@ -45,6 +45,7 @@ func policyOf(c *config.Cache) cache.Policy {
 		TargetedField:        c.TargetedField,
 		LockTimeout:          c.LockTimeout,
 		HitForPassTTL:        c.HitForPassTTL,
+		SetCookie:            setCookieModes[c.SetCookie],
 		Key: cache.KeySpec{
 			IgnoreScheme: !c.Key.Scheme,
 			IgnoreHost:   !c.Key.Host,
@@ -60,6 +61,11 @@ func policyOf(c *config.Cache) cache.Policy {
 		sort.Strings(p.Key.QueryParams)
 	}
 	return p
+}
+
+// setCookieModes maps routes[].cache.set_cookie (validated by config).
+var setCookieModes = map[string]cache.SetCookieMode{
+	"pass": cache.SetCookiePass, "strip": cache.SetCookieStrip, "store": cache.SetCookieStore,
 }
 
 func newCacheLayer(store storage.Store, cfg *config.Config, log *slog.Logger) *cacheLayer {
