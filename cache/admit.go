@@ -109,6 +109,9 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 			m.lifetime = min(m.lifetime, m.initialAge)
 		}
 		objKey = string(appendVariant([]byte(j.key), f.epoch, vary, &j.req.Header, !j.pol.KeepAcceptEncoding))
+		if j.tr != nil {
+			j.tr.Add("cache-variant", variantDetail(objKey, j.key))
+		}
 	}
 	metaB := m.encode(nil)
 	w, err := c.create(objKey, metaB, size, j.gen)

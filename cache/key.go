@@ -95,17 +95,14 @@ const variantSep = "\x00v"
 // appendVariant appends the secondary key of a response that varies on
 // the fields listed in vary (the Vary values joined by commas): the marker's
 // epoch, so variants of a replaced marker are never found again, then each
-// field's request values. With normAE, Accept-Encoding enters as the one
-// coding the cache asks origins for (see acceptEncoding).
+// field's request values, normalised (see appendVaried). With normAE,
+// Accept-Encoding enters as the one coding the cache asks origins for (see
+// acceptEncoding).
 func appendVariant(dst []byte, epoch uint64, vary []byte, h *httphead.Header, normAE bool) []byte {
 	dst = append(dst, variantSep...)
 	dst = binary.LittleEndian.AppendUint64(dst, epoch)
 	forEachToken(vary, func(name []byte) {
-		if normAE && httphead.EqualFold(name, "Accept-Encoding") {
-			dst = append(append(dst, "\x00accept-encoding="...), acceptEncoding(h)...)
-			return
-		}
-		dst = appendField(dst, h, b2s(name))
+		dst = appendVaried(dst, h, name, normAE)
 	})
 	return dst
 }

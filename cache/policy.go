@@ -44,7 +44,8 @@ type Policy struct {
 	// means 10s, negative disables it.
 	HitForPassTTL time.Duration
 	// KeepAcceptEncoding sends the client's Accept-Encoding to the origin
-	// as it is and keys variants on it verbatim. By default (false) a fill
+	// as it is and keys variants on its normal form (members sorted, case
+	// and whitespace folded: see appendVaried). By default (false) a fill
 	// asks the origin for "br", else "gzip", else no coding, whichever the
 	// client accepts, so that equivalent Accept-Encoding values share one
 	// stored variant.
