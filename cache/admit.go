@@ -125,13 +125,18 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	c.clearHitForPass(j.key)
 	if j.tr != nil {
 		j.tr.Add("cache-ttl", strconv.FormatInt(int64(ttl/time.Second), 10)+"s from "+src)
-		j.tr.Add("cache-store", "stored")
+		j.tr.Add("cache-store", "storing")
 	}
 	f.metaB = metaB
 	c.startFill(r, f, &m, objKey, size, w, body)
 	r.addOwnFields(&resp.Header, &d, j.pol)
 	traceSetCookie(j, &resp.Header)
-	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, stored: true, ttl: ttl - age.Truncate(time.Second), hasTTL: true})
+	// The head goes out before the body is in: it says stored only for a
+	// fill already committed (an empty body), and the trace says what
+	// became of the others when the reply is closed (see Reply.Close).
+	stored := f.committed()
+	j.stores = f
+	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, stored: stored, ttl: ttl - age.Truncate(time.Second), hasTTL: true})
 	c.closeStale(j)
 	r.Status, r.Reason = j.status, j.reason
 	return r, nil
@@ -148,6 +153,10 @@ func (c *Cache) startFill(r *Reply, f *fill, m *meta, objKey string, size int64,
 	r.streamFill(m, f, r.j.origin) // attaches before the copier starts: cannot fail
 	f.decide(outcomeStreaming, ReasonNone, nil)
 	maxSize := r.j.pol.MaxObjectSize // r is the client's and may be gone when the copier runs
+	if size == 0 {
+		c.copyBody(f, body, maxSize) // nothing to wait for: committed before the head goes out
+		return
+	}
 	c.background(func() { c.copyBody(f, body, maxSize) })
 }
 

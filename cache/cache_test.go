@@ -12,7 +12,7 @@ func TestMissThenHit(t *testing.T) {
 	if r1.status != 200 || r1.body != "hello" || r1.code != StatusMiss {
 		t.Fatalf("first: %+v", r1)
 	}
-	if got := r1.get("Cache-Status"); got != "Outpost; fwd=uri-miss; fwd-status=200; ttl=60; stored" {
+	if got := r1.get("Cache-Status"); got != "Outpost; fwd=uri-miss; fwd-status=200; ttl=60" {
 		t.Errorf("miss Cache-Status = %q", got)
 	}
 	e.clock.Advance(10 * time.Second)

@@ -40,6 +40,6 @@ func ExampleCache_Serve() {
 		rep.Close()
 	}
 	// Output:
-	// miss hello | Outpost; fwd=uri-miss; fwd-status=200; ttl=3600; stored
+	// miss hello | Outpost; fwd=uri-miss; fwd-status=200; ttl=3600
 	// hit hello | Outpost; hit; ttl=3600
 }

@@ -54,6 +54,7 @@ type fill struct {
 	mu       sync.Mutex
 	done     bool
 	fillErr  error
+	end      string        // once done: "stored", or why not (for the trace)
 	progress chan struct{} // closed and replaced when bytes arrive or the fill ends
 	readers  []*fillReader // attached readers
 	pending  int           // waiters not yet attached nor gone: a spilled window keeps its start for them
@@ -283,12 +284,23 @@ func (c *Cache) endFill(f *fill, err error) {
 		delete(c.fills, f.key)
 	}
 	c.mu.Unlock()
+	_, relay := f.w.(relayOnly)
+	end := "stored"
+	switch {
+	case relay:
+		end = "not stored: relayed"
+	case err != nil:
+		end = "not stored: body aborted"
+	case spilled:
+		end = "not stored: too large or the store failed"
+	case notStored != nil:
+		end = "not stored: the store refused it"
+	}
 	f.mu.Lock()
-	f.done, f.fillErr = true, err
+	f.done, f.fillErr, f.end = true, err, end
 	f.abortUnfollowed()
 	close(f.progress)
 	f.mu.Unlock()
-	_, relay := f.w.(relayOnly)
 	switch {
 	case relay:
 	case err != nil || spilled || notStored != nil:
@@ -297,6 +309,20 @@ func (c *Cache) endFill(f *fill, err error) {
 	default:
 		c.stats.Stored.Add(1)
 	}
+}
+
+// result reports whether the fill has ended and, if so, what became of
+// the object: "stored" once it is in the cache, else why not.
+func (f *fill) result() (done bool, end string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done, f.end
+}
+
+// committed reports whether the object is in the cache.
+func (f *fill) committed() bool {
+	done, end := f.result()
+	return done && end == "stored"
 }
 
 func (f *fill) notify() {

@@ -66,6 +66,11 @@ func (r *Reply) Close() error {
 	if r.fill != nil {
 		r.fill.detach(&r.fr)
 	}
+	if r.j.stores != nil && r.j.tr != nil {
+		if done, end := r.j.stores.result(); done {
+			r.j.tr.Add("cache-store", end)
+		}
+	}
 	if r.origin.rc != nil {
 		if cerr := r.origin.rc.Close(); err == nil {
 			err = cerr
@@ -92,13 +97,28 @@ type cacheStatus struct {
 	fwdStatus int
 	ttl       time.Duration // remaining freshness: lifetime minus the whole seconds of Age
 	hasTTL    bool
-	stored    bool
-	collapsed bool
+	stored    bool // the response is in the cache (RFC 9211 section 2.5)
 	detail    Reason
 }
 
-// finishHead adds Age and Cache-Status to the reply's head.
+// collapse says how a request that waited on another's fetch ended.
+type collapse uint8
+
+const (
+	collapseNone      collapse = iota // it waited on no fetch
+	collapseReused                    // the fetch's response served it: "collapsed"
+	collapseRefetched                 // it had to ask the origin itself: "collapsed=?0"
+)
+
+// finishHead adds Age and Cache-Status to the reply's head. A request that
+// waited on another's fetch says whether it was served by it (RFC 9211
+// section 2.6, which needs fwd): one served from the object a collapsed
+// revalidation refreshed is not a hit, but the reuse of a forward that
+// got a 304.
 func (r *Reply) finishHead(age time.Duration, cs cacheStatus) {
+	if r.j.collapsed != collapseNone && cs.hit {
+		cs.hit, cs.fwd, cs.fwdStatus = false, r.j.fwd, 304
+	}
 	h := &r.head.Header
 	r.scratch = strconv.AppendInt(r.scratch[:0], int64(age/time.Second), 10)
 	h.Add(ageField, r.scratch)
@@ -121,8 +141,11 @@ func (r *Reply) finishHead(age time.Duration, cs cacheStatus) {
 	if cs.stored {
 		b = append(b, "; stored"...)
 	}
-	if cs.collapsed {
+	switch r.j.collapsed {
+	case collapseReused:
 		b = append(b, "; collapsed"...)
+	case collapseRefetched:
+		b = append(b, "; collapsed=?0"...)
 	}
 	if cs.detail != ReasonNone {
 		b = append(b, "; detail="...)

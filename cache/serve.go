@@ -26,6 +26,10 @@ type job struct {
 	fwd    string // Cache-Status fwd value if the request goes to the origin
 	status Status // reply status if it does
 	reason Reason
+	// collapsed says whether the request waited on another's fetch, and
+	// whether that fetch's response served it (RFC 9211 section 2.6).
+	collapsed collapse
+	stores    *fill // the fill this request leads and stores, for the trace at Close
 }
 
 // entry is a stored object looked up for a request.
@@ -240,6 +244,9 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 	j := &r.j
 	c.mu.Lock()
 	f := c.fills[j.key]
+	if f == nil && retried {
+		j.collapsed = collapseRefetched // the object refreshed for it was not enough
+	}
 	switch {
 	case f == nil && j.rq.Has(cachecontrol.NoStore):
 		// Nothing it fetches may be stored, so no one can share it.
@@ -256,6 +263,7 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 	c.stats.Collapsed.Add(1)
 	t := time.NewTimer(j.pol.lockTimeout())
 	defer t.Stop()
+	j.collapsed = collapseRefetched // unless the fetch waited on serves it, below
 	select {
 	case <-f.decided:
 	case <-t.C:
@@ -274,6 +282,7 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 	case outcomeUpdated:
 		if !retried {
 			c.closeStale(j)
+			j.collapsed = collapseReused // if the refreshed object is fresh enough for it
 			return c.serveKey(r, true)
 		}
 	case outcomeFailed:
@@ -312,7 +321,8 @@ func (c *Cache) join(r *Reply, f *fill) (*Reply, error) {
 	case !attached:
 		return c.forward(r, StatusPass, ReasonTooLarge, "bypass")
 	}
-	r.finishHead(m.age(c.now()), cacheStatus{fwd: j.fwd, collapsed: true})
+	j.collapsed = collapseReused
+	r.finishHead(m.age(c.now()), cacheStatus{fwd: j.fwd, fwdStatus: m.status, stored: f.committed()})
 	r.Status = StatusCollapsed
 	return r, nil
 }
