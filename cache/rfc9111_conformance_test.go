@@ -138,7 +138,7 @@ var conformanceRows = []conformanceRow{
 	// A reading, not the letter: s-maxage implies proxy-revalidate, yet an
 	// origin that sends stale-if-error beside it (a common CDN idiom) gives
 	// explicit permission for this response (RFC 5861 section 4), which
-	// Outpost follows. See the README's list of deviations.
+	// Outpost follows (README, "Caching").
 	{sec: "5861 4, 9111 5.2.2.10", name: "s-maxage with the origin's own stale-if-error: the stale response", resp: []string{"Cache-Control: s-maxage=10, stale-if-error=300"},
 		then: thenDown, stored: true, wait: time.Minute, want: serveStale},
 	{sec: "9111 5.2.2.2, 3.5", name: "must-revalidate allows storing with Authorization", resp: []string{"Cache-Control: max-age=60, must-revalidate"},

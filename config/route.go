@@ -161,7 +161,7 @@ type Cache struct {
 	// (stored as it is: every client gets the cookie). An origin's
 	// private="Set-Cookie" or no-cache="Set-Cookie" stores the response
 	// without the field under pass too. Default: pass, as Varnish and
-	// Fastly do, since a cookie is one user's state.
+	// Fastly do, since a cookie is one user's state (SECURITY.md).
 	SetCookie string `yaml:"set_cookie"`
 }
 
