@@ -117,6 +117,30 @@ func TestRFC9211CollapsedWaiters(t *testing.T) {
 	})
 }
 
+// TestCollapsedWaitersOfAFailedFetchServedStale: when the fetch they waited
+// on fails, waiters served the stale object say so as any stale-if-error
+// response does: not collapsed (nothing of the fetch was reused) and not a
+// 304 they never saw.
+func TestCollapsedWaitersOfAFailedFetchServedStale(t *testing.T) {
+	e := newEnv(t)
+	release := make(chan struct{})
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		if n == 1 {
+			return answer{headers: []string{"Cache-Control: max-age=10, stale-if-error=3600"}, body: "b"}
+		}
+		<-release
+		return answer{err: errOriginDown}
+	})
+	e.get(o, "/f")
+	e.waitFills()
+	e.clock.Advance(time.Minute)
+	for _, r := range e.wave(o, release, "/f", 5) {
+		if cs := r.get("Cache-Status"); cs != "Outpost; hit; ttl=-50; detail=origin-error" || r.body != "b" {
+			t.Errorf("Cache-Status %q, body %q", cs, r.body)
+		}
+	}
+}
+
 func statuses(rs []result) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {

@@ -116,7 +116,7 @@ const (
 // revalidation refreshed is not a hit, but the reuse of a forward that
 // got a 304.
 func (r *Reply) finishHead(age time.Duration, cs cacheStatus) {
-	if r.j.collapsed != collapseNone && cs.hit {
+	if r.j.collapsed == collapseReused && cs.hit {
 		cs.hit, cs.fwd, cs.fwdStatus = false, r.j.fwd, 304
 	}
 	h := &r.head.Header

@@ -287,6 +287,7 @@ func (c *Cache) collapse(r *Reply, retried bool) (*Reply, error) {
 		}
 	case outcomeFailed:
 		if j.stale != nil && staleOnError(&j.stale.m, c.now()) {
+			j.collapsed = collapseNone // served stale, as without collapsing
 			return c.serveStored(r, j.stale, c.now(), StatusStale, ReasonOriginError), nil
 		}
 		return nil, f.err
