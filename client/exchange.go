@@ -174,7 +174,11 @@ func (c *conn) writeRequest(req *httphead.Request, body io.Reader, length int64)
 		}
 	}
 	c.readTimeout = orDefault(c.t.FirstByteTimeout, 60*time.Second)
-	return c.bw.Flush()
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	c.quickAck()
+	return nil
 }
 
 // originForm returns the target to send: the canonical path and query, or
