@@ -230,6 +230,17 @@ func (c *h1Conn) WriteHead(resp *httphead.Response) error {
 	return err
 }
 
+// WriteInterim sends an interim response (103 Early Hints) at once; the
+// engine never sends one to an HTTP/1.0 client.
+func (c *h1Conn) WriteInterim(resp *httphead.Response) error {
+	c.head = h1.AppendResponseHead(c.head[:0], resp.Status, resp.Reason, &resp.Header)
+	c.armWrite()
+	if _, err := c.bw.Write(c.head); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
 func appendContentLength(b []byte, n int64) []byte {
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, n, 10)
