@@ -205,6 +205,12 @@ func (c *h1Conn) WriteHead(resp *httphead.Response) error {
 		if resp.ContentLength >= 0 && string(c.req.Method) == "HEAD" {
 			c.head = appendContentLength(c.head, resp.ContentLength)
 		}
+	case len(resp.TransferCodings) > 0:
+		// A body still coded as the origin sent it: say so, chunked on
+		// top (the engine sends such a body to HTTP/1.1 clients only).
+		c.chunked = true
+		c.head = append(append(append(c.head, "Transfer-Encoding: "...), resp.TransferCodings...), ", chunked\r\n"...)
+		c.cw.Reset(c.bw)
 	case resp.ContentLength >= 0:
 		c.head = appendContentLength(c.head, resp.ContentLength)
 	case c.req.ProtoMinor >= 1:
