@@ -84,6 +84,8 @@ func storable(req *httphead.Request, rq *cachecontrol.Directives, resp *httphead
 	explicit := d.MaxAge != cachecontrol.Unset || d.SMaxAge != cachecontrol.Unset ||
 		d.Has(cachecontrol.Public) || resp.Header.Has("Expires")
 	switch {
+	case len(resp.TransferCodings) > 0:
+		return ReasonTransferCoded
 	case d.Has(cachecontrol.MustUnderstand) && !understood(status):
 		return ReasonStatus
 	case d.Has(cachecontrol.NoStore) && !(d.Has(cachecontrol.MustUnderstand) && understood(status)):

@@ -194,6 +194,7 @@ func (r *Reply) setOriginHead(resp *httphead.Response, pol *Policy) {
 	})
 	r.head.ContentLength = resp.ContentLength
 	r.head.Chunked = resp.Chunked
+	r.head.SetTransferCodings(resp.TransferCodings)
 }
 
 // bodiless turns the reply into a status without a body (304, 412) that

@@ -337,6 +337,10 @@ func (r *Reply) streamFill(m *meta, f *fill, ctx context.Context) bool {
 	r.head.ContentLength = f.size
 	start, end := int64(0), int64(-1)
 	req := r.j.req
+	if m.status == 200 && preconditionFailed(req, m.headers) {
+		r.bodiless(412)
+		return true
+	}
 	if m.status == 200 && notModified(req, m.headers) {
 		r.head.Status = 304
 		r.head.ContentLength = 0
@@ -447,24 +451,41 @@ func (c *Cache) forward(r *Reply, st Status, reason Reason, fwd string) (*Reply,
 func (r *Reply) relay(resp *httphead.Response, body io.ReadCloser, age time.Duration, cs cacheStatus) {
 	r.setOriginHead(resp, r.j.pol)
 	r.origin = originBody{rc: body, stats: &r.c.stats}
-	switch {
-	case r.clientNotModified(resp):
-		r.bodiless(304)
+	switch status := r.clientPrecondition(resp); {
+	case status != 0:
+		r.bodiless(status)
+		if r.j.tr != nil {
+			r.j.tr.Add("precondition", preconditionNames[status/100-3])
+		}
 	case body != nil && string(r.j.req.Method) != "HEAD":
 		r.Body = &r.origin
 	}
 	r.finishHead(age, cs)
 }
 
-// clientNotModified evaluates the client's own If-None-Match or
-// If-Modified-Since against a 200 the cache relays without storing (the
-// cache fetched without them, to have a body to store): the client gets
-// the 304 its condition asks for on every path (RFC 9110 section 13.2.2).
-func (r *Reply) clientNotModified(resp *httphead.Response) bool {
+// preconditionNames names the answers of clientPrecondition in the trace.
+var preconditionNames = [...]string{"304 not modified", "412 failed"}
+
+// clientPrecondition evaluates the client's own preconditions against a
+// 200 the cache relays without storing (the cache fetched without them,
+// to have a body to store), in the order of RFC 9110 section 13.2.2: 412
+// when If-Match or If-Unmodified-Since fails (sections 13.1.1, 13.1.4),
+// 304 when If-None-Match or If-Modified-Since says the client has it, 0
+// otherwise. Only for GET and HEAD: the origin owns the state an unsafe
+// method changes, and was sent its preconditions to judge.
+func (r *Reply) clientPrecondition(resp *httphead.Response) int {
 	req := r.j.req
-	if resp.Status != 200 || !req.Header.Has("If-None-Match") && !req.Header.Has("If-Modified-Since") {
-		return false
+	if resp.Status != 200 || string(req.Method) != "GET" && string(req.Method) != "HEAD" ||
+		!req.Header.Has("If-Match") && !req.Header.Has("If-Unmodified-Since") &&
+			!req.Header.Has("If-None-Match") && !req.Header.Has("If-Modified-Since") {
+		return 0
 	}
 	r.scratch = resp.Header.AppendTo(r.scratch[:0])
-	return notModified(req, r.scratch)
+	switch {
+	case preconditionFailed(req, r.scratch):
+		return 412
+	case notModified(req, r.scratch):
+		return 304
+	}
+	return 0
 }

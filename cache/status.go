@@ -54,6 +54,7 @@ const (
 	ReasonVaryMismatch          // another variant is being fetched
 	ReasonUnsafe                // an unsafe method; its URI was invalidated on success
 	ReasonOnlyIfCached          // only-if-cached with nothing usable stored
+	ReasonTransferCoded         // the body carries a transfer coding Outpost cannot decode
 )
 
 var reasonNames = [...]string{
@@ -64,7 +65,7 @@ var reasonNames = [...]string{
 	ReasonNoFreshness: "no-freshness", ReasonTooLarge: "too-large", ReasonStoreError: "store-error",
 	ReasonOriginError: "origin-error", ReasonAborted: "aborted", ReasonHitForPass: "hit-for-pass",
 	ReasonLockTimeout: "lock-timeout", ReasonVaryMismatch: "vary-mismatch", ReasonUnsafe: "unsafe-method",
-	ReasonOnlyIfCached: "only-if-cached",
+	ReasonOnlyIfCached: "only-if-cached", ReasonTransferCoded: "transfer-coded",
 }
 
 func (r Reason) String() string {

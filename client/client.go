@@ -167,8 +167,18 @@ func (t *Transport) serverName(addr string) string {
 	return host
 }
 
+// Interim is implemented by a RoundTrip context that takes the interim
+// (1xx) responses an origin sends before its final one: 103 Early Hints,
+// 102 Processing. RoundTrip calls Interim with each but 101, in order, as
+// it arrives; resp and its fields are valid only during the call, which
+// may change them. Interim must not block for long: the exchange waits.
+type Interim interface {
+	Interim(resp *httphead.Response)
+}
+
 // RoundTrip sends req to the origin at addr ("host:port") and reads the
-// response head into resp, skipping 1xx interim responses other than 101.
+// response head into resp. Interim 1xx responses other than 101 go to ctx
+// when it implements Interim, and are skipped otherwise.
 //
 // The caller prepares req's fields (Host, end-to-end fields); RoundTrip
 // replaces the framing fields in req.Header: Content-Length when body is

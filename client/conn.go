@@ -34,7 +34,8 @@ type conn struct {
 	written, read             int64 // bytes moved this exchange
 	aborted                   atomic.Bool
 	reusable                  bool
-	broken                    bool // the request was not fully sent: never reuse
+	broken                    bool    // the request was not fully sent: never reuse
+	interim                   Interim // the context's, when it takes interim responses
 
 	head     []byte
 	target   []byte

@@ -63,6 +63,7 @@ func expectsBody(method []byte) bool {
 // the body ends, so a body read blocked on the origin ends with it.
 func (c *conn) roundTrip(ctx context.Context, req *httphead.Request, body io.Reader, length int64, resp *httphead.Response) (io.ReadCloser, error) {
 	c.reset(body)
+	c.interim, _ = ctx.(Interim)
 	stop := c.watch(ctx)
 	op, err := c.exchange(req, body, length, resp)
 	if err == nil && c.aborted.Load() {
@@ -174,7 +175,11 @@ func (c *conn) writeRequest(req *httphead.Request, body io.Reader, length int64)
 		}
 	}
 	c.readTimeout = orDefault(c.t.FirstByteTimeout, 60*time.Second)
-	return c.bw.Flush()
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	c.quickAck()
+	return nil
 }
 
 // originForm returns the target to send: the canonical path and query, or
@@ -185,8 +190,10 @@ func (c *conn) originForm(req *httphead.Request) []byte {
 	return c.target
 }
 
-// readHead reads the final response head, skipping interim 1xx responses
-// other than 101.
+// readHead reads the final response head. Interim 1xx responses other
+// than 101 go to the exchange's Interim, when its context has one, and are
+// skipped otherwise; resp is reset for each, so the final response keeps
+// none of their fields.
 func (c *conn) readHead(method []byte, resp *httphead.Response) error {
 	for range maxInterim {
 		if err := h1.ReadResponse(c.br, resp, method, c.t.Limits); err != nil {
@@ -194,6 +201,9 @@ func (c *conn) readHead(method []byte, resp *httphead.Response) error {
 		}
 		if resp.Status >= 200 || resp.Status == 101 {
 			return nil
+		}
+		if c.interim != nil {
+			c.interim.Interim(resp)
 		}
 	}
 	return &h1.Error{Status: 502, Reason: "too many interim responses"}
@@ -203,6 +213,7 @@ func (c *conn) readHead(method []byte, resp *httphead.Response) error {
 // 101. An empty body returns the connection to the pool at once. stop ends
 // the watch on ctx; the body calls it when it ends.
 func (c *conn) responseBody(ctx context.Context, req *httphead.Request, resp *httphead.Response, stop func() bool) io.ReadCloser {
+	c.interim = nil // the head is read: no more interim responses
 	c.readTimeout = orDefault(c.t.IdleTimeout, 60*time.Second)
 	c.reusable = !c.broken && !resp.Close && !req.Header.HasToken("Connection", "close")
 	if resp.Status == 101 {

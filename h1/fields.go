@@ -104,13 +104,15 @@ type framing struct {
 	host                    []byte
 	lengthRaw               []byte // first Content-Length value; nil when absent
 	length                  int64
-	te, chunked             bool
+	te, chunked             bool // chunked: the final transfer coding is chunked
+	coded                   bool // a response's body has codings other than chunked
 	close, keepAlive, upgr  bool
 	upgradeField, expect100 bool
 }
 
-// scan reads the framing fields of h. The slices it keeps point into h.
-func (f *framing) scan(h *httphead.Header) *Error {
+// scan reads the framing fields of the head h of a request or, when
+// response is set, of a response. The slices it keeps point into h.
+func (f *framing) scan(h *httphead.Header, response bool) *Error {
 	*f = framing{}
 	var te teState
 	for i := 0; i < h.Len(); i++ {
@@ -139,10 +141,11 @@ func (f *framing) scan(h *httphead.Header) *Error {
 		}
 	}
 	if f.te {
-		if err := te.finish(); err != nil {
+		coded, err := te.finish(response)
+		if err != nil {
 			return err
 		}
-		f.chunked = true
+		f.chunked, f.coded = te.lastChunked, coded
 		if f.lengthRaw != nil {
 			return badRequest("both Content-Length and Transfer-Encoding")
 		}
@@ -168,7 +171,7 @@ func (f *framing) addLength(v []byte) *Error {
 }
 
 // teState checks the Transfer-Encoding list across every field: the only
-// coding Outpost decodes is chunked, and it must come last, exactly once.
+// coding Outpost decodes is chunked, applied at most once.
 type teState struct {
 	codings      int
 	chunkedAt    int // 1-based position of the first chunked; 0 when absent
@@ -202,12 +205,26 @@ func (t *teState) add(v []byte) *Error {
 	}
 }
 
-func (t *teState) finish() *Error {
+// finish judges the whole list (RFC 9112 sections 6.1 and 6.3). A request
+// must end in chunked, or its length cannot be known (400, item 4), and
+// have no other coding, which Outpost cannot decode (501). A response may
+// also end in another coding, its body then running until the connection
+// closes (item 4), or apply codings before chunked: coded reports either,
+// and the body is relayed still coded. Chunked applied twice, or before
+// another coding, is refused in both (it cannot be framed again for the
+// client: section 6.1 lets a message be chunked once).
+func (t *teState) finish(response bool) (coded bool, err *Error) {
 	switch {
-	case t.chunkedAt > 0 && (!t.lastChunked || t.chunkedTwice):
-		return badRequest("chunked is not the final transfer coding")
-	case !t.lastChunked || t.codings > 1:
-		return &Error{Status: 501, Reason: "unsupported transfer coding"}
+	case t.chunkedTwice:
+		return false, badRequest("chunked applied twice")
+	case t.chunkedAt > 0 && !t.lastChunked:
+		return false, badRequest("chunked is not the final transfer coding")
+	case response:
+		return t.codings > 1 || !t.lastChunked, nil
+	case !t.lastChunked:
+		return false, badRequest("request body length unknown: chunked is not the final transfer coding")
+	case t.codings > 1:
+		return false, &Error{Status: 501, Reason: "unsupported transfer coding"}
 	}
-	return nil
+	return false, nil
 }

@@ -140,6 +140,9 @@ func FuzzReadResponse(f *testing.F) {
 		if err := ReadResponse(br, &resp, []byte("GET"), Limits{}); err != nil {
 			return
 		}
+		if len(resp.TransferCodings) > 0 {
+			return // net/http refuses codings it cannot decode; RFC 9112 section 6.3 relays them (TestRFC9112Section6_3*)
+		}
 		std, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), nil)
 		if err != nil {
 			t.Fatalf("we accepted what net/http rejects (%v):\n%q", err, raw)

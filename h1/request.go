@@ -40,7 +40,7 @@ func ReadRequest(br *bufio.Reader, req *httphead.Request, scheme []byte, lim Lim
 		return err
 	}
 	var f framing
-	if e := f.scan(&req.Header); e != nil {
+	if e := f.scan(&req.Header, false); e != nil {
 		return e
 	}
 	host, e := requestHost(req, &f)

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 
 	"github.com/outpost-edge/outpost/httphead"
@@ -76,16 +77,20 @@ func parseStatusLine(line []byte, resp *httphead.Response) error {
 // section 6.3.
 func responseFraming(resp *httphead.Response, reqMethod []byte) error {
 	var f framing
-	if e := f.scan(&resp.Header); e != nil {
+	if e := f.scan(&resp.Header, true); e != nil {
 		return e
 	}
-	if f.chunked && resp.ProtoMinor == 0 {
+	if f.te && resp.ProtoMinor == 0 {
 		return badRequest("Transfer-Encoding in HTTP/1.0")
 	}
 	resp.Close = f.close || (resp.ProtoMinor == 0 && !f.keepAlive)
 	switch {
 	case !httphead.BodyAllowed(reqMethod, resp.Status):
 		resp.ContentLength = 0
+	case f.coded:
+		setCodings(resp)
+		resp.Chunked, resp.ContentLength = f.chunked, -1
+		resp.Close = resp.Close || !f.chunked
 	case f.chunked:
 		resp.Chunked, resp.ContentLength = true, -1
 	case f.lengthRaw != nil:
@@ -94,4 +99,21 @@ func responseFraming(resp *httphead.Response, reqMethod []byte) error {
 		resp.ContentLength, resp.Close = -1, true
 	}
 	return nil
+}
+
+// setCodings records in resp the transfer codings of its body other than a
+// final chunked, as the Transfer-Encoding fields list them.
+func setCodings(resp *httphead.Response) {
+	var list []byte
+	resp.Header.Values("Transfer-Encoding", func(v []byte) bool {
+		if len(list) > 0 {
+			list = append(list, ", "...)
+		}
+		list = append(list, v...)
+		return true
+	})
+	if i := bytes.LastIndexByte(list, ','); i >= 0 && httphead.EqualFold(httphead.TrimOWS(list[i+1:]), "chunked") {
+		list = list[:i]
+	}
+	resp.SetTransferCodings(list)
 }

@@ -55,7 +55,10 @@ func TestReadResponseSetsFraming(t *testing.T) {
 var badResponses = []struct{ name, raw string }{
 	{"content-length and chunked", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"},
 	{"differing content-lengths", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"},
-	{"gzip transfer-coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"},
+	{"chunked before another coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"},
+	{"chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"},
+	{"unknown coding and content-length", "HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\nContent-Length: 3\r\n\r\nabc"},
+	{"unknown coding in HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: foo\r\n\r\n"},
 	{"chunked in HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"},
 	{"HTTP/2 status line", "HTTP/2.0 200 OK\r\n\r\n"},
 	{"two-digit status", "HTTP/1.1 20 OK\r\n\r\n"},
@@ -85,5 +88,39 @@ func TestReadResponseReturnsEOFOnClosedIdleConnection(t *testing.T) {
 	var resp httphead.Response
 	if err := ReadResponse(bufio.NewReader(strings.NewReader("")), &resp, []byte("GET"), Limits{}); err != io.EOF {
 		t.Fatalf("got %v, want io.EOF", err)
+	}
+}
+
+// RFC 9112 section 6.3, item 4: a response whose final transfer coding is
+// not chunked runs until the connection closes; codings before a final
+// chunked are kept for the relay to name (section 6.1). A response
+// without a body has nothing coded.
+func TestRFC9112Section6_3ResponseTransferCodings(t *testing.T) {
+	tests := []struct {
+		name, method, raw, codings, body string
+		chunked                          bool
+	}{
+		{"unknown coding runs to close", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\n\r\n\x01coded\r\n", "foo", "\x01coded\r\n", false},
+		{"two codings", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: foo\r\n\r\nxyz", "gzip, foo", "xyz", false},
+		{"gzip then chunked", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n", "gzip", "xyz", true},
+		{"HEAD response", "HEAD", "HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\n\r\n", "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var resp httphead.Response
+			br := bufio.NewReader(strings.NewReader(tt.raw))
+			if err := ReadResponse(br, &resp, []byte(tt.method), Limits{}); err != nil {
+				t.Fatal(err)
+			}
+			var body BodyReader
+			body.Reset(br, resp.ContentLength, resp.Chunked)
+			b, err := io.ReadAll(&body)
+			if err != nil || string(b) != tt.body || string(resp.TransferCodings) != tt.codings || resp.Chunked != tt.chunked {
+				t.Fatalf("codings %q chunked %v body %q (%v); want %q %v %q", resp.TransferCodings, resp.Chunked, b, err, tt.codings, tt.chunked, tt.body)
+			}
+			if tt.codings != "" && !tt.chunked && !resp.Close {
+				t.Error("a body that runs to the close leaves the connection unusable: Close must be set")
+			}
+		})
 	}
 }

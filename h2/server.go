@@ -255,6 +255,24 @@ func (s *session) WriteHead(resp *httphead.Response) error {
 	return nil
 }
 
+// WriteInterim sends an interim response (103 Early Hints) as a HEADERS
+// frame of its own. x/net/http2 sends the handler's header map with a 1xx,
+// so the map holds the interim fields only for the call: the final
+// response starts from an empty one.
+func (s *session) WriteInterim(resp *httphead.Response) error {
+	h := s.w.Header()
+	for i := 0; i < resp.Header.Len(); i++ {
+		name, value := resp.Header.Field(i)
+		if httphead.IsHopByHop(name) || httphead.EqualFold(name, "Content-Length") {
+			continue
+		}
+		h.Add(string(name), string(value))
+	}
+	s.w.WriteHeader(resp.Status)
+	clear(h)
+	return nil
+}
+
 // Write sends body bytes. A body of unknown length (a stream: gRPC,
 // server-sent events) is flushed at once; a body of known length leaves
 // with the end of the stream, in as few DATA frames as it fits.

@@ -152,15 +152,29 @@ type Response struct {
 	ContentLength int64
 	Chunked       bool
 	Close         bool // the connection closes after this response
+	// TransferCodings lists the transfer codings other than a final
+	// chunked that the body as received still carries ("gzip", or one
+	// Outpost does not know), as Transfer-Encoding named them; empty for
+	// nearly every response. Whoever relays the body must name them in
+	// its own Transfer-Encoding (RFC 9112 section 6.1); the body is not
+	// the representation, so it is never stored.
+	TransferCodings []byte
 
-	reason []byte
+	reason, codings []byte
 }
 
 // Reset clears the response for reuse, keeping its storage.
 func (r *Response) Reset() {
-	reason, hdr := r.reason[:0], r.Header
+	reason, codings, hdr := r.reason[:0], r.codings[:0], r.Header
 	hdr.Reset()
-	*r = Response{reason: reason, Header: hdr}
+	*r = Response{reason: reason, codings: codings, Header: hdr}
+}
+
+// SetTransferCodings copies a list of transfer codings into the
+// response's own storage.
+func (r *Response) SetTransferCodings(b []byte) {
+	r.codings = append(r.codings[:0], b...)
+	r.TransferCodings = r.codings
 }
 
 // SetReason copies the reason phrase into the response's own storage.

@@ -85,6 +85,12 @@ type Ctx struct {
 	wrote   bool
 	idBuf   []byte // request ID, sent upstream as X-Request-Id
 	scratch []byte // formatting space reused across requests
+
+	// Interim responses of detached copies' fetches (interim.go).
+	gate      *interimGate // made by the first Detach
+	gateOpen  bool         // the gate is open for the current request
+	parent    *Ctx         // of a detached copy: the Ctx it was made from
+	parentReq uint64       // of a detached copy: the request it was made for
 }
 
 // ID returns the request ID (also sent upstream as X-Request-Id).
@@ -94,7 +100,9 @@ func (c *Ctx) ID() string { return string(c.idBuf) }
 // for work the cache does in the background (stale-while-revalidate
 // refreshes, fills that clients still wait on after the first one left).
 // The copy has its own request, trace and a context that is not cancelled
-// when the client goes away.
+// when the client goes away. Interim responses its fetches receive reach
+// the request's client until the request sends its response head, and
+// only then (see Interim).
 func (c *Ctx) Detach() *Ctx {
 	d := &Ctx{
 		Context: context.WithoutCancel(c.Context),
@@ -110,6 +118,10 @@ func (c *Ctx) Detach() *Ctx {
 	}
 	copyRequest(d.Request, c.Request)
 	d.Trace.Reset(time.Now())
+	if c.session != nil {
+		c.openGate()
+		d.parent, d.parentReq = c, c.gate.last
+	}
 	return d
 }
 
@@ -156,6 +168,7 @@ func (c *Ctx) Respond(status int, header *httphead.Header, body []byte) error {
 }
 
 func (c *Ctx) writeHead(r *httphead.Response) error {
+	c.closeGate()
 	c.wrote = true
 	c.Status = r.Status
 	return c.session.WriteHead(r)

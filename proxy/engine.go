@@ -149,6 +149,7 @@ func (e *Engine) Serve(base context.Context, s Session, c *Ctx) error {
 	if err != nil {
 		err = e.fail(c, err)
 	}
+	c.closeGate() // when no head was sent: the session is done with
 	if e.logger != nil {
 		e.logger.Log(c, err)
 	}
@@ -279,6 +280,7 @@ func (e *Engine) fail(c *Ctx, err error) error {
 
 // send writes a response and its body to the client.
 func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io.Reader) error {
+	c.closeGate() // the final response is here: its trace includes what went through the gate
 	e.addVia(&resp.Header, resp.ProtoMajor, resp.ProtoMinor)
 	if e.respF != nil {
 		if err := e.respF.Response(c, resp); err != nil {

@@ -111,6 +111,12 @@ func (e *Engine) received(c *Ctx, resp *httphead.Response, body io.ReadCloser) (
 			}
 		}
 		resp.Header.Del("Content-Length")
+		if len(resp.TransferCodings) > 0 {
+			if err := relayCodings(c); err != nil {
+				body.Close()
+				return nil, nil, err
+			}
+		}
 	}
 	if e.upResp != nil {
 		if err := e.upResp.UpstreamResponse(c, resp); err != nil {
@@ -119,6 +125,21 @@ func (e *Engine) received(c *Ctx, resp *httphead.Response, body io.ReadCloser) (
 		}
 	}
 	return resp, body, nil
+}
+
+// relayCodings decides for a body that still carries transfer codings
+// other than chunked, which Outpost cannot decode (RFC 9112 section 6.1):
+// it is relayed coded, and named in the client's Transfer-Encoding before
+// chunked, which only HTTP/1.1 has. HTTP/1.0 forbids the field (section
+// 6.1) and HTTP/2 has no transfer codings (RFC 9113 section 8.2.2): those
+// clients get a 502, not a body they would take for the representation.
+func relayCodings(c *Ctx) error {
+	if c.Request.ProtoMajor == 1 && c.Request.ProtoMinor >= 1 {
+		c.Trace.Add("transfer-coding", "relayed")
+		return nil
+	}
+	c.Trace.Add("transfer-coding", "the client's protocol cannot carry it")
+	return Errorf(502, FromUpstream, "upstream transfer coding the client cannot receive", nil)
 }
 
 func upstreamErr(err error) error {

@@ -25,7 +25,9 @@ type Session interface {
 	// WriteHead sends the status line and headers. The session adds the
 	// framing: resp.ContentLength >= 0 is sent as Content-Length, -1 as a
 	// chunked (or, for HTTP/2, DATA-framed) body. It removes any framing
-	// fields already in resp.Header.
+	// fields already in resp.Header. resp.TransferCodings, when set, are
+	// named in Transfer-Encoding before chunked; the engine sets them
+	// only for HTTP/1.1 clients.
 	WriteHead(resp *httphead.Response) error
 	// Write sends body bytes.
 	Write(p []byte) (int, error)

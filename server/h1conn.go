@@ -205,6 +205,12 @@ func (c *h1Conn) WriteHead(resp *httphead.Response) error {
 		if resp.ContentLength >= 0 && string(c.req.Method) == "HEAD" {
 			c.head = appendContentLength(c.head, resp.ContentLength)
 		}
+	case len(resp.TransferCodings) > 0:
+		// A body still coded as the origin sent it: say so, chunked on
+		// top (the engine sends such a body to HTTP/1.1 clients only).
+		c.chunked = true
+		c.head = append(append(append(c.head, "Transfer-Encoding: "...), resp.TransferCodings...), ", chunked\r\n"...)
+		c.cw.Reset(c.bw)
 	case resp.ContentLength >= 0:
 		c.head = appendContentLength(c.head, resp.ContentLength)
 	case c.req.ProtoMinor >= 1:
@@ -228,6 +234,17 @@ func (c *h1Conn) WriteHead(resp *httphead.Response) error {
 	c.armWrite()
 	_, err := c.bw.Write(c.head)
 	return err
+}
+
+// WriteInterim sends an interim response (103 Early Hints) at once; the
+// engine never sends one to an HTTP/1.0 client.
+func (c *h1Conn) WriteInterim(resp *httphead.Response) error {
+	c.head = h1.AppendResponseHead(c.head[:0], resp.Status, resp.Reason, &resp.Header)
+	c.armWrite()
+	if _, err := c.bw.Write(c.head); err != nil {
+		return err
+	}
+	return c.bw.Flush()
 }
 
 func appendContentLength(b []byte, n int64) []byte {
