@@ -102,9 +102,11 @@ func TestLookupHitDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestWeightIncludesKeyAndOverhead(t *testing.T) {
-	// Room for exactly four objects of 100-byte bodies under 1-byte keys.
-	per := int64(1+len("meta")+100) + ObjectOverhead
+func TestWeightIsAllocationPlusOverhead(t *testing.T) {
+	// Room for exactly four objects of 100-byte bodies under 1-byte keys:
+	// key, metadata and body are one allocation of 105 bytes, which the
+	// allocator rounds up to 112.
+	per := int64(112) + ObjectOverhead
 	s := New(Options{Capacity: 4 * per})
 	for i := range 5 {
 		commit(t, s, fmt.Sprint(i), make([]byte, 100))

@@ -12,17 +12,20 @@ import (
 // errDone: Write or Commit on a writer that was already committed.
 var errDone = errors.New("memory: writer already committed")
 
-// writer accumulates a body. Write, ReadAt and Written may run concurrently:
-// one goroutine fills while collapsed clients follow.
+// writer accumulates a body behind the key and metadata, in the buffer that
+// becomes the object. Write, ReadAt and Written may run concurrently: one
+// goroutine fills while collapsed clients follow.
 type writer struct {
-	store *Store
-	key   string
-	meta  []byte
+	store   *Store
+	key     string
+	keyLen  uint32
+	headLen int // key and metadata at the front of buf
 
-	written atomic.Int64 // len(buf), readable without the lock
+	written atomic.Int64 // body bytes in buf, readable without the lock
 
 	// mu guards buf and err. buf only grows until commit; bytes below
-	// written never change, so a slice taken under the lock stays valid.
+	// headLen+written never change, so a slice taken under the lock stays
+	// valid.
 	mu  sync.RWMutex
 	buf []byte
 	// err is set once the writer cannot commit: storage.ErrTooLarge after
@@ -39,12 +42,12 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	if int64(len(w.buf)+len(p)) > w.store.maxObject {
+	if int64(len(w.buf)-w.headLen+len(p)) > w.store.maxObject {
 		w.err = fmt.Errorf("memory: body of %q exceeds %d bytes: %w", w.key, w.store.maxObject, storage.ErrTooLarge)
 		return 0, w.err
 	}
 	w.buf = append(w.buf, p...)
-	w.written.Store(int64(len(w.buf)))
+	w.written.Store(int64(len(w.buf) - w.headLen))
 	return len(p), nil
 }
 
@@ -58,7 +61,7 @@ func (w *writer) ReadAt(p []byte, off int64) (int, error) {
 	if errors.Is(err, storage.ErrAborted) {
 		return 0, err
 	}
-	return readAt(buf, p, off)
+	return readAt(buf[w.headLen:], p, off)
 }
 
 // Commit stores the body under the key, replacing any previous object.
@@ -70,15 +73,22 @@ func (w *writer) Commit() error {
 		w.mu.Unlock()
 		return fmt.Errorf("memory: commit %q: %w", w.key, err)
 	}
-	// Give back the spare capacity of a grown buffer; readers of the old
-	// slice keep reading identical bytes.
+	// Give back the spare capacity of a grown buffer (the append rounds
+	// the copy to an allocator size class); readers of the old slice keep
+	// reading identical bytes.
 	if cap(w.buf)-len(w.buf) > len(w.buf)/8 {
 		w.buf = append([]byte(nil), w.buf...)
 	}
 	w.err = errDone
-	o := &object{key: w.key, hash: w.store.hash(w.key), meta: w.meta, body: w.buf[:len(w.buf):len(w.buf)]}
+	o := &object{
+		hash:    w.store.hash(w.key),
+		head:    w.buf[:w.headLen:w.headLen],
+		body:    w.buf[w.headLen:],
+		keyLen:  w.keyLen,
+		bodyOff: uint32(w.headLen),
+	}
 	w.mu.Unlock()
-	return w.store.commit(o)
+	return w.store.commit(o, o.bodyAlloc()+ObjectOverhead)
 }
 
 // Abort discards the body; readers following the writer get ErrAborted.
