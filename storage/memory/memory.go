@@ -11,12 +11,12 @@
 // budget at once and the memory when the last reader drops it.
 //
 // The bound is on the heap the committed objects really take: each counts
-// the allocation holding its key, metadata and body (as the allocator rounds
-// it) plus ObjectOverhead for its descriptor, its index slot and its share
-// of the eviction policy. An object is one allocation of key, metadata and
-// body when the body's size is known at Create (two after UpdateMeta). A
-// fill in progress holds up to MaxObjectSize bytes outside the bound until
-// it commits or aborts.
+// its two allocations, one for its key and metadata and one for its body,
+// as the allocator rounds them, plus ObjectOverhead for its descriptor, its
+// index slot and its share of the eviction policy. (One allocation for all
+// three would save about 16 bytes on a small object but cost a size class
+// on bodies of a power of two, such as 4 KiB.) A fill in progress holds up
+// to MaxObjectSize bytes outside the bound until it commits or aborts.
 package memory
 
 import (
@@ -32,7 +32,7 @@ import (
 )
 
 // ObjectOverhead is the fixed weight, in bytes, charged per object on top of
-// the allocation of its key, metadata and body: its descriptor (64 bytes),
+// the allocations of its key, metadata and body: its descriptor (64 bytes),
 // its index slot (at most 32) and what the eviction policy keeps for it
 // (its entry and map node, its share of the ghost queue and of the
 // frequency sketch: about 320 bytes, measured). TestChargeCoversHeap keeps
@@ -98,14 +98,10 @@ func New(opts Options) *Store {
 // object is a committed object. It never changes once committed (UpdateMeta
 // commits a copy), so readers need no lock and Close releases nothing.
 type object struct {
-	hash uint64
-	head []byte // the key, then the metadata
-	// body runs to the end of its allocation, which starts bodyOff bytes
-	// before it (the head it was written with), so that the object's
-	// weight is what the allocator really gave.
-	body    []byte
-	keyLen  uint32
-	bodyOff uint32
+	hash   uint64
+	head   []byte // the key, then the metadata
+	body   []byte // its capacity is what the allocator gave
+	keyLen int
 }
 
 var (
@@ -122,16 +118,17 @@ func (o *object) Close() error                            { return nil }
 // key views the key in the head without copying; the head never changes.
 func (o *object) key() string { return unsafe.String(unsafe.SliceData(o.head), o.keyLen) }
 
-// bodyAlloc is the size of the allocation holding the body.
-func (o *object) bodyAlloc() int64 { return int64(o.bodyOff) + int64(cap(o.body)) }
+// weight is what o counts against the capacity: its allocations as the
+// allocator rounded them, and ObjectOverhead.
+func (o *object) weight() int64 { return int64(cap(o.head)+cap(o.body)) + ObjectOverhead }
 
 // size is what storage.Stats counts: metadata plus body.
-func (o *object) size() int64 { return int64(len(o.head)) - int64(o.keyLen) + int64(len(o.body)) }
+func (o *object) size() int64 { return int64(len(o.head) - o.keyLen + len(o.body)) }
 
-// newHead allocates key then meta in one slice with room for extra bytes
-// more; its capacity is what the allocator gave.
-func newHead(key string, meta []byte, extra int) []byte {
-	b := slices.Grow([]byte(nil), len(key)+len(meta)+extra)
+// newHead allocates key then meta in one slice, whose capacity is what the
+// allocator gave.
+func newHead(key string, meta []byte) []byte {
+	b := slices.Grow([]byte(nil), len(key)+len(meta))
 	return append(append(b, key...), meta...)
 }
 
@@ -181,17 +178,17 @@ func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer,
 	if sizeHint > s.maxObject {
 		return nil, fmt.Errorf("memory: create %q of %d bytes (max %d): %w", key, sizeHint, s.maxObject, storage.ErrTooLarge)
 	}
-	if int64(len(key))+int64(len(meta)) > s.capacity {
-		return nil, fmt.Errorf("memory: create %q with %d bytes of metadata (capacity %d): %w", key, len(meta), s.capacity, storage.ErrTooLarge)
+	w := &writer{store: s, key: key, head: newHead(key, meta)}
+	if sizeHint > 0 {
+		w.buf = slices.Grow([]byte(nil), int(sizeHint))
 	}
-	buf := newHead(key, meta, int(max(sizeHint, 0)))
-	return &writer{store: s, key: key, keyLen: uint32(len(key)), headLen: len(buf), buf: buf}, nil
+	return w, nil
 }
 
-// commit makes o, weighing weight, visible under its key, replacing any
-// previous object. The policy may refuse it (it is then dropped, with the
-// object it replaces).
-func (s *Store) commit(o *object, weight int64) error {
+// commit makes o visible under its key, replacing any previous object. The
+// policy may refuse it (it is then dropped, with the object it replaces).
+func (s *Store) commit(o *object) error {
+	weight := o.weight()
 	if weight > s.capacity {
 		return fmt.Errorf("memory: commit %q of %d bytes (capacity %d): %w", o.key(), weight, s.capacity, storage.ErrTooLarge)
 	}
@@ -235,9 +232,8 @@ func (s *Store) UpdateMeta(key string, meta []byte) error {
 	if old == nil {
 		return fmt.Errorf("memory: update meta of %q: %w", key, storage.ErrNotFound)
 	}
-	head := newHead(key, meta, 0)
-	o := &object{hash: h, head: head, body: old.body, keyLen: old.keyLen, bodyOff: old.bodyOff}
-	weight := int64(cap(head)) + o.bodyAlloc() + ObjectOverhead
+	o := &object{hash: h, head: newHead(key, meta), body: old.body, keyLen: old.keyLen}
+	weight := o.weight()
 	if weight > s.capacity {
 		s.remove(old)
 		return fmt.Errorf("memory: update meta of %q: %w", key, storage.ErrTooLarge)

@@ -12,22 +12,21 @@ import (
 // errDone: Write or Commit on a writer that was already committed.
 var errDone = errors.New("memory: writer already committed")
 
-// writer accumulates a body behind the key and metadata, in the buffer that
-// becomes the object. Write, ReadAt and Written may run concurrently: one
-// goroutine fills while collapsed clients follow.
+// writer accumulates a body. Write, ReadAt and Written may run
+// concurrently: one goroutine fills while collapsed clients follow.
 type writer struct {
-	store   *Store
-	key     string
-	keyLen  uint32
-	headLen int // key and metadata at the front of buf
+	store *Store
+	key   string
+	head  []byte // key and metadata, as the object keeps them
 
-	written atomic.Int64 // body bytes in buf, readable without the lock
+	written atomic.Int64 // len(buf), readable without the lock
 
 	// mu guards buf and err. buf only grows until commit; bytes below
-	// headLen+written never change, so a slice taken under the lock stays
-	// valid.
+	// written never change, so a slice taken under the lock stays valid.
 	mu  sync.RWMutex
 	buf []byte
+	// grown is set once a Write outgrew the buffer sized at Create.
+	grown bool
 	// err is set once the writer cannot commit: storage.ErrTooLarge after
 	// an oversized Write, storage.ErrAborted after Abort, errDone after
 	// Commit.
@@ -42,12 +41,14 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	if int64(len(w.buf)-w.headLen+len(p)) > w.store.maxObject {
+	if int64(len(w.buf)+len(p)) > w.store.maxObject {
 		w.err = fmt.Errorf("memory: body of %q exceeds %d bytes: %w", w.key, w.store.maxObject, storage.ErrTooLarge)
 		return 0, w.err
 	}
+	before := cap(w.buf)
 	w.buf = append(w.buf, p...)
-	w.written.Store(int64(len(w.buf) - w.headLen))
+	w.grown = w.grown || cap(w.buf) != before
+	w.written.Store(int64(len(w.buf)))
 	return len(p), nil
 }
 
@@ -61,7 +62,7 @@ func (w *writer) ReadAt(p []byte, off int64) (int, error) {
 	if errors.Is(err, storage.ErrAborted) {
 		return 0, err
 	}
-	return readAt(buf[w.headLen:], p, off)
+	return readAt(buf, p, off)
 }
 
 // Commit stores the body under the key, replacing any previous object.
@@ -73,22 +74,17 @@ func (w *writer) Commit() error {
 		w.mu.Unlock()
 		return fmt.Errorf("memory: commit %q: %w", w.key, err)
 	}
-	// Give back the spare capacity of a grown buffer (the append rounds
-	// the copy to an allocator size class); readers of the old slice keep
-	// reading identical bytes.
-	if cap(w.buf)-len(w.buf) > len(w.buf)/8 {
+	// Give back the spare capacity of a buffer that append grew (a
+	// buffer sized from the hint only has the allocator's rounding, which
+	// a copy would have too); readers of the old slice keep reading
+	// identical bytes.
+	if w.grown && cap(w.buf)-len(w.buf) > len(w.buf)/8 {
 		w.buf = append([]byte(nil), w.buf...)
 	}
 	w.err = errDone
-	o := &object{
-		hash:    w.store.hash(w.key),
-		head:    w.buf[:w.headLen:w.headLen],
-		body:    w.buf[w.headLen:],
-		keyLen:  w.keyLen,
-		bodyOff: uint32(w.headLen),
-	}
+	o := &object{hash: w.store.hash(w.key), head: w.head, body: w.buf, keyLen: len(w.key)}
 	w.mu.Unlock()
-	return w.store.commit(o, o.bodyAlloc()+ObjectOverhead)
+	return w.store.commit(o)
 }
 
 // Abort discards the body; readers following the writer get ErrAborted.
