@@ -43,8 +43,9 @@ const defaultCapacity = 256 << 20
 
 // Options configures a Store. The zero value works.
 type Options struct {
-	// Capacity bounds the bytes held: bodies, metadata, keys and
-	// ObjectOverhead per object. Zero means 256 MiB.
+	// Capacity bounds the heap the committed objects take: their key,
+	// metadata and body as the allocator rounds them, plus ObjectOverhead
+	// each. Zero means 256 MiB.
 	Capacity int64
 	// MaxObjectSize is the largest body accepted, in bytes; a longer one
 	// fails with storage.ErrTooLarge. Zero means Capacity/8; more than
