@@ -84,6 +84,15 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	// Storage sizes the cache tiers.
 	Storage Storage `yaml:"storage"`
+	// MemoryLimit is the Go runtime's soft memory limit for the whole
+	// process (runtime/debug.SetMemoryLimit): the garbage collector runs
+	// as often as it must to keep the process's memory under it. Default:
+	// 0, derived: GOMEMLIMIT when that environment variable is set, else
+	// storage.memory.size plus an eighth, plus 32MiB for the rest of the
+	// process, plus 448 bytes for each object indexed by the disk tier.
+	// Set it on a node with tens of thousands of connections or other
+	// work in the same process. A reload applies it.
+	MemoryLimit Size `yaml:"memory_limit"`
 	// Purge controls invalidation by HTTP PURGE and surrogate keys.
 	Purge Purge `yaml:"purge"`
 	// Log controls the access log and the process log.
@@ -113,10 +122,15 @@ func (s *Storage) setDefaults() { s.Memory.Size = 256 << 20 }
 
 // MemoryStorage is the in-memory cache tier.
 type MemoryStorage struct {
-	// Size is the most bytes of objects held in memory. Default: 256MiB;
-	// 0 turns the memory tier off. One object may take at most an eighth
-	// of it (32MiB by default): a larger body is not stored in memory.
+	// Size is the most bytes of objects held in memory, counting what
+	// each object really takes of the heap (its key, metadata and body as
+	// allocated, plus about 450 bytes of index and eviction state).
+	// Default: 256MiB; 0 turns the memory tier off.
 	Size Size `yaml:"size"`
+	// MaxObjectSize is the largest single entry the tier holds, in bytes;
+	// a bigger body is still served (and kept on disk if there is a disk
+	// tier). Default: 0, an eighth of Size. At most Size.
+	MaxObjectSize Size `yaml:"max_object_size"`
 }
 
 // DiskStorage is the persistent cache tier.

@@ -775,6 +775,9 @@ func (k *checker) rateLimit(key string, r *RateLimit) {
 }
 
 func (k *checker) storage() {
+	if m := k.c.Storage.Memory; m.MaxObjectSize > m.Size {
+		k.errorf("storage.memory.max_object_size", "must not exceed storage.memory.size (%s)", m.Size)
+	}
 	d := k.c.Storage.Disk
 	switch {
 	case d.Path != "" && d.Size <= 0:

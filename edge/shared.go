@@ -122,7 +122,7 @@ func (s *Shared) openAccessLog(l config.Log) error {
 func openStorage(c config.Storage, log *slog.Logger) (storage.Store, error) {
 	var mem storage.Store
 	if c.Memory.Size > 0 {
-		mem = memory.New(memory.Options{Capacity: int64(c.Memory.Size)})
+		mem = memory.New(memory.Options{Capacity: int64(c.Memory.Size), MaxObjectSize: int64(c.Memory.MaxObjectSize)})
 	}
 	if c.Disk.Path == "" {
 		return mem, nil

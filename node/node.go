@@ -54,6 +54,9 @@ type Node struct {
 	errc    chan error
 	phases  func(*edge.App) any
 
+	memLimit int64         // the runtime memory limit last set; 0 before
+	memStop  chan struct{} // stops followMemoryLimit; nil without Options.SetMemoryLimit
+
 	procLog *procLog    // nil when Options.Log was given
 	access  accessLog   // the access log the App writes to
 	retired []accessLog // replaced by reloads in the last retireAfter; closed by then or by Shutdown
@@ -76,6 +79,12 @@ type Options struct {
 	// phase methods the engine runs: a Go program adds or overrides
 	// phases by embedding *edge.App in its own type (see examples/embed).
 	Phases func(*edge.App) any
+	// SetMemoryLimit makes the node set the Go runtime's memory limit,
+	// which is process-wide, from the config (memory_limit, else
+	// GOMEMLIMIT, else the storage sizes; see memlimit.go) at start and
+	// on every reload. The outpost binary sets it; a program that runs
+	// several nodes or manages its own limit leaves it off.
+	SetMemoryLimit bool
 }
 
 // Start builds and starts a node for cfg.
@@ -116,6 +125,11 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 		n.closeListeners()
 		n.closeState()
 		return nil, err
+	}
+	if opts.SetMemoryLimit {
+		n.applyMemoryLimit(cfg, true)
+		n.memStop = make(chan struct{})
+		go n.followMemoryLimit(n.memStop)
 	}
 	return n, nil
 }
@@ -218,6 +232,9 @@ func (n *Node) Reload(cfg *config.Config) error {
 	n.cfg, n.app = cfg, app
 	old.Close()
 	n.shared.Retain(cfg)
+	if n.memStop != nil {
+		n.applyMemoryLimit(cfg, true)
+	}
 	if n.procLog != nil {
 		n.procLog.apply(cfg.Log)
 	}
@@ -321,6 +338,12 @@ func (n *Node) ReloadFile(path string) error {
 // node's state; it gives up waiting when ctx ends.
 func (n *Node) Shutdown(ctx context.Context) error {
 	err := n.srv.Shutdown(ctx)
+	n.mu.Lock()
+	if n.memStop != nil {
+		close(n.memStop)
+		n.memStop = nil
+	}
+	n.mu.Unlock()
 	if n.admin != nil {
 		n.admin.close()
 	}

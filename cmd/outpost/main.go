@@ -129,6 +129,7 @@ func runCmd(args []string) error {
 		}
 		opts = takeover.Options
 	}
+	opts.SetMemoryLimit = true
 	n, err := node.Start(cfg, opts)
 	if err != nil {
 		return err

@@ -2,7 +2,7 @@
 // kept whole in memory and evicted by the evict package's policy (S3-FIFO
 // with TinyLFU admission); it knows nothing of HTTP.
 //
-// A hit costs two lock-free map lookups (the index and the policy's) and at
+// A hit costs two lock-free lookups (the index and the policy's) and at
 // most one atomic hit count. Lookup returns the committed object itself,
 // which is immutable: it allocates nothing, Close has nothing to release,
 // and the body can be written to a socket without a copy (storage.Bytes).
@@ -10,33 +10,46 @@
 // readable because the reader still references it; its bytes leave the
 // budget at once and the memory when the last reader drops it.
 //
-// The bound covers committed objects. A fill in progress holds up to
-// MaxObjectSize bytes outside it until it commits or aborts.
+// The bound is on the heap the committed objects really take: each counts
+// its two allocations, one for its key and metadata and one for its body,
+// as the allocator rounds them, plus ObjectOverhead for its descriptor, its
+// index slot and its share of the eviction policy. (One allocation for all
+// three would save about 16 bytes on a small object but cost a size class
+// on bodies of a power of two, such as 4 KiB.) A fill in progress holds up
+// to MaxObjectSize bytes outside the bound until it commits or aborts.
 package memory
 
 import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/outpost-edge/outpost/evict"
 	"github.com/outpost-edge/outpost/storage"
 )
 
 // ObjectOverhead is the fixed weight, in bytes, charged per object on top of
-// its key, metadata and body: roughly the object, index and policy entries.
-const ObjectOverhead = 256
+// the allocations of its key, metadata and body: its descriptor (64 bytes),
+// its index slot (at most 32) and what the eviction policy keeps for it
+// (its entry and map node, its share of the ghost queue and of the
+// frequency sketch: about 320 bytes, measured). TestChargeCoversHeap keeps
+// it at or above the heap really used.
+const ObjectOverhead = 448
 
 const defaultCapacity = 256 << 20
 
 // Options configures a Store. The zero value works.
 type Options struct {
-	// Capacity bounds the bytes held: bodies, metadata, keys and
-	// ObjectOverhead per object. Zero means 256 MiB.
+	// Capacity bounds the heap the committed objects take: their key,
+	// metadata and body as the allocator rounds them, plus ObjectOverhead
+	// each. Zero means 256 MiB.
 	Capacity int64
 	// MaxObjectSize is the largest body accepted, in bytes; a longer one
-	// fails with storage.ErrTooLarge. Zero means Capacity/8.
+	// fails with storage.ErrTooLarge. Zero means Capacity/8; more than
+	// Capacity means Capacity.
 	MaxObjectSize int64
 }
 
@@ -55,9 +68,9 @@ type Store struct {
 	objects   int64
 	bytes     int64 // bodies plus metadata, as storage.Stats counts them
 	evictions int64
-	// index maps a key's hash (uint64) to its committed *object; written
-	// under mu, read lock-free.
-	index sync.Map
+	// index maps a key's hash to its committed object; written under mu,
+	// read lock-free.
+	index index
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -72,6 +85,7 @@ func New(opts Options) *Store {
 	if maxObject <= 0 {
 		maxObject = capacity / 8
 	}
+	maxObject = min(maxObject, capacity)
 	s := &Store{
 		capacity:  capacity,
 		maxObject: maxObject,
@@ -85,10 +99,10 @@ func New(opts Options) *Store {
 // object is a committed object. It never changes once committed (UpdateMeta
 // commits a copy), so readers need no lock and Close releases nothing.
 type object struct {
-	key  string
-	hash uint64
-	meta []byte
-	body []byte
+	hash   uint64
+	head   []byte // the key, then the metadata
+	body   []byte // its capacity is what the allocator gave
+	keyLen int
 }
 
 var (
@@ -97,14 +111,26 @@ var (
 )
 
 func (o *object) ReadAt(p []byte, off int64) (int, error) { return readAt(o.body, p, off) }
-func (o *object) Meta() []byte                            { return o.meta }
+func (o *object) Meta() []byte                            { return o.head[o.keyLen:] }
 func (o *object) Size() int64                             { return int64(len(o.body)) }
-func (o *object) Bytes() []byte                           { return o.body }
+func (o *object) Bytes() []byte                           { return o.body[:len(o.body):len(o.body)] }
 func (o *object) Close() error                            { return nil }
 
-// weight is what the object counts against the capacity.
-func (o *object) weight() int64 {
-	return int64(len(o.key)+len(o.meta)+len(o.body)) + ObjectOverhead
+// key views the key in the head without copying; the head never changes.
+func (o *object) key() string { return unsafe.String(unsafe.SliceData(o.head), o.keyLen) }
+
+// weight is what o counts against the capacity: its allocations as the
+// allocator rounded them, and ObjectOverhead.
+func (o *object) weight() int64 { return int64(cap(o.head)+cap(o.body)) + ObjectOverhead }
+
+// size is what storage.Stats counts: metadata plus body.
+func (o *object) size() int64 { return int64(len(o.head) - o.keyLen + len(o.body)) }
+
+// newHead allocates key then meta in one slice, whose capacity is what the
+// allocator gave.
+func newHead(key string, meta []byte) []byte {
+	b := slices.Grow([]byte(nil), len(key)+len(meta))
+	return append(append(b, key...), meta...)
 }
 
 // readAt implements io.ReaderAt over a byte slice.
@@ -126,9 +152,8 @@ func (s *Store) hash(key string) uint64 { return maphash.String(s.seed, key) }
 
 // get returns the committed object under key, or nil.
 func (s *Store) get(key string, hash uint64) *object {
-	v, _ := s.index.Load(hash)
-	o, _ := v.(*object)
-	if o == nil || o.key != key { // a 64-bit hash collision is a miss
+	o := s.index.get(hash)
+	if o == nil || o.key() != key { // a 64-bit hash collision is a miss
 		return nil
 	}
 	return o
@@ -154,13 +179,9 @@ func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer,
 	if sizeHint > s.maxObject {
 		return nil, fmt.Errorf("memory: create %q of %d bytes (max %d): %w", key, sizeHint, s.maxObject, storage.ErrTooLarge)
 	}
-	w := &writer{
-		store: s,
-		key:   key,
-		meta:  append([]byte(nil), meta...),
-	}
+	w := &writer{store: s, key: key, head: newHead(key, meta)}
 	if sizeHint > 0 {
-		w.buf = make([]byte, 0, sizeHint)
+		w.buf = slices.Grow([]byte(nil), int(sizeHint))
 	}
 	return w, nil
 }
@@ -168,20 +189,21 @@ func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer,
 // commit makes o visible under its key, replacing any previous object. The
 // policy may refuse it (it is then dropped, with the object it replaces).
 func (s *Store) commit(o *object) error {
-	if o.weight() > s.capacity {
-		return fmt.Errorf("memory: commit %q of %d bytes (capacity %d): %w", o.key, o.weight(), s.capacity, storage.ErrTooLarge)
+	weight := o.weight()
+	if weight > s.capacity {
+		return fmt.Errorf("memory: commit %q of %d bytes (capacity %d): %w", o.key(), weight, s.capacity, storage.ErrTooLarge)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var prev any
-	if s.policy.Insert(o.hash, o.weight(), s.evicted) {
-		prev, _ = s.index.Swap(o.hash, o)
+	var prev *object
+	if s.policy.Insert(o.hash, weight, s.evicted) {
+		prev = s.index.put(o)
 		s.account(o, 1)
 	} else {
-		prev, _ = s.index.LoadAndDelete(o.hash)
+		prev = s.index.remove(o.hash)
 	}
-	if old, _ := prev.(*object); old != nil {
-		s.account(old, -1)
+	if prev != nil {
+		s.account(prev, -1)
 	}
 	return nil
 }
@@ -189,13 +211,12 @@ func (s *Store) commit(o *object) error {
 // account adds (sign 1) or removes (sign -1) o from the counters; under mu.
 func (s *Store) account(o *object, sign int64) {
 	s.objects += sign
-	s.bytes += sign * int64(len(o.meta)+len(o.body))
+	s.bytes += sign * o.size()
 }
 
 // evict drops the object the policy evicted; called under mu.
 func (s *Store) evict(hash uint64) {
-	if v, ok := s.index.LoadAndDelete(hash); ok {
-		o := v.(*object)
+	if o := s.index.remove(hash); o != nil {
 		s.account(o, -1)
 		s.evictions++
 	}
@@ -212,14 +233,15 @@ func (s *Store) UpdateMeta(key string, meta []byte) error {
 	if old == nil {
 		return fmt.Errorf("memory: update meta of %q: %w", key, storage.ErrNotFound)
 	}
-	o := &object{key: key, hash: h, meta: append([]byte(nil), meta...), body: old.body}
-	if o.weight() > s.capacity {
+	o := &object{hash: h, head: newHead(key, meta), body: old.body, keyLen: old.keyLen}
+	weight := o.weight()
+	if weight > s.capacity {
 		s.remove(old)
 		return fmt.Errorf("memory: update meta of %q: %w", key, storage.ErrTooLarge)
 	}
 	// A resident key that fits is always readmitted; this may evict others.
-	s.policy.Insert(h, o.weight(), s.evicted)
-	s.index.Store(h, o)
+	s.policy.Insert(h, weight, s.evicted)
+	s.index.put(o)
 	s.account(old, -1)
 	s.account(o, 1)
 	return nil
@@ -239,7 +261,7 @@ func (s *Store) Delete(key string) bool {
 
 // remove drops a committed object from the index and the policy; under mu.
 func (s *Store) remove(o *object) {
-	s.index.Delete(o.hash)
+	s.index.remove(o.hash)
 	s.policy.Remove(o.hash)
 	s.account(o, -1)
 }
@@ -248,10 +270,7 @@ func (s *Store) remove(o *object) {
 // may call back into the store (purge-all deletes from it). An object
 // committed or deleted during Range may or may not be visited.
 func (s *Store) Range(fn func(key string, meta []byte) bool) {
-	s.index.Range(func(_, v any) bool {
-		o := v.(*object)
-		return fn(o.key, o.meta)
-	})
+	s.index.each(func(o *object) bool { return fn(o.key(), o.Meta()) })
 }
 
 // Stats reports occupancy and evictions.
@@ -266,11 +285,11 @@ func (s *Store) Stats() storage.Stats {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.index.Range(func(h, v any) bool {
-		s.index.Delete(h)
-		s.policy.Remove(h.(uint64))
-		s.account(v.(*object), -1)
+	s.index.each(func(o *object) bool {
+		s.policy.Remove(o.hash)
+		s.account(o, -1)
 		return true
 	})
+	s.index.clear()
 	return nil
 }

@@ -102,9 +102,11 @@ func TestLookupHitDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestWeightIncludesKeyAndOverhead(t *testing.T) {
-	// Room for exactly four objects of 100-byte bodies under 1-byte keys.
-	per := int64(1+len("meta")+100) + ObjectOverhead
+func TestWeightIsAllocationPlusOverhead(t *testing.T) {
+	// Room for exactly four objects of 100-byte bodies under 1-byte keys:
+	// the allocator rounds the 5 bytes of key and metadata up to 8, and
+	// the body up to 112.
+	per := int64(8+112) + ObjectOverhead
 	s := New(Options{Capacity: 4 * per})
 	for i := range 5 {
 		commit(t, s, fmt.Sprint(i), make([]byte, 100))

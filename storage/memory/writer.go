@@ -12,12 +12,12 @@ import (
 // errDone: Write or Commit on a writer that was already committed.
 var errDone = errors.New("memory: writer already committed")
 
-// writer accumulates a body. Write, ReadAt and Written may run concurrently:
-// one goroutine fills while collapsed clients follow.
+// writer accumulates a body. Write, ReadAt and Written may run
+// concurrently: one goroutine fills while collapsed clients follow.
 type writer struct {
 	store *Store
 	key   string
-	meta  []byte
+	head  []byte // key and metadata, as the object keeps them
 
 	written atomic.Int64 // len(buf), readable without the lock
 
@@ -25,6 +25,8 @@ type writer struct {
 	// written never change, so a slice taken under the lock stays valid.
 	mu  sync.RWMutex
 	buf []byte
+	// grown is set once a Write outgrew the buffer sized at Create.
+	grown bool
 	// err is set once the writer cannot commit: storage.ErrTooLarge after
 	// an oversized Write, storage.ErrAborted after Abort, errDone after
 	// Commit.
@@ -43,7 +45,9 @@ func (w *writer) Write(p []byte) (int, error) {
 		w.err = fmt.Errorf("memory: body of %q exceeds %d bytes: %w", w.key, w.store.maxObject, storage.ErrTooLarge)
 		return 0, w.err
 	}
+	before := cap(w.buf)
 	w.buf = append(w.buf, p...)
+	w.grown = w.grown || cap(w.buf) != before
 	w.written.Store(int64(len(w.buf)))
 	return len(p), nil
 }
@@ -70,13 +74,15 @@ func (w *writer) Commit() error {
 		w.mu.Unlock()
 		return fmt.Errorf("memory: commit %q: %w", w.key, err)
 	}
-	// Give back the spare capacity of a grown buffer; readers of the old
-	// slice keep reading identical bytes.
-	if cap(w.buf)-len(w.buf) > len(w.buf)/8 {
+	// Give back the spare capacity of a buffer that append grew (a
+	// buffer sized from the hint only has the allocator's rounding, which
+	// a copy would have too); readers of the old slice keep reading
+	// identical bytes.
+	if w.grown && cap(w.buf)-len(w.buf) > len(w.buf)/8 {
 		w.buf = append([]byte(nil), w.buf...)
 	}
 	w.err = errDone
-	o := &object{key: w.key, hash: w.store.hash(w.key), meta: w.meta, body: w.buf[:len(w.buf):len(w.buf)]}
+	o := &object{hash: w.store.hash(w.key), head: w.head, body: w.buf, keyLen: len(w.key)}
 	w.mu.Unlock()
 	return w.store.commit(o)
 }
