@@ -3,6 +3,7 @@ package edge
 import (
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/outpost-edge/outpost/cache"
 	"github.com/outpost-edge/outpost/config"
@@ -62,9 +63,9 @@ func policyOf(c *config.Cache) cache.Policy {
 	return p
 }
 
-func newCacheLayer(store storage.Store, cfg *config.Config, log *slog.Logger) *cacheLayer {
+func newCacheLayer(store storage.Store, log *slog.Logger, clock func() time.Time) *cacheLayer {
 	return &cacheLayer{
-		c:     cache.New(store, cache.Options{Logger: log}),
+		c:     cache.New(store, cache.Options{Logger: log, Clock: clock}),
 		store: store,
 		log:   log,
 	}

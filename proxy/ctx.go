@@ -110,6 +110,10 @@ func (c *Ctx) Detach() *Ctx {
 	}
 	copyRequest(d.Request, c.Request)
 	d.Trace.Reset(time.Now())
+	if f := c.Trace.Follow; f != nil {
+		d.Trace.Follow = f
+		f(d.Trace)
+	}
 	return d
 }
 
