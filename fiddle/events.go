@@ -59,7 +59,9 @@ func (r *runner) events(main *trace.Trace, detached []*trace.Trace) []Event {
 			x.Phase, x.Decision, x.Reason = "upstream", "attempt", "attempt "+e.Detail
 		case "failover":
 			x.Phase, x.Decision, x.Reason = "upstream", "failover", "to upstream "+e.Detail
-		case "retry", "retry-why":
+		case "retry":
+			x.Phase, x.Decision, x.Reason = "retry", "attempt failed", e.Detail
+		case "retry-why":
 			x.Phase, x.Decision, x.Reason = "retry", "retry", e.Detail
 		case "no-retry":
 			x.Phase, x.Decision, x.Reason = "retry", "no retry", e.Detail

@@ -453,5 +453,3 @@ var _ interface {
 	proxy.Session
 	proxy.Fingerprinted
 } = (*session)(nil)
-
-
