@@ -169,7 +169,7 @@ func TestRetries(t *testing.T) {
 	if !has(res[0], "retry", "retry", "") && !has(res[1], "retry", "retry", "") {
 		t.Errorf("refused, no retry: %+v\n%+v", res[0].Events, res[1].Events)
 	}
-	if !has(res[2], "retry", "attempt failed", "connect failed") || !has(res[2], "retry", "retry", "") ||
+	if !has(res[2], "retry", "attempt failed", "error") || !has(res[2], "retry", "retry", "connect failed") ||
 		!has(res[2], "upstream", "server", "127.0.0.1:8081") || !has(res[2], "upstream", "server", "127.0.0.1:8082") {
 		t.Errorf("every server refusing: %+v", res[2].Events)
 	}
