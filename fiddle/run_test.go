@@ -20,8 +20,8 @@ func packageIndex(t *testing.T) string {
 	return string(b)
 }
 
-// page is an index page as the example's origin sends it.
-var page = Rule{Path: "/simple/x/", Headers: map[string]string{
+// indexPage is an index page as the example's origin sends it.
+var indexPage = Rule{Path: "/simple/x/", Headers: map[string]string{
 	"Surrogate-Control": "max-age=60, stale-while-revalidate=300, stale-if-error=86400",
 	"Surrogate-Key":     "project/x"}, Body: "<html>x</html>"}
 
@@ -59,7 +59,7 @@ func has(r Result, phase, decision, reason string) bool {
 }
 
 func TestRoute(t *testing.T) {
-	res := runOK(t, &Request{Config: packageIndex(t), Origins: map[string][]Rule{"app": {page}},
+	res := runOK(t, &Request{Config: packageIndex(t), Origins: map[string][]Rule{"app": {indexPage}},
 		Requests: []Step{
 			{URL: "http://index.test/simple/x/"},
 			{URL: "http://index.test/_edge/health"},
@@ -67,7 +67,7 @@ func TestRoute(t *testing.T) {
 			{Method: "DELETE", URL: "http://index.test/packages/a.whl"},
 		}})
 	if !has(res[0], "route", "index", "routes[1]") || !has(res[0], "route", "index", "path_prefix /simple/") {
-		t.Errorf("index page: %+v", res[0].Events)
+		t.Errorf("index indexPage: %+v", res[0].Events)
 	}
 	if !has(res[1], "route", "health", "path_exact /_edge/health") || res[1].Response.Body != "ok\n" {
 		t.Errorf("health: %+v %q", res[1].Events, res[1].Response.Body)
@@ -110,7 +110,7 @@ func TestProtection(t *testing.T) {
 
 func TestCache(t *testing.T) {
 	u := "http://index.test/simple/x/"
-	res := runOK(t, &Request{Config: packageIndex(t), Origins: map[string][]Rule{"app": {page}},
+	res := runOK(t, &Request{Config: packageIndex(t), Origins: map[string][]Rule{"app": {indexPage}},
 		Requests: []Step{
 			{URL: u, Assert: []string{`events.exists(e, e.phase == "cache" && e.decision == "miss")`, "origin_fetches.size() == 1"}},
 			{URL: u, Assert: []string{`events.exists(e, e.phase == "cache" && e.decision == "hit")`, "origin_fetches.size() == 0"}},
