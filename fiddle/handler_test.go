@@ -91,3 +91,37 @@ func TestExampleIsThePackageIndex(t *testing.T) {
 		t.Error("fiddle/example.yaml's config differs from examples/package-index.yaml")
 	}
 }
+
+// TestRunFileFails: a false assertion fails the file and prints the
+// step's decision trail.
+func TestRunFileFails(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(dir+"/guarded.yaml", []byte(guarded), 0o600)
+	os.WriteFile(dir+"/t.yaml", []byte(`config_file: guarded.yaml
+origins:
+  app: [{body: hi}]
+requests:
+  - url: http://a.test/
+    assert: [response.status == 200]
+  - url: http://a.test/
+    headers: {User-Agent: curl}
+    client_ip: 198.51.100.1
+    assert: [response.status == 200]
+`), 0o600)
+	var out strings.Builder
+	ok, err := RunFile(t.Context(), dir+"/t.yaml", &out)
+	if err != nil || ok {
+		t.Fatalf("ok %v, err %v", ok, err)
+	}
+	for _, want := range []string{"ok   " + dir + "/t.yaml: requests[0]", "FAIL " + dir + "/t.yaml: requests[1] GET http://a.test/ at +0s: 403",
+		"assert response.status == 200: false", "protection deny: rule no-curl"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+	os.WriteFile(dir+"/bad.yaml", []byte("config: \"routes: 3\"\nrequests: []\n"), 0o600)
+	out.Reset()
+	if ok, _ := RunFile(t.Context(), dir+"/bad.yaml", &out); ok || !strings.Contains(out.String(), "bad.yaml:1: routes:") {
+		t.Errorf("config error: %s", out.String())
+	}
+}

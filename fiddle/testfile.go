@@ -50,7 +50,10 @@ func LoadFile(path string) (*Request, string, error) {
 		if tf.Config != "" {
 			return nil, "", fmt.Errorf("%s: config and config_file: give one", path)
 		}
-		name = filepath.Join(filepath.Dir(path), tf.ConfigFile)
+		name = tf.ConfigFile
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(filepath.Dir(path), name)
+		}
 		b, err := os.ReadFile(name)
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: config_file: %w", path, err)
@@ -85,7 +88,11 @@ func RunFile(ctx context.Context, path string, w io.Writer) (bool, error) {
 		if failed {
 			verdict, ok = "FAIL", false
 		}
-		fmt.Fprintf(w, "%s %s: requests[%d] %s %s at %s: %d\n", verdict, path, i, r.Request.Method, r.Request.URL, r.At, r.Response.Status)
+		outcome := fmt.Sprint(r.Response.Status)
+		if r.Purged != nil {
+			outcome = fmt.Sprintf("purged %d", *r.Purged)
+		}
+		fmt.Fprintf(w, "%s %s: requests[%d] %s %s at %s: %s\n", verdict, path, i, r.Request.Method, r.Request.URL, r.At, outcome)
 		if !failed {
 			continue
 		}
