@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/outpost-edge/outpost/config"
@@ -34,7 +35,7 @@ func Example() (*Request, error) {
 //
 //	GET  /fiddle/                      the page (also /fiddle/f/{id})
 //	POST /fiddle/api/run               run a fiddle (see Request, Response)
-//	POST /fiddle/api/validate          {"config": "..."}: {"errors": [...]}
+//	POST /fiddle/api/validate          {"config": "..."}: {"errors": [...], "upstreams": [...]}
 //	POST /fiddle/api/fiddles           save a fiddle: {"id", "url"}
 //	GET  /fiddle/api/fiddles/{id}      a saved fiddle
 //	GET  /fiddle/api/fiddles/{id}/test the saved fiddle as a YAML test file
@@ -103,11 +104,17 @@ func (h *Handler) validate(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &in) {
 		return
 	}
-	errs := []ConfigError{}
-	if _, err := config.Parse(ConfigFile, []byte(in.Config)); err != nil {
+	errs, upstreams := []ConfigError{}, []string{}
+	cfg, err := config.Parse(ConfigFile, []byte(in.Config))
+	if err != nil {
 		errs = configErrors(err)
+	} else {
+		for name := range cfg.Upstreams {
+			upstreams = append(upstreams, name)
+		}
+		sort.Strings(upstreams)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"errors": errs})
+	writeJSON(w, http.StatusOK, map[string]any{"errors": errs, "upstreams": upstreams})
 }
 
 func (h *Handler) save(w http.ResponseWriter, r *http.Request) {
