@@ -106,15 +106,19 @@ type ConfigError struct {
 
 // Result is what one step did.
 type Result struct {
-	At            string        `json:"at"` // virtual time offset
-	Request       StepRequest   `json:"request"`
-	Response      ClientReply   `json:"response"`
-	OriginFetches []Fetch       `json:"origin_fetches"`
-	Events        []Event       `json:"events"`
-	Assertions    []Assertion   `json:"assertions"`
-	Purged        *int          `json:"purged,omitempty"` // objects a purge step touched
-	Error         string        `json:"error,omitempty"`  // the step could not run (bad URL)
-	took          time.Duration // wall time of the exchange
+	At            string      `json:"at"` // virtual time offset
+	Request       StepRequest `json:"request"`
+	Response      ClientReply `json:"response"`
+	OriginFetches []Fetch     `json:"origin_fetches"`
+	Events        []Event     `json:"events"`
+	// Trace is the request's trace as the X-Outpost-Trace response
+	// header shows it (without the total time): the engine's own record,
+	// from which Events are named.
+	Trace      string        `json:"trace,omitempty"`
+	Assertions []Assertion   `json:"assertions"`
+	Purged     *int          `json:"purged,omitempty"` // objects a purge step touched
+	Error      string        `json:"error,omitempty"`  // the step could not run (bad URL)
+	took       time.Duration // wall time of the exchange
 }
 
 // StepRequest echoes the request as the engine received it.

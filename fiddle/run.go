@@ -299,6 +299,9 @@ func (r *runner) step(ctx context.Context, s *Step) Result {
 	cancel()
 	if c != nil {
 		res.Events = r.events(c.Trace, r.takeFollowed())
+		line := string(c.Trace.AppendHeader(nil))
+		res.Trace = line[:strings.LastIndex(line, "total=")]
+		res.Trace = strings.TrimSuffix(res.Trace, "; ")
 	}
 	if connErr != nil {
 		res.Events = append(res.Events, Event{Phase: "connection", Decision: "closed", Reason: connErr.Error()})
