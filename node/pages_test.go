@@ -12,7 +12,7 @@ func TestStatusAndFiddlePages(t *testing.T) {
 	tokens := writeTokenFile(t, "s3cret")
 	n := startNode(t, `admin: {addr: "127.0.0.1:9", token_file: `+tokens+`}
 upstreams: {app: {servers: [{addr: "127.0.0.1:9"}]}}
-routes: [{name: all, respond: {status: 200, body: "real"}}]
+routes: [{name: all, respond: {status: 200, body: "real", headers: {Cache-Control: "max-age=60"}}, cache: {enabled: true}}]
 log: {access: "off"}
 protection:
   rules: [{name: no-curl, user_agents: [curl], action: deny}]
@@ -41,6 +41,10 @@ protection:
 	var st Status
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatal(err)
+	}
+	last := len(st.Latency.Buckets)
+	if st.Latency.Miss[last] != 1 || st.Latency.Hit[last] != 2 {
+		t.Errorf("latency counts: %d misses, %d hits; want 1 and 2", st.Latency.Miss[last], st.Latency.Hit[last])
 	}
 	if st.ByClass["2xx"] != 3 || len(st.Servers) != 1 || st.Servers[0].Upstream != "app" || len(st.Tiers) != 1 || st.Tiers[0].Tier != "memory" {
 		t.Errorf("status: %s", body)
