@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/outpost-edge/outpost/config"
 	"go.yaml.in/yaml/v3"
@@ -54,6 +55,7 @@ type Handler struct {
 const (
 	maxBody    = 1 << 20
 	concurrent = 2
+	runTimeout = 5 * time.Minute // steps not started by then are not run
 )
 
 // NewHandler returns the Fiddle's handler over a store.
@@ -91,7 +93,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*stepTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), runTimeout)
 	defer cancel()
 	writeJSON(w, http.StatusOK, Run(ctx, &f))
 }

@@ -61,6 +61,13 @@ func run(ctx context.Context, file string, in *Request) *Response {
 	defer r.close()
 	out.Notes = r.notes
 	for i := range in.Requests {
+		if err := ctx.Err(); err != nil {
+			// The run's time is up (or its client left): the remaining
+			// steps are reported, not run.
+			out.Results = append(out.Results, Result{Error: "not run: " + err.Error(),
+				OriginFetches: []Fetch{}, Events: []Event{}, Assertions: []Assertion{}})
+			continue
+		}
 		out.Results = append(out.Results, r.step(ctx, &in.Requests[i]))
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outpost-edge/outpost/config"
 )
@@ -208,5 +209,17 @@ func TestAssertions(t *testing.T) {
 	a := out.Results[0].Assertions
 	if !a[0].OK || a[1].OK || a[1].Error != "" || a[2].OK || a[2].Error == "" || a[3].OK || a[3].Error == "" {
 		t.Errorf("%+v", a)
+	}
+}
+
+// TestRunTimeIsBounded: steps not started when the run's time is up are
+// reported, not run.
+func TestRunTimeIsBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	out := Run(ctx, &Request{Config: guarded, Origins: map[string][]Rule{"app": {{Delay: "400ms"}}},
+		Requests: []Step{{URL: "http://a.test/"}, {URL: "http://a.test/"}, {URL: "http://a.test/"}}})
+	if len(out.Results) != 3 || out.Results[0].Error != "" || !strings.HasPrefix(out.Results[2].Error, "not run: ") {
+		t.Errorf("%+v", out.Results)
 	}
 }
