@@ -2,6 +2,7 @@ package fiddle
 
 import (
 	"fmt"
+	"net/textproto"
 	"sort"
 	"strings"
 	"time"
@@ -212,4 +213,66 @@ func timed(t *trace.Trace, detached bool) []timedEvent {
 		out[i] = timedEvent{Event: e, at: t.Start.Add(e.At), detached: detached}
 	}
 	return out
+}
+
+// headerEvents say what the way through the proxy changed in the
+// headers, as observed: the request as the client sent it against the
+// request the origin received (the route's edits, X-Forwarded-*, Via,
+// fields stripped), and the origin's response against the client's.
+func headerEvents(res *Result) []Event {
+	var out []Event
+	if len(res.OriginFetches) == 0 {
+		return nil
+	}
+	first, last := res.OriginFetches[0], res.OriginFetches[len(res.OriginFetches)-1]
+	if d := headerDiff(res.Request.Headers, first.Request.Headers); d != "" {
+		out = append(out, Event{Phase: "filter", Decision: "upstream request", Reason: d})
+	}
+	if last.Response.Fail == "" && res.Response.Status != 0 {
+		if d := headerDiff(last.Response.Headers, res.Response.Headers); d != "" {
+			out = append(out, Event{Phase: "filter", Decision: "response", Reason: d})
+		}
+	}
+	return out
+}
+
+// headerDiff lists the fields added, removed and changed from a to b,
+// leaving out the framing and the date, which every hop rewrites.
+func headerDiff(a, b map[string]string) string {
+	canon := func(h map[string]string) map[string]string {
+		m := make(map[string]string, len(h))
+		for k, v := range h {
+			switch k = textproto.CanonicalMIMEHeaderKey(k); k {
+			case "Content-Length", "Date", "Transfer-Encoding", "Connection":
+			default:
+				m[k] = v
+			}
+		}
+		return m
+	}
+	ca, cb := canon(a), canon(b)
+	var added, removed, changed []string
+	for k, v := range cb {
+		if old, ok := ca[k]; !ok {
+			added = append(added, k+": "+v)
+		} else if old != v {
+			changed = append(changed, k+": "+old+" → "+v)
+		}
+	}
+	for k := range ca {
+		if _, ok := cb[k]; !ok {
+			removed = append(removed, k)
+		}
+	}
+	var parts []string
+	for _, p := range []struct {
+		what string
+		list []string
+	}{{"added", added}, {"removed", removed}, {"changed", changed}} {
+		if len(p.list) > 0 {
+			sort.Strings(p.list)
+			parts = append(parts, p.what+" "+strings.Join(p.list, "; "))
+		}
+	}
+	return strings.Join(parts, ". ")
 }

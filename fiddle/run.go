@@ -318,6 +318,7 @@ func (r *runner) step(ctx context.Context, s *Step) Result {
 	}
 	res.OriginFetches = r.origins.take()
 	r.noteSurrogateKeys(&res)
+	res.Events = append(res.Events, headerEvents(&res)...)
 	res.Assertions = check(s.Assert, &res)
 	return res
 }

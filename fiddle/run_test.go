@@ -223,3 +223,29 @@ func TestRunTimeIsBounded(t *testing.T) {
 		t.Errorf("%+v", out.Results)
 	}
 }
+
+// TestFilters: the header edits of a route, and what the way through the
+// proxy changed, as the origin and the client saw them.
+func TestFilters(t *testing.T) {
+	cfg := `
+upstreams:
+  app: {servers: [{addr: "127.0.0.1:8081"}]}
+routes:
+  - name: all
+    upstream: app
+    headers:
+      request_set: {X-Edge: "1"}
+      request_remove: [Cookie]
+      response_remove: [X-Powered-By]
+`
+	res := runOK(t, &Request{Config: cfg, Origins: map[string][]Rule{"app": {{Headers: map[string]string{"X-Powered-By": "php"}, Body: "x"}}},
+		Requests: []Step{{URL: "http://a.test/", Headers: map[string]string{"Cookie": "a=1"},
+			Assert: []string{`origin_fetches[0].request.headers["X-Edge"] == "1"`, `!("Cookie" in origin_fetches[0].request.headers)`}}}})
+	if !has(res[0], "filter", "request headers", "remove Cookie; set X-Edge: 1") || !has(res[0], "filter", "response headers", "remove X-Powered-By") {
+		t.Errorf("configured edits: %+v", res[0].Events)
+	}
+	if !has(res[0], "filter", "upstream request", "X-Edge: 1") || !has(res[0], "filter", "upstream request", "removed Cookie") ||
+		!has(res[0], "filter", "response", "removed X-Powered-By") {
+		t.Errorf("observed changes: %+v", res[0].Events)
+	}
+}

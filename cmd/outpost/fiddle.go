@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,8 +24,12 @@ func fiddleCmd(args []string) error {
 	fs := flag.NewFlagSet("fiddle", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8070", "address to serve the Fiddle on")
 	dir := fs.String("dir", defaultFiddleDir(), "directory saved fiddles are kept in")
+	remote := fs.Bool("allow-remote", false, "allow an address other than loopback (the Fiddle asks for no token)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if !*remote && !loopback(*addr) {
+		return fmt.Errorf("fiddle: %s is not a loopback address: whoever reaches the Fiddle runs configs as this user, without a token (--allow-remote to do it anyway)", *addr)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -47,6 +52,19 @@ func fiddleCmd(args []string) error {
 		return err
 	}
 	return nil
+}
+
+// loopback reports whether addr's host is a loopback address or localhost.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // defaultFiddleDir is under the user's cache directory.

@@ -75,4 +75,7 @@ func TestFiddleServesWithoutConfig(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 403 {
 		t.Errorf("cross-site: %v %v", err, resp)
 	}
+	if out, err := exec.Command(binary, "fiddle", "--addr", "0.0.0.0:0").CombinedOutput(); err == nil || !strings.Contains(string(out), "not a loopback address") {
+		t.Errorf("a public address: %v %s", err, out)
+	}
 }

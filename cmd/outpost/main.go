@@ -65,7 +65,7 @@ const usage = `usage:
   outpost validate -c FILE      check a config
   outpost purge [--admin ADDR] [--token-file F] (--key K... | --url U... | --all) [--soft]
                                 (token: --token-file, $OUTPOST_ADMIN_TOKEN, or the node's generated one)
-  outpost fiddle [--addr 127.0.0.1:8070] [--dir DIR]   try configs on requests in the browser
+  outpost fiddle [--addr 127.0.0.1:8070] [--dir DIR] [--allow-remote]   try configs on requests in the browser
   outpost test FILE...          run fiddle test files; exit 1 on a failed assertion
   outpost version
 `
