@@ -142,6 +142,10 @@ func TestBrowserFiddle(t *testing.T) {
 	if want := fmt.Sprintf("fiddle.yaml:%d: routes[2].cache.default_tll: unknown key", line); !strings.HasPrefix(text, want) {
 		t.Errorf("error %q, want %q", text, want)
 	}
+	// A click on the error scrolls the editor to its line.
+	if err := chromedp.Do(ctx, chromedp.Click(`.config-error[data-line="`+strconv.Itoa(line)+`"]`)); err != nil {
+		t.Fatal(err)
+	}
 	screenshot(t, ctx, "fiddle-error.png")
 }
 
