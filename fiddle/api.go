@@ -6,6 +6,13 @@
 // proxy.Engine, the cache and the upstream client), not a model of it:
 // only the origins and the clock are the fiddle's.
 //
+// What a run changes in the config, and says so in Response.Notes: each
+// mocked upstream's servers point at loopback mocks speaking cleartext
+// HTTP/1.1, without DNS discovery or active health checks (those run on
+// the real clock), with connect and first byte timeouts capped at 2s; the
+// cache is in memory (at most 64 MiB); the access log is off. Real time
+// still passes for what only real time drives (rule delays, timeouts).
+//
 // The page served at /fiddle/ (by "outpost fiddle" and by the admin
 // listener), the JSON API it calls and "outpost test FILE..." all go
 // through Run.
