@@ -17,6 +17,12 @@ if [ ${#need[@]} -gt 0 ]; then
 	$sudo apt-get update -qq >/dev/null
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The browser tests (the bot challenge, the Fiddle and status pages) fail
+# without Chromium; say so here rather than in the middle of the e2e run.
+if [ ! -x /usr/bin/chromium ]; then echo "test.sh: /usr/bin/chromium is missing after install" >&2; exit 1; fi
+# Screenshots of the Fiddle and the status page (e2e/browser_test.go).
+export OUTPOST_ARTIFACTS=${OUTPOST_ARTIFACTS:-$(mktemp -d -t outpost-artifacts.XXXXXX)}
+echo "== screenshots go to $OUTPOST_ARTIFACTS"
 
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

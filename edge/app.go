@@ -229,6 +229,14 @@ func (a *App) Log(c *proxy.Ctx, err error) {
 		st = r.stats
 	}
 	st.Count(c.Status, took, c.Bytes)
+	if c.Route != nil && c.Route.Cache != nil {
+		switch c.Trace.Find("cache") {
+		case "hit":
+			st.HitLatency.Observe(took)
+		case "miss":
+			st.MissLatency.Observe(took)
+		}
+	}
 	if a.access != nil {
 		a.writeAccess(c, err, took)
 	}

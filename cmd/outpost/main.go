@@ -4,6 +4,8 @@
 //	outpost run -c FILE          run a config
 //	outpost validate -c FILE     check a config; exit 1 with file:line: key: reason
 //	outpost purge --key K [--soft] | --url U | --all   purge through the admin API
+//	outpost fiddle [--addr A]    serve the Fiddle (127.0.0.1:8070)
+//	outpost test FILE...         run fiddle test files; exit 1 on a failed assertion
 //	outpost version
 //
 // The binary holds no request logic: it parses flags, loads the config,
@@ -43,6 +45,10 @@ func run(args []string) error {
 		return validateCmd(args[1:])
 	case "purge":
 		return purgeCmd(args[1:])
+	case "fiddle":
+		return fiddleCmd(args[1:])
+	case "test":
+		return testCmd(args[1:])
 	case "version":
 		fmt.Println("outpost", node.Version)
 		return nil
@@ -59,6 +65,8 @@ const usage = `usage:
   outpost validate -c FILE      check a config
   outpost purge [--admin ADDR] [--token-file F] (--key K... | --url U... | --all) [--soft]
                                 (token: --token-file, $OUTPOST_ADMIN_TOKEN, or the node's generated one)
+  outpost fiddle [--addr 127.0.0.1:8070] [--dir DIR] [--allow-remote]   try configs on requests in the browser
+  outpost test FILE...          run fiddle test files; exit 1 on a failed assertion
   outpost version
 `
 
