@@ -1,10 +1,10 @@
 // Package evict decides which cached objects to keep. It tracks opaque uint64
 // key hashes with byte weights and does no I/O: a store (storage/memory,
-// storage/disk) asks it whether to admit an object, tells it about hits, and
-// deletes whatever it names as evicted.
+// storage/disk) tells it about inserts and hits, and deletes whatever it
+// names as evicted.
 //
-// The policy is S3-FIFO (Yang et al., SOSP 2023) with TinyLFU admission, the
-// combination Pingora's TinyUFO uses:
+// The policy is S3-FIFO (Yang et al., SOSP 2023), with its ghost queue as
+// the only admission control:
 //
 //   - A new key enters the small FIFO (10% of the capacity). When the small
 //     FIFO is over its share, its oldest entry moves to the main FIFO if it
@@ -14,21 +14,18 @@
 //   - The main FIFO evicts its oldest entry unless it was hit since it last
 //     reached the head; a hit entry is moved to the tail with one hit spent
 //     (at most three are banked).
-//   - Before a new key (neither resident nor ghost) pushes an entry out, a
-//     count-min sketch of how often each key was inserted compares it with
-//     the first entry it would evict: a newcomer seen less often than that
-//     victim is not admitted. This keeps one-hit wonders of a scan from
-//     flushing a warm cache.
+//
+// Every key that fits is admitted: one-hit wonders are filtered by their
+// short stay in the small FIFO, not refused at the door. A frequency
+// filter at the door (TinyLFU, as this package had) refuses a newcomer
+// until it has missed again, and W-TinyLFU, which admits to a window and
+// filters at its exit, starves large objects when popularity drifts; both
+// were measured against this design on the traces of evict/tracegen (see
+// evict/sim and bench/README.md).
 //
 // Hits (Touch) only bump a per-entry counter with one atomic operation after
 // a lock-free lookup; all queue changes happen in Insert and Remove under one
-// mutex. The sketch counts inserts, not hits, as TinyUFO's does: hits stay
-// cheap, and a key inserted often is one that keeps missing, which is what
-// admission needs to know. Counting hits too measured no better.
-//
-// On a Zipf(0.9) trace over 1,000,000 keys with room for 1% of them the
-// policy hits 49% of requests where LRU hits 39%, and 32% against 23% when a
-// one-time key follows every second request (see BenchmarkHitRatio).
+// mutex.
 package evict
 
 import (
@@ -42,18 +39,16 @@ const (
 	maxHits    = 3  // hits an entry can bank in its counter
 )
 
-// Policy is an S3-FIFO eviction policy with TinyLFU admission over weighted
-// keys. It is safe for concurrent use. The zero value is not usable; call New.
+// Policy is an S3-FIFO eviction policy over weighted keys. It is safe for concurrent use. The zero value is not usable; call New.
 type Policy struct {
 	capacity    int64
 	smallTarget int64
 
-	// mu guards the queues, the ghost, the sketch and writes to the index.
-	mu     sync.Mutex
-	small  queue
-	main   queue
-	ghost  ghost
-	sketch sketch
+	// mu guards the queues, the ghost and writes to the index.
+	mu    sync.Mutex
+	small queue
+	main  queue
+	ghost ghost
 
 	// index maps a key (uint64) to its *entry. It is written under mu and
 	// read without a lock (sync.Map reads are lock-free), so hits on the
@@ -79,7 +74,6 @@ func New(capacity int64) *Policy {
 		capacity:    capacity,
 		smallTarget: max(capacity*smallShare/100, 1),
 		ghost:       ghost{limit: capacity - capacity*smallShare/100, seq: make(map[uint64]uint64)},
-		sketch:      newSketch(minSketchKeys),
 	}
 }
 
@@ -124,32 +118,29 @@ func (p *Policy) Touch(key uint64) {
 // must not call back into the policy) with each key pushed out. Inserting a
 // resident key replaces its weight and counts as a hit.
 //
-// Insert reports whether key was admitted. It is not when weight exceeds
-// the capacity or when the key is new and less frequently inserted than the
-// entry it would displace; key is then not resident afterwards, even if it
-// was before, and evict is not called for it. A negative weight counts as 0.
+// Insert reports whether key was admitted: it is whenever weight is at
+// most the capacity. A key heavier than that is not resident afterwards,
+// even if it was before, and evict is not called for it. A negative weight
+// counts as 0.
 func (p *Policy) Insert(key uint64, weight int64, evict func(key uint64)) bool {
 	weight = max(weight, 0)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	freq := p.sketch.add(key)
-	toMain, hits, known := false, int32(0), false
+	toMain, hits := false, int32(0)
 	if old := p.lookup(key); old != nil {
-		toMain, hits, known = old.inMain, min(old.hits.Load()+1, maxHits), true
+		toMain, hits = old.inMain, min(old.hits.Load()+1, maxHits)
 		p.unlink(old)
 	} else if p.ghost.remove(key) {
-		toMain, known = true, true
+		toMain = true
 	}
-	if weight > p.capacity || !p.makeRoom(weight, freq, !known, evict) {
+	if weight > p.capacity {
 		return false
 	}
+	p.makeRoom(weight, evict)
 	e := &entry{key: key, weight: weight, inMain: toMain}
 	e.hits.Store(hits)
 	p.queueOf(e).pushBack(e)
 	p.index.Store(key, e)
-	if n := p.small.len + p.main.len; n > p.sketch.keys {
-		p.sketch = newSketch(2 * n)
-	}
 	return true
 }
 
@@ -162,27 +153,19 @@ func (p *Policy) Remove(key uint64) {
 	}
 }
 
-// makeRoom evicts until weight more fits. When check is set and the first
-// victim is counted more often than freq by the sketch, the newcomer is
-// refused and the victim stays at the head of its queue. Later victims are
-// not compared: refusing then would waste the evictions already made.
-func (p *Policy) makeRoom(weight int64, freq uint8, check bool, evict func(uint64)) bool {
+// makeRoom evicts until weight more fits; weight is at most the capacity.
+func (p *Policy) makeRoom(weight int64, evict func(uint64)) {
 	for p.small.weight+p.main.weight+weight > p.capacity {
 		v := p.victim()
 		if v == nil {
-			break // empty: cannot happen while weight <= capacity
+			return // empty: cannot happen while weight <= capacity
 		}
-		if check && p.sketch.estimate(v.key) > freq {
-			return false
-		}
-		check = false
 		p.unlink(v)
 		if !v.inMain {
 			p.ghost.add(v.key, v.weight)
 		}
 		evict(v.key)
 	}
-	return true
 }
 
 // victim runs the S3-FIFO queue moves until the head of a queue is an entry
@@ -232,15 +215,4 @@ func (p *Policy) lookup(key uint64) *entry {
 	v, _ := p.index.Load(key)
 	e, _ := v.(*entry)
 	return e
-}
-
-// mix scrambles a key so that sequential or poorly spread hashes still pick
-// sketch counters uniformly (the splitmix64 finaliser).
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
