@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"flag"
 	"fmt"
 	"strings"
 	"sync"
@@ -27,6 +28,8 @@ func drifting(requests int) tracegen.Config {
 	return c
 }
 
+var requests = flag.Int("requests", 200_000, "requests per trace of TestHitRatioTable (Zipf: twice as many)")
+
 type policyCase struct {
 	name string
 	new  func(capacity int64) Cache
@@ -46,11 +49,12 @@ var policies = []policyCase{
 // when everything fits, and 5 points more than LRU on Zipf(0.9) at 1%.
 // "100%" is room for the whole footprint: the compulsory-miss bound.
 //
-//	go test ./evict/sim -run TestHitRatioTable -v
+//	go test ./evict/sim -run TestHitRatioTable -v -requests 1000000
 //
-// -short replays a fifth of each trace.
+// makes the table; the default is a fifth of that, and -short a fifth of
+// the default.
 func TestHitRatioTable(t *testing.T) {
-	n := 1_000_000
+	n := *requests
 	if testing.Short() {
 		n /= 5
 	}
