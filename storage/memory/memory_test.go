@@ -103,15 +103,16 @@ func TestLookupHitDoesNotAllocate(t *testing.T) {
 }
 
 func TestWeightIncludesKeyAndOverhead(t *testing.T) {
-	// Room for exactly four objects of 100-byte bodies under 1-byte keys.
+	// Room for exactly ten objects of 100-byte bodies under 1-byte keys
+	// (each within the policy's probation share, a tenth).
 	per := int64(1+len("meta")+100) + ObjectOverhead
-	s := New(Options{Capacity: 4 * per})
-	for i := range 5 {
-		commit(t, s, fmt.Sprint(i), make([]byte, 100))
+	s := New(Options{Capacity: 10 * per})
+	for i := range 11 {
+		commit(t, s, string(rune('a'+i)), make([]byte, 100))
 	}
 	st := s.Stats()
-	if st.Objects != 4 || st.Evictions != 1 || st.Bytes != 4*(4+100) {
-		t.Fatalf("Stats = %+v, want 4 objects of 104 bytes and 1 eviction", st)
+	if st.Objects != 10 || st.Evictions != 1 || st.Bytes != 10*(4+100) {
+		t.Fatalf("Stats = %+v, want 10 objects of 104 bytes and 1 eviction", st)
 	}
 }
 
