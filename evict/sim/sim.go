@@ -2,8 +2,8 @@
 // eviction policies and reports request and byte hit ratios. It holds the
 // reference policies Outpost's own is measured against: LRU, S3-FIFO (Yang
 // et al., SOSP 2023) and W-TinyLFU with an adaptive window (Einziger et al.,
-// "Adaptive Software Cache Management", Middleware 2018, as Caffeine does
-// it); Policy drives evict.Policy through its real interface.
+// "Adaptive Software Cache Management", Middleware 2018, after Caffeine's
+// implementation); Policy drives evict.Policy through its real interface.
 //
 // A cache here is only the policy: sizes are counted, no bytes are kept.
 // An object larger than the capacity is never admitted.

@@ -15,7 +15,7 @@ const (
 	protectedPart = 0.8    // share of the main segment that is protected
 )
 
-// WTinyLFU is W-TinyLFU with an adaptive window, as Caffeine does it: new
+// WTinyLFU is W-TinyLFU with an adaptive window, after Caffeine: new
 // objects enter an LRU window; an object pushed out of the window enters
 // the main segmented LRU only if a count-min sketch of recent accesses
 // says it is requested more often than the object it would evict. A hill
