@@ -58,7 +58,7 @@ func (s *Store) adoptFile(h uint64, name string, buf []byte) {
 			if !isMissing(err) {
 				os.Remove(name)
 			}
-		case !s.welcome(hd) || !s.policy.Insert(h, s.weigh(f.size), func(k uint64) { evicted = append(evicted, k) }):
+		case !s.welcome(hd) || !s.policy.Restore(h, s.weigh(f.size), func(k uint64) { evicted = append(evicted, k) }):
 			// (An object the policy refuses after OnAdopt indexed it is
 			// pruned from that index as any evicted object is.)
 			os.Remove(name)

@@ -1,8 +1,8 @@
 // Package disk is the persistent storage.Store: one file per object under a
 // directory, bounded in bytes, kept across restarts and kill -9. It owns the
 // files and their format; what the metadata means is the cache's business,
-// and which objects to keep is evict's (S3-FIFO with TinyLFU admission,
-// each file weighted by its length rounded up to the filesystem block).
+// and which objects to keep is evict's (S3-FIFO, each file weighted by its
+// length rounded up to the filesystem block).
 //
 // # Layout
 //

@@ -55,7 +55,7 @@ func (s *Store) load(verify bool) error {
 	slices.SortFunc(all, func(a, b found) int { return cmp.Compare(a.mtime, b.mtime) })
 	var evicted []uint64
 	for _, f := range all {
-		if !s.policy.Insert(f.h, s.weigh(f.size), func(k uint64) { evicted = append(evicted, k) }) {
+		if !s.policy.Restore(f.h, s.weigh(f.size), func(k uint64) { evicted = append(evicted, k) }) {
 			os.Remove(s.path(f.h))
 		}
 	}
