@@ -46,8 +46,8 @@ func replayTrace() []tracegen.Request {
 // in order, through the binary with a memory tier of about 5% of the
 // trace's footprint, and checks that it hits at least as often as the
 // LRU simulation of the same trace at the same byte budget (the origin
-// counts its fetches: every other request was a hit). It logs the peak
-// RSS of the process.
+// counts its fetches: every other request was a hit), and that the
+// process's peak RSS stays within 1.25 x storage.memory.size + 64 MiB.
 func TestReplayedTraceHitsAtLeastAsOftenAsLRU(t *testing.T) {
 	trace := replayTrace()
 	var fetches atomic.Int64
@@ -108,5 +108,8 @@ func TestReplayedTraceHitsAtLeastAsOftenAsLRU(t *testing.T) {
 		got, lru, policy, rss>>20)
 	if got < lru {
 		t.Fatalf("outpost hit ratio %.3f below LRU's %.3f on the same trace and budget", got, lru)
+	}
+	if bound := int64(replayMemory+replayMemory/4) + 64<<20; rss > bound {
+		t.Fatalf("peak RSS %d MiB over 1.25 x the memory tier + 64 MiB (%d MiB)", rss>>20, bound>>20)
 	}
 }
