@@ -115,3 +115,9 @@ func allocated(fn func()) uint64 {
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
 }
+
+// settle waits until s has fed its policy and swept its directory.
+func settle(s *Store) {
+	<-s.loaded
+	<-s.swept
+}

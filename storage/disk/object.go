@@ -14,6 +14,7 @@ import (
 // closed, so it costs no descriptor while the hit is served.
 type smallObject struct {
 	meta, body []byte
+	crc        uint32 // the body's, from the header (Options.Verify)
 }
 
 var (
@@ -27,7 +28,7 @@ func newSmallObject(hd header, body []byte) *smallObject {
 	b := make([]byte, len(hd.meta)+len(body))
 	copy(b, hd.meta)
 	copy(b[len(hd.meta):], body)
-	return &smallObject{meta: b[:len(hd.meta):len(hd.meta)], body: b[len(hd.meta):]}
+	return &smallObject{meta: b[:len(hd.meta):len(hd.meta)], body: b[len(hd.meta):], crc: hd.bodyCRC}
 }
 
 func (o *smallObject) Meta() []byte  { return o.meta }
@@ -57,6 +58,7 @@ type fileObject struct {
 	meta []byte
 	off  int64 // where the body starts in the file
 	size int64
+	crc  uint32 // the body's, from the header (Options.Verify)
 }
 
 var (

@@ -1,0 +1,89 @@
+package disk
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+)
+
+// load fills the index maps from the snapshot and journal, or by scanning
+// the object files when they are missing or damaged, and opens the journal
+// for appending. alone says no other store has the directory open.
+func (s *Store) load(alone bool) (loaded, error) {
+	ld, gen, err := s.loadIndex()
+	if err == nil {
+		s.tally()
+		return ld, s.openJournal(gen, alone)
+	}
+	if !errors.Is(err, errNoIndex) {
+		return loaded{}, err
+	}
+	if ld, err = s.scan(); err != nil {
+		return loaded{}, err
+	}
+	// Start a new index: forget the unusable one, journal from generation
+	// 1 and write the first snapshot in the background.
+	os.Remove(filepath.Join(s.dir, "index"))
+	removeJournals(s.dir, ^uint64(0)-1)
+	s.tally()
+	if err := s.openJournal(0, alone); err != nil {
+		return loaded{}, err
+	}
+	s.compacting.Store(true)
+	s.background.Go(func() {
+		defer s.compacting.Store(false)
+		s.compact()
+	})
+	return ld, nil
+}
+
+// tally sets the count and charge of the freshly loaded maps.
+func (s *Store) tally() {
+	for i := range s.stripes {
+		for _, e := range s.stripes[i].idx {
+			s.count.Add(1)
+			s.charged.Add(s.weight(e))
+		}
+	}
+}
+
+// feed hands the loaded index to the policy, in commit order, while the
+// store already serves from the maps: a restart serves hits once the maps
+// are built, without waiting for the policy. An entry replaced, deleted or
+// already inserted since Open is skipped; one the policy refuses (the store
+// was reopened smaller) is deleted. Until it is done the policy knows only
+// part of the objects, so commits made meanwhile may take the disk over
+// capacity for that long; the last entries fed evict what is over.
+func (s *Store) feed(ld loaded) {
+	defer close(s.loaded)
+	const rec = snapRec
+	for _, part := range []struct {
+		b    []byte
+		step int
+	}{{ld.snap, rec}, {ld.inserts, journalRec}} {
+		for r := part.b; len(r) >= part.step; r = r[part.step:] {
+			if s.closed.Load() {
+				return
+			}
+			h := binary.LittleEndian.Uint64(r)
+			want := entry{units: binary.LittleEndian.Uint32(r[8:]), at: binary.LittleEndian.Uint32(r[12:])}
+			s.feedOne(h, want)
+		}
+	}
+}
+
+// feedOne inserts hash h into the policy if its index entry is still want.
+func (s *Store) feedOne(h uint64, want entry) {
+	var evicted []uint64
+	st := s.stripe(h)
+	st.Lock()
+	if e, ok := st.idx[h]; ok && e.units == want.units && e.at == want.at && !s.policy.Contains(h) {
+		if !s.policy.Insert(h, s.weight(e), func(k uint64) { evicted = append(evicted, k) }) {
+			os.Remove(s.path(h))
+			s.drop(st, h)
+		}
+	}
+	st.Unlock()
+	s.evict(evicted)
+}
