@@ -17,11 +17,11 @@ import (
 const promoteMax = 1 << 20
 
 func openDisk(c config.DiskStorage, log *slog.Logger) (storage.Store, error) {
-	d, err := disk.Open(c.Path, disk.Options{Capacity: int64(c.Size)})
+	d, err := disk.Open(c.Path, disk.Options{Capacity: int64(c.Size), Sync: c.Sync, Verify: c.Verify})
 	if err != nil {
 		return nil, fmt.Errorf("disk storage %s: %w", c.Path, err)
 	}
-	log.Info("disk cache opened", "path", c.Path, "objects", d.Stats().Objects)
+	log.Info("disk cache opened", "path", c.Path, "objects", d.Stats().Objects, "sync", c.Sync, "verify", c.Verify)
 	return d, nil
 }
 
