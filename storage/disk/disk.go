@@ -86,9 +86,9 @@ package disk
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
-	"hash/crc32"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -156,9 +156,9 @@ type Store struct {
 	journal   journal
 	evictions atomic.Int64
 	closed    atomic.Bool
-	done      chan struct{}  // closed by Close, stops the background work
-	loaded    chan struct{}  // closed once the policy holds the whole index
-	swept     chan struct{}  // closed once sweep has run
+	done      chan struct{} // closed by Close, stops the background work
+	loaded    chan struct{} // closed once the policy holds the whole index
+	swept     chan struct{} // closed once sweep has run
 	// background runs feed, sweep and compactions; Close waits for it.
 	background sync.WaitGroup
 	compacting atomic.Bool

@@ -1,8 +1,8 @@
 package disk
 
 import (
-	"encoding/binary"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"os"
