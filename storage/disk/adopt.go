@@ -95,7 +95,7 @@ func (s *Store) adoptFile(h uint64, name string, buf []byte) {
 	st.Lock()
 	if _, known := st.idx[h]; !known && !s.closed.Load() {
 		f, hd, err := s.check(h, name, buf, false)
-		e := entry{units: uint32((f.size + unit - 1) / unit), at: uint32(f.mtime / 1e9)}
+		e := makeEntry(f.size, uint32(f.mtime/1e9))
 		switch {
 		case err != nil:
 			if !isMissing(err) {

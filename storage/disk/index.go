@@ -10,9 +10,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -60,18 +62,32 @@ const (
 	journalSlack = 256 << 10
 )
 
-// entry is an index record in memory: an object file's size in units,
-// when it was committed (the order the policy is loaded in) and whether its
-// body has been verified (Options.Verify) since the store opened.
+// entry is an index record in memory, 8 bytes so that a map slot takes 16:
+// an object file's size in units, whose top bit says its body has been
+// verified (Options.Verify) since the store opened, and when it was
+// committed (Unix seconds), the order the policy is loaded in.
 type entry struct {
-	units   uint32
-	at      uint32
-	checked bool
+	units uint32
+	at    uint32
 }
 
-func newEntry(size int64) entry {
-	return entry{units: uint32((size + unit - 1) / unit), at: uint32(clock().Unix())}
+const checkedBit = 1 << 31
+
+func makeEntry(size int64, at uint32) entry {
+	return entry{units: uint32((size + unit - 1) / unit), at: at}
 }
+
+func newEntry(size int64) entry { return makeEntry(size, uint32(clock().Unix())) }
+
+// decodeEntry reads the size and time of a snapshot or journal record.
+func decodeEntry(r []byte) entry {
+	return entry{units: binary.LittleEndian.Uint32(r[8:]) &^ checkedBit, at: binary.LittleEndian.Uint32(r[12:])}
+}
+
+func (e entry) size() int64           { return int64(e.units&^checkedBit) * unit }
+func (e entry) checked() bool         { return e.units&checkedBit != 0 }
+func (e entry) withChecked() entry    { e.units |= checkedBit; return e }
+func (e entry) sameFile(o entry) bool { return e.size() == o.size() && e.at == o.at }
 
 // clock tells commit times; tests set it to age objects.
 var clock = time.Now
@@ -108,7 +124,7 @@ func (s *Store) record(op uint32, h uint64, e entry) {
 	}
 	b := j.buf[:]
 	binary.LittleEndian.PutUint64(b, h)
-	binary.LittleEndian.PutUint32(b[8:], e.units)
+	binary.LittleEndian.PutUint32(b[8:], e.units&^checkedBit)
 	binary.LittleEndian.PutUint32(b[12:], e.at)
 	binary.LittleEndian.PutUint32(b[16:], op)
 	binary.LittleEndian.PutUint32(b[20:], crc32.Checksum(b[:20], castagnoli))
@@ -198,13 +214,7 @@ func (s *Store) loadIndex() (loaded, uint64, error) {
 	if uint64(len(recs)) != n*snapRec {
 		return loaded{}, 0, fmt.Errorf("%w: snapshot length", errNoIndex)
 	}
-	for i := range s.stripes {
-		s.stripes[i].idx = make(map[uint64]entry, int(n/256)+int(n/1024)+8)
-	}
-	for r := recs; len(r) > 0; r = r[snapRec:] {
-		h := binary.LittleEndian.Uint64(r)
-		s.stripe(h).idx[h] = entry{units: binary.LittleEndian.Uint32(r[8:]), at: binary.LittleEndian.Uint32(r[12:])}
-	}
+	s.fill(recs)
 	// A compaction that crashed after switching journals left records in
 	// the next generation's journal too; they come after this one's.
 	var inserts []byte
@@ -212,6 +222,43 @@ func (s *Store) loadIndex() (loaded, uint64, error) {
 		inserts = s.replay(journalName(s.dir, g), g, inserts)
 	}
 	return loaded{snap: recs, inserts: inserts}, gen, nil
+}
+
+// fill builds the stripes' maps from snapshot records. The records are
+// first grouped by stripe (a stripe is a hash's low byte, the first byte of
+// a record), so that each map is filled while it is in the cache, and the
+// stripes are filled in parallel: random inserts into 256 maps of 10
+// million entries would miss the cache on each.
+func (s *Store) fill(recs []byte) {
+	var start [257]int
+	for r := recs; len(r) >= snapRec; r = r[snapRec:] {
+		start[int(r[0])+1] += snapRec
+	}
+	for i := range 256 {
+		start[i+1] += start[i]
+	}
+	grouped := make([]byte, len(recs))
+	next := start
+	for r := recs; len(r) >= snapRec; r = r[snapRec:] {
+		next[r[0]] += copy(grouped[next[r[0]]:], r[:snapRec])
+	}
+	var (
+		stripe atomic.Int32
+		wg     sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := int(stripe.Add(1)) - 1; i < 256; i = int(stripe.Add(1)) - 1 {
+				part := grouped[start[i]:start[i+1]]
+				m := make(map[uint64]entry, len(part)/snapRec)
+				for r := part; len(r) > 0; r = r[snapRec:] {
+					m[binary.LittleEndian.Uint64(r)] = decodeEntry(r)
+				}
+				s.stripes[i].idx = m
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // replay applies the journal name (generation gen) to the maps and appends
@@ -230,7 +277,7 @@ func (s *Store) replay(name string, gen uint64, inserts []byte) []byte {
 		st := s.stripe(h)
 		switch binary.LittleEndian.Uint32(r[16:]) {
 		case opInsert:
-			st.idx[h] = entry{units: binary.LittleEndian.Uint32(r[8:]), at: binary.LittleEndian.Uint32(r[12:])}
+			st.idx[h] = decodeEntry(r)
 			inserts = append(inserts, r[:journalRec]...)
 		case opDelete:
 			delete(st.idx, h)
@@ -360,7 +407,7 @@ func (s *Store) writeSnapshot(gen uint64) error {
 		st := &s.stripes[i]
 		st.RLock()
 		for h, e := range st.idx {
-			recs = append(recs, rec{h, e.units, e.at})
+			recs = append(recs, rec{h, e.units &^ checkedBit, e.at})
 		}
 		st.RUnlock()
 	}

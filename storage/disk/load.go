@@ -67,8 +67,7 @@ func (s *Store) feed(ld loaded) {
 				return
 			}
 			h := binary.LittleEndian.Uint64(r)
-			want := entry{units: binary.LittleEndian.Uint32(r[8:]), at: binary.LittleEndian.Uint32(r[12:])}
-			s.feedOne(h, want)
+			s.feedOne(h, decodeEntry(r))
 		}
 	}
 }
@@ -78,7 +77,7 @@ func (s *Store) feedOne(h uint64, want entry) {
 	var evicted []uint64
 	st := s.stripe(h)
 	st.Lock()
-	if e, ok := st.idx[h]; ok && e.units == want.units && e.at == want.at && !s.policy.Contains(h) {
+	if e, ok := st.idx[h]; ok && e.sameFile(want) && !s.policy.Contains(h) {
 		if !s.policy.Insert(h, s.weight(e), func(k uint64) { evicted = append(evicted, k) }) {
 			os.Remove(s.path(h))
 			s.drop(st, h)

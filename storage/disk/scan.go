@@ -60,7 +60,7 @@ func (s *Store) scan() (loaded, error) {
 	}
 	recs := make([]byte, 0, len(all)*snapRec)
 	for _, f := range all {
-		e := entry{units: uint32((f.size + unit - 1) / unit), at: uint32(f.mtime / 1e9)}
+		e := makeEntry(f.size, uint32(f.mtime/1e9))
 		s.stripe(f.h).idx[f.h] = e
 		recs = binary.LittleEndian.AppendUint64(recs, f.h)
 		recs = binary.LittleEndian.AppendUint32(recs, e.units)
