@@ -595,35 +595,6 @@ func (s *Store) rename(tmp, dst string) error {
 	return err
 }
 
-// Range calls fn with the key and metadata of every committed object. It
-// reads each object's header from disk (it is meant for rebuilding indexes
-// and purges, not for the request path) and skips files it cannot read.
-func (s *Store) Range(fn func(key string, meta []byte) bool) {
-	if s.closed.Load() {
-		return
-	}
-	buf := s.getHead()
-	defer s.putHead(buf)
-	walkObjects(s.objDir, func(h uint64, name string, ok bool) bool {
-		if !ok {
-			return true
-		}
-		st := s.stripe(h)
-		st.RLock()
-		_, indexed := st.idx[h]
-		var hd header
-		var err error
-		if indexed {
-			hd, err = readHeaderFile(name, buf[:])
-		}
-		st.RUnlock()
-		if !indexed || err != nil {
-			return true
-		}
-		return fn(string(hd.key), hd.meta)
-	})
-}
-
 // Stats reports the committed objects and the bytes they are charged.
 func (s *Store) Stats() storage.Stats {
 	return storage.Stats{

@@ -148,3 +148,23 @@ func BenchmarkOpen(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRange measures the read of every object's key and metadata with
+// which package purge rebuilds its surrogate-key index at start.
+func BenchmarkRange(b *testing.B) {
+	const objects = 10_000
+	s := openStore(b, b.TempDir(), Options{Capacity: 1 << 30})
+	for i := range objects {
+		key := fmt.Sprintf("https://example.com/object/%d", i)
+		mustPut(b, s, key, []byte(strings.Repeat("h", 300)), body(key, 2000))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		s.Range(func(string, []byte) bool { n++; return true })
+		if n != objects {
+			b.Fatalf("Range listed %d objects, want %d", n, objects)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*objects), "ns/object")
+}
