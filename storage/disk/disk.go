@@ -343,9 +343,10 @@ func (s *Store) Lookup(key string) (storage.Object, error) {
 		st.RUnlock()
 		return nil, storage.ErrNotFound
 	}
-	o, ino, err := s.openObject(h, key)
+	verify := s.verify && !e.checked()
+	o, ino, err := s.openObject(h, key, verify)
 	st.RUnlock()
-	if err == nil && s.verify && !e.checked() {
+	if err == nil && verify {
 		err = s.verifyBody(h, e, o)
 	}
 	if err != nil {
@@ -389,8 +390,9 @@ func (s *Store) otherKey(h uint64, hd header) error {
 // that fits in the first read along with the header is copied out and the
 // file closed at once (four system calls in all); a bigger one is read from
 // the open file. It returns the file's inode number when it got that far,
-// for forget.
-func (s *Store) openObject(h uint64, key string) (storage.Object, uint64, error) {
+// for forget. With verify, a small body's checksum is checked here, a big
+// one's is left to verifyBody.
+func (s *Store) openObject(h uint64, key string, verify bool) (storage.Object, uint64, error) {
 	name := s.path(h)
 	fd, err := openRaw(name)
 	if err != nil {
@@ -402,13 +404,17 @@ func (s *Store) openObject(h uint64, key string) (storage.Object, uint64, error)
 	if err == nil && !hd.sameKey(key) {
 		err = s.otherKey(h, hd)
 	}
-	if err != nil || hd.fileSize() <= headBuf {
+	small := err == nil && hd.fileSize() <= headBuf
+	if small && verify && crc32.Checksum(buf[hd.bodyOff():hd.fileSize()], castagnoli) != hd.bodyCRC {
+		err = fmt.Errorf("%w: body checksum mismatch", errCorrupt)
+	}
+	if err != nil || small {
 		syscall.Close(fd)
 	}
 	if err != nil {
 		return nil, st.Ino, err
 	}
-	if hd.fileSize() <= headBuf {
+	if small {
 		return newSmallObject(hd, buf[hd.bodyOff():hd.fileSize()]), st.Ino, nil
 	}
 	meta := make([]byte, len(hd.meta))
@@ -418,21 +424,15 @@ func (s *Store) openObject(h uint64, key string) (storage.Object, uint64, error)
 }
 
 // verifyBody checks the body of o, the object of hash h (index entry e), on
-// its first read since Open (Options.Verify), and marks the entry checked.
-// It runs without the stripe lock: o's descriptor pins the version read.
+// its first read since Open (Options.Verify; openObject checked a small
+// one), and marks the entry checked. It runs without the stripe lock: o's
+// descriptor pins the version read.
 func (s *Store) verifyBody(h uint64, e entry, o storage.Object) error {
-	var err error
-	switch o := o.(type) {
-	case *smallObject:
-		if crc32.Checksum(o.body, castagnoli) != o.crc {
-			err = fmt.Errorf("%w: body checksum mismatch", errCorrupt)
+	if o, ok := o.(*fileObject); ok {
+		if err := checkBody(o.fd, o.off, o.size, o.crc); err != nil {
+			o.Close()
+			return err
 		}
-	case *fileObject:
-		err = checkBody(o.fd, o.off, o.size, o.crc)
-	}
-	if err != nil {
-		o.Close()
-		return err
 	}
 	st := s.stripe(h)
 	st.Lock()

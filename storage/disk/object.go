@@ -14,7 +14,6 @@ import (
 // closed, so it costs no descriptor while the hit is served.
 type smallObject struct {
 	meta, body []byte
-	crc        uint32 // the body's, from the header (Options.Verify)
 }
 
 var (
@@ -28,7 +27,7 @@ func newSmallObject(hd header, body []byte) *smallObject {
 	b := make([]byte, len(hd.meta)+len(body))
 	copy(b, hd.meta)
 	copy(b[len(hd.meta):], body)
-	return &smallObject{meta: b[:len(hd.meta):len(hd.meta)], body: b[len(hd.meta):], crc: hd.bodyCRC}
+	return &smallObject{meta: b[:len(hd.meta):len(hd.meta)], body: b[len(hd.meta):]}
 }
 
 func (o *smallObject) Meta() []byte  { return o.meta }
