@@ -22,6 +22,13 @@ func (s *Store) sweep(peers []*os.File, every time.Duration) {
 	defer func() { closeAll(peers) }()
 	defer func() { recover() }() // sweeping is housekeeping: never crash for it
 	if len(peers) > 0 {
+		// Once alone, write the snapshot that the other stores kept this
+		// one from writing, with what it adopted.
+		defer func() {
+			if !s.closed.Load() {
+				s.compact()
+			}
+		}()
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for len(peers) > 0 {

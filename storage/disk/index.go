@@ -140,7 +140,9 @@ func (s *Store) record(op uint32, h uint64, e entry) {
 	if j.size > journalSlack+2*journalRec*s.count.Load() && !s.closed.Load() && s.compacting.CompareAndSwap(false, true) {
 		s.background.Go(func() {
 			defer s.compacting.Store(false)
-			s.compact()
+			if !s.closed.Load() { // Close compacts itself
+				s.compact()
+			}
 		})
 	}
 }
