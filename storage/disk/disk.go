@@ -133,10 +133,13 @@ var ErrClosed = errors.New("disk: store closed")
 type Options struct {
 	// Capacity bounds the disk space the store takes, in bytes, as du
 	// counts it: each object is charged its file's length rounded up to
-	// the filesystem's block size plus its share of the directory and
-	// index blocks (entryShare), and the fan-out directories, the seed and
-	// the journal's minimum are set aside from it up front. Fills in
-	// progress are not counted. It is required: zero or less is an error.
+	// the filesystem's block size plus 160 bytes for its share of the
+	// directory and index blocks, and the fan-out directories, the seed
+	// and the journal's minimum (about 1.3 MiB with 4 KiB blocks) are set
+	// aside from it up front. A store under about 11 MiB sets aside only
+	// an eighth, and may then exceed it by a few directory blocks. Fills
+	// in progress are not counted. It is required: zero or less is an
+	// error.
 	Capacity int64
 	// MaxObjectSize is the largest body accepted, in bytes; a bigger fill
 	// fails with storage.ErrTooLarge. Zero means Capacity/8; more than
