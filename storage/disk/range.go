@@ -67,6 +67,9 @@ func (s *Store) rangeStripe(st *stripe, out chan<- []listed, stop <-chan struct{
 	buf := s.getHead()
 	defer s.putHead(buf)
 	for chunk := range slices.Chunk(hashes, rangeBatch) {
+		if s.closed.Load() {
+			return false
+		}
 		batch := make([]listed, 0, len(chunk))
 		for _, h := range chunk {
 			st.RLock()
