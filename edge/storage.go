@@ -52,7 +52,7 @@ func storageMetrics(st storage.Store) []metrics.Value {
 func tierMetrics(vs []metrics.Value, tier string, st storage.Stats) []metrics.Value {
 	label := []string{"tier", tier}
 	return append(vs,
-		metrics.Value{Name: "outpost_storage_bytes", Help: "Bytes stored in the tier (bodies and metadata; on disk, whole blocks).", Labels: label, V: float64(st.Bytes)},
+		metrics.Value{Name: "outpost_storage_bytes", Help: "Bytes stored in the tier (bodies and metadata; on disk, whole blocks and a share of directory and index blocks).", Labels: label, V: float64(st.Bytes)},
 		metrics.Value{Name: "outpost_storage_objects", Help: "Objects stored in the tier.", Labels: label, V: float64(st.Objects)},
 		metrics.Value{Name: "outpost_storage_capacity_bytes", Help: "Bytes the tier may hold.", Labels: label, V: float64(st.Capacity)},
 		metrics.Value{Name: "outpost_storage_evictions_total", Help: "Objects evicted from the tier to make room.", Counter: true, Labels: label, V: float64(st.Evictions)})
