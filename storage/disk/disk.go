@@ -25,9 +25,9 @@
 //
 // The in-memory index is a map per lock stripe (hash → size, commit time),
 // and the eviction policy over it. Every change is appended to the journal
-// (24 bytes, checksummed); once the journal outgrows two records per object
-// it is compacted into a new snapshot in the background, and Close writes
-// one too. Open reads the snapshot and replays the journal, ignoring a torn
+// (24 bytes, checksummed); once the journal outgrows the snapshot it is
+// compacted into a new snapshot in the background, and Close writes one
+// too. Open reads the snapshot and replays the journal, ignoring a torn
 // last record, and serves at once: 10 million entries load in about half a
 // second (BenchmarkOpenIndex), while the policy is fed in the background
 // (tens of seconds at that size).

@@ -52,13 +52,15 @@ const (
 	unit         = 4096 // sizes are recorded in these
 
 	// entryShare is what each object is charged beyond its file's blocks:
-	// its directory entry (24 bytes, in htree blocks about half full), its
-	// snapshot record twice (the old and the new one while compacting) and
-	// the journal records the compaction threshold allows per object.
+	// its directory entry (24 bytes, in htree blocks about half full: 48),
+	// its snapshot record twice (the old and the new one while compacting:
+	// 32) and the journal the compaction threshold allows per object (16,
+	// twice while compacting), with room to spare.
 	entryShare = 160
 	// journalSlack is the journal size the compaction threshold allows on
-	// top of 2 records per object, so that small stores do not compact on
-	// every commit.
+	// top of the snapshot's size, so that small stores do not compact on
+	// every commit. A journal is compacted once it outgrows the snapshot:
+	// Open then never replays more records than the snapshot holds.
 	journalSlack = 256 << 10
 )
 
@@ -137,7 +139,7 @@ func (s *Store) record(op uint32, h uint64, e entry) {
 		return
 	}
 	j.size += journalRec
-	if j.size > journalSlack+2*journalRec*s.count.Load() && !s.closed.Load() && s.compacting.CompareAndSwap(false, true) {
+	if j.size > journalSlack+snapRec*s.count.Load() && !s.closed.Load() && s.compacting.CompareAndSwap(false, true) {
 		s.background.Go(func() {
 			defer s.compacting.Store(false)
 			if !s.closed.Load() { // Close compacts itself
@@ -189,10 +191,10 @@ func cutPrefix(s, prefix string) (string, bool) {
 }
 
 // loaded is what loadIndex read: the records in the order the policy should
-// take them (snapshot then journal inserts).
+// take them (snapshot then journal).
 type loaded struct {
 	snap    []byte // snapshot records
-	inserts []byte // journal records
+	journal []byte // journal records, inserts and deletes
 }
 
 // errNoIndex: the index is missing or does not check out; Open scans.
@@ -219,30 +221,41 @@ func (s *Store) loadIndex() (loaded, uint64, error) {
 	s.fill(recs)
 	// A compaction that crashed after switching journals left records in
 	// the next generation's journal too; they come after this one's.
-	var inserts []byte
+	var journal []byte
 	for g := gen; g <= gen+1; g++ {
-		inserts = s.replay(journalName(s.dir, g), g, inserts)
+		journal = s.replay(journalName(s.dir, g), g, journal)
 	}
-	return loaded{snap: recs, inserts: inserts}, gen, nil
+	return loaded{snap: recs, journal: journal}, gen, nil
 }
 
-// fill builds the stripes' maps from snapshot records. The records are
-// first grouped by stripe (a stripe is a hash's low byte, the first byte of
-// a record), so that each map is filled while it is in the cache, and the
-// stripes are filled in parallel: random inserts into 256 maps of 10
-// million entries would miss the cache on each.
+// fill builds the stripes' maps from snapshot records.
 func (s *Store) fill(recs []byte) {
+	s.byStripe(recs, snapRec, func(st *stripe, part []byte) {
+		m := make(map[uint64]entry, len(part)/snapRec)
+		for r := part; len(r) > 0; r = r[snapRec:] {
+			m[binary.LittleEndian.Uint64(r)] = decodeEntry(r)
+		}
+		st.idx = m
+	})
+}
+
+// byStripe calls fn for each stripe with the records of recs (each size
+// bytes, starting with a hash) that belong to it, in their order, stripes in
+// parallel. Grouping the records first (a stripe is a hash's low byte, a
+// record's first) lets each map be filled while it is in the cache: random
+// inserts into 256 maps of 10 million entries would miss it on each.
+func (s *Store) byStripe(recs []byte, size int, fn func(st *stripe, part []byte)) {
 	var start [257]int
-	for r := recs; len(r) >= snapRec; r = r[snapRec:] {
-		start[int(r[0])+1] += snapRec
+	for r := recs; len(r) >= size; r = r[size:] {
+		start[int(r[0])+1] += size
 	}
 	for i := range 256 {
 		start[i+1] += start[i]
 	}
-	grouped := make([]byte, len(recs))
+	grouped := make([]byte, start[256])
 	next := start
-	for r := recs; len(r) >= snapRec; r = r[snapRec:] {
-		next[r[0]] += copy(grouped[next[r[0]]:], r[:snapRec])
+	for r := recs; len(r) >= size; r = r[size:] {
+		next[r[0]] += copy(grouped[next[r[0]]:], r[:size])
 	}
 	var (
 		stripe atomic.Int32
@@ -251,12 +264,7 @@ func (s *Store) fill(recs []byte) {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := int(stripe.Add(1)) - 1; i < 256; i = int(stripe.Add(1)) - 1 {
-				part := grouped[start[i]:start[i+1]]
-				m := make(map[uint64]entry, len(part)/snapRec)
-				for r := part; len(r) > 0; r = r[snapRec:] {
-					m[binary.LittleEndian.Uint64(r)] = decodeEntry(r)
-				}
-				s.stripes[i].idx = m
+				fn(&s.stripes[i], grouped[start[i]:start[i+1]])
 			}
 		})
 	}
@@ -264,28 +272,34 @@ func (s *Store) fill(recs []byte) {
 }
 
 // replay applies the journal name (generation gen) to the maps and appends
-// its intact records to inserts. A missing or foreign journal is empty.
-func (s *Store) replay(name string, gen uint64, inserts []byte) []byte {
+// its intact records to journal. A missing or foreign journal is empty.
+func (s *Store) replay(name string, gen uint64, journal []byte) []byte {
 	b, err := os.ReadFile(name)
 	if err != nil || len(b) < journalHead || string(b[:8]) != journalMagic ||
 		binary.LittleEndian.Uint64(b[8:]) != gen || binary.LittleEndian.Uint64(b[16:]) != s.seedCheck() {
-		return inserts
+		return journal
 	}
-	for r := b[journalHead:]; len(r) >= journalRec; r = r[journalRec:] {
-		if crc32.Checksum(r[:20], castagnoli) != binary.LittleEndian.Uint32(r[20:]) {
-			break // torn tail
-		}
-		h := binary.LittleEndian.Uint64(r)
-		st := s.stripe(h)
-		switch binary.LittleEndian.Uint32(r[16:]) {
-		case opInsert:
-			st.idx[h] = decodeEntry(r)
-			inserts = append(inserts, r[:journalRec]...)
-		case opDelete:
-			delete(st.idx, h)
-		}
+	end := journalHead
+	for ; end+journalRec <= len(b) && intact(b[end:end+journalRec]); end += journalRec {
 	}
-	return inserts
+	recs := b[journalHead:end] // a torn tail is left out
+	s.byStripe(recs, journalRec, func(st *stripe, part []byte) {
+		for r := part; len(r) > 0; r = r[journalRec:] {
+			h := binary.LittleEndian.Uint64(r)
+			switch binary.LittleEndian.Uint32(r[16:]) {
+			case opInsert:
+				st.idx[h] = decodeEntry(r)
+			case opDelete:
+				delete(st.idx, h)
+			}
+		}
+	})
+	return append(journal, recs...)
+}
+
+// intact reports whether a journal record's checksum matches.
+func intact(r []byte) bool {
+	return crc32.Checksum(r[:20], castagnoli) == binary.LittleEndian.Uint32(r[20:])
 }
 
 // openJournal starts appending to the journal of generation gen, creating
@@ -331,11 +345,7 @@ func (s *Store) journalEnd(f *os.File, gen uint64) (int64, error) {
 		return 0, nil
 	}
 	end := journalHead
-	for ; end+journalRec <= len(b); end += journalRec {
-		r := b[end:]
-		if crc32.Checksum(r[:20], castagnoli) != binary.LittleEndian.Uint32(r[20:]) {
-			break
-		}
+	for ; end+journalRec <= len(b) && intact(b[end:end+journalRec]); end += journalRec {
 	}
 	return int64(end), nil
 }

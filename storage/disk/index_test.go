@@ -138,9 +138,10 @@ func TestOldLayoutIsMigrated(t *testing.T) {
 	}
 }
 
-// writeIndex writes a snapshot of n entries whose files do not exist, as
-// a store of n objects would leave, plus one real object, "hit", for
-// measuring Open.
+// writeIndex writes a snapshot of n entries whose files do not exist, plus
+// one real object, "hit", and a journal as big as the snapshot (the most
+// there is before a compaction) of commits replacing some of them, as a
+// store of n objects would leave, for measuring Open.
 func writeIndex(t testing.TB, dir string, n int) {
 	t.Helper()
 	s, err := Open(dir, Options{Capacity: 1 << 40})
@@ -157,6 +158,14 @@ func writeIndex(t testing.TB, dir string, n int) {
 	if err := s.writeSnapshot(1); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.openJournal(1, true); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n * snapRec / journalRec {
+		h := uint64(i)*0x9e3779b97f4a7c15 + 1
+		s.record(opInsert, h, makeEntry(2*unit, uint32(n+i)))
+	}
+	s.journal.f.Close()
 }
 
 // Open reads 200,000 entries from the index without touching an object

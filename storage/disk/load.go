@@ -61,10 +61,13 @@ func (s *Store) feed(ld loaded) {
 	for _, part := range []struct {
 		b    []byte
 		step int
-	}{{ld.snap, rec}, {ld.inserts, journalRec}} {
+	}{{ld.snap, rec}, {ld.journal, journalRec}} {
 		for r := part.b; len(r) >= part.step; r = r[part.step:] {
 			if s.closed.Load() {
 				return
+			}
+			if part.step == journalRec && binary.LittleEndian.Uint32(r[16:]) != opInsert {
+				continue
 			}
 			h := binary.LittleEndian.Uint64(r)
 			s.feedOne(h, decodeEntry(r))
