@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -159,35 +160,27 @@ func (s *Store) dropIndexLocked() {
 		j.f = nil
 	}
 	os.Remove(filepath.Join(s.dir, "index"))
-	removeJournals(s.dir, ^uint64(0))
+	removeJournals(s.dir)
 }
 
-// removeJournals deletes the journals of generations other than keep (and
-// keep+1, which a compaction may be writing).
-func removeJournals(dir string, keep uint64) {
+// removeJournals deletes every journal in dir.
+func removeJournals(dir string) {
 	names, _ := readDirNames(dir)
 	for _, name := range names {
-		g, ok := journalGen(name)
-		if ok && g != keep && g != keep+1 {
+		if _, ok := journalGen(name); ok {
 			os.Remove(filepath.Join(dir, name))
 		}
 	}
 }
 
+// journalGen returns the generation of the journal named name.
 func journalGen(name string) (uint64, bool) {
-	rest, ok := cutPrefix(name, "journal-")
+	rest, ok := strings.CutPrefix(name, "journal-")
 	if !ok {
 		return 0, false
 	}
 	g, err := strconv.ParseUint(rest, 10, 64)
 	return g, err == nil
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
-		return s, false
-	}
-	return s[len(prefix):], true
 }
 
 // loaded is what loadIndex read: the records in the order the policy should

@@ -154,7 +154,7 @@ func writeIndex(t testing.TB, dir string, n int) {
 		h := uint64(i)*0x9e3779b97f4a7c15 + 1
 		s.stripe(h).idx[h] = makeEntry(unit, uint32(i))
 	}
-	removeJournals(dir, ^uint64(0)-1)
+	removeJournals(dir)
 	if err := s.writeSnapshot(1); err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func (s *Store) load(alone bool) (loaded, error) {
 	// Start a new index: forget the unusable one, journal from generation
 	// 1 and write the first snapshot in the background.
 	os.Remove(filepath.Join(s.dir, "index"))
-	removeJournals(s.dir, ^uint64(0)-1)
+	removeJournals(s.dir)
 	s.tally()
 	if err := s.openJournal(0, alone); err != nil {
 		return loaded{}, err
