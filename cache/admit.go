@@ -25,6 +25,9 @@ func (c *Cache) lead(r *Reply, f *fill, origin Origin) (*Reply, error) {
 	j := &r.j
 	f.hfpTTL = j.pol.hitForPassTTL()
 	originRequest(&r.oreq, j.req, j.stale, !j.pol.KeepAcceptEncoding)
+	if j.stale == nil {
+		alignRange(&r.oreq, j.req, j.pol) // a Range miss asks for whole segments (segment.go)
+	}
 	j.gen = c.generation() // before the request leaves: a purge from now on catches this fetch
 	reqTime := c.now()
 	resp, body, err := origin.Fetch(&r.oreq)
@@ -44,6 +47,12 @@ func (c *Cache) lead(r *Reply, f *fill, origin Origin) (*Reply, error) {
 	if resp.Status == 304 && j.stale != nil {
 		body.Close()
 		return c.revalidated(r, f, resp, reqTime, respTime)
+	}
+	switch {
+	case resp.Status == 206:
+		return c.admitPartial(r, f, resp, body, reqTime, respTime)
+	case resp.Status == 416 && r.oreq.Header.Has("Range"): // the aligned range, not the URL, was refused
+		return c.passPartial(r, f, body, "range not satisfiable")
 	}
 	return c.admit(r, f, resp, body, reqTime, respTime)
 }
@@ -91,6 +100,9 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 		r.Status, r.Reason = StatusMiss, reason
 		return r, nil
 	}
+	if reason != ReasonNone && j.part.ok {
+		return c.passPartial(r, f, body, reason.String())
+	}
 	if reason != ReasonNone {
 		return c.pass(r, f, resp, body, age, reason), nil
 	}
@@ -108,6 +120,9 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 			m.lifetime = min(m.lifetime, m.initialAge)
 		}
 		objKey = string(appendVariant([]byte(j.key), f.epoch, vary, &j.req.Header, !j.pol.KeepAcceptEncoding))
+	}
+	if j.part.ok || j.pol.segmented(size) && validatorOf(m.headers) != nil {
+		return c.fillSegments(r, f, &m, objKey, resp, body, age, src)
 	}
 	metaB := m.encode(nil)
 	w, err := c.create(objKey, metaB, size, j.gen)
@@ -211,8 +226,8 @@ func (c *Cache) revalidated(r *Reply, f *fill, resp *httphead.Response, reqTime,
 	d, targeted := responseDirectives(&h, j.pol)
 	flags := objectFlags(&h, &d)
 	ttl, src := lifetime(&h, &d, targeted, j.pol, respTime)
-	m := meta{kind: kindObject, status: e.m.status, flags: flags, respTime: respTime.UnixNano(),
-		initialAge: initialAge(&resp.Header, reqTime, respTime), lifetime: ttl}
+	m := meta{kind: e.m.kind, status: e.m.status, flags: flags, respTime: respTime.UnixNano(),
+		initialAge: initialAge(&resp.Header, reqTime, respTime), lifetime: ttl, epoch: e.m.epoch}
 	m.swr, m.sie = staleWindows(&d, flags, j.pol)
 	m.headers, m.edge = storedHeaders(&h, &d, j.pol)
 	m.tags = e.m.tags

@@ -49,6 +49,14 @@ type Policy struct {
 	// client accepts, so that equivalent Accept-Encoding values share one
 	// stored variant.
 	KeepAcceptEncoding bool
+	// SegmentSize is the size of the segments a partial response, or a
+	// full one above SegmentThreshold, is stored in (segment.go); zero
+	// means DefaultSegmentSize (1 MiB).
+	SegmentSize int64
+	// SegmentThreshold is the body length above which a full response is
+	// stored in segments rather than whole; zero means
+	// DefaultSegmentThreshold (8 MiB).
+	SegmentThreshold int64
 	// StoreSetCookie allows storing responses that carry Set-Cookie, which
 	// are otherwise passed (a shared cache must not hand one client's
 	// cookie to another).

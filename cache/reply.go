@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"io"
 	"strconv"
 	"sync"
@@ -38,6 +39,7 @@ type Reply struct {
 	objR   objectReader
 	fr     fillReader
 	fill   *fill            // the fill fr follows, detached by Close
+	seg    *segReader       // the segments being read, closed by Close
 	origin originBody       // a body streamed from the origin unstored
 	oreq   httphead.Request // the request sent to the origin by lead
 
@@ -65,6 +67,9 @@ func (r *Reply) Close() error {
 	}
 	if r.fill != nil {
 		r.fill.detach(&r.fr)
+	}
+	if r.seg != nil {
+		r.seg.close()
 	}
 	if r.origin.rc != nil {
 		if cerr := r.origin.rc.Close(); err == nil {
@@ -187,18 +192,27 @@ func (r *Reply) bodiless(status int) {
 // The reply takes the object.
 func (r *Reply) serveObject(req *httphead.Request, obj storage.Object, m *meta) {
 	r.obj = obj
+	if r.bodilessAnswer(req, m) {
+		return
+	}
+	if m.kind == kindSegmented {
+		tab, ok := readTable(obj)
+		if !ok {
+			r.bodiless(502) // the head could not be read: nothing to serve
+			return
+		}
+		r.serveSegments(req, m, tab, r.newSegReader(r.e.key, m, tab))
+		return
+	}
 	size := obj.Size()
 	start, end := int64(0), size
-	if m.status == 200 && preconditionFailed(req, m.headers) {
-		r.bodiless(412)
-		return
-	}
-	if m.status == 200 && notModified(req, m.headers) {
-		r.bodiless(304)
-		return
-	}
 	if m.status == 200 && string(req.Method) == "GET" {
-		if rng := req.Header.Peek("Range"); rng != nil && ifRangeHolds(req, m.headers) {
+		rng := req.Header.Peek("Range")
+		if bytes.IndexByte(rng, ',') >= 0 { // several ranges: multipart/byteranges
+			r.setRangeBody(req, m.headers, size, obj)
+			return
+		}
+		if rng != nil && ifRangeHolds(req, m.headers) {
 			switch s, e, ok := parseRange(rng, size); {
 			case ok && s < 0:
 				r.head.Status = 416
@@ -224,6 +238,20 @@ func (r *Reply) serveObject(req *httphead.Request, obj storage.Object, m *meta) 
 	}
 	r.objR = objectReader{obj: obj, off: start, end: end}
 	r.Body = &r.objR
+}
+
+// bodilessAnswer answers a client's failed precondition (412) or a
+// condition that holds (304) from stored fields, and reports whether it did.
+func (r *Reply) bodilessAnswer(req *httphead.Request, m *meta) bool {
+	switch {
+	case m.status == 200 && preconditionFailed(req, m.headers):
+		r.bodiless(412)
+	case m.status == 200 && notModified(req, m.headers):
+		r.bodiless(304)
+	default:
+		return false
+	}
+	return true
 }
 
 var contentRangeField = []byte("Content-Range")

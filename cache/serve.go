@@ -26,6 +26,7 @@ type job struct {
 	fwd    string // Cache-Status fwd value if the request goes to the origin
 	status Status // reply status if it does
 	reason Reason
+	part   partial // the span of a 206 being stored (segment.go)
 }
 
 // entry is a stored object looked up for a request.
@@ -174,7 +175,7 @@ func (c *Cache) lookup(r *Reply, key string, req *httphead.Request, e *entry) (f
 		c.store.Delete(key)
 		return false, false
 	}
-	if e.m.kind == kindObject {
+	if e.m.kind == kindObject || e.m.kind == kindSegmented && obj.Size() == tableLen {
 		e.obj, e.key = obj, key
 		return true, false
 	}
@@ -185,7 +186,7 @@ func (c *Cache) lookup(r *Reply, key string, req *httphead.Request, e *entry) (f
 	if obj, err = c.store.Lookup(vk); err != nil {
 		return false, true
 	}
-	if decodeMeta(obj.Meta(), &e.m) != nil || e.m.kind != kindObject {
+	if decodeMeta(obj.Meta(), &e.m) != nil || e.m.kind != kindObject && (e.m.kind != kindSegmented || obj.Size() != tableLen) {
 		obj.Close()
 		c.store.Delete(vk)
 		return false, true

@@ -755,6 +755,9 @@ func (k *checker) cache(key string, c *Cache) {
 	}
 	k.headerList(key+".key.headers", c.Key.Headers)
 	k.headerName(key+".targeted_field", c.TargetedField, true)
+	if c.SegmentSize != 0 && (c.SegmentSize < 4<<10 || c.SegmentSize > 64<<20) {
+		k.errorf(key+".segment_size", "must be between 4KiB and 64MiB")
+	}
 }
 
 func (k *checker) rateLimit(key string, r *RateLimit) {
