@@ -125,6 +125,11 @@ type Cache struct {
 	active int
 	idle   chan struct{}
 
+	// segMu guards segFlights: the segments an origin fetch is bringing,
+	// by segment key, for readers that need them to wait on (segment.go).
+	segMu      sync.Mutex
+	segFlights map[string]*segFlight
+
 	// markerMu serialises the check-and-replace of a key's Vary marker,
 	// striped by key; held across the store calls that do it.
 	markerMu [64]sync.Mutex

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -260,6 +261,7 @@ func (c *Cache) fillSegments(r *Reply, f *fill, m *meta, objKey string, resp *ht
 	sr := r.newSegReader(objKey, m, tab)
 	sr.body, sr.bodyAt, sr.bodyEnd, sr.gen = body, span.start, span.end, j.gen
 	sr.fetches = 1
+	sr.claim(span.start/tab.segSize, (span.end+tab.segSize-1)/tab.segSize)
 	if !r.bodilessAnswer(j.req, m) {
 		r.serveSegments(j.req, m, tab, sr)
 	} else {
@@ -303,7 +305,7 @@ func (r *Reply) serveSegments(req *httphead.Request, m *meta, tab segTable, sr *
 // newSegReader returns a reader of the segmented object stored under key.
 func (r *Reply) newSegReader(key string, m *meta, tab segTable) *segReader {
 	j := &r.j
-	return &segReader{c: r.c, origin: j.origin, req: j.req, pol: j.pol, tr: j.tr, key: key,
+	return &segReader{c: r.c, ctx: j.origin, origin: j.origin, noWait: -1, req: j.req, pol: j.pol, tr: j.tr, key: key,
 		version: m.epoch, validator: bytes.Clone(validatorOf(m.headers)), tab: tab}
 }
 
@@ -316,6 +318,7 @@ var errVersionChanged = errors.New("cache: the object changed at the origin duri
 // and one segment being written.
 type segReader struct {
 	c         *Cache
+	ctx       context.Context // the client's: a wait ends when it goes
 	origin    Origin
 	detached  bool
 	req       *httphead.Request
@@ -337,6 +340,12 @@ type segReader struct {
 
 	w    storage.Writer // segment being stored, wIdx
 	wIdx int64
+
+	// claimed are the segments [claimFrom, claimTo) this reader's fetch
+	// has registered as in flight; noWait is a segment it gave up waiting
+	// for.
+	claimFrom, claimTo int64
+	noWait             int64
 
 	oreq     httphead.Request
 	keyBuf   []byte
@@ -378,6 +387,7 @@ func (s *segReader) ReadAt(p []byte, off int64) (int, error) {
 		case s.body != nil && s.bodyAt < off && off < s.bodyEnd:
 			s.skip(off)
 		case s.openSegment(i):
+		case s.waitFlight(i):
 		default:
 			s.fetch(i, off)
 		}
@@ -426,9 +436,10 @@ func (s *segReader) fetch(i, off int64) {
 	s.closeFetch()
 	last := (min(max(s.wantEnd, 1), s.tab.size) - 1) / s.tab.segSize
 	k := i + 1
-	for k <= last && !s.has(k) {
+	for k <= last && !s.has(k) && !s.inFlight(k) {
 		k++
 	}
+	s.claim(i, k)
 	start, _ := s.tab.segment(i)
 	_, end := s.tab.segment(k - 1)
 	if !s.detached { // the client's origin is busy with this reply: fetch on a copy
@@ -532,6 +543,7 @@ func (s *segReader) store(b []byte) {
 		}
 		b, s.bodyAt = b[k:], s.bodyAt+k
 	}
+	s.release(s.bodyAt / s.tab.segSize) // the segments passed: stored or not, waiters may look
 }
 
 // segmentMeta is the metadata of a segment: its kind and version.
@@ -559,6 +571,7 @@ func (s *segReader) closeFetch() {
 	if s.w != nil {
 		s.endWrite(false)
 	}
+	s.release(s.claimTo)
 	if s.body != nil {
 		s.body.Close()
 		s.body = nil
@@ -586,4 +599,83 @@ func (s *segReader) close() {
 	if s.tr != nil {
 		s.tr.Add("cache-segments", fmt.Sprintf("hit=%d fetches=%d stored=%d origin-bytes=%d", s.hits, s.fetches, s.stored, s.fetchedB))
 	}
+}
+
+// A segFlight is a segment an origin fetch is bringing: a reader that
+// needs it waits (at most the policy's lock timeout) rather than fetch it
+// again, so concurrent requests for a large object make one origin fetch
+// per segment, as whole objects collapse onto one fill.
+type segFlight struct {
+	owner *segReader
+	done  chan struct{} // closed when the segment is stored or given up
+}
+
+// claim registers segments [from, to) as coming with this reader's fetch,
+// up to the first one another fetch brings already.
+func (s *segReader) claim(from, to int64) {
+	c := s.c
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	if c.segFlights == nil {
+		c.segFlights = make(map[string]*segFlight)
+	}
+	s.claimFrom, s.claimTo = from, from
+	for ; s.claimTo < to; s.claimTo++ {
+		k := s.segKey(s.claimTo)
+		if c.segFlights[k] != nil {
+			break
+		}
+		c.segFlights[k] = &segFlight{owner: s, done: make(chan struct{})}
+	}
+}
+
+// release ends the claims on the segments before index to.
+func (s *segReader) release(to int64) {
+	c := s.c
+	if s.claimFrom >= min(to, s.claimTo) {
+		return
+	}
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	for ; s.claimFrom < min(to, s.claimTo); s.claimFrom++ {
+		k := s.segKey(s.claimFrom)
+		if f := c.segFlights[k]; f != nil && f.owner == s {
+			delete(c.segFlights, k)
+			close(f.done)
+		}
+	}
+}
+
+// flight returns the fetch another reader has in flight for segment i.
+func (s *segReader) flight(i int64) *segFlight {
+	c := s.c
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	if f := c.segFlights[s.segKey(i)]; f != nil && f.owner != s {
+		return f
+	}
+	return nil
+}
+
+func (s *segReader) inFlight(i int64) bool { return s.flight(i) != nil }
+
+// waitFlight waits for segment i when another fetch brings it, and
+// reports whether it waited; after the lock timeout it stops waiting for
+// it and fetches it itself.
+func (s *segReader) waitFlight(i int64) bool {
+	f := s.flight(i)
+	if f == nil || s.noWait == i {
+		return false
+	}
+	s.closeFetch() // hold no origin connection while waiting
+	t := time.NewTimer(s.pol.lockTimeout())
+	defer t.Stop()
+	select {
+	case <-f.done:
+	case <-t.C:
+		s.noWait = i
+	case <-s.ctx.Done():
+		s.err = fmt.Errorf("cache: waiting for a segment: %w", s.ctx.Err())
+	}
+	return true
 }

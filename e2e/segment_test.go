@@ -195,3 +195,32 @@ func TestPartialResponsesCombineThroughTheNode(t *testing.T) {
 		t.Errorf("origin sent %d bytes in %d requests, want %d in 2", n, o.reqs.Load(), size)
 	}
 }
+
+// Issue 10: concurrent requests for a large uncached object collapse per
+// segment: the origin sends it once, and every client gets all of it.
+func TestConcurrentRequestsForALargeObjectFetchEachSegmentOnce(t *testing.T) {
+	const size = 48 << 20
+	o := newPatternOrigin(t, size)
+	e := tieredEdge(t, o, size)
+	const clients = 8
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		go func() {
+			resp, err := bigClient.Get(e.URL + "/shared")
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			errs <- testorigin.CheckPattern(resp.Body, 0, size)
+		}()
+	}
+	for i := 0; i < clients; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := o.sent.Load(); n != size {
+		t.Errorf("origin sent %d bytes in %d requests for %d clients, want %d", n, o.reqs.Load(), clients, size)
+	}
+}
