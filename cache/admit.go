@@ -26,7 +26,7 @@ func (c *Cache) lead(r *Reply, f *fill, origin Origin) (*Reply, error) {
 	f.hfpTTL = j.pol.hitForPassTTL()
 	originRequest(&r.oreq, j.req, j.stale, !j.pol.KeepAcceptEncoding)
 	if j.stale == nil {
-		alignRange(&r.oreq, j.req, j.pol) // a Range miss asks for whole segments (segment.go)
+		c.segmentRequest(r) // a Range miss asks for whole segments (segment.go)
 	}
 	j.gen = c.generation() // before the request leaves: a purge from now on catches this fetch
 	reqTime := c.now()
@@ -157,6 +157,7 @@ func (c *Cache) startFill(r *Reply, f *fill, m *meta, objKey string, size int64,
 	r.streamFill(m, f, r.j.origin) // attaches before the copier starts: cannot fail
 	f.decide(outcomeStreaming, ReasonNone, nil)
 	maxSize := r.j.pol.MaxObjectSize // r is the client's and may be gone when the copier runs
+	f.segmentable = maxSize <= 0 && size < 0 && validatorOf(m.headers) != nil
 	c.background(func() { c.copyBody(f, body, maxSize) })
 }
 

@@ -196,6 +196,39 @@ func alignRange(o, req *httphead.Request, pol *Policy) {
 	o.Header.Set("Range", string(b))
 }
 
+// segmentRequest makes the origin request of a miss ask for segments: the
+// aligned segments of the client's Range, or the first segment of an
+// object whose body of unknown length was too large to store whole (its
+// 206 gives the length, and the object is then stored in segments).
+func (c *Cache) segmentRequest(r *Reply) {
+	j := &r.j
+	alignRange(&r.oreq, j.req, j.pol)
+	if r.oreq.Header.Has("Range") || !c.isLarge(j.key) {
+		return
+	}
+	b := strconv.AppendInt([]byte("bytes=0-"), j.pol.segmentSize()-1, 10)
+	r.oreq.Header.Set("Range", string(b))
+	note(j.tr, "segments asked: the body was too large to store whole")
+}
+
+// markLarge notes that key's body, of unknown length, was too large for
+// the store.
+func (c *Cache) markLarge(key string) {
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	if c.large == nil || len(c.large) >= maxHitForPass {
+		c.large = make(map[string]struct{})
+	}
+	c.large[key] = struct{}{}
+}
+
+func (c *Cache) isLarge(key string) bool {
+	c.segMu.Lock()
+	defer c.segMu.Unlock()
+	_, ok := c.large[key]
+	return ok
+}
+
 // admitPartial decides whether a 206 may be stored: a single part with a
 // known complete length and a validator is stored as the whole
 // representation's head and the segments it covers; anything else is not
@@ -251,6 +284,9 @@ func (c *Cache) fillSegments(r *Reply, f *fill, m *meta, objKey string, resp *ht
 		return c.pass(r, f, resp, body, age, ReasonStoreError), nil
 	}
 	c.clearHitForPass(j.key)
+	c.segMu.Lock()
+	delete(c.large, j.key)
+	c.segMu.Unlock()
 	c.stats.Stored.Add(1)
 	if j.tr != nil {
 		j.tr.Add("cache-ttl", strconv.FormatInt(int64(m.lifetime/time.Second), 10)+"s from "+src)

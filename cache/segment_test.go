@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/storage/memory"
 	"github.com/outpost-edge/outpost/trace"
 )
 
@@ -292,5 +293,49 @@ func TestPartialWithoutValidatorNotStored(t *testing.T) {
 	}
 	if n := e.store.Stats().Objects; n != 0 {
 		t.Errorf("%d objects stored", n)
+	}
+}
+
+// A body of unknown length too large for the store streams through
+// unstored; the next miss asks for the first segment, learns the length
+// from the 206 and stores the object in segments, so that no size the
+// origin sends is refused.
+func TestUnknownLengthTooLargeIsSegmentedNextTime(t *testing.T) {
+	store := memory.New(memory.Options{Capacity: 64 << 10}) // takes objects up to 8 KiB
+	t.Cleanup(func() { store.Close() })
+	c := New(store, Options{})
+	pol := &Policy{Enabled: true, SegmentSize: 4 << 10}
+	full := strings.Repeat("0123456789abcdef", 1<<10) // 16 KiB
+	ro := newRangeOrigin(func() string { return full }, func() string { return `"u1"` })
+	chunked := newOrigin(func(req *httphead.Request, n int) answer {
+		a := ro.handler(req, n)
+		if a.status == 0 {
+			a.lieCL = -1 // sent chunked: the length is not known up front
+		}
+		return a
+	})
+	get := func() result {
+		t.Helper()
+		rep, err := c.Serve(FuncOrigin(t.Context(), chunked.fetch), request("GET", "/chunked"), pol, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := readReply(rep)
+		if r.body != full || r.readErr != nil {
+			t.Fatalf("got %d bytes, %v", len(r.body), r.readErr)
+		}
+		return r
+	}
+	get()
+	c.Drain(t.Context())
+	if r := get(); chunked.reqs[1].Header.Get("Range") != "bytes=0-4095" || r.status != 200 {
+		t.Fatalf("second miss asked for %q and got %d", chunked.reqs[1].Header.Get("Range"), r.status)
+	}
+	if got := chunked.last().Header.Get("Range"); got != "bytes=4096-16383" {
+		t.Errorf("the rest was asked as %q", got)
+	}
+	n := chunked.count.Load()
+	if r := get(); r.code != StatusHit || chunked.count.Load() != n {
+		t.Errorf("third request: %v after %d origin requests", r.code, chunked.count.Load()-n)
 	}
 }
