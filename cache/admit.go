@@ -25,7 +25,7 @@ func (c *Cache) lead(r *Reply, f *fill, origin Origin) (*Reply, error) {
 	j := &r.j
 	f.hfpTTL = j.pol.hitForPassTTL()
 	originRequest(&r.oreq, j.req, j.stale, !j.pol.KeepAcceptEncoding)
-	if j.stale == nil {
+	if j.stale == nil || j.stale.m.kind == kindSegmented {
 		c.segmentRequest(r) // a Range miss asks for whole segments (segment.go)
 	}
 	j.gen = c.generation() // before the request leaves: a purge from now on catches this fetch

@@ -31,17 +31,18 @@ type Reply struct {
 	Status Status
 	Reason Reason
 
-	c      *Cache
-	j      job   // the request being served
-	e      entry // the stored object looked up, until served or closed
-	head   httphead.Response
-	obj    storage.Object // the stored object served, closed by Close
-	objR   objectReader
-	fr     fillReader
-	fill   *fill            // the fill fr follows, detached by Close
-	seg    *segReader       // the segments being read, closed by Close
-	origin originBody       // a body streamed from the origin unstored
-	oreq   httphead.Request // the request sent to the origin by lead
+	c       *Cache
+	j       job   // the request being served
+	e       entry // the stored object looked up, until served or closed
+	head    httphead.Response
+	obj     storage.Object // the stored object served, closed by Close
+	objR    objectReader
+	fr      fillReader
+	fill    *fill            // the fill fr follows, detached by Close
+	seg     *segReader       // the segments being read, closed by Close
+	partial bool             // seg must fetch segments that are not stored
+	origin  originBody       // a body streamed from the origin unstored
+	oreq    httphead.Request // the request sent to the origin by lead
 
 	key     []byte // primary key being built
 	vkey    []byte // variant key being built

@@ -332,10 +332,31 @@ func (c *Cache) storeHead(key string, metaB []byte, tab segTable, gen uint64) er
 func (r *Reply) serveSegments(req *httphead.Request, m *meta, tab segTable, sr *segReader) {
 	r.seg = sr
 	r.setRangeBody(req, m.headers, tab.size, sr)
-	if r.Body == nil {
+	body, ok := r.Body.(*rangeBody)
+	if !ok {
 		sr.close()
 		r.seg = nil
+		return
 	}
+	r.partial = sr.missing(body.pieces)
+}
+
+// missing reports whether a segment that pieces need is not stored: the
+// reply then goes forward to complete it (Cache-Status fwd=partial).
+func (s *segReader) missing(pieces []piece) bool {
+	for _, pc := range pieces {
+		if pc.lit != nil || pc.off >= pc.end {
+			continue
+		}
+		for i := pc.off / s.tab.segSize; i <= (pc.end-1)/s.tab.segSize; i++ {
+			if s.body == nil || i < s.bodyAt/s.tab.segSize || i >= (s.bodyEnd+s.tab.segSize-1)/s.tab.segSize {
+				if !s.has(i) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // newSegReader returns a reader of the segmented object stored under key.

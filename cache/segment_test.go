@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/storage/memory"
@@ -26,6 +27,9 @@ func newRangeOrigin(body func() string, etag func() string) *rangeOrigin {
 	ro.origin = newOrigin(func(req *httphead.Request, _ int) answer {
 		b, tag := body(), etag()
 		hdrs := []string{"Cache-Control: max-age=600", "ETag: " + tag, "Content-Type: text/plain"}
+		if req.Header.Get("If-None-Match") == tag {
+			return answer{status: 304, headers: hdrs}
+		}
 		rng := req.Header.Get("Range")
 		if ir := req.Header.Get("If-Range"); ir != "" && ir != tag {
 			rng = ""
@@ -128,6 +132,9 @@ func TestSegmentsMissingAreFetchedAlone(t *testing.T) {
 	r := readReply(rep)
 	if r.body != segBody || r.readErr != nil {
 		t.Fatalf("got %q %v", r.body, r.readErr)
+	}
+	if cs := r.get("Cache-Status"); r.code != StatusMiss || !strings.Contains(cs, "fwd=partial") {
+		t.Errorf("a reply completed from the origin: %v, Cache-Status %q (RFC 9211 fwd=partial)", r.code, cs)
 	}
 	last := o.last()
 	if got := last.Header.Get("Range"); got != "bytes=4-15" || last.Header.Get("If-Range") != `"v1"` {
@@ -337,5 +344,26 @@ func TestUnknownLengthTooLargeIsSegmentedNextTime(t *testing.T) {
 	n := chunked.count.Load()
 	if r := get(); r.code != StatusHit || chunked.count.Load() != n {
 		t.Errorf("third request: %v after %d origin requests", r.code, chunked.count.Load()-n)
+	}
+}
+
+// RFC 9111 section 4.3.4: a stale segmented object revalidated by a 304
+// keeps its segments; a Range request on it asks for the aligned
+// segments with the validator, so a changed object comes back as a 206
+// of its new version.
+func TestRFC9111_4_3_4_SegmentedObjectRevalidated(t *testing.T) {
+	e, o := segEnv(t)
+	e.get(o.origin, "/s", "Range: bytes=0-19")
+	e.clock.Advance(time.Hour)
+	sent := o.sent.Load()
+	r := e.get(o.origin, "/s", "Range: bytes=4-7")
+	if r.code != StatusRevalidated || r.body != "efgh" || o.sent.Load() != sent {
+		t.Fatalf("got %v %q, origin sent %d bytes", r.code, r.body, o.sent.Load()-sent)
+	}
+	if last := o.last(); last.Header.Get("If-None-Match") != `"v1"` || last.Header.Get("Range") != "bytes=4-7" {
+		t.Errorf("revalidation asked with If-None-Match %q Range %q", last.Header.Get("If-None-Match"), last.Header.Get("Range"))
+	}
+	if r := e.get(o.origin, "/s"); r.code != StatusHit || r.body != segBody {
+		t.Errorf("after revalidation: %v %q", r.code, r.body)
 	}
 }

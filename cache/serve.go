@@ -210,14 +210,21 @@ func (c *Cache) serveStored(r *Reply, e *entry, now time.Time, st Status, reason
 		// just-expired or soft-purged object would round to 0.
 		ttl = min(ttl, -time.Second)
 	}
-	r.finishHead(age, cacheStatus{hit: true, ttl: ttl, hasTTL: true, detail: reason})
+	cs := cacheStatus{hit: true, ttl: ttl, hasTTL: true, detail: reason}
+	if r.partial { // segments are missing: RFC 9211 fwd=partial (segment.go)
+		cs.hit, cs.fwd, st = false, "partial", StatusMiss
+	}
+	r.finishHead(age, cs)
 	r.Status, r.Reason = st, reason
-	if st == StatusHit {
+	switch {
+	case st == StatusHit:
 		c.stats.Hits.Add(1)
-	} else {
+	case r.partial:
+		c.stats.Misses.Add(1)
+	default:
 		c.stats.StaleServed.Add(1)
 	}
-	if r.Body != nil || r.BodyBytes != nil {
+	if (r.Body != nil || r.BodyBytes != nil) && !r.partial {
 		c.stats.BytesFromCache.Add(r.head.ContentLength)
 	}
 	return r

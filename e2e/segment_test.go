@@ -142,9 +142,12 @@ func TestRangeOfHugeUncachedObjectFetchesOnlyItsSegments(t *testing.T) {
 		t.Errorf("same range again: Cache-Status %q, origin sent %d bytes", cs, o.sent.Load())
 	}
 	// Two segments further on: two stored, two fetched.
-	fetchPattern(t, e.URL+"/huge", fmt.Sprintf("bytes=%d-%d", first+2*seg, first+6*seg-1), first+2*seg, 4*seg)
+	resp = fetchPattern(t, e.URL+"/huge", fmt.Sprintf("bytes=%d-%d", first+2*seg, first+6*seg-1), first+2*seg, 4*seg)
 	if n := o.sent.Load(); n != 6*seg {
 		t.Errorf("origin sent %d bytes in all, want 6 segments", n)
+	}
+	if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, "fwd=partial") {
+		t.Errorf("a range completed from the origin: Cache-Status %q", cs)
 	}
 }
 
