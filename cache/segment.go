@@ -153,47 +153,33 @@ func contentRange(v []byte) (p partial) {
 }
 
 // alignRange turns the client's Range on a miss into a request for the
-// segments holding every byte it asks for, so that what comes back can be
-// stored: bytes=A-B with A and B+1 on segment boundaries, bytes=A- for an
-// open range, and a lone suffix range as it is. A request it cannot align
-// (several suffix ranges, a malformed field) fetches the whole body.
+// segments holding the first range it asks for, so that what comes back
+// can be stored: bytes=A-B with A and B+1 on segment boundaries, bytes=A-
+// for an open range, a suffix range as it is. The reply reads the ranges
+// in the order asked, so the segments of the others are fetched (only)
+// when it comes to them. A malformed field asks for the whole body.
 func alignRange(o, req *httphead.Request, pol *Policy) {
 	v := req.Header.Peek("Range")
 	if v == nil || string(req.Method) != "GET" {
 		return
 	}
 	seg := pol.segmentSize()
-	lo, hi, open, suffix, n := int64(-1), int64(0), false, int64(-1), 0
-	ok := eachSpec(v, func(first, last int64, isSuffix bool) {
-		n++
-		switch {
-		case isSuffix:
-			suffix = last
-			return
-		case lo < 0 || first < lo:
-			lo = first
-		}
-		if last < 0 {
-			open = true
-		}
-		hi = max(hi, last+1)
-	})
 	var b []byte
-	switch {
-	case !ok:
-		return
-	case suffix >= 0 && n == 1:
-		b = strconv.AppendInt([]byte("bytes=-"), suffix, 10)
-	case suffix >= 0:
-		return
-	default:
-		b = strconv.AppendInt([]byte("bytes="), lo/seg*seg, 10)
-		b = append(b, '-')
-		if !open {
-			b = strconv.AppendInt(b, (hi+seg-1)/seg*seg-1, 10)
+	ok := eachSpec(v, func(first, last int64, suffix bool) {
+		switch {
+		case b != nil:
+		case suffix:
+			b = strconv.AppendInt([]byte("bytes=-"), last, 10)
+		default:
+			b = append(strconv.AppendInt([]byte("bytes="), first/seg*seg, 10), '-')
+			if last >= 0 {
+				b = strconv.AppendInt(b, (last/seg+1)*seg-1, 10)
+			}
 		}
+	})
+	if ok {
+		o.Header.Set("Range", string(b))
 	}
-	o.Header.Set("Range", string(b))
 }
 
 // segmentRequest makes the origin request of a miss ask for segments: the

@@ -367,3 +367,17 @@ func TestRFC9111_4_3_4_SegmentedObjectRevalidated(t *testing.T) {
 		t.Errorf("after revalidation: %v %q", r.code, r.body)
 	}
 }
+
+// Several ranges far apart on a miss fetch the segments of each, not
+// everything between them.
+func TestSeveralRangesOnAMissFetchOnlyTheirSegments(t *testing.T) {
+	e, o := segEnv(t)
+	r := e.get(o.origin, "/far", "Range: bytes=1-2, 17-18")
+	checkMultipart(t, r, "text/plain", []string{"bytes 1-2/20", "bytes 17-18/20"}, []string{"bc", "rs"})
+	if n := o.sent.Load(); n != 8 {
+		t.Errorf("origin sent %d bytes for two ranges in two segments", n)
+	}
+	if got := o.reqs[0].Header.Get("Range"); got != "bytes=0-3" {
+		t.Errorf("first origin request asked for %q", got)
+	}
+}
