@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"io"
 	"mime"
 	"mime/multipart"
 	"strconv"
@@ -379,5 +380,27 @@ func TestSeveralRangesOnAMissFetchOnlyTheirSegments(t *testing.T) {
 	}
 	if got := o.reqs[0].Header.Get("Range"); got != "bytes=0-3" {
 		t.Errorf("first origin request asked for %q", got)
+	}
+}
+
+// A client that leaves during a segmented miss keeps the segments that
+// arrived whole; the next request fetches only the rest.
+func TestSegmentsStoredBeforeTheClientLeftAreKept(t *testing.T) {
+	e, o := segEnv(t)
+	rep, err := e.c.Serve(e.originOf(t.Context(), o.fetch), request("GET", "/left"), e.pol, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if n, err := io.ReadFull(rep.Body, buf); n != 6 || err != nil || string(buf) != "abcdef" {
+		t.Fatalf("read %q %v", buf[:n], err)
+	}
+	rep.Close()
+	r := e.get(o.origin, "/left")
+	if r.body != segBody || r.readErr != nil {
+		t.Fatalf("got %q %v", r.body, r.readErr)
+	}
+	if got := o.last().Header.Get("Range"); got != "bytes=4-19" {
+		t.Errorf("the rest was asked as %q, want the segments after the first", got)
 	}
 }
