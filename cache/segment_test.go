@@ -404,3 +404,39 @@ func TestSegmentsStoredBeforeTheClientLeftAreKept(t *testing.T) {
 		t.Errorf("the rest was asked as %q, want the segments after the first", got)
 	}
 }
+
+// RFC 9110 section 14.1.2: a Range list is resolved against the length;
+// unsatisfiable members are dropped, overlapping ones coalesce, a
+// malformed member or too many ranges make the field ignored.
+func TestRFC9110_14_1_2_ParseRanges(t *testing.T) {
+	tests := []struct {
+		v    string
+		ok   bool
+		want []byteRange
+	}{
+		{"bytes=0-1,5-6", true, []byteRange{{0, 2}, {5, 7}}},
+		{"bytes=5-6, 0-1", true, []byteRange{{5, 7}, {0, 2}}},
+		{"bytes=0-4,3-8", true, []byteRange{{0, 9}}},
+		{"bytes=0-1,6-7,1-6", true, []byteRange{{0, 8}}},
+		{"bytes=-2,0-0", true, []byteRange{{8, 10}, {0, 1}}},
+		{"bytes=20-30,0-0", true, []byteRange{{0, 1}}},
+		{"bytes=20-30,40-", true, nil},
+		{"bytes=0-1,x-2", false, nil},
+		{"bytes=3-1", false, nil},
+		{"bytes=", false, nil},
+		{"lines=0-1", false, nil},
+		{"bytes=" + strings.Repeat("0-0,", maxRanges) + "0-0", false, nil},
+	}
+	for _, tt := range tests {
+		got, ok := parseRanges([]byte(tt.v), 10)
+		if ok != tt.ok || len(got) != len(tt.want) {
+			t.Errorf("%q: %v %v, want %v %v", tt.v, got, ok, tt.want, tt.ok)
+			continue
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Errorf("%q: %v, want %v", tt.v, got, tt.want)
+			}
+		}
+	}
+}
