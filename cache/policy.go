@@ -26,8 +26,10 @@ type Policy struct {
 	// Methods lists the cacheable methods; nil means GET and HEAD. A HEAD is
 	// answered from a stored GET; a HEAD miss fetches and stores the GET.
 	Methods []string
-	// MaxObjectSize is the largest body stored, in bytes; zero means no
-	// limit beyond the store's. Larger responses stream through unstored.
+	// MaxObjectSize is the largest body stored, in bytes, whole or in
+	// segments; zero means no limit (a body the store will not take whole
+	// is stored in segments, see segment.go). Larger responses stream
+	// through unstored.
 	MaxObjectSize int64
 	// StaleWhileRevalidate and StaleIfError are the stale windows used when
 	// the response does not set them.

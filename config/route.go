@@ -137,8 +137,9 @@ type Cache struct {
 	// Methods are the request methods served from the cache.
 	// Default: [GET, HEAD].
 	Methods []string `yaml:"methods"`
-	// MaxObjectSize is the largest response body stored, in bytes.
-	// Default: 0, the store's own limit.
+	// MaxObjectSize is the largest response body stored, in bytes, whole
+	// or in segments. Default: 0, no limit (bodies larger than a store
+	// takes whole are stored in segments).
 	MaxObjectSize Size `yaml:"max_object_size"`
 	// SegmentSize is the size of the segments in which partial responses
 	// (206) and responses above segment_threshold are stored, each
