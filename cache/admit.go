@@ -126,6 +126,9 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	}
 	metaB := m.encode(nil)
 	w, err := c.create(objKey, metaB, size, j.gen)
+	if errors.Is(err, storage.ErrTooLarge) && validatorOf(m.headers) != nil {
+		return c.fillSegments(r, f, &m, objKey, resp, body, age, src) // too large to store whole
+	}
 	if err != nil {
 		reason = ReasonStoreError
 		if errors.Is(err, storage.ErrTooLarge) {

@@ -440,3 +440,26 @@ func TestRFC9110_14_1_2_ParseRanges(t *testing.T) {
 		}
 	}
 }
+
+// A body of known length that the store will not take whole (its
+// per-object limit) is stored in segments instead of passing.
+func TestTooLargeForTheStoreIsStoredInSegments(t *testing.T) {
+	store := memory.New(memory.Options{Capacity: 64 << 10}) // takes objects up to 8 KiB
+	t.Cleanup(func() { store.Close() })
+	c := New(store, Options{})
+	pol := &Policy{Enabled: true, SegmentSize: 4 << 10}
+	full := strings.Repeat("0123456789abcdef", 768) // 12 KiB
+	o := newRangeOrigin(func() string { return full }, func() string { return `"t1"` })
+	for i, want := range []Status{StatusMiss, StatusHit} {
+		rep, err := c.Serve(FuncOrigin(t.Context(), o.fetch), request("GET", "/t"), pol, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := readReply(rep); r.body != full || r.code != want {
+			t.Fatalf("request %d: %v, %d bytes, %v", i, r.code, len(r.body), r.readErr)
+		}
+	}
+	if n := o.count.Load(); n != 1 {
+		t.Errorf("origin saw %d requests", n)
+	}
+}
