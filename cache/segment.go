@@ -262,7 +262,12 @@ func (c *Cache) fillSegments(r *Reply, f *fill, m *meta, objKey string, resp *ht
 		span, fwdStatus = j.part.r, j.part.status
 	}
 	m.kind, m.epoch = kindSegmented, versionOf(validatorOf(m.headers))
+	sr := r.newSegReader(objKey, m, tab)
+	// Claimed before the head can be found, so that no reader fetches
+	// what this body brings.
+	sr.claim(span.start/tab.segSize, (span.end+tab.segSize-1)/tab.segSize)
 	if err := c.storeHead(objKey, m.encode(nil), tab, j.gen); err != nil {
+		sr.release(sr.claimTo)
 		c.log.Debug("cache segmented head not stored", "key", objKey, "err", err)
 		if j.part.ok {
 			return c.passPartial(r, f, body, "store error")
@@ -280,10 +285,8 @@ func (c *Cache) fillSegments(r *Reply, f *fill, m *meta, objKey string, resp *ht
 	}
 	c.settle(f, outcomeUpdated, ReasonNone, nil) // its waiters find the head
 	r.setStoredHead(m)
-	sr := r.newSegReader(objKey, m, tab)
 	sr.body, sr.bodyAt, sr.bodyEnd, sr.gen = body, span.start, span.end, j.gen
 	sr.fetches = 1
-	sr.claim(span.start/tab.segSize, (span.end+tab.segSize-1)/tab.segSize)
 	if !r.bodilessAnswer(j.req, m) {
 		r.serveSegments(j.req, m, tab, sr)
 	} else {
@@ -409,8 +412,9 @@ func (s *segReader) segKey(i int64) string {
 	return string(s.keyBuf)
 }
 
-// ReadAt reads at off, from the open segment, the origin fetch, a stored
-// segment or a new fetch, in that order of preference.
+// ReadAt reads at off, from the open segment, the origin fetch, the fetch
+// of another reader (waiting for it), a stored segment or a new fetch, in
+// that order of preference.
 func (s *segReader) ReadAt(p []byte, off int64) (int, error) {
 	for s.err == nil {
 		i := off / s.tab.segSize
@@ -429,8 +433,8 @@ func (s *segReader) ReadAt(p []byte, off int64) (int, error) {
 			return s.fromOrigin(p)
 		case s.body != nil && s.bodyAt < off && off < s.bodyEnd:
 			s.skip(off)
+		case s.waitFlight(i): // before the store: a segment is released only once stored
 		case s.openSegment(i):
-		case s.waitFlight(i):
 		default:
 			s.fetch(i, off)
 		}
@@ -479,7 +483,7 @@ func (s *segReader) fetch(i, off int64) {
 	s.closeFetch()
 	last := (min(max(s.wantEnd, 1), s.tab.size) - 1) / s.tab.segSize
 	k := i + 1
-	for k <= last && !s.has(k) && !s.inFlight(k) {
+	for k <= last && !s.inFlight(k) && !s.has(k) {
 		k++
 	}
 	s.claim(i, k)

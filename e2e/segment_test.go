@@ -224,6 +224,6 @@ func TestConcurrentRequestsForALargeObjectFetchEachSegmentOnce(t *testing.T) {
 		}
 	}
 	if n := o.sent.Load(); n != size {
-		t.Errorf("origin sent %d bytes in %d requests for %d clients, want %d", n, o.reqs.Load(), clients, size)
+		t.Errorf("origin sent %d bytes in %d requests (last Range %v) for %d clients, want %d", n, o.reqs.Load(), o.last.Load(), clients, size)
 	}
 }
