@@ -61,6 +61,12 @@ const tableLen = 16
 // segTable is what a head's body holds.
 type segTable struct{ size, segSize int64 }
 
+// servable reports whether m describes a response to serve: a whole
+// one, or the head of a segmented one with its table.
+func (m *meta) servable(obj storage.Object) bool {
+	return m.kind == kindObject || m.kind == kindSegmented && obj.Size() == tableLen
+}
+
 func (t segTable) encode() []byte {
 	b := binary.LittleEndian.AppendUint64(make([]byte, 0, tableLen), uint64(t.size))
 	return binary.LittleEndian.AppendUint64(b, uint64(t.segSize))

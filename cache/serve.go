@@ -170,12 +170,12 @@ func (c *Cache) lookup(r *Reply, key string, req *httphead.Request, e *entry) (f
 	if err != nil {
 		return false, false
 	}
-	if decodeMeta(obj.Meta(), &e.m) != nil {
+	if decodeMeta(obj.Meta(), &e.m) != nil || e.m.kind != kindVary && !e.m.servable(obj) {
 		obj.Close()
 		c.store.Delete(key)
 		return false, false
 	}
-	if e.m.kind == kindObject || e.m.kind == kindSegmented && obj.Size() == tableLen {
+	if e.m.kind != kindVary {
 		e.obj, e.key = obj, key
 		return true, false
 	}
@@ -186,7 +186,7 @@ func (c *Cache) lookup(r *Reply, key string, req *httphead.Request, e *entry) (f
 	if obj, err = c.store.Lookup(vk); err != nil {
 		return false, true
 	}
-	if decodeMeta(obj.Meta(), &e.m) != nil || e.m.kind != kindObject && (e.m.kind != kindSegmented || obj.Size() != tableLen) {
+	if decodeMeta(obj.Meta(), &e.m) != nil || !e.m.servable(obj) {
 		obj.Close()
 		c.store.Delete(vk)
 		return false, true
