@@ -267,7 +267,14 @@ func (c *Cache) fillSegments(r *Reply, f *fill, m *meta, objKey string, resp *ht
 	if j.part.ok {
 		span, fwdStatus = j.part.r, j.part.status
 	}
-	m.kind, m.epoch = kindSegmented, versionOf(validatorOf(m.headers))
+	val := validatorOf(m.headers)
+	if val == nil { // the validator is not stored (no-cache="ETag"): nothing keeps versions apart
+		if j.part.ok {
+			return c.passPartial(r, f, body, "no validator stored")
+		}
+		return c.pass(r, f, resp, body, age, ReasonStatus), nil
+	}
+	m.kind, m.epoch = kindSegmented, versionOf(val)
 	sr := r.newSegReader(objKey, m, tab)
 	// Claimed before the head can be found, so that no reader fetches
 	// what this body brings.
@@ -507,6 +514,7 @@ func (s *segReader) fetch(i, off int64) {
 	resp, body, err := s.origin.Fetch(o)
 	if err != nil {
 		s.err = fmt.Errorf("cache: fetching segments: %w", err)
+		s.closeFetch() // releases the claims
 		return
 	}
 	s.fetches++
@@ -520,6 +528,7 @@ func (s *segReader) fetch(i, off int64) {
 			note(s.tr, "segments: the object changed, head dropped")
 		}
 		s.err = fmt.Errorf("%w (origin answered %d)", errVersionChanged, resp.Status)
+		s.closeFetch()
 		return
 	}
 	s.body, s.bodyAt, s.bodyEnd = body, p.r.start, p.r.end
@@ -529,7 +538,7 @@ func (s *segReader) fetch(i, off int64) {
 // were stored under (or none: If-Range vouched for it).
 func (s *segReader) sameVersion(resp *httphead.Response) bool {
 	name := "ETag"
-	if s.validator[0] != '"' {
+	if !bytes.HasPrefix(s.validator, []byte{'"'}) {
 		name = "Last-Modified"
 	}
 	v := resp.Header.Peek(name)

@@ -463,3 +463,37 @@ func TestTooLargeForTheStoreIsStoredInSegments(t *testing.T) {
 		t.Errorf("origin saw %d requests", n)
 	}
 }
+
+// A partial whose validator is not stored (no-cache="ETag" drops it from
+// the stored fields) is not stored: nothing would keep its versions apart.
+func TestPartialWhoseValidatorIsNotStoredIsNotStored(t *testing.T) {
+	e := newEnv(t)
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		return answer{status: 206, headers: []string{`Cache-Control: max-age=60, no-cache="ETag"`, `ETag: "x"`, "Content-Range: bytes 0-3/10"}, body: "0123"}
+	})
+	r := e.get(o, "/nc", "Range: bytes=0-3")
+	if r.status != 206 || r.body != "0123" || r.readErr != nil {
+		t.Fatalf("got %d %q %v", r.status, r.body, r.readErr)
+	}
+	if n := e.store.Stats().Objects; n != 0 {
+		t.Errorf("%d objects stored", n)
+	}
+}
+
+// A failed fetch of missing segments releases its claims: a reader
+// waiting for them fetches at once instead of waiting out the lock
+// timeout.
+func TestFailedSegmentFetchReleasesItsClaims(t *testing.T) {
+	e, o := segEnv(t)
+	e.get(o.origin, "/f", "Range: bytes=0-3")
+	down := newOrigin(func(*httphead.Request, int) answer { return answer{err: errOriginDown} })
+	if r := e.get(down, "/f"); r.readErr == nil {
+		t.Fatal("a read whose segments could not be fetched ended cleanly")
+	}
+	e.c.segMu.Lock()
+	n := len(e.c.segFlights)
+	e.c.segMu.Unlock()
+	if n != 0 {
+		t.Errorf("%d segments still claimed after the fetch failed", n)
+	}
+}
