@@ -757,6 +757,9 @@ func (k *checker) cache(key string, c *Cache) {
 	k.headerList(key+".key.headers", c.Key.Headers)
 	k.headerName(key+".targeted_field", c.TargetedField, true)
 	k.oneOf(key+".set_cookie", c.SetCookie, "pass", "strip", "store")
+	if c.SegmentSize != 0 && (c.SegmentSize < 4<<10 || c.SegmentSize > 64<<20) {
+		k.errorf(key+".segment_size", "must be between 4KiB and 64MiB")
+	}
 }
 
 func (k *checker) rateLimit(key string, r *RateLimit) {

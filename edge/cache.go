@@ -41,6 +41,8 @@ func policyOf(c *config.Cache) cache.Policy {
 		Heuristic:            c.Heuristic,
 		Methods:              c.Methods,
 		MaxObjectSize:        int64(c.MaxObjectSize),
+		SegmentSize:          int64(c.SegmentSize),
+		SegmentThreshold:     int64(c.SegmentThreshold),
 		StaleWhileRevalidate: c.StaleWhileRevalidate,
 		StaleIfError:         c.StaleIfError,
 		TargetedField:        c.TargetedField,

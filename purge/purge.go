@@ -322,6 +322,23 @@ func (s *Store) Lookup(key string) (storage.Object, error) {
 	return s.Store.Lookup(key)
 }
 
+// Contains reports whether key is stored (storage.Container), from the
+// wrapped store's index when it keeps one.
+func (s *Store) Contains(key string) bool {
+	if s.hiding.Load() > 0 && s.hidden(key) {
+		return false
+	}
+	if c, ok := s.Store.(storage.Container); ok {
+		return c.Contains(key)
+	}
+	o, err := s.Store.Lookup(key)
+	if err != nil {
+		return false
+	}
+	o.Close()
+	return true
+}
+
 // hide adds d to the count of refused fills of key being committed and
 // deleted.
 func (s *Store) hide(key string, d int) {

@@ -170,6 +170,10 @@ func (s *Store) Lookup(key string) (storage.Object, error) {
 	return o, nil
 }
 
+// Contains reports whether key is stored, without counting it as a use
+// (storage.Container).
+func (s *Store) Contains(key string) bool { return s.get(key, s.hash(key)) != nil }
+
 // Create starts an object under key. A sizeHint above the maximum object
 // size fails at once with storage.ErrTooLarge. The writer's Commit returns
 // nil when the admission policy declines the object: the fill succeeded,
