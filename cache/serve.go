@@ -29,8 +29,8 @@ type job struct {
 	// collapsed says whether the request waited on another's fetch, and
 	// whether that fetch's response served it (RFC 9211 section 2.6).
 	collapsed collapse
-	stores    *fill // the fill this request leads and stores, for the trace at Close
-	part   partial // the span of a 206 being stored (segment.go)
+	stores    *fill   // the fill this request leads and stores, for the trace at Close
+	part      partial // the span of a 206 being stored (segment.go)
 }
 
 // entry is a stored object looked up for a request.
