@@ -20,7 +20,7 @@ type ACME struct {
 	Email string `yaml:"email"`
 	// CA is the ACME directory URL of the certificate authority; using it
 	// means agreeing to its terms of service.
-	// Default: Let's Encrypt, "https://acme-v02.api.letsencrypt.org/directory".
+	// Default: "https://acme-v02.api.letsencrypt.org/directory" (Let's Encrypt).
 	CA string `yaml:"ca"`
 	// CARoots is a PEM file of root certificates trusted for the CA's own
 	// HTTPS, for a private CA. Default: "", the system roots.
@@ -53,6 +53,11 @@ type ACMEOnDemand struct {
 	// in Hosts: GET URL?domain=NAME, and a 2xx answer allows it.
 	// Default: "", none. At least one of Hosts and Ask is required.
 	Ask string `yaml:"ask"`
+}
+
+func (a *ACME) setDefaults() {
+	a.CA = DefaultACMECA
+	a.Challenges = []string{ChallengeHTTP01, ChallengeTLSALPN01}
 }
 
 // Challenge types of ACME.Challenges.

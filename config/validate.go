@@ -331,7 +331,7 @@ func (k *checker) listeners() {
 				k.errorf(key+".tls.client_ca", "is not supported with acme: the CA's TLS-ALPN-01 check presents no client certificate")
 			}
 		case len(l.TLS.Certs) == 0:
-			k.errorf(key+".tls.certs", "at least one certificate is required (or acme)")
+			k.errorf(key+".tls.certs", "at least one certificate is required")
 		}
 		for j, cert := range l.TLS.Certs {
 			ck := fmt.Sprintf("%s.tls.certs[%d]", key, j)

@@ -2,6 +2,8 @@
 //
 //	outpost                      run a demo: a package-index origin and the edge in front of it
 //	outpost run -c FILE          run a config
+//	outpost run --origin URL     run a generated config in front of an origin
+//	outpost quickstart --origin URL [--domain NAME]... [-o FILE]   write that config
 //	outpost validate -c FILE     check a config; exit 1 with file:line: key: reason
 //	outpost purge --key K [--soft] | --url U | --all   purge through the admin API
 //	outpost fiddle [--addr A]    serve the Fiddle (127.0.0.1:8070)
@@ -20,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -40,7 +43,12 @@ func run(args []string) error {
 	}
 	switch args[0] {
 	case "run":
+		if slices.ContainsFunc(args[1:], isOriginFlag) {
+			return runOriginCmd(args[1:])
+		}
 		return runCmd(args[1:])
+	case "quickstart":
+		return quickstartCmd(args[1:], os.Stdout)
 	case "validate":
 		return validateCmd(args[1:])
 	case "purge":
@@ -62,6 +70,9 @@ func run(args []string) error {
 const usage = `usage:
   outpost                       run the built-in demo (origin + edge on 127.0.0.1:8080)
   outpost run -c FILE           run a config
+  outpost quickstart --origin URL [--domain NAME]... [--listen ADDR] [--admin ADDR] [--email E] [-o FILE]
+                                write a commented config for an origin (stdout by default)
+  outpost run --origin URL [--domain NAME]...   run that config without writing it
   outpost validate -c FILE      check a config
   outpost purge [--admin ADDR] [--token-file F] (--key K... | --url U... | --all) [--soft]
                                 (token: --token-file, $OUTPOST_ADMIN_TOKEN, or the node's generated one)
