@@ -255,6 +255,7 @@ func (k *checker) validate() {
 	k.headerName("purge.surrogate_key_header", k.c.Purge.SurrogateKeyHeader, true)
 	k.debug()
 	k.proxy()
+	k.otel()
 }
 
 func (k *checker) debug() {

@@ -351,6 +351,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	err := n.srv.Shutdown(ctx)
 	n.closeACME(ctx)
 	n.mu.Lock()
+	n.app.Close() // exports the spans still buffered
 	if n.memStop != nil {
 		close(n.memStop)
 		n.memStop = nil
