@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/internal/sdnotify"
 	"github.com/outpost-edge/outpost/node"
 )
 
@@ -147,6 +148,8 @@ func runCmd(args []string) error {
 			return err
 		}
 		opts = takeover.Options
+	} else if opts.Listeners, err = activated(cfg); err != nil {
+		return err
 	}
 	opts.SetMemoryLimit = true
 	n, err := node.Start(cfg, opts)
@@ -174,29 +177,41 @@ func runCmd(args []string) error {
 func serveSignals(n *node.Node, file string, handedOver <-chan struct{}) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	notify(n, sdnotify.Ready())
 	for {
 		select {
 		case err := <-n.Err():
 			return err
 		case <-handedOver:
+			notify(n, sdnotify.Stopping())
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			err := n.Shutdown(ctx)
 			cancel()
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				notify(n, sdnotify.Reloading())
 				if file == "" {
 					n.Log.Warn("SIGHUP ignored: no config file")
 				} else if err := n.ReloadFile(file); err != nil {
 					n.Log.Error("reload failed; the running config stays", "error", err)
 				}
+				notify(n, sdnotify.Ready()) // the running config serves, new or old
 				continue
 			}
+			notify(n, sdnotify.Stopping())
 			n.Log.Info("draining", "signal", sig.String())
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := n.Shutdown(ctx)
 			cancel()
 			return err
 		}
+	}
+}
+
+// notify logs a failure to tell systemd the node's state.
+func notify(n *node.Node, err error) {
+	if err != nil {
+		n.Log.Warn("could not notify systemd", "error", err)
 	}
 }
