@@ -33,11 +33,13 @@ type OTel struct {
 	// origin fetch that failed, even when sampling left them out.
 	// Default: true.
 	SampleErrors bool `yaml:"sample_errors"`
-	// TrustFrom are the networks of the clients whose traceparent and
+	// TrustFrom are the networks of the peers (the TCP or PROXY protocol
+	// peer: a load balancer in front, or a client) whose traceparent and
 	// tracestate fields (W3C Trace Context) are continued; a single
-	// address means a /32 or /128. Anyone else starts a new trace, so a
-	// client cannot join a trace or force sampling. The origin always
-	// gets the node's trace context. Default: empty, trust no one.
+	// address means a /32 or /128. For anyone else the request starts a
+	// new trace, so a client can neither join a trace nor force sampling,
+	// and the origin gets only the node's trace context.
+	// Default: empty, trust no one.
 	TrustFrom []netip.Prefix `yaml:"trust_from"`
 }
 
