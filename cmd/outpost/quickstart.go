@@ -234,4 +234,11 @@ storage:
 # One JSON line per request on stdout (the journal, under systemd).
 log:
   access: stdout
+
+# OpenTelemetry: a span per request, with a child per origin fetch, sent to
+# a collector over OTLP. Off; uncomment to turn it on.
+# otel:
+#   endpoint: 127.0.0.1:4317     # grpc; or protocol: http, endpoint: http://127.0.0.1:4318/v1/traces
+#   insecure: true
+#   sample_ratio: 0.1            # failed requests are exported whatever the ratio
 `
