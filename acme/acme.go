@@ -79,7 +79,7 @@ func New(o Options) (*Manager, error) {
 			return nil, fmt.Errorf("acme: ca_roots %s holds no PEM certificate", a.CARoots)
 		}
 	}
-	if err := os.MkdirAll(o.Storage, 0o700); err != nil {
+	if err := privateDir(o.Storage); err != nil {
 		return nil, fmt.Errorf("acme: storage: %w", err)
 	}
 	nop := zap.NewNop() // what matters reaches Log through events
@@ -161,14 +161,36 @@ func (m *Manager) event(_ context.Context, event string, data map[string]any) er
 	return nil
 }
 
-// askTimeout bounds the on-demand ask request.
-const askTimeout = 10 * time.Second
+// privateDir makes dir (0700) if missing and refuses one that other
+// users may read or write: it holds private keys.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s is open to other users (mode %#o): it holds private keys; chmod 700 it", dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// askTimeout bounds the on-demand ask request, and maxAsks the asks in
+// flight: a flood of handshakes for made-up names is refused beyond it
+// rather than passed on to the ask endpoint.
+const (
+	askTimeout = 10 * time.Second
+	maxAsks    = 16
+)
 
 // allow decides whether a name may get a certificate at its first
 // handshake: one of domains, a name of od.Hosts, or one the ask URL
 // approves. Every other name gets none, and causes no request to the CA.
 func allow(domains []string, od *config.ACMEOnDemand) func(context.Context, string) error {
 	client := &http.Client{Timeout: askTimeout}
+	asks := make(chan struct{}, maxAsks)
 	return func(ctx context.Context, name string) error {
 		name = strings.ToLower(name)
 		if slices.Contains(domains, name) || slices.ContainsFunc(od.Hosts, func(h string) bool { return hostMatch(h, name) }) {
@@ -176,6 +198,12 @@ func allow(domains []string, od *config.ACMEOnDemand) func(context.Context, stri
 		}
 		if od.Ask == "" {
 			return fmt.Errorf("acme: %q is not allowed on demand", name)
+		}
+		select {
+		case asks <- struct{}{}:
+			defer func() { <-asks }()
+		default:
+			return fmt.Errorf("acme: %q refused: %d on-demand asks already in flight", name, maxAsks)
 		}
 		u, err := url.Parse(od.Ask)
 		if err != nil {
