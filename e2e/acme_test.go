@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -21,10 +23,12 @@ import (
 	"time"
 
 	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/core"
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/outpost-edge/outpost/acme"
 	"github.com/outpost-edge/outpost/config"
@@ -71,7 +75,11 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) *p
 	}
 	store := db.NewMemoryStore()
 	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: uint64(validity / time.Second)}}
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
+	ocspLn := listen(t)
+	authority := ca.New(logger, store, "http://"+ocspLn.Addr().String()+"/", "rsa", 0, 1, profiles) // rsa: the OCSP responder signs with its keys
+	ocspSrv := &http.Server{Handler: ocspResponder(t, authority)}
+	go ocspSrv.Serve(ocspLn)
+	t.Cleanup(func() { ocspSrv.Close() })
 	validator := va.New(logger, httpPort, tlsPort, false, loopbackDNS(t), store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 	p := &pebble{}
@@ -90,6 +98,45 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) *p
 		t.Fatal(err)
 	}
 	return p
+}
+
+// ocspResponder answers OCSP requests (RFC 6960) for the CA's
+// certificates: good, for an hour, signed by the issuer named in the
+// request.
+func ocspResponder(t *testing.T, authority *ca.CAImpl) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		der, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodGet {
+			der, _ = base64.StdEncoding.DecodeString(strings.TrimPrefix(r.URL.Path, "/"))
+		}
+		req, err := ocsp.ParseRequest(der)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		for i, c := range []*core.Certificate{authority.GetIntermediateCert(0), authority.GetRootCert(0)} {
+			h := req.HashAlgorithm.New()
+			h.Write(c.Cert.RawSubject)
+			if !bytes.Equal(h.Sum(nil), req.IssuerNameHash) {
+				continue
+			}
+			key := authority.GetIntermediateKey(0)
+			if i == 1 {
+				key = authority.GetRootKey(0)
+			}
+			now := time.Now()
+			resp, err := ocsp.CreateResponse(c.Cert, c.Cert, ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber,
+				ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, key)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			w.Header().Set("Content-Type", "application/ocsp-response")
+			w.Write(resp)
+			return
+		}
+		http.Error(w, "unknown issuer", http.StatusNotFound)
+	})
 }
 
 // acmeNode starts a node whose first listener gets its certificates from
@@ -176,6 +223,26 @@ func waitLeaf(t *testing.T, addr, name string) *x509.Certificate {
 	}
 }
 
+// stapleFor returns the OCSP response stapled to a handshake for name
+// (RFC 6066 section 8), nil when there is none.
+func stapleFor(t *testing.T, addr, name string) *ocsp.Response {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st := c.ConnectionState()
+	if len(st.OCSPResponse) == 0 {
+		return nil
+	}
+	resp, err := ocsp.ParseResponseForCert(st.OCSPResponse, st.PeerCertificates[0], st.PeerCertificates[1])
+	if err != nil {
+		t.Fatalf("staple: %v", err)
+	}
+	return resp
+}
+
 // getVia sends GET https://name/ to addr and returns the body.
 func getVia(t *testing.T, addr, name string) string {
 	t.Helper()
@@ -229,6 +296,10 @@ func TestACMEIssuesOverHTTP01AndRedirectsTheRest(t *testing.T) {
 	}
 	if got := getVia(t, addr, "www.outpost.test"); got != "origin says hi" {
 		t.Fatalf("through the node: %q", got)
+	}
+	staple := stapleFor(t, addr, "www.outpost.test")
+	if staple == nil || staple.Status != ocsp.Good {
+		t.Errorf("no good OCSP staple: %+v", staple)
 	}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ := http.NewRequest("GET", "http://"+httpLn.Addr().String()+"/a/b?c=d", nil)
