@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -58,11 +59,14 @@ func (r *otlpReceiver) all() []*tracepb.Span {
 	return append([]*tracepb.Span(nil), r.spans...)
 }
 
-func grpcReceiver(t *testing.T) (*otlpReceiver, string) {
+func grpcReceiver(t testing.TB) (*otlpReceiver, string) {
 	r := &otlpReceiver{}
 	srv := grpc.NewServer()
 	collectorpb.RegisterTraceServiceServer(srv, r)
-	l := listen(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	go srv.Serve(l)
 	t.Cleanup(srv.Stop)
 	return r, l.Addr().String()
@@ -237,5 +241,28 @@ func TestOTelHTTPExportsErrorsWhenNotSampled(t *testing.T) {
 	}
 	if len(paths) != 1 || !strings.HasPrefix(paths[0], "/down 5") {
 		t.Fatalf("exported server spans %v, want only /down's", paths)
+	}
+}
+
+// BenchmarkHit1KOTel is BenchmarkHit1K with OpenTelemetry on: what a
+// span per request costs, exported (sampled) or recorded only in case
+// the request fails (not sampled). Off, the hit path stays at 0 allocs.
+func BenchmarkHit1KOTel(b *testing.B) {
+	for _, ratio := range []string{"1", "0"} {
+		b.Run("sample_ratio="+ratio, func(b *testing.B) {
+			_, endpoint := grpcReceiver(b)
+			e := startEdge(&testing.T{}, oneRoute+fmt.Sprintf("otel: {endpoint: %q, insecure: true, sample_ratio: %s}\n", endpoint, ratio), "{{ORIGIN}}", benchOrigin(b))
+			defer e.Shutdown(b.Context())
+			c := newRawClient(b, strings.TrimPrefix(e.URL, "http://"), "/obj")
+			defer c.conn.Close()
+			c.do(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if st := c.do(b); st != 200 {
+					b.Fatalf("status %d", st)
+				}
+			}
+		})
 	}
 }
