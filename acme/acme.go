@@ -33,8 +33,8 @@ import (
 )
 
 // RenewCheckInterval is how often certificates are checked for renewal
-// (and OCSP staples for refresh). It is a variable so that tests with
-// short-lived certificates can shorten it before New.
+// (OCSP staples are refreshed hourly). It is a variable so that tests
+// with short-lived certificates can shorten it before New.
 var RenewCheckInterval = certmagic.DefaultRenewCheckInterval
 
 // ALPN is the protocol name of the TLS-ALPN-01 challenge (RFC 8737
@@ -86,7 +86,6 @@ func New(o Options) (*Manager, error) {
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
 		RenewCheckInterval: RenewCheckInterval,
-		OCSPCheckInterval:  RenewCheckInterval,
 		Logger:             nop,
 	})
 	cfg := certmagic.Config{
