@@ -127,12 +127,12 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 		n.closeState()
 		return nil, err
 	}
-	if err := n.startAdmin(cfg, opts.AdminListener); err != nil {
+	if err := n.startACME(); err != nil {
 		n.closeListeners()
 		n.closeState()
 		return nil, err
 	}
-	if err := n.startACME(); err != nil {
+	if err := n.startAdmin(cfg, opts.AdminListener); err != nil {
 		n.closeListeners()
 		n.closeState()
 		return nil, err
@@ -241,7 +241,7 @@ func (n *Node) Reload(cfg *config.Config) error {
 	n.srv.Swap(runtimeOf(cfg, eng))
 	old := n.app
 	n.cfg, n.app = cfg, app
-	old.Close()
+	go old.Close() // it may wait for its spans to be exported
 	n.shared.Retain(cfg)
 	if n.memStop != nil {
 		n.applyMemoryLimit(cfg, true)
