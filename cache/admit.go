@@ -149,10 +149,12 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	c.startFill(r, f, &m, objKey, size, w, body)
 	r.addOwnFields(&resp.Header, &d, j.pol)
 	traceSetCookie(j, &resp.Header)
-	// The head goes out before the body is in: it says stored only for a
-	// fill already committed (an empty body), and the trace says what
-	// became of the others when the reply is closed (see Reply.Close).
-	stored := f.committed()
+	// The head goes out before the body is in: it says stored only for an
+	// empty body, committed before the head (startFill), and the trace says
+	// what became of the others when the reply is closed (see Reply.Close).
+	// A small body may be in before the head leaves, but saying so would
+	// depend on the copier's timing.
+	stored := size == 0 && f.committed()
 	j.stores = f
 	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, stored: stored, ttl: ttl - age.Truncate(time.Second), hasTTL: true})
 	c.closeStale(j)
