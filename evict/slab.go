@@ -52,8 +52,10 @@ func (s *slab) alloc() uint32 {
 		chunks = *p
 	}
 	if int(s.used)/chunkLen == len(chunks) {
-		// Publish a new slice: readers may be using the old one.
-		grown := append(chunks[:len(chunks):len(chunks)], new(chunk))
+		// Publish a new slice header. Readers still on the old one never
+		// look past its length, so append may write the new chunk into
+		// the same array.
+		grown := append(chunks, new(chunk))
 		s.chunks.Store(&grown)
 	}
 	s.used++
