@@ -73,13 +73,14 @@ type Policy struct {
 	// mu guards the queues, the ghost, the slab's allocation and writes to
 	// the index; the index and the entries' keys and hits are read without
 	// it, so hits on the same key from many cores do not contend on a lock
-	// word.
+	// word. (slab and index keep what lookups read on cache lines of its
+	// own, and come first, so that it does not share one with mu either.)
+	slab  slab
+	index index
 	mu    sync.Mutex
 	small queue
 	main  queue
 	ghost ghost
-	slab  slab
-	index index
 }
 
 // New returns a policy that keeps the total weight of resident keys at or

@@ -21,8 +21,10 @@ import (
 //     so a rebuild copies a 64th of the keys and briefly holds a 64th more
 //     memory.
 type index struct {
-	tables [indexShards]atomic.Pointer[table]
 	counts [indexShards]struct{ live, used int } // under Policy.mu
+	_      [cacheLine]byte
+	tables [indexShards]atomic.Pointer[table] // read by lookups
+	_      [cacheLine]byte
 }
 
 type table struct {

@@ -26,9 +26,13 @@ type chunk [chunkLen]entry
 // under Policy.mu.
 type slab struct {
 	chunks atomic.Pointer[[]*chunk]
-	used   uint32 // indices handed out so far, 0 included
-	free   uint32 // head of the free list; 0 when empty
+	_      [cacheLine - 8]byte // lookups read chunks; inserts write the rest
+	used   uint32              // indices handed out so far, 0 included
+	free   uint32              // head of the free list; 0 when empty
 }
+
+// cacheLine keeps what lookups read off the cache lines inserts write.
+const cacheLine = 64
 
 // at returns the entry at index i, which must have been handed out.
 func (s *slab) at(i uint32) *entry {
