@@ -11,7 +11,8 @@ import "math/bits"
 // remembered key to the number of its slot. A key removed from the ghost
 // (it came back) leaves its slot, and its weight, in the FIFO until the
 // slot falls off; a slot whose key the set maps elsewhere, or not at all,
-// is stale. A key costs 12 bytes of slot and 7 to 10 of set.
+// is stale. A key costs 12 bytes of slot and 7 to 10 of set (up to 40
+// for a while after the ghost has shrunk to an eighth of its keys).
 type ghost struct {
 	limit  int64
 	weight int64
