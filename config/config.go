@@ -89,7 +89,7 @@ type Config struct {
 	// as often as it must to keep the process's memory under it. Default:
 	// 0, derived: GOMEMLIMIT when that environment variable is set, else
 	// storage.memory.size plus an eighth, plus 32MiB for the rest of the
-	// process, plus 448 bytes for each object indexed by the disk tier.
+	// process, plus 128 bytes for each object indexed by the disk tier.
 	// Set it on a node with tens of thousands of connections or other
 	// work in the same process. A reload applies it.
 	MemoryLimit Size `yaml:"memory_limit"`

@@ -39,12 +39,18 @@
 // Hits (Touch) only bump a per-entry counter with one atomic operation after
 // a lock-free lookup; all queue changes happen in Insert and Remove under one
 // mutex.
+//
+// Memory: a resident key costs 43 to 64 bytes (a 32-byte entry in a slab,
+// linked into its queue by 32-bit indices, and its share of a lock-free
+// index of 8-byte slots), and a key in the ghost 19 to 22 bytes (a 12-byte
+// slot in a FIFO of key hashes and its share of a set); nothing is
+// allocated per key, and nothing holds pointers for the collector to scan.
+// The slab keeps the entries of its largest population: a policy whose
+// keys become fewer and heavier keeps 32 bytes for each key it held.
+// BytesPerKey is the figure for a store to charge.
 package evict
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync"
 
 // Tuning constants, from the S3-FIFO paper.
 const (
@@ -52,30 +58,29 @@ const (
 	maxHits    = 3  // hits an entry can bank in its counter
 )
 
+// BytesPerKey is the most memory the policy holds for a resident key (its
+// entry and index slots, at most 64 bytes) plus one key in the ghost (at
+// most 24): what a store charges per object for its share of the policy
+// when, as in the stores, about as many keys are remembered in the ghost
+// as are resident. TestBytesPerKey checks it against the heap.
+const BytesPerKey = 88
+
 // Policy is an S3-FIFO eviction policy over weighted keys. It is safe for concurrent use. The zero value is not usable; call New.
 type Policy struct {
 	capacity    int64
 	smallTarget int64
 
-	// mu guards the queues, the ghost and writes to the index.
+	// mu guards the queues, the ghost, the slab's allocation and writes to
+	// the index; the index and the entries' keys and hits are read without
+	// it, so hits on the same key from many cores do not contend on a lock
+	// word. (slab and index keep what lookups read on cache lines of its
+	// own, and come first, so that it does not share one with mu either.)
+	slab  slab
+	index index
 	mu    sync.Mutex
 	small queue
 	main  queue
 	ghost ghost
-
-	// index maps a key (uint64) to its *entry. It is written under mu and
-	// read without a lock (sync.Map reads are lock-free), so hits on the
-	// same key from many cores do not contend on a lock word.
-	index sync.Map
-}
-
-// entry is one resident key. Only hits is touched outside Policy.mu.
-type entry struct {
-	key        uint64
-	weight     int64
-	hits       atomic.Int32
-	inMain     bool
-	prev, next *entry
 }
 
 // New returns a policy that keeps the total weight of resident keys at or
@@ -86,7 +91,7 @@ func New(capacity int64) *Policy {
 	return &Policy{
 		capacity:    capacity,
 		smallTarget: max(capacity*smallShare/100, 1),
-		ghost:       ghost{limit: capacity - capacity*smallShare/100, seq: make(map[uint64]uint64)},
+		ghost:       ghost{limit: capacity - capacity*smallShare/100},
 	}
 }
 
@@ -109,18 +114,20 @@ func (p *Policy) Len() int {
 
 // Contains reports whether key is resident.
 func (p *Policy) Contains(key uint64) bool {
-	return p.lookup(key) != nil
+	e, _ := p.index.get(&p.slab, key)
+	return e != nil
 }
 
 // Touch records a hit on key; it does nothing if key is not resident. It
 // takes no lock and, once an entry has banked its hits, writes nothing, so
 // concurrent hits on a hot key stay cheap.
 func (p *Policy) Touch(key uint64) {
-	e := p.lookup(key)
+	e, _ := p.index.get(&p.slab, key)
 	if e == nil {
 		return
 	}
-	// A lost race just means one hit is not counted.
+	// A lost race just means one hit is not counted (or, if the entry was
+	// freed and reused for another key meanwhile, counted for that key).
 	if h := e.hits.Load(); h < maxHits {
 		e.hits.CompareAndSwap(h, h+1)
 	}
@@ -154,8 +161,8 @@ func (p *Policy) insert(key uint64, weight int64, evict func(key uint64), known 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	toMain, hits := false, int32(0)
-	if old := p.lookup(key); old != nil {
-		toMain, hits, known = old.inMain, min(old.hits.Load()+1, maxHits), true
+	if e, old := p.index.get(&p.slab, key); e != nil {
+		toMain, hits, known = e.inMain, min(e.hits.Load()+1, maxHits), true
 		p.unlink(old)
 	} else if p.ghost.remove(key) {
 		toMain, known = true, true
@@ -168,10 +175,13 @@ func (p *Policy) insert(key uint64, weight int64, evict func(key uint64), known 
 		return false
 	}
 	p.makeRoom(weight, evict)
-	e := &entry{key: key, weight: weight, inMain: toMain}
+	i := p.slab.alloc()
+	e := p.slab.at(i)
+	e.key.Store(key)
+	e.weight, e.inMain = weight, toMain
 	e.hits.Store(hits)
-	p.queueOf(e).pushBack(e)
-	p.index.Store(key, e)
+	p.queueOf(e).pushBack(&p.slab, i)
+	p.index.put(&p.slab, key, i)
 	return true
 }
 
@@ -179,52 +189,55 @@ func (p *Policy) insert(key uint64, weight int64, evict func(key uint64), known 
 func (p *Policy) Remove(key uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e := p.lookup(key); e != nil {
-		p.unlink(e)
+	if _, i := p.index.get(&p.slab, key); i != 0 {
+		p.unlink(i)
 	}
 }
 
 // makeRoom evicts until weight more fits; weight is at most the capacity.
 func (p *Policy) makeRoom(weight int64, evict func(uint64)) {
 	for p.small.weight+p.main.weight+weight > p.capacity {
-		v := p.victim()
-		if v == nil {
+		i := p.victim()
+		if i == 0 {
 			return // empty: cannot happen while weight <= capacity
 		}
-		p.unlink(v)
-		if !v.inMain {
-			p.ghost.add(v.key, v.weight)
+		v := p.slab.at(i)
+		key, w, inMain := v.key.Load(), v.weight, v.inMain
+		p.unlink(i)
+		if !inMain {
+			p.ghost.add(key, w)
 		}
-		evict(v.key)
+		evict(key)
 	}
 }
 
 // victim runs the S3-FIFO queue moves until the head of a queue is an entry
-// to evict, and returns it without unlinking it; nil when nothing is
-// resident.
-func (p *Policy) victim() *entry {
+// to evict, and returns its slab index without unlinking it; 0 when
+// nothing is resident.
+func (p *Policy) victim() uint32 {
 	for {
-		if e := p.small.head; e != nil && (p.small.weight > p.smallTarget || p.main.head == nil) {
+		if i := p.small.head; i != 0 && (p.small.weight > p.smallTarget || p.main.head == 0) {
+			e := p.slab.at(i)
 			if e.hits.Load() == 0 {
-				return e
+				return i
 			}
 			// Hit while on probation: promote with a clean slate.
-			p.small.remove(e)
+			p.small.remove(&p.slab, i)
 			e.inMain = true
 			e.hits.Store(0)
-			p.main.pushBack(e)
+			p.main.pushBack(&p.slab, i)
 			continue
 		}
-		e := p.main.head
-		if e == nil {
-			return nil
+		i := p.main.head
+		if i == 0 {
+			return 0
 		}
-		if e.hits.Add(-1) < 0 {
+		if e := p.slab.at(i); e.hits.Add(-1) < 0 {
 			e.hits.Store(0)
-			return e
+			return i
 		}
-		p.main.remove(e)
-		p.main.pushBack(e)
+		p.main.remove(&p.slab, i)
+		p.main.pushBack(&p.slab, i)
 	}
 }
 
@@ -235,15 +248,11 @@ func (p *Policy) queueOf(e *entry) *queue {
 	return &p.small
 }
 
-// unlink removes a resident entry from its queue and the index.
-func (p *Policy) unlink(e *entry) {
-	p.queueOf(e).remove(e)
-	p.index.Delete(e.key)
-}
-
-// lookup returns key's entry, or nil.
-func (p *Policy) lookup(key uint64) *entry {
-	v, _ := p.index.Load(key)
-	e, _ := v.(*entry)
-	return e
+// unlink removes resident entry i from its queue and the index, and frees
+// it.
+func (p *Policy) unlink(i uint32) {
+	e := p.slab.at(i)
+	p.queueOf(e).remove(&p.slab, i)
+	p.index.remove(&p.slab, e.key.Load(), i)
+	p.slab.release(i)
 }

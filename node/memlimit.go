@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
-	"github.com/outpost-edge/outpost/storage/memory"
+	"github.com/outpost-edge/outpost/storage/disk"
 )
 
 // The Go runtime's memory limit (Options.SetMemoryLimit) keeps the heap
@@ -53,7 +53,7 @@ func memoryLimit(cfg *config.Config, diskObjects, env int64) (int64, string) {
 		return env, "GOMEMLIMIT"
 	}
 	m := int64(cfg.Storage.Memory.Size)
-	return m + m/8 + processAllowance + diskObjects*memory.ObjectOverhead, "storage sizes"
+	return m + m/8 + processAllowance + diskObjects*disk.HeapPerObject, "storage sizes"
 }
 
 // applyMemoryLimit sets the runtime's limit for cfg if it changed, and

@@ -24,7 +24,7 @@ func TestMemoryLimitPrecedence(t *testing.T) {
 		from        string
 	}{
 		{"derived from the default tier", sized(""), 0, -1, 256<<20 + 32<<20 + 32<<20, "storage sizes"},
-		{"derived, with the disk tier's index", sized("storage: {memory: {size: 16MiB}}"), 1000, -1, 16<<20 + 2<<20 + 32<<20 + 1000*448, "storage sizes"},
+		{"derived, with the disk tier's index", sized("storage: {memory: {size: 16MiB}}"), 1000, -1, 16<<20 + 2<<20 + 32<<20 + 1000*128, "storage sizes"},
 		{"GOMEMLIMIT over the sizes", sized(""), 0, 1 << 30, 1 << 30, "GOMEMLIMIT"},
 		{"memory_limit over GOMEMLIMIT", sized("memory_limit: 2GiB"), 5, 1 << 30, 2 << 30, "memory_limit"},
 	} {

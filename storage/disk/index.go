@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/outpost-edge/outpost/evict"
 )
 
 // The index is what Open reads instead of every object's header: a snapshot
@@ -75,6 +77,14 @@ type entry struct {
 }
 
 const checkedBit = 1 << 31
+
+// HeapPerObject is the most memory, in bytes, the store holds for each
+// object it indexes: its entry in a stripe's map (a 16-byte slot and a
+// control byte, in a table at least 7/16 full once grown: 40 bytes) and
+// what the eviction policy keeps for it (evict.BytesPerKey). A process's
+// memory limit counts it for each object of its disk tier.
+// TestHeapPerObject measures it.
+const HeapPerObject = 40 + evict.BytesPerKey
 
 func makeEntry(size int64, at uint32) entry {
 	return entry{units: uint32((size + unit - 1) / unit), at: at}

@@ -218,3 +218,33 @@ func BenchmarkOpenIndex(b *testing.B) {
 	b.ReportMetric(float64(n), "entries")
 	b.ReportMetric(fed.Seconds()/float64(b.N), "s-to-policy-fed")
 }
+
+// TestHeapPerObject opens an index of 300,000 objects and checks with
+// runtime.MemStats that the heap the store holds for them, once its policy
+// is fed, is at most HeapPerObject each, the figure the memory limit
+// counts per disk object.
+func TestHeapPerObject(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and opens an index of 300,000 objects")
+	}
+	const n = 300_000
+	dir := t.TempDir()
+	writeIndex(t, dir, n)
+	base := liveHeap()
+	s := openStore(t, dir, Options{Capacity: 1 << 40})
+	settle(s)
+	used := liveHeap() - base
+	t.Logf("%d objects: %d bytes of heap, %.1f each", n+1, used, float64(used)/(n+1))
+	if used > (n+1)*HeapPerObject {
+		t.Errorf("%d bytes of heap for %d objects: more than HeapPerObject (%d) each", used, n+1, HeapPerObject)
+	}
+	runtime.KeepAlive(s)
+}
+
+// liveHeap returns the bytes of live heap objects after a full collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}

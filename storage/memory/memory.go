@@ -34,10 +34,16 @@ import (
 // ObjectOverhead is the fixed weight, in bytes, charged per object on top of
 // the allocations of its key, metadata and body: its descriptor (64 bytes),
 // its index slot (at most 32) and what the eviction policy keeps for it
-// (its entry and map node, its share of the ghost queue and of the
-// frequency sketch: about 320 bytes, measured). TestChargeCoversHeap keeps
-// it at or above the heap really used.
-const ObjectOverhead = 448
+// (evict.BytesPerKey: its entry and index slots, and one key in the ghost
+// queue; 88 bytes). TestChargeCoversHeap keeps it at or above the heap
+// really used.
+//
+// The ghost remembers evicted objects up to nine tenths of the capacity in
+// weight, so when the evicted objects are much lighter than the resident
+// ones it holds more keys than there are objects: at worst, evicted
+// objects of ObjectOverhead bytes each, 0.9 x 24 / 184 = about 12% of the
+// capacity is ghost keys not charged to any object.
+const ObjectOverhead = int64(unsafe.Sizeof(object{})) + indexSlotBytes + evict.BytesPerKey
 
 const defaultCapacity = 256 << 20
 
