@@ -25,7 +25,7 @@ import (
 // processAllowance is what the derived limit adds, besides an eighth of
 // the memory tier (room for the collector to work), for the rest of the
 // process: connection buffers, fills in progress, upstream pools, the
-// config, the runtime and the eviction sketches of a small tier.
+// config, the runtime and the eviction tables of a small tier.
 const processAllowance = 32 << 20
 
 // memLimitEvery is how often a derived limit follows the disk tier's index.
