@@ -19,6 +19,14 @@ type Route struct {
 	// Upstream names the upstream that serves the route. Exactly one of
 	// Upstream and Respond is required.
 	Upstream string `yaml:"upstream"`
+	// Fallback names upstreams tried in order after Upstream when the hop
+	// before answers with a status in FallbackOn: a primary bucket, then
+	// an archive bucket, then the application. The hop that answered is
+	// in the trace and in Cache-Status's detail. Default: none.
+	Fallback []string `yaml:"fallback"`
+	// FallbackOn are the statuses that send a request on to the next
+	// hop of Fallback. Default: [403, 404].
+	FallbackOn []int `yaml:"fallback_on"`
 	// Respond, when set, answers with a static response instead of an
 	// upstream. Default: nil.
 	Respond *Respond `yaml:"respond"`
@@ -31,7 +39,10 @@ type Route struct {
 	RateLimits []RateLimit `yaml:"rate_limits"`
 }
 
-func (r *Route) setDefaults() { r.Cache.setDefaults() }
+func (r *Route) setDefaults() {
+	r.Cache.setDefaults()
+	r.FallbackOn = []int{403, 404}
+}
 
 // Match selects requests. Every condition that is set must hold. At most one
 // of the path conditions may be set.
