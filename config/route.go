@@ -34,6 +34,11 @@ type Route struct {
 	Headers HeaderOps `yaml:"headers"`
 	// Cache configures caching of the route's responses.
 	Cache Cache `yaml:"cache"`
+	// Compress configures compression of the route's responses.
+	Compress Compress `yaml:"compress"`
+	// Rewrite, when set, rewrites the route's response bodies. Default:
+	// nil, none.
+	Rewrite *Rewrite `yaml:"rewrite"`
 	// RateLimits are applied in order; a request over any of them gets
 	// the limit's action. Default: none.
 	RateLimits []RateLimit `yaml:"rate_limits"`
@@ -41,6 +46,7 @@ type Route struct {
 
 func (r *Route) setDefaults() {
 	r.Cache.setDefaults()
+	r.Compress.setDefaults()
 	r.FallbackOn = []int{403, 404}
 }
 

@@ -629,6 +629,7 @@ func (k *checker) routes() {
 			k.errorf(key+".upstream", "unknown upstream %q%s", r.Upstream, suggest(r.Upstream, k.upstreamNames()))
 		}
 		k.routeFallback(key, r)
+		k.transforms(key, r)
 		k.headerOps(key+".headers", &r.Headers)
 		k.cache(key+".cache", &r.Cache)
 		for j := range r.RateLimits {

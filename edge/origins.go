@@ -9,6 +9,7 @@ import (
 	"github.com/outpost-edge/outpost/origin/chain"
 	"github.com/outpost-edge/outpost/origin/s3"
 	"github.com/outpost-edge/outpost/proxy"
+	"github.com/outpost-edge/outpost/transform"
 )
 
 // newBucket builds a type s3 upstream. Its credentials are read now, so a
@@ -27,8 +28,29 @@ func newBucket(name string, u *config.Upstream) (*s3.Origin, error) {
 }
 
 // origin returns the proxy.Upstream a route sends to: its upstream, or
-// the chain of it and its fallbacks.
+// the chain of it and its fallbacks, with the route's body transforms
+// around it.
 func (a *App) origin(rc *config.Route) proxy.Upstream {
+	up := a.chain(rc)
+	var rules transform.Rules
+	if rc.Compress.Enabled {
+		rules.Compress = &transform.Compress{Types: rc.Compress.Types, MinSize: int64(rc.Compress.MinSize)}
+	}
+	if rw := rc.Rewrite; rw != nil {
+		rules.Rewrite = &transform.Rewrite{Types: rw.Types}
+		for _, p := range rw.Replace {
+			rules.Rewrite.Replace = append(rules.Rewrite.Replace, transform.Replacement{Find: []byte(p.Find), With: []byte(p.With)})
+		}
+	}
+	if rules == (transform.Rules{}) {
+		return up
+	}
+	return transform.Wrap(up, rules)
+}
+
+// chain returns the route's upstream, or the chain of it and its
+// fallbacks.
+func (a *App) chain(rc *config.Route) proxy.Upstream {
 	if len(rc.Fallback) == 0 {
 		return a.byName(rc.Upstream)
 	}
@@ -51,7 +73,7 @@ func (a *App) byName(name string) proxy.Upstream {
 // response to a fallback route: into the trace (a fill's own trace holds
 // the walk) and Cache-Status's detail.
 func markOrigin(c *proxy.Ctx, r *route, h *httphead.Header) {
-	if _, ok := r.Upstream.(*chain.Chain); !ok {
+	if len(r.cfg.Fallback) == 0 {
 		return
 	}
 	if hop := h.Peek(chain.HopField); hop != nil {
