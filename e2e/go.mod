@@ -3,9 +3,11 @@ module github.com/outpost-edge/outpost/e2e
 go 1.26.8
 
 require (
+	github.com/andybalholm/brotli v1.3.0
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/coder/websocket v1.8.15
 	github.com/johannesboyne/gofakes3 v1.2.0
+	github.com/klauspost/compress v1.20.4
 	github.com/maxmind/mmdbwriter v1.2.0
 	github.com/outpost-edge/outpost v0.0.0
 	golang.org/x/net v0.62.0
