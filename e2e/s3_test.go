@@ -193,6 +193,7 @@ func TestS3OriginSignsRequestsAndServesObjects(t *testing.T) {
 	store.put(t, "primary", "pkgs/left-pad.json", "application/json", index)
 	store.put(t, "primary", "pkgs/big.bin", "application/octet-stream", big)
 	store.put(t, "primary", "secret.txt", "text/plain", []byte("outside the key prefix"))
+	store.put(t, "primary", "pkgs/dir/a b+c.txt", "text/plain", []byte("odd key"))
 	e := startEdge(t, s3Config, "{{S3}}", store.addr, "{{CREDS}}", s3Creds(t, s3Secret))
 
 	resp, body := get(t, e.URL+"/files/left-pad.json", "X-Outpost-Trace", "1")
@@ -227,6 +228,15 @@ func TestS3OriginSignsRequestsAndServesObjects(t *testing.T) {
 			}
 		}
 	}
+	// A key that needs escaping is signed as S3 has it.
+	if resp, body := get(t, e.URL+"/files/dir/a%20b+c.txt"); resp.StatusCode != 200 || body != "odd key" {
+		t.Fatalf("escaped key: %d %q", resp.StatusCode, body)
+	}
+	// HEAD says the length a GET would have (RFC 9110 section 9.3.2).
+	req, _ := http.NewRequest("HEAD", e.URL+"/direct/big.bin", nil)
+	if resp, err := testClient.Do(req); err != nil || resp.StatusCode != 200 || resp.ContentLength != int64(len(big)) {
+		t.Fatalf("HEAD: %v %v", resp, err)
+	}
 	// A range reaches the store as asked (RFC 9110 section 14.2).
 	resp, body = get(t, e.URL+"/direct/big.bin", "Range", "bytes=100-199")
 	if resp.StatusCode != 206 || body != string(big[100:200]) || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 100-199/%d", len(big)) {
@@ -237,7 +247,7 @@ func TestS3OriginSignsRequestsAndServesObjects(t *testing.T) {
 		t.Fatalf("store refused %d requests, saw ranges %q", refused, ranges)
 	}
 	// A method other than GET and HEAD never reaches the store.
-	req, _ := http.NewRequest("DELETE", e.URL+"/files/left-pad.json", nil)
+	req, _ = http.NewRequest("DELETE", e.URL+"/files/left-pad.json", nil)
 	if resp, err := testClient.Do(req); err != nil || resp.StatusCode != 405 {
 		t.Fatalf("DELETE: %v %v, want 405", resp, err)
 	}

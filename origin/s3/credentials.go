@@ -41,8 +41,8 @@ func Credentials(ctx context.Context, source, file, profile string) (aws.Credent
 			o.ConfigFiles = []string{}
 		})
 		if err != nil {
-			// The SDK's message names the file and profile; it quotes no value.
-			return nil, fmt.Errorf("credentials file %s, profile %s: %w", file, profile, err)
+			// The SDK's reason may quote a line of the file: it is left out.
+			return nil, fmt.Errorf("credentials file %s: cannot be read, or has no profile %s", file, profile)
 		}
 		return static(sc.Credentials, fmt.Sprintf("credentials file %s, profile %s: no aws_access_key_id and aws_secret_access_key", file, profile))
 	case SourceChain, "":
