@@ -71,6 +71,9 @@ func Wrap(up proxy.Upstream, rules Rules) *Upstream {
 type peer struct {
 	inner proxy.Peer
 	rules *Rules
+	// unsuffixed is the coding taken off If-None-Match for this request;
+	// a retry sends the request already edited, so it is kept here.
+	unsuffixed string
 }
 
 var peerKey = proxy.NewKey[*peer]()
@@ -87,6 +90,9 @@ func (u *Upstream) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 		peerKey.Set(c, w)
 	}
 	w.inner, w.rules = p, &u.rules
+	if n == 0 {
+		w.unsuffixed = ""
+	}
 	return w, nil
 }
 
@@ -101,19 +107,20 @@ func (p *peer) Addr() string { return p.inner.Addr() }
 // RoundTrip implements proxy.Peer.
 func (p *peer) RoundTrip(c *proxy.Ctx, req *httphead.Request, body io.Reader, resp *httphead.Response) (io.ReadCloser, error) {
 	coding := ""
-	unsuffixed := ""
 	if p.rules.Compress != nil {
 		coding = httphead.PreferredCoding(&req.Header)
-		unsuffixed = unsuffixConditional(&req.Header)
+		if found := unsuffixConditional(&req.Header); found != "" {
+			p.unsuffixed = found
+		}
 	}
 	rb, err := p.inner.RoundTrip(c, req, body, resp)
 	if err != nil || resp.Status == 101 {
 		return rb, err
 	}
-	if resp.Status == 304 && unsuffixed != "" {
+	if resp.Status == 304 && p.unsuffixed != "" {
 		// The origin confirmed the identity tag: the stored compressed
 		// variant keeps its own.
-		suffixETag(&resp.Header, unsuffixed)
+		suffixETag(&resp.Header, p.unsuffixed)
 	}
 	if resp.Status != 200 {
 		return rb, nil
