@@ -97,6 +97,10 @@ func verifySigV4(r *http.Request, key, secret string, now time.Time) error {
 		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
 		parts[k] = v
 	}
+	if signed := ";" + parts["SignedHeaders"] + ";"; !strings.Contains(signed, ";host;") ||
+		!strings.Contains(signed, ";x-amz-content-sha256;") || !strings.Contains(signed, ";x-amz-date;") {
+		return fmt.Errorf("host, x-amz-content-sha256 and x-amz-date must be signed")
+	}
 	scope := strings.Split(parts["Credential"], "/")
 	if len(scope) != 5 || scope[0] != key || scope[3] != "s3" || scope[4] != "aws4_request" {
 		return fmt.Errorf("bad credential scope")
@@ -273,7 +277,7 @@ func TestS3OriginWithWrongSecretIsRefusedByTheStore(t *testing.T) {
 	if refused, _ := store.stats(); refused == 0 {
 		t.Fatal("the store never refused a signature")
 	}
-	if trace := resp.Header.Get("X-Outpost-Trace"); !strings.Contains(trace, "store said 403") || strings.Contains(trace, "not-the-secret") {
+	if trace := resp.Header.Get("X-Outpost-Trace"); !strings.Contains(trace, "store said 403 SignatureDoesNotMatch") || strings.Contains(trace, "not-the-secret") {
 		t.Fatalf("trace %s: want the store's 403 noted, and no secret", trace)
 	}
 }

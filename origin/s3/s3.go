@@ -220,13 +220,12 @@ func (o *Origin) relay(c *proxy.Ctx, hr *http.Response, resp *httphead.Response)
 	switch s := hr.StatusCode; {
 	case s == 403 || s == 404:
 		// A private bucket says 403 for a key that is not there; neither
-		// tells a client more than "not found".
-		hr.Body.Close()
-		c.Trace.Add("s3", "store said "+hr.Status[:3]+": 404")
+		// tells a client more than "not found". The store's error code
+		// (NoSuchKey, AccessDenied, SignatureDoesNotMatch) is for the trace.
+		c.Trace.Add("s3", "store said "+hr.Status[:3]+" "+errorCode(hr.Body)+": 404")
 		return plain(resp, 404, "not found\n")
 	case s >= 300 && s != 304 && s != 412 && s != 416:
-		hr.Body.Close()
-		c.Trace.Add("s3", "store said "+hr.Status[:3]+": 502")
+		c.Trace.Add("s3", "store said "+hr.Status[:3]+" "+errorCode(hr.Body)+": 502")
 		if s == 503 {
 			return plain(resp, 503, "object store busy\n")
 		}
@@ -244,6 +243,25 @@ func (o *Origin) relay(c *proxy.Ctx, hr *http.Response, resp *httphead.Response)
 		resp.ContentLength = 0
 	}
 	return hr.Body
+}
+
+// errorCode reads the Code of an S3 error document (at most 4 KiB of it)
+// and closes the body; "" when there is none.
+func errorCode(body io.ReadCloser) string {
+	defer body.Close()
+	b, _ := io.ReadAll(io.LimitReader(body, 4<<10))
+	_, rest, ok := strings.Cut(string(b), "<Code>")
+	code, _, ok2 := strings.Cut(rest, "</Code>")
+	if !ok || !ok2 || len(code) > 64 {
+		return ""
+	}
+	for _, c := range code {
+		// The trace goes into a response field: letters and digits only.
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return ""
+		}
+	}
+	return code
 }
 
 // plain fills resp with a short text answer made here.
