@@ -356,3 +356,36 @@ routes:
 		t.Fatalf("store refused %d signatures", refused)
 	}
 }
+
+// TestFallbackChainKeepsARequestWithItsBody: a POST whose body went to the
+// first hop is not sent on without it.
+func TestFallbackChainKeepsARequestWithItsBody(t *testing.T) {
+	first, second := testorigin.New(t), testorigin.New(t)
+	first.Respond("/p", 404, nil, "first")
+	second.Echo("/p")
+	e := startEdge(t, `
+upstreams:
+  first:
+    servers: [{addr: "{{A}}"}]
+  second:
+    servers: [{addr: "{{B}}"}]
+routes:
+  - name: p
+    upstream: first
+    fallback: [second]
+    cache: {enabled: false}
+`, "{{A}}", first.Addr(), "{{B}}", second.Addr())
+	req, _ := http.NewRequest("POST", e.URL+"/p", strings.NewReader("payload"))
+	req.Header.Set("X-Outpost-Trace", "1")
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if trace := resp.Header.Get("X-Outpost-Trace"); resp.StatusCode != 404 || !strings.Contains(trace, "fallback=not taken") || !strings.Contains(trace, "origin=first") {
+		t.Fatalf("POST: %d, trace %s: want the first hop's 404", resp.StatusCode, trace)
+	}
+	if resp, body := get(t, e.URL+"/p"); resp.StatusCode != 200 || body != "" {
+		t.Fatalf("GET without a body: %d %q, want the second hop's echo", resp.StatusCode, body)
+	}
+}

@@ -84,16 +84,28 @@ func (ch *Chain) Finish(c *proxy.Ctx, p proxy.Peer, n int, resp *httphead.Respon
 	if ch.hops[w.hop].Upstream.Finish(c, p, n-w.base, resp, err, took) {
 		return true
 	}
-	if resp != nil && w.hop+1 < len(ch.hops) && ch.moveOn(resp.Status) {
-		w.hop, w.base = w.hop+1, n+1
-		c.Trace.Add("fallback", ch.hops[w.hop].Name+" (previous hop said "+strconv.Itoa(resp.Status)+")")
-		return true
+	if resp == nil {
+		return false
 	}
-	if resp != nil {
-		c.Trace.Add("origin", ch.hops[w.hop].Name)
-		resp.Header.Set(HopField, ch.hops[w.hop].Name)
+	if w.hop+1 < len(ch.hops) && ch.moveOn(resp.Status) {
+		if !bodySent(c) {
+			w.hop, w.base = w.hop+1, n+1
+			c.Trace.Add("fallback", ch.hops[w.hop].Name+" (previous hop said "+strconv.Itoa(resp.Status)+")")
+			return true
+		}
+		// The next hop would get the request without its body.
+		c.Trace.Add("fallback", "not taken: the request body was sent")
 	}
+	c.Trace.Add("origin", ch.hops[w.hop].Name)
+	resp.Header.Set(HopField, ch.hops[w.hop].Name)
 	return false
+}
+
+// bodySent reports whether the request had a body that went to a hop and
+// was not kept for another (see proxy.Route.ReplayBody).
+func bodySent(c *proxy.Ctx) bool {
+	req := c.Request
+	return (req.ContentLength != 0 || req.Chunked) && !c.Route.Replayable(req)
 }
 
 func (ch *Chain) moveOn(status int) bool {
