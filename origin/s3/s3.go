@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -64,8 +65,8 @@ type Config struct {
 	// Credentials sign the requests; nil sends them unsigned (a public
 	// bucket).
 	Credentials aws.CredentialsProvider
-	// Transport makes the requests; nil uses a transport of its own with
-	// ConnectTimeout and FirstByteTimeout.
+	// Transport makes the requests; nil uses the transport shared by
+	// every Origin with the same ConnectTimeout and FirstByteTimeout.
 	Transport http.RoundTripper
 	// ConnectTimeout bounds a connect; FirstByteTimeout the wait for the
 	// response head.
@@ -99,15 +100,7 @@ func New(cfg Config) (*Origin, error) {
 	}
 	rt := cfg.Transport
 	if rt == nil {
-		d := &net.Dialer{Timeout: cfg.ConnectTimeout}
-		rt = &http.Transport{
-			DialContext:           d.DialContext,
-			ResponseHeaderTimeout: cfg.FirstByteTimeout,
-			MaxIdleConnsPerHost:   64,
-			IdleConnTimeout:       90 * time.Second,
-			DisableCompression:    true, // bodies are relayed as stored
-			ForceAttemptHTTP2:     u.Scheme == "https",
-		}
+		rt = sharedTransport(cfg.ConnectTimeout, cfg.FirstByteTimeout)
 	}
 	client := &http.Client{
 		Transport: rt,
@@ -118,6 +111,40 @@ func New(cfg Config) (*Origin, error) {
 	// S3 takes the path as sent: escaped once, here, not again by the signer.
 	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
 	return &Origin{cfg: cfg, base: base, addr: base.Host, client: client, signer: signer}, nil
+}
+
+// transports are shared by every Origin with the same timeouts: a
+// transport pools connections per host, so buckets on one store, and the
+// Origins a config reload builds again, reuse the connections open. There
+// are as many as distinct timeout pairs ever configured.
+var transports struct {
+	sync.Mutex
+	m map[[2]time.Duration]*http.Transport
+}
+
+func sharedTransport(connect, firstByte time.Duration) *http.Transport {
+	transports.Lock()
+	defer transports.Unlock()
+	k := [2]time.Duration{connect, firstByte}
+	if t := transports.m[k]; t != nil {
+		return t
+	}
+	d := &net.Dialer{Timeout: connect}
+	t := &http.Transport{
+		Proxy:                 nil, // never through a proxy named by the environment
+		DialContext:           d.DialContext,
+		ResponseHeaderTimeout: firstByte,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   connect,
+		DisableCompression:    true, // bodies are relayed as stored
+		ForceAttemptHTTP2:     true,
+	}
+	if transports.m == nil {
+		transports.m = map[[2]time.Duration]*http.Transport{}
+	}
+	transports.m[k] = t
+	return t
 }
 
 // Pick implements proxy.Upstream: the store is one peer; a failed attempt
