@@ -2,9 +2,17 @@ package s3
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/proxy"
+	"github.com/outpost-edge/outpost/trace"
 )
 
 func TestKeyMapsPrefixAndRefusesWhatIsNoObject(t *testing.T) {
@@ -59,5 +67,49 @@ func TestCredentialErrorsQuoteNoSecret(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 	if _, err := Credentials(context.Background(), SourceEnv, "", ""); err == nil {
 		t.Fatal("env without keys accepted")
+	}
+}
+
+// recorder is a RoundTripper that keeps the request and answers 200.
+type recorder struct{ req *http.Request }
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.req = req
+	return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{"X-Amz-Request-Id": {"x"}, "Etag": {`"e"`}},
+		Body: io.NopCloser(strings.NewReader("ok")), ContentLength: 2, Request: req}, nil
+}
+
+func TestVirtualHostRequestCarriesOnlyWhatSelectsTheObject(t *testing.T) {
+	rec := &recorder{}
+	o, err := New(Config{Name: "t", Bucket: "assets", Region: "eu-west-1", Endpoint: "https://s3.example", Transport: rec,
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req httphead.Request
+	req.SetLine([]byte("GET"), []byte("/a/b.css?list-type=2&acl"), []byte("edge.example"), []byte("https"))
+	for _, f := range [][2]string{{"Authorization", "Bearer client"}, {"Cookie", "s=1"}, {"Range", "bytes=0-1"}, {"If-None-Match", `"e"`}} {
+		req.Header.AddString(f[0], f[1])
+	}
+	c := &proxy.Ctx{Context: context.Background(), Trace: &trace.Trace{}}
+	var resp httphead.Response
+	body, err := o.RoundTrip(c, &req, nil, &resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+	hr := rec.req
+	if hr.URL.Host != "assets.s3.example" || hr.URL.EscapedPath() != "/a/b.css" || hr.URL.RawQuery != "" {
+		t.Fatalf("request to %s", hr.URL)
+	}
+	if hr.Header.Get("Cookie") != "" || !strings.Contains(hr.Header.Get("Authorization"), "Credential=AKID/") ||
+		strings.Contains(hr.Header.Get("Authorization"), "SECRET") || hr.Header.Get("Range") != "bytes=0-1" {
+		t.Fatalf("headers sent: %v", hr.Header)
+	}
+	if !strings.Contains(hr.Header.Get("Authorization"), "SignedHeaders=host;if-none-match;range;x-amz-content-sha256;x-amz-date") {
+		t.Fatalf("signed headers: %s", hr.Header.Get("Authorization"))
+	}
+	if resp.Header.Has("X-Amz-Request-Id") || resp.Header.Get("ETag") != `"e"` {
+		t.Fatalf("response fields: ETag %q, x-amz kept %v", resp.Header.Get("ETag"), resp.Header.Has("X-Amz-Request-Id"))
 	}
 }
