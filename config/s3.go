@@ -81,6 +81,9 @@ func (s *S3Origin) EndpointURL() string {
 // s3Upstream checks an upstream's type and, for an S3 one, its bucket.
 func (k *checker) s3Upstream(key string, u *Upstream) {
 	k.oneOf(key+".type", u.Type, UpstreamHTTP, UpstreamS3)
+	if b := k.c.Upstreams[u.Failover.BackupUpstream]; b != nil && (b.Type == UpstreamS3 || u.Type == UpstreamS3) {
+		k.errorf(key+".failover.backup_upstream", "failover is between HTTP upstreams; use routes[].fallback for a bucket")
+	}
 	if u.Type != UpstreamS3 {
 		if u.S3 != nil {
 			k.errorf(key+".s3", "is used only with type: s3")

@@ -24,6 +24,16 @@ routes:
 routes:
   - upstream: app
 `, "bad.yaml:4: upstreams.app.s3: is used only with type: s3"},
+		{"failover to a bucket", `upstreams:
+  app:
+    servers: [{addr: "127.0.0.1:1"}]
+    failover: {backup_upstream: store}
+  store:
+    type: s3
+    s3: {bucket: b}
+routes:
+  - upstream: app
+`, "bad.yaml:4: upstreams.app.failover.backup_upstream: failover is between HTTP upstreams; use routes[].fallback for a bucket"},
 		{"fallback to an unknown upstream", `upstreams:
   app:
     servers: [{addr: "127.0.0.1:1"}]
