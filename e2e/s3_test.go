@@ -389,3 +389,41 @@ routes:
 		t.Fatalf("GET without a body: %d %q, want the second hop's echo", resp.StatusCode, body)
 	}
 }
+
+// TestReloadTurnsAnUpstreamIntoABucket: a reload may change an upstream's
+// type; requests then go to the bucket, and the old servers' backend is
+// retired.
+func TestReloadTurnsAnUpstreamIntoABucket(t *testing.T) {
+	store := startS3(t, "primary")
+	store.put(t, "primary", "a.txt", "text/plain", []byte("from the bucket"))
+	app := testorigin.New(t)
+	app.Respond("/a.txt", 200, nil, "from the app")
+	e := startEdge(t, `
+upstreams:
+  origin:
+    servers: [{addr: "{{APP}}"}]
+routes:
+  - name: r
+    upstream: origin
+    cache: {enabled: false}
+`, "{{APP}}", app.Addr())
+	if _, body := get(t, e.URL+"/a.txt"); body != "from the app" {
+		t.Fatalf("before: %q", body)
+	}
+	file, err := os.ReadFile(e.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := `type: s3
+    s3: {bucket: primary, endpoint: "http://` + store.addr + `", path_style: true, credentials: {source: file, file: "` + s3Creds(t, s3Secret) + `"}}`
+	cfg := strings.Replace(string(file), `servers: [{addr: "`+app.Addr()+`"}]`, bucket, 1)
+	if status, body := postReload(t, e, cfg); status != 200 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if _, body := get(t, e.URL+"/a.txt"); body != "from the bucket" {
+		t.Fatalf("after: %q", body)
+	}
+	if _, stats := get(t, e.Admin+"/stats", "Authorization", adminAuth); strings.Contains(stats, app.Addr()) {
+		t.Fatalf("the retired servers are still in /stats: %s", stats)
+	}
+}
