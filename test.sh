@@ -17,6 +17,12 @@ if [ ${#need[@]} -gt 0 ]; then
 	$sudo apt-get update -qq >/dev/null
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The browser tests (the bot challenge, the Fiddle and status pages) fail
+# without Chromium; say so here rather than in the middle of the e2e run.
+if [ ! -x /usr/bin/chromium ]; then echo "test.sh: /usr/bin/chromium is missing after install" >&2; exit 1; fi
+# Screenshots of the Fiddle and the status page (e2e/browser_test.go).
+export OUTPOST_ARTIFACTS=${OUTPOST_ARTIFACTS:-$(mktemp -d -t outpost-artifacts.XXXXXX)}
+echo "== screenshots go to $OUTPOST_ARTIFACTS"
 
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -33,5 +39,5 @@ for mod in . e2e; do
 	(cd "$mod" && go test -count=1 -timeout 10m ./...)
 done
 echo "== go test -race (concurrent packages)"
-go test -count=1 -race -timeout 10m $(go list ./... | grep -E '/(server|proxy|cache|storage|evict|pool|client|upstream|limit|node)(/|$)')
+go test -count=1 -race -timeout 10m $(go list ./... | grep -E '/(server|proxy|cache|storage|evict|pool|client|upstream|limit|node|purge|edge|fiddle)(/|$)')
 (cd e2e && go test -count=1 -race -timeout 10m ./...)

@@ -25,6 +25,9 @@ func (c *Cache) lead(r *Reply, f *fill, origin Origin) (*Reply, error) {
 	j := &r.j
 	f.hfpTTL = j.pol.hitForPassTTL()
 	originRequest(&r.oreq, j.req, j.stale, !j.pol.KeepAcceptEncoding)
+	if j.stale == nil || j.stale.m.kind == kindSegmented {
+		c.segmentRequest(r) // a Range miss asks for whole segments (segment.go)
+	}
 	j.gen = c.generation() // before the request leaves: a purge from now on catches this fetch
 	reqTime := c.now()
 	resp, body, err := origin.Fetch(&r.oreq)
@@ -44,6 +47,12 @@ func (c *Cache) lead(r *Reply, f *fill, origin Origin) (*Reply, error) {
 	if resp.Status == 304 && j.stale != nil {
 		body.Close()
 		return c.revalidated(r, f, resp, reqTime, respTime)
+	}
+	switch {
+	case resp.Status == 206:
+		return c.admitPartial(r, f, resp, body, reqTime, respTime)
+	case resp.Status == 416 && r.oreq.Header.Has("Range"): // the aligned range, not the URL, was refused
+		return c.passPartial(r, f, body, "range not satisfiable")
 	}
 	return c.admit(r, f, resp, body, reqTime, respTime)
 }
@@ -92,6 +101,9 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 		r.Status, r.Reason = StatusMiss, reason
 		return r, nil
 	}
+	if reason != ReasonNone && j.part.ok {
+		return c.passPartial(r, f, body, reason.String())
+	}
 	if reason != ReasonNone {
 		return c.pass(r, f, resp, body, age, reason), nil
 	}
@@ -113,8 +125,14 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 			j.tr.Add("cache-variant", variantDetail(objKey, j.key))
 		}
 	}
+	if j.part.ok || j.pol.segmented(size) && validatorOf(m.headers) != nil {
+		return c.fillSegments(r, f, &m, objKey, resp, body, age, src)
+	}
 	metaB := m.encode(nil)
 	w, err := c.create(objKey, metaB, size, j.gen)
+	if errors.Is(err, storage.ErrTooLarge) && validatorOf(m.headers) != nil {
+		return c.fillSegments(r, f, &m, objKey, resp, body, age, src) // too large to store whole
+	}
 	if err != nil {
 		reason = ReasonStoreError
 		if errors.Is(err, storage.ErrTooLarge) {
@@ -131,10 +149,12 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	c.startFill(r, f, &m, objKey, size, w, body)
 	r.addOwnFields(&resp.Header, &d, j.pol)
 	traceSetCookie(j, &resp.Header)
-	// The head goes out before the body is in: it says stored only for a
-	// fill already committed (an empty body), and the trace says what
-	// became of the others when the reply is closed (see Reply.Close).
-	stored := f.committed()
+	// The head goes out before the body is in: it says stored only for an
+	// empty body, committed before the head (startFill), and the trace says
+	// what became of the others when the reply is closed (see Reply.Close).
+	// A small body may be in before the head leaves, but saying so would
+	// depend on the copier's timing.
+	stored := size == 0 && f.committed()
 	j.stores = f
 	r.finishHead(age, cacheStatus{fwd: j.fwd, fwdStatus: resp.Status, stored: stored, ttl: ttl - age.Truncate(time.Second), hasTTL: true})
 	c.closeStale(j)
@@ -153,6 +173,7 @@ func (c *Cache) startFill(r *Reply, f *fill, m *meta, objKey string, size int64,
 	r.streamFill(m, f, r.j.origin) // attaches before the copier starts: cannot fail
 	f.decide(outcomeStreaming, ReasonNone, nil)
 	maxSize := r.j.pol.MaxObjectSize // r is the client's and may be gone when the copier runs
+	f.segmentable = maxSize <= 0 && size < 0 && validatorOf(m.headers) != nil
 	if size == 0 {
 		c.copyBody(f, body, maxSize) // nothing to wait for: committed before the head goes out
 		return
@@ -226,8 +247,8 @@ func (c *Cache) revalidated(r *Reply, f *fill, resp *httphead.Response, reqTime,
 	d, targeted := responseDirectives(&h, j.pol)
 	flags := objectFlags(&h, &d)
 	ttl, src := lifetime(&h, &d, targeted, j.pol, respTime)
-	m := meta{kind: kindObject, status: e.m.status, flags: flags, respTime: respTime.UnixNano(),
-		initialAge: initialAge(&resp.Header, reqTime, respTime), lifetime: ttl}
+	m := meta{kind: e.m.kind, status: e.m.status, flags: flags, respTime: respTime.UnixNano(),
+		initialAge: initialAge(&resp.Header, reqTime, respTime), lifetime: ttl, epoch: e.m.epoch}
 	m.swr, m.sie = staleWindows(&d, flags, j.pol)
 	m.headers, m.edge = storedHeaders(&h, &d, j.pol)
 	m.tags = e.m.tags

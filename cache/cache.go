@@ -125,6 +125,15 @@ type Cache struct {
 	active int
 	idle   chan struct{}
 
+	// segMu guards segFlights: the segments an origin fetch is bringing,
+	// by segment key, for readers that need them to wait on (segment.go).
+	segMu      sync.Mutex
+	segFlights map[string]*segFlight
+	// large holds the keys whose body of unknown length proved too large
+	// for the store: their next miss asks for segments. At most
+	// maxHitForPass; under segMu.
+	large map[string]struct{}
+
 	// markerMu serialises the check-and-replace of a key's Vary marker,
 	// striped by key; held across the store calls that do it.
 	markerMu [64]sync.Mutex

@@ -97,44 +97,22 @@ func ifRangeHolds(req *httphead.Request, stored []byte) bool {
 }
 
 // parseRange parses a single byte range against a body of size bytes. ok
-// is false when the header should be ignored (malformed, several ranges,
-// another unit); start is -1 when the range is unsatisfiable (416).
-// end is inclusive.
+// is false when the header should be answered otherwise (malformed, another
+// unit: ignored; several ranges: see parseRanges); start is -1 when the
+// range is unsatisfiable (416). end is inclusive.
 func parseRange(v []byte, size int64) (start, end int64, ok bool) {
-	v = httphead.TrimOWS(v)
-	if len(v) < 7 || !httphead.EqualFold(v[:6], "bytes=") || bytes.IndexByte(v, ',') >= 0 {
+	if bytes.IndexByte(v, ',') >= 0 {
 		return 0, 0, false
 	}
-	spec := httphead.TrimOWS(v[6:])
-	dash := bytes.IndexByte(spec, '-')
-	if dash < 0 {
+	var r byteRange
+	sat := false
+	if !eachSpec(v, func(first, last int64, suffix bool) { r, sat = specRange(first, last, suffix, size) }) {
 		return 0, 0, false
 	}
-	first, last := spec[:dash], spec[dash+1:]
-	if len(first) == 0 { // suffix: the last n bytes
-		n, ok := digits(last)
-		if !ok {
-			return 0, 0, false
-		}
-		if n == 0 || size == 0 {
-			return -1, 0, true
-		}
-		return max(size-n, 0), size - 1, true
-	}
-	s, ok := digits(first)
-	if !ok {
-		return 0, 0, false
-	}
-	e := size - 1
-	if len(last) > 0 {
-		if e, ok = digits(last); !ok || e < s {
-			return 0, 0, false
-		}
-	}
-	if s >= size {
+	if !sat {
 		return -1, 0, true
 	}
-	return s, min(e, size-1), true
+	return r.start, r.end - 1, true
 }
 
 // digits parses a non-empty run of decimal digits, saturating well below

@@ -46,6 +46,9 @@ type fill struct {
 	epoch   uint64 // Vary marker epoch and field names, when the response varies
 	vary    []byte
 	hfpTTL  time.Duration
+	// segmentable: a store's size limit makes the next miss ask for
+	// segments rather than pass (segment.go).
+	segmentable bool
 
 	w storage.Writer // written by the copier only, read by any reader
 
@@ -216,7 +219,11 @@ func (c *Cache) spill(f *fill, why error) {
 		delete(c.fills, f.key)
 	}
 	c.mu.Unlock()
-	c.setHitForPass(f.key, f.hfpTTL)
+	if f.segmentable && errors.Is(why, storage.ErrTooLarge) {
+		c.markLarge(f.key)
+	} else {
+		c.setHitForPass(f.key, f.hfpTTL)
+	}
 	f.mu.Lock()
 	f.spillAt = f.w.Written()
 	f.windowAt = f.spillAt

@@ -11,12 +11,23 @@ import (
 
 func FuzzParseRange(f *testing.F) {
 	for _, s := range []string{"bytes=0-3", "bytes=-3", "bytes=7-", "bytes=10-", "bytes=-0", "bytes=0-1,3-4",
-		"items=0-1", "bytes=x-y", "bytes=99999999999999999999999-", "bytes= 1 - 2", "BYTES=1-2", "bytes=5-2"} {
+		"items=0-1", "bytes=x-y", "bytes=99999999999999999999999-", "bytes= 1 - 2", "BYTES=1-2", "bytes=5-2", "bytes=0-1,1-2,-3", "bytes=2-3,0-0,1-1"} {
 		f.Add(s, int64(10))
 	}
 	f.Fuzz(func(t *testing.T, v string, size int64) {
 		if size < 0 {
 			size = -size
+		}
+		rs, _ := parseRanges([]byte(v), size)
+		for i, r := range rs {
+			if r.start < 0 || r.start >= r.end || r.end > size {
+				t.Fatalf("parseRanges(%q, %d) = %v outside the body", v, size, rs)
+			}
+			for _, o := range rs[i+1:] {
+				if r.start <= o.end && o.start <= r.end {
+					t.Fatalf("parseRanges(%q, %d) = %v overlap", v, size, rs)
+				}
+			}
 		}
 		start, end, ok := parseRange([]byte(v), size)
 		if !ok || start < 0 {

@@ -31,8 +31,10 @@ const (
 	// from an older build decode as misses instead of being misread.
 	metaMagic = 'P'
 
-	kindObject = 1 // a response
-	kindVary   = 2 // a Vary marker: its variants live under secondary keys
+	kindObject    = 1 // a response
+	kindVary      = 2 // a Vary marker: its variants live under secondary keys
+	kindSegmented = 3 // a response stored in segments: this is its head (segment.go)
+	kindSegment   = 4 // one segment of a segmented response
 )
 
 // Object flags.
@@ -69,7 +71,7 @@ func (m *meta) has(f uint32) bool { return m.flags&f != 0 }
 
 // decodeMeta slices b into m. It fails on anything it did not write.
 func decodeMeta(b []byte, m *meta) error {
-	if len(b) < metaPrefix || b[0] != metaMagic || (b[1] != kindObject && b[1] != kindVary) {
+	if len(b) < metaPrefix || b[0] != metaMagic || b[1] < kindObject || b[1] > kindSegment {
 		return errBadMeta
 	}
 	le := binary.LittleEndian

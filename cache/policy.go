@@ -26,8 +26,10 @@ type Policy struct {
 	// Methods lists the cacheable methods; nil means GET and HEAD. A HEAD is
 	// answered from a stored GET; a HEAD miss fetches and stores the GET.
 	Methods []string
-	// MaxObjectSize is the largest body stored, in bytes; zero means no
-	// limit beyond the store's. Larger responses stream through unstored.
+	// MaxObjectSize is the largest body stored, in bytes, whole or in
+	// segments; zero means no limit (a body the store will not take whole
+	// is stored in segments, see segment.go). Larger responses stream
+	// through unstored.
 	MaxObjectSize int64
 	// StaleWhileRevalidate and StaleIfError are the stale windows used when
 	// the response does not set them.
@@ -54,6 +56,14 @@ type Policy struct {
 	// unstored (the zero value), stored without the field, or stored as
 	// it is (see SetCookieMode).
 	SetCookie SetCookieMode
+	// SegmentSize is the size of the segments a partial response, or a
+	// full one above SegmentThreshold, is stored in (segment.go); zero
+	// means DefaultSegmentSize (1 MiB).
+	SegmentSize int64
+	// SegmentThreshold is the body length above which a full response is
+	// stored in segments rather than whole; zero means
+	// DefaultSegmentThreshold (8 MiB).
+	SegmentThreshold int64
 }
 
 // QueryMode chooses which query parameters enter the cache key.

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"io"
 	"strconv"
 	"sync"
@@ -30,16 +31,18 @@ type Reply struct {
 	Status Status
 	Reason Reason
 
-	c      *Cache
-	j      job   // the request being served
-	e      entry // the stored object looked up, until served or closed
-	head   httphead.Response
-	obj    storage.Object // the stored object served, closed by Close
-	objR   objectReader
-	fr     fillReader
-	fill   *fill            // the fill fr follows, detached by Close
-	origin originBody       // a body streamed from the origin unstored
-	oreq   httphead.Request // the request sent to the origin by lead
+	c       *Cache
+	j       job   // the request being served
+	e       entry // the stored object looked up, until served or closed
+	head    httphead.Response
+	obj     storage.Object // the stored object served, closed by Close
+	objR    objectReader
+	fr      fillReader
+	fill    *fill            // the fill fr follows, detached by Close
+	seg     *segReader       // the segments being read, closed by Close
+	partial bool             // seg must fetch segments that are not stored
+	origin  originBody       // a body streamed from the origin unstored
+	oreq    httphead.Request // the request sent to the origin by lead
 
 	key     []byte // primary key being built
 	vkey    []byte // variant key being built
@@ -70,6 +73,9 @@ func (r *Reply) Close() error {
 		if done, end := r.j.stores.result(); done {
 			r.j.tr.Add("cache-store", end)
 		}
+	}
+	if r.seg != nil {
+		r.seg.close()
 	}
 	if r.origin.rc != nil {
 		if cerr := r.origin.rc.Close(); err == nil {
@@ -211,18 +217,27 @@ func (r *Reply) bodiless(status int) {
 // The reply takes the object.
 func (r *Reply) serveObject(req *httphead.Request, obj storage.Object, m *meta) {
 	r.obj = obj
+	if r.bodilessAnswer(req, m) {
+		return
+	}
+	if m.kind == kindSegmented {
+		tab, ok := readTable(obj)
+		if !ok {
+			r.bodiless(502) // the head could not be read: nothing to serve
+			return
+		}
+		r.serveSegments(req, m, tab, r.newSegReader(r.e.key, m, tab))
+		return
+	}
 	size := obj.Size()
 	start, end := int64(0), size
-	if m.status == 200 && preconditionFailed(req, m.headers) {
-		r.bodiless(412)
-		return
-	}
-	if m.status == 200 && notModified(req, m.headers) {
-		r.bodiless(304)
-		return
-	}
 	if m.status == 200 && string(req.Method) == "GET" {
-		if rng := req.Header.Peek("Range"); rng != nil && ifRangeHolds(req, m.headers) {
+		rng := req.Header.Peek("Range")
+		if bytes.IndexByte(rng, ',') >= 0 { // several ranges: multipart/byteranges
+			r.setRangeBody(req, m.headers, size, obj)
+			return
+		}
+		if rng != nil && ifRangeHolds(req, m.headers) {
 			switch s, e, ok := parseRange(rng, size); {
 			case ok && s < 0:
 				r.head.Status = 416
@@ -248,6 +263,20 @@ func (r *Reply) serveObject(req *httphead.Request, obj storage.Object, m *meta) 
 	}
 	r.objR = objectReader{obj: obj, off: start, end: end}
 	r.Body = &r.objR
+}
+
+// bodilessAnswer answers a client's failed precondition (412) or a
+// condition that holds (304) from stored fields, and reports whether it did.
+func (r *Reply) bodilessAnswer(req *httphead.Request, m *meta) bool {
+	switch {
+	case m.status == 200 && preconditionFailed(req, m.headers):
+		r.bodiless(412)
+	case m.status == 200 && notModified(req, m.headers):
+		r.bodiless(304)
+	default:
+		return false
+	}
+	return true
 }
 
 var contentRangeField = []byte("Content-Range")

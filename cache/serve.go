@@ -29,7 +29,8 @@ type job struct {
 	// collapsed says whether the request waited on another's fetch, and
 	// whether that fetch's response served it (RFC 9211 section 2.6).
 	collapsed collapse
-	stores    *fill // the fill this request leads and stores, for the trace at Close
+	stores    *fill   // the fill this request leads and stores, for the trace at Close
+	part      partial // the span of a 206 being stored (segment.go)
 }
 
 // entry is a stored object looked up for a request.
@@ -173,12 +174,12 @@ func (c *Cache) lookup(r *Reply, key string, req *httphead.Request, e *entry) (f
 	if err != nil {
 		return false, false
 	}
-	if decodeMeta(obj.Meta(), &e.m) != nil {
+	if decodeMeta(obj.Meta(), &e.m) != nil || e.m.kind != kindVary && !e.m.servable(obj) {
 		obj.Close()
 		c.store.Delete(key)
 		return false, false
 	}
-	if e.m.kind == kindObject {
+	if e.m.kind != kindVary {
 		e.obj, e.key = obj, key
 		return true, false
 	}
@@ -189,7 +190,7 @@ func (c *Cache) lookup(r *Reply, key string, req *httphead.Request, e *entry) (f
 	if obj, err = c.store.Lookup(vk); err != nil {
 		return false, true
 	}
-	if decodeMeta(obj.Meta(), &e.m) != nil || e.m.kind != kindObject {
+	if decodeMeta(obj.Meta(), &e.m) != nil || !e.m.servable(obj) {
 		obj.Close()
 		c.store.Delete(vk)
 		return false, true
@@ -213,14 +214,21 @@ func (c *Cache) serveStored(r *Reply, e *entry, now time.Time, st Status, reason
 		// just-expired or soft-purged object would round to 0.
 		ttl = min(ttl, -time.Second)
 	}
-	r.finishHead(age, cacheStatus{hit: true, ttl: ttl, hasTTL: true, detail: reason})
+	cs := cacheStatus{hit: true, ttl: ttl, hasTTL: true, detail: reason}
+	if r.partial { // segments are missing: RFC 9211 fwd=partial (segment.go)
+		cs.hit, cs.fwd, st = false, "partial", StatusMiss
+	}
+	r.finishHead(age, cs)
 	r.Status, r.Reason = st, reason
-	if st == StatusHit {
+	switch {
+	case st == StatusHit:
 		c.stats.Hits.Add(1)
-	} else {
+	case r.partial:
+		c.stats.Misses.Add(1)
+	default:
 		c.stats.StaleServed.Add(1)
 	}
-	if r.Body != nil || r.BodyBytes != nil {
+	if (r.Body != nil || r.BodyBytes != nil) && !r.partial {
 		c.stats.BytesFromCache.Add(r.head.ContentLength)
 	}
 	return r

@@ -103,6 +103,8 @@ type Config struct {
 	Proxy Proxy `yaml:"proxy"`
 	// Protection holds named rate limits, bot rules and the challenge.
 	Protection Protection `yaml:"protection"`
+	// OTel exports request spans over OTLP.
+	OTel OTel `yaml:"otel"`
 
 	// File is the path the config was read from; "" when built in Go.
 	// Relative paths in the config are resolved against its directory.
@@ -138,9 +140,23 @@ type DiskStorage struct {
 	// Path is the directory holding the tier, created if missing.
 	// Default: "", the disk tier is off.
 	Path string `yaml:"path"`
-	// Size is the most bytes of objects kept on disk. Required (positive)
-	// when Path is set. One object may take at most an eighth of it.
+	// Size is the most bytes the tier takes on disk, as du counts them:
+	// object files in whole blocks plus their share of directory and index
+	// blocks (kept within 5%). Required (positive) when Path is set.
 	Size Size `yaml:"size"`
+	// Sync fsyncs each object file, its directory and its journal record
+	// before the object is served, and deletes likewise, so the tier
+	// survives a power failure. Default: false, as nginx's proxy cache and
+	// Traffic Server do: a killed process loses nothing, a power failure
+	// may lose recent objects (never serve torn ones with Verify on).
+	Sync bool `yaml:"sync"`
+	// Verify checks each object's body checksum (CRC-32C) on its first
+	// read after a restart, dropping it on a mismatch. Default: false: the
+	// header, key and length are checked on every read, bodies are
+	// trusted to the filesystem. Turn it on after an unclean power loss
+	// without Sync; a big object's first hit then waits for its whole body
+	// to be read.
+	Verify bool `yaml:"verify"`
 }
 
 // Purge controls invalidation.
@@ -327,6 +343,7 @@ func (c *Config) setDefaults() {
 	c.Debug.setDefaults()
 	c.Proxy.setDefaults()
 	c.Protection.setDefaults()
+	c.OTel.setDefaults()
 }
 
 // Load reads, decodes, provisions and validates the config file at path.

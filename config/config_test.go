@@ -307,6 +307,9 @@ func TestFullConfigDecodesEverySetting(t *testing.T) {
 	if rl := r.RateLimits[1]; rl.Key.Kind != KeyIPv6Net || rl.Per != time.Minute || rl.Action != LimitReject {
 		t.Errorf("rate_limits[1] = %+v", rl)
 	}
+	if d := c.Storage.Disk; !d.Sync || !d.Verify {
+		t.Errorf("storage.disk = %+v, want sync and verify on", d)
+	}
 	if c.Storage.Disk.Path != abs("testdata/cache-dir") || c.Log.Access != abs("testdata/access.log") {
 		t.Errorf("paths not resolved: disk %q, access log %q", c.Storage.Disk.Path, c.Log.Access)
 	}

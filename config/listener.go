@@ -33,6 +33,12 @@ type Listener struct {
 	// headers are believed when finding the client address; a single
 	// address means a /32 or /128. Default: empty, trust no one.
 	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+	// RedirectHTTPS makes a plain listener answer every request with a
+	// 308 redirect to the same URL over https (to the port of the first
+	// TLS listener), except the ACME HTTP-01 challenges of the node's
+	// tls.acme listeners, which it answers. No route runs on it.
+	// Default: false. Not with tls.
+	RedirectHTTPS bool `yaml:"redirect_https"`
 }
 
 func (l *Listener) setDefaults() {
@@ -45,8 +51,11 @@ type ListenerTLS struct {
 	// Certs are the certificates offered. The one whose names match the
 	// client's SNI is chosen; the first is used when none match or the
 	// client sends no SNI. The files are read again when they change.
-	// At least one is required.
+	// Exactly one of Certs and ACME is required.
 	Certs []Certificate `yaml:"certs"`
+	// ACME, when set, obtains the listener's certificates from an ACME
+	// CA instead of Certs, and renews them. Default: nil.
+	ACME *ACME `yaml:"acme"`
 	// MinVersion is the lowest TLS version accepted, "1.2" or "1.3".
 	// Default (also when zero): "1.2". Cipher suites and key exchange
 	// are Go's defaults, with the hybrid post-quantum X25519MLKEM768

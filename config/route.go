@@ -155,10 +155,20 @@ type Cache struct {
 	// Methods are the request methods served from the cache.
 	// Default: [GET, HEAD].
 	Methods []string `yaml:"methods"`
-	// MaxObjectSize is the largest response body stored, in bytes.
-	// Default: 0, the store's own limit (an eighth of a tier's size,
-	// see storage.memory.size).
+	// MaxObjectSize is the largest response body stored, in bytes, whole
+	// or in segments. Default: 0, no limit (bodies larger than a store
+	// takes whole are stored in segments).
 	MaxObjectSize Size `yaml:"max_object_size"`
+	// SegmentSize is the size of the segments in which partial responses
+	// (206) and responses above segment_threshold are stored, each
+	// segment its own cache entry: a range request fetches and stores
+	// only the segments it needs, and a large object never has to fit in
+	// a store whole. Between 4KiB and 64MiB; default (and 0): 1MiB.
+	SegmentSize Size `yaml:"segment_size"`
+	// SegmentThreshold is the body length above which a full response
+	// with a validator (ETag or Last-Modified) is stored in segments
+	// rather than whole. Default: 8MiB.
+	SegmentThreshold Size `yaml:"segment_threshold"`
 	// LockTimeout is how long a request waits for another one fetching
 	// the same object (request collapsing) before going to the origin
 	// itself. Default: 5s; 0 turns collapsing off.
@@ -184,6 +194,7 @@ type Cache struct {
 
 func (c *Cache) setDefaults() {
 	*c = Cache{Enabled: true, Methods: []string{"GET", "HEAD"}, LockTimeout: 5 * time.Second,
+		SegmentSize: 1 << 20, SegmentThreshold: 8 << 20,
 		HitForPassTTL: 30 * time.Second, TargetedField: "CDN-Cache-Control", SetCookie: "pass"}
 	c.Key.setDefaults()
 }

@@ -62,6 +62,9 @@ func (k *checker) provision() {
 				k.resolve(&t.Certs[j].Key)
 			}
 			k.resolve(&t.ClientCA)
+			if t.ACME != nil {
+				k.provisionACME(t.ACME)
+			}
 		}
 	}
 	k.resolve(&c.Admin.TokenFile)
@@ -259,6 +262,7 @@ func (k *checker) validate() {
 	k.headerName("purge.surrogate_key_header", k.c.Purge.SurrogateKeyHeader, true)
 	k.debug()
 	k.proxy()
+	k.otel()
 }
 
 func (k *checker) debug() {
@@ -320,10 +324,21 @@ func (k *checker) listeners() {
 		if l.TLS == nil {
 			continue
 		}
+		if l.RedirectHTTPS {
+			k.errorf(key+".redirect_https", "is for a plain listener: this one has tls")
+		}
 		if v := l.TLS.MinVersion; v != tls.VersionTLS12 && v != tls.VersionTLS13 {
 			k.errorf(key+".tls.min_version", "unsupported TLS version %s: want 1.2 or 1.3", v)
 		}
-		if len(l.TLS.Certs) == 0 {
+		switch {
+		case l.TLS.ACME != nil && len(l.TLS.Certs) > 0:
+			k.errorf(key+".tls.acme", "give certs or acme, not both")
+		case l.TLS.ACME != nil:
+			k.acme(key+".tls.acme", l.TLS.ACME)
+			if l.TLS.ClientCA != "" {
+				k.errorf(key+".tls.client_ca", "is not supported with acme: the CA's TLS-ALPN-01 check presents no client certificate")
+			}
+		case len(l.TLS.Certs) == 0:
 			k.errorf(key+".tls.certs", "at least one certificate is required")
 		}
 		for j, cert := range l.TLS.Certs {
@@ -767,6 +782,9 @@ func (k *checker) cache(key string, c *Cache) {
 	k.headerList(key+".key.headers", c.Key.Headers)
 	k.headerName(key+".targeted_field", c.TargetedField, true)
 	k.oneOf(key+".set_cookie", c.SetCookie, "pass", "strip", "store")
+	if c.SegmentSize != 0 && (c.SegmentSize < 4<<10 || c.SegmentSize > 64<<20) {
+		k.errorf(key+".segment_size", "must be between 4KiB and 64MiB")
+	}
 }
 
 func (k *checker) rateLimit(key string, r *RateLimit) {

@@ -12,6 +12,7 @@
 package edge
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/outpost-edge/outpost/origin/s3"
 	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/stats"
+	"github.com/outpost-edge/outpost/telemetry"
 )
 
 // App implements the proxy phases for one config.
@@ -35,8 +37,9 @@ type App struct {
 	buckets   map[string]*s3.Origin // type s3 upstreams
 	access    *accesslog.Logger     // nil: access log off
 	purgeFrom []netip.Prefix
-	prot      *protection // nil: no protection configured
-	trace     string      // the trace token; "" for none
+	prot      *protection       // nil: no protection configured
+	trace     string            // the trace token; "" for none
+	tel       *telemetry.Tracer // nil: OpenTelemetry off
 }
 
 // replayBodyMax is the largest request body kept in memory for retries on
@@ -56,6 +59,9 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 		return nil, err
 	}
 	if a.trace, err = cfg.Debug.TraceToken(); err != nil {
+		return nil, err
+	}
+	if a.tel, err = telemetry.New(cfg.OTel); err != nil {
 		return nil, err
 	}
 	limits := make([][]rateLimit, len(cfg.Routes))
@@ -180,6 +186,9 @@ func (a *App) RouteNamed(name string) *proxy.Route {
 // EarlyRequest implements proxy.EarlyRequestFilter: the protection layer
 // (see protect.go), static answers and the PURGE method.
 func (a *App) EarlyRequest(c *proxy.Ctx) (bool, error) {
+	if a.tel != nil {
+		a.tel.Start(c)
+	}
 	if a.prot != nil {
 		if answered, err := a.prot.early(c); answered || err != nil {
 			return answered, err
@@ -195,11 +204,23 @@ func (a *App) EarlyRequest(c *proxy.Ctx) (bool, error) {
 // fingerprints when the config sends them, and the route's request header
 // edits.
 func (a *App) UpstreamRequest(c *proxy.Ctx, out *httphead.Request) error {
+	if a.tel != nil {
+		a.tel.Fetch(c, out)
+	}
 	if a.prot != nil && a.prot.fingerprints {
 		a.prot.fingerprintFields(c, out)
 	}
 	if r := routeOf(c); r != nil {
 		editHeader(&out.Header, r.cfg.Headers.RequestRemove, r.cfg.Headers.RequestSet)
+	}
+	return nil
+}
+
+// UpstreamResponse implements proxy.UpstreamResponseFilter: it ends the
+// origin fetch's span.
+func (a *App) UpstreamResponse(c *proxy.Ctx, resp *httphead.Response) error {
+	if a.tel != nil {
+		a.tel.FetchDone(c, resp.Status)
 	}
 	return nil
 }
@@ -244,11 +265,22 @@ func (a *App) Log(c *proxy.Ctx, err error) {
 		st = r.stats
 	}
 	st.Count(c.Status, took, c.Bytes)
+	if c.Route != nil && c.Route.Cache != nil {
+		switch c.Trace.Find("cache") {
+		case "hit":
+			st.HitLatency.Observe(took)
+		case "miss":
+			st.MissLatency.Observe(took)
+		}
+	}
 	if a.access != nil {
 		a.writeAccess(c, err, took)
 	}
 	if err != nil && c.Status >= 500 {
 		a.shared.Log.Debug("request failed", "id", c.ID(), "error", err)
+	}
+	if a.tel != nil {
+		a.tel.End(c, err)
 	}
 }
 
@@ -297,7 +329,15 @@ func (a *App) Stats() []*stats.Route {
 }
 
 // Close releases what the App owns (not what Shared keeps).
-func (a *App) Close() {}
+func (a *App) Close() {
+	if a.tel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.tel.Shutdown(ctx); err != nil {
+			a.shared.Log.Warn("otel: spans not exported at close", "error", err)
+		}
+	}
+}
 
 var _ interface {
 	proxy.Router

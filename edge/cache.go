@@ -3,6 +3,7 @@ package edge
 import (
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/outpost-edge/outpost/cache"
 	"github.com/outpost-edge/outpost/config"
@@ -40,6 +41,8 @@ func policyOf(c *config.Cache) cache.Policy {
 		Heuristic:            c.Heuristic,
 		Methods:              c.Methods,
 		MaxObjectSize:        int64(c.MaxObjectSize),
+		SegmentSize:          int64(c.SegmentSize),
+		SegmentThreshold:     int64(c.SegmentThreshold),
 		StaleWhileRevalidate: c.StaleWhileRevalidate,
 		StaleIfError:         c.StaleIfError,
 		TargetedField:        c.TargetedField,
@@ -68,9 +71,9 @@ var setCookieModes = map[string]cache.SetCookieMode{
 	"pass": cache.SetCookiePass, "strip": cache.SetCookieStrip, "store": cache.SetCookieStore,
 }
 
-func newCacheLayer(store storage.Store, cfg *config.Config, log *slog.Logger) *cacheLayer {
+func newCacheLayer(store storage.Store, log *slog.Logger, clock func() time.Time) *cacheLayer {
 	return &cacheLayer{
-		c:     cache.New(store, cache.Options{Logger: log}),
+		c:     cache.New(store, cache.Options{Logger: log, Clock: clock}),
 		store: store,
 		log:   log,
 	}

@@ -60,6 +60,12 @@ type Shared struct {
 
 // NewShared builds the long-lived state for cfg.
 func NewShared(cfg *config.Config, log *slog.Logger) (*Shared, error) {
+	return NewSharedClock(cfg, log, nil)
+}
+
+// NewSharedClock is NewShared with the cache reading the time from clock
+// (nil: time.Now): the fiddle runs an engine on a virtual clock.
+func NewSharedClock(cfg *config.Config, log *slog.Logger, clock func() time.Time) (*Shared, error) {
 	s := &Shared{
 		Log:        log,
 		backends:   map[string]*backend{},
@@ -90,7 +96,7 @@ func NewShared(cfg *config.Config, log *slog.Logger) (*Shared, error) {
 	if store != nil {
 		indexed := purge.Wrap(store, cache.EachTag)
 		s.store = indexed
-		s.cache = newCacheLayer(indexed, cfg, log)
+		s.cache = newCacheLayer(indexed, log, clock)
 		s.purger = purge.New(indexed, s.cache.c)
 	}
 	return s, nil
@@ -285,4 +291,15 @@ func (s *Shared) Stats() map[string]any {
 		out["purges"] = purges
 	}
 	return out
+}
+
+// Settle waits until the cache's background work (fills that outlive
+// their request, stale-while-revalidate refreshes) is done, or ctx ends:
+// the fiddle settles after each request so that the next one sees its
+// effects.
+func (s *Shared) Settle(ctx context.Context) error {
+	if s.cache == nil {
+		return nil
+	}
+	return s.cache.c.Drain(ctx)
 }

@@ -17,11 +17,11 @@ import (
 const promoteMax = 1 << 20
 
 func openDisk(c config.DiskStorage, log *slog.Logger) (storage.Store, error) {
-	d, err := disk.Open(c.Path, disk.Options{Capacity: int64(c.Size)})
+	d, err := disk.Open(c.Path, disk.Options{Capacity: int64(c.Size), Sync: c.Sync, Verify: c.Verify})
 	if err != nil {
 		return nil, fmt.Errorf("disk storage %s: %w", c.Path, err)
 	}
-	log.Info("disk cache opened", "path", c.Path, "objects", d.Stats().Objects)
+	log.Info("disk cache opened", "path", c.Path, "objects", d.Stats().Objects, "sync", c.Sync, "verify", c.Verify)
 	return d, nil
 }
 
@@ -52,7 +52,7 @@ func storageMetrics(st storage.Store) []metrics.Value {
 func tierMetrics(vs []metrics.Value, tier string, st storage.Stats) []metrics.Value {
 	label := []string{"tier", tier}
 	return append(vs,
-		metrics.Value{Name: "outpost_storage_bytes", Help: "Bytes stored in the tier (bodies and metadata; on disk, whole blocks).", Labels: label, V: float64(st.Bytes)},
+		metrics.Value{Name: "outpost_storage_bytes", Help: "Bytes stored in the tier (bodies and metadata; on disk, whole blocks and a share of directory and index blocks).", Labels: label, V: float64(st.Bytes)},
 		metrics.Value{Name: "outpost_storage_objects", Help: "Objects stored in the tier.", Labels: label, V: float64(st.Objects)},
 		metrics.Value{Name: "outpost_storage_capacity_bytes", Help: "Bytes the tier may hold.", Labels: label, V: float64(st.Capacity)},
 		metrics.Value{Name: "outpost_storage_evictions_total", Help: "Objects evicted from the tier to make room.", Counter: true, Labels: label, V: float64(st.Evictions)})

@@ -31,6 +31,8 @@ import (
 //	POST /reload    re-read the config file (or the config in the body)
 //	POST /purge     {"urls": [...], "keys": [...], "all": false, "soft": false}
 //	GET  /debug/pprof/...  Go profiles
+//	GET  /status.json  the status page's live figures (see pages.go)
+//	     /fiddle/api/...  the Fiddle's API
 //
 // Everything but /healthz, /readyz and /version needs a bearer token: the
 // configured ones, or the one the node generates (see DefaultTokenFile).
@@ -80,6 +82,7 @@ func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 	mux.Handle("POST /purge", a.auth(http.HandlerFunc(a.purge)))
 	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", a.auth(http.HandlerFunc(pprof.Profile)))
+	a.pages(mux)
 	a.hs = &http.Server{Handler: a.guard(mux), ReadHeaderTimeout: adminHeaderTimeout, ReadTimeout: adminReadTimeout,
 		WriteTimeout: adminWriteTimeout, IdleTimeout: adminIdleTimeout, MaxHeaderBytes: adminMaxHeader}
 	n.admin = a

@@ -82,9 +82,13 @@ func readTokenFile(file string) ([]adminCred, error) {
 }
 
 // StateDir is the directory where a node keeps what it generates and must
-// find again after a restart: $XDG_STATE_HOME/outpost, or
-// ~/.local/state/outpost without that variable.
+// find again after a restart: $STATE_DIRECTORY (set by systemd's
+// StateDirectory=), else $XDG_STATE_HOME/outpost, else
+// ~/.local/state/outpost.
 func StateDir() (string, error) {
+	if d, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); filepath.IsAbs(d) {
+		return d, nil
+	}
 	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "outpost"), nil
 	}

@@ -13,6 +13,8 @@ import (
 )
 
 // listen opens (or adopts) the public listeners and starts serving them.
+// All are open before any is served, so that the ACME managers know the
+// ports their challenges are answered on.
 func (n *Node) listen(cfg *config.Config, opts Options) error {
 	for i, lc := range cfg.Listeners {
 		var l net.Listener
@@ -25,9 +27,19 @@ func (n *Node) listen(cfg *config.Config, opts Options) error {
 			}
 		}
 		n.lns = append(n.lns, l)
+	}
+	if err := n.newACME(cfg); err != nil {
+		return err
+	}
+	for i, lc := range cfg.Listeners {
+		l := n.lns[i]
+		if lc.RedirectHTTPS {
+			n.serveRedirect(cfg, l)
+			continue
+		}
 		sl := server.Listener{H2C: lc.H2C}
 		if lc.TLS != nil {
-			tc, err := n.shared.TLSConfig(lc.TLS)
+			tc, err := n.tlsConfig(i, lc.TLS)
 			if err != nil {
 				return fmt.Errorf("listener %s: %w", lc.Addr, err)
 			}

@@ -22,11 +22,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/outpost-edge/outpost/acme"
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/edge"
 	"github.com/outpost-edge/outpost/geoip"
@@ -53,6 +55,10 @@ type Node struct {
 	started time.Time
 	errc    chan error
 	phases  func(*edge.App) any
+
+	acme      []*acme.Manager // by listener; nil for those without tls.acme
+	stopACME  context.CancelFunc
+	redirects []*http.Server // the redirect_https listeners
 
 	memLimit int64         // the runtime memory limit last set; 0 before
 	memStop  chan struct{} // stops followMemoryLimit; nil without Options.SetMemoryLimit
@@ -117,6 +123,11 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 	n.h2.Log = n.Log
 	n.srv.H2 = n.h2
 	if err := n.listen(cfg, opts); err != nil {
+		n.closeListeners()
+		n.closeState()
+		return nil, err
+	}
+	if err := n.startACME(); err != nil {
 		n.closeListeners()
 		n.closeState()
 		return nil, err
@@ -230,7 +241,7 @@ func (n *Node) Reload(cfg *config.Config) error {
 	n.srv.Swap(runtimeOf(cfg, eng))
 	old := n.app
 	n.cfg, n.app = cfg, app
-	old.Close()
+	go old.Close() // it may wait for its spans to be exported
 	n.shared.Retain(cfg)
 	if n.memStop != nil {
 		n.applyMemoryLimit(cfg, true)
@@ -338,7 +349,9 @@ func (n *Node) ReloadFile(path string) error {
 // node's state; it gives up waiting when ctx ends.
 func (n *Node) Shutdown(ctx context.Context) error {
 	err := n.srv.Shutdown(ctx)
+	n.closeACME(ctx)
 	n.mu.Lock()
+	n.app.Close() // exports the spans still buffered
 	if n.memStop != nil {
 		close(n.memStop)
 		n.memStop = nil
@@ -356,6 +369,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) closeState() {
 	if n.shared != nil {
 		n.shared.Close()
+	}
+	for _, m := range n.acme {
+		if m != nil {
+			m.Close()
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

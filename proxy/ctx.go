@@ -122,6 +122,10 @@ func (c *Ctx) Detach() *Ctx {
 		c.openGate()
 		d.parent, d.parentReq = c, c.gate.last
 	}
+	if f := c.Trace.Follow; f != nil {
+		d.Trace.Follow = f
+		f(d.Trace)
+	}
 	return d
 }
 

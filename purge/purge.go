@@ -5,8 +5,10 @@
 // It keeps the surrogate-key index by wrapping the cache's storage.Store:
 // every committed object's keys (read from its metadata by a function the
 // cache provides) are indexed, deletes remove them, and on start the index
-// is rebuilt from the store's Range, so a persistent store's objects are
-// found again after a restart; objects the store adopts later (a disk store
+// is rebuilt from the store's Range, in the background so that a big disk
+// store serves from its first seconds (a purge by surrogate key waits for
+// the rebuild), so a persistent store's objects are found again after a
+// restart; objects the store adopts later (a disk store
 // taking in what a process draining during an upgrade stored) are indexed
 // as they come, or refused when a purge marked since may cover them. Objects the store evicts on its own are
 // dropped from the index by a background pruning pass once the index holds
@@ -66,20 +68,44 @@ type Store struct {
 	byKey      map[string][]string            // storage key -> its surrogate keys
 	added      int                            // entries added to byKey, for pruning
 	marks      marks
+
+	rebuilt chan struct{} // closed once Wrap's Range is done
 }
 
-// Wrap indexes store, rebuilding the index from what it holds.
+// Wrap indexes store, rebuilding the index from what it holds in the
+// background: reading every object's metadata from a disk store of
+// millions takes minutes. Lookups, commits and purges by URL go on
+// meanwhile; a purge by surrogate key waits for the rebuild, and the
+// objects committed, updated or adopted meanwhile are indexed as usual.
 func Wrap(store storage.Store, tags Tagger) *Store {
 	s := &Store{Store: store, tags: tags, byTag: map[string]map[string]struct{}{},
-		byKey: map[string][]string{}, marks: newMarks(), hiddenKeys: map[string]int{}}
+		byKey: map[string][]string{}, marks: newMarks(), hiddenKeys: map[string]int{},
+		rebuilt: make(chan struct{})}
 	if a, ok := store.(storage.Adopter); ok {
 		a.OnAdopt(s.adopt) // first: an object adopted during the Range is found either way
 	}
-	store.Range(func(key string, meta []byte) bool {
-		s.index(key, meta)
+	go s.rebuild()
+	return s
+}
+
+// rebuild indexes what the store held at Wrap.
+func (s *Store) rebuild() {
+	defer close(s.rebuilt)
+	s.Store.Range(func(key string, meta []byte) bool {
+		var list []string
+		for t := range s.tags(meta) {
+			list = append(list, string(t))
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		// A key indexed already was committed, updated or adopted since
+		// Wrap: its entry is newer than the metadata Range read. (A key
+		// deleted since is indexed again, and pruned.)
+		if _, ok := s.byKey[key]; !ok {
+			s.indexLocked(key, list)
+		}
 		return true
 	})
-	return s
 }
 
 // adopt indexes an object that the store adopted from another process (a
@@ -296,6 +322,23 @@ func (s *Store) Lookup(key string) (storage.Object, error) {
 	return s.Store.Lookup(key)
 }
 
+// Contains reports whether key is stored (storage.Container), from the
+// wrapped store's index when it keeps one.
+func (s *Store) Contains(key string) bool {
+	if s.hiding.Load() > 0 && s.hidden(key) {
+		return false
+	}
+	if c, ok := s.Store.(storage.Container); ok {
+		return c.Contains(key)
+	}
+	o, err := s.Store.Lookup(key)
+	if err != nil {
+		return false
+	}
+	o.Close()
+	return true
+}
+
 // hide adds d to the count of refused fills of key being committed and
 // deleted.
 func (s *Store) hide(key string, d int) {
@@ -313,8 +356,10 @@ func (s *Store) hidden(key string) bool {
 	return s.hiddenKeys[key] > 0
 }
 
-// Keys returns the storage keys tagged with surrogate key tag.
+// Keys returns the storage keys tagged with surrogate key tag, once the
+// index is rebuilt.
 func (s *Store) Keys(tag string) []string {
+	<-s.rebuilt
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set := s.byTag[tag]
@@ -329,6 +374,7 @@ func (s *Store) Keys(tag string) []string {
 // keys it tagged, for a hard purge that deletes them all: one map dropped
 // instead of a hundred thousand entries deleted one by one.
 func (s *Store) take(tag string) map[string]struct{} {
+	<-s.rebuilt
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set := s.byTag[tag]

@@ -295,9 +295,12 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 		st := tc.ConnectionState()
 		ja4 = hc.print
 		tlsState, conn = &st, tc
-		if st.NegotiatedProtocol == "h2" {
+		switch st.NegotiatedProtocol {
+		case "h2":
 			s.serveH2(conn, tlsState, ja4)
 			return
+		case "acme-tls/1":
+			return // an ACME TLS-ALPN-01 check: the handshake was all (RFC 8737 section 3)
 		}
 	}
 	br := readerPool.Get().(*bufio.Reader)

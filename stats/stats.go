@@ -48,6 +48,9 @@ type Route struct {
 	ByClass  [6]atomic.Uint64 // index status/100; 0 holds statuses outside 100-599
 	Latency  Histogram
 	BytesOut atomic.Uint64
+	// HitLatency and MissLatency are Latency for the requests the cache
+	// served fresh and those it fetched (the status page's p50 and p99).
+	HitLatency, MissLatency Histogram
 }
 
 // Count records one finished request.

@@ -23,6 +23,11 @@ type Event struct {
 type Trace struct {
 	Start  time.Time
 	Events []Event
+	// Follow, when set, is given the trace of each piece of work detached
+	// from the request (a cache fill that outlives it, a
+	// stale-while-revalidate refresh) and is passed on to it: the fiddle
+	// shows those decisions with the request. Nil in production.
+	Follow func(*Trace)
 }
 
 // Reset clears the trace for the next request, keeping its storage.

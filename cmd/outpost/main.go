@@ -2,8 +2,12 @@
 //
 //	outpost                      run a demo: a package-index origin and the edge in front of it
 //	outpost run -c FILE          run a config
+//	outpost run --origin URL     run a generated config in front of an origin
+//	outpost quickstart --origin URL [--domain NAME]... [-o FILE]   write that config
 //	outpost validate -c FILE     check a config; exit 1 with file:line: key: reason
 //	outpost purge --key K [--soft] | --url U | --all   purge through the admin API
+//	outpost fiddle [--addr A]    serve the Fiddle (127.0.0.1:8070)
+//	outpost test FILE...         run fiddle test files; exit 1 on a failed assertion
 //	outpost version
 //
 // The binary holds no request logic: it parses flags, loads the config,
@@ -18,10 +22,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/internal/sdnotify"
 	"github.com/outpost-edge/outpost/node"
 )
 
@@ -38,11 +44,20 @@ func run(args []string) error {
 	}
 	switch args[0] {
 	case "run":
+		if slices.ContainsFunc(args[1:], isOriginFlag) {
+			return runOriginCmd(args[1:])
+		}
 		return runCmd(args[1:])
+	case "quickstart":
+		return quickstartCmd(args[1:], os.Stdout)
 	case "validate":
 		return validateCmd(args[1:])
 	case "purge":
 		return purgeCmd(args[1:])
+	case "fiddle":
+		return fiddleCmd(args[1:])
+	case "test":
+		return testCmd(args[1:])
 	case "version":
 		fmt.Println("outpost", node.Version)
 		return nil
@@ -56,9 +71,14 @@ func run(args []string) error {
 const usage = `usage:
   outpost                       run the built-in demo (origin + edge on 127.0.0.1:8080)
   outpost run -c FILE           run a config
+  outpost quickstart --origin URL [--domain NAME]... [--listen ADDR] [--admin ADDR] [--email E] [-o FILE]
+                                write a commented config for an origin (stdout by default)
+  outpost run --origin URL [--domain NAME]...   run that config without writing it
   outpost validate -c FILE      check a config
   outpost purge [--admin ADDR] [--token-file F] (--key K... | --url U... | --all) [--soft]
                                 (token: --token-file, $OUTPOST_ADMIN_TOKEN, or the node's generated one)
+  outpost fiddle [--addr 127.0.0.1:8070] [--dir DIR] [--allow-remote]   try configs on requests in the browser
+  outpost test FILE...          run fiddle test files; exit 1 on a failed assertion
   outpost version
 `
 
@@ -128,6 +148,8 @@ func runCmd(args []string) error {
 			return err
 		}
 		opts = takeover.Options
+	} else if opts.Listeners, err = activated(cfg); err != nil {
+		return err
 	}
 	opts.SetMemoryLimit = true
 	n, err := node.Start(cfg, opts)
@@ -155,29 +177,41 @@ func runCmd(args []string) error {
 func serveSignals(n *node.Node, file string, handedOver <-chan struct{}) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	notify(n, sdnotify.Ready())
 	for {
 		select {
 		case err := <-n.Err():
 			return err
 		case <-handedOver:
+			notify(n, sdnotify.Stopping())
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			err := n.Shutdown(ctx)
 			cancel()
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				notify(n, sdnotify.Reloading())
 				if file == "" {
 					n.Log.Warn("SIGHUP ignored: no config file")
 				} else if err := n.ReloadFile(file); err != nil {
 					n.Log.Error("reload failed; the running config stays", "error", err)
 				}
+				notify(n, sdnotify.Ready()) // the running config serves, new or old
 				continue
 			}
+			notify(n, sdnotify.Stopping())
 			n.Log.Info("draining", "signal", sig.String())
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := n.Shutdown(ctx)
 			cancel()
 			return err
 		}
+	}
+}
+
+// notify logs a failure to tell systemd the node's state.
+func notify(n *node.Node, err error) {
+	if err != nil {
+		n.Log.Warn("could not notify systemd", "error", err)
 	}
 }

@@ -11,9 +11,10 @@ import (
 	"syscall"
 )
 
-// storeNames are the entries a store keeps in its directory, plus the
-// lost+found of a filesystem given whole to the store.
-var storeNames = map[string]bool{"seed": true, "tmp": true, "objects": true, "lost+found": true}
+// storeNames are the entries a store keeps in its directory (and its
+// journal-<generation> files), plus the lost+found of a filesystem given
+// whole to the store.
+var storeNames = map[string]bool{"seed": true, "tmp": true, "objects": true, "index": true, "index.tmp": true, "lost+found": true}
 
 // checkOwnDir refuses a directory holding anything but a store's entries:
 // Open deletes what it does not recognise under tmp/ and objects/, so a
@@ -27,7 +28,7 @@ func checkOwnDir(dir string) error {
 		return fmt.Errorf("disk: %w", err)
 	}
 	for _, name := range names {
-		if !storeNames[name] {
+		if _, journal := journalGen(name); !storeNames[name] && !journal {
 			return fmt.Errorf("disk: %s holds %q, which is not the store's: give the store a directory of its own", dir, name)
 		}
 	}

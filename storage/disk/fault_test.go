@@ -164,9 +164,9 @@ func TestTinyCapacityRefusesOrEvicts(t *testing.T) {
 	var onDisk int64
 	for _, name := range objs {
 		fi, _ := os.Stat(name)
-		onDisk += s.weigh(fi.Size())
+		onDisk += s.weigh(fi.Size()) + entryShare
 	}
-	if st.Bytes > st.Capacity || onDisk != st.Bytes || int64(len(objs)) != st.Objects || len(tmp) != 0 {
+	if st.Bytes > st.Capacity-s.reserve() || onDisk != st.Bytes || int64(len(objs)) != st.Objects || len(tmp) != 0 {
 		t.Fatalf("Stats %+v; on disk %d files of %d bytes, tmp %v", st, len(objs), onDisk, tmp)
 	}
 }
@@ -205,7 +205,7 @@ func TestUpdateMetaInPlaceOrByCopy(t *testing.T) {
 			if string(reader.Meta()) != "original metadata" {
 				t.Fatalf("open reader's meta changed to %q", reader.Meta())
 			}
-			if st := s.Stats(); st.Bytes != s.weigh(after.Size()) {
+			if st := s.Stats(); st.Bytes != s.weigh(after.Size())+entryShare {
 				t.Fatalf("Stats().Bytes = %d, file is %d bytes", st.Bytes, after.Size())
 			}
 			s.Close()

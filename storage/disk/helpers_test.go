@@ -115,3 +115,29 @@ func allocated(fn func()) uint64 {
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
 }
+
+// settle waits until s has fed its policy and swept its directory.
+func settle(s *Store) {
+	<-s.loaded
+	<-s.swept
+}
+
+// crash abandons s as a killed process would: the background work stops,
+// nothing is compacted or closed cleanly, and its tmp/ lock is released.
+func crash(s *Store) {
+	s.closed.Store(true)
+	close(s.done)
+	s.background.Wait()
+	s.journal.mu.Lock()
+	s.journal.f.Close()
+	s.journal.f = nil
+	s.journal.mu.Unlock()
+	s.lock.Close()
+}
+
+// journalFile returns the name of the journal s appends to.
+func journalFile(s *Store) string {
+	s.journal.mu.Lock()
+	defer s.journal.mu.Unlock()
+	return journalName(s.dir, s.journal.gen)
+}

@@ -14,7 +14,8 @@ import (
 )
 
 // openFiles counts the process's descriptors open on files under dir,
-// other than the lock held on the store's tmp/ directory.
+// other than the lock held on the store's tmp/ directory and the index
+// files.
 func openFiles(t *testing.T, dir string) int {
 	t.Helper()
 	fds, err := os.ReadDir("/proc/self/fd")
@@ -24,11 +25,21 @@ func openFiles(t *testing.T, dir string) int {
 	n := 0
 	for _, fd := range fds {
 		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, dir+"/") &&
-			!strings.HasPrefix(filepath.Base(target), "store-") {
+			!isStoreFile(filepath.Base(target)) {
 			n++
 		}
 	}
 	return n
+}
+
+// isStoreFile reports whether a file name is the tmp/ lock or an index file.
+func isStoreFile(name string) bool {
+	for _, p := range []string{"store-", "journal-", "index"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // fillAndCommit writes b under key and commits, returning the writer.

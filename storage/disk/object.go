@@ -57,6 +57,7 @@ type fileObject struct {
 	meta []byte
 	off  int64 // where the body starts in the file
 	size int64
+	crc  uint32 // the body's, from the header (Options.Verify)
 }
 
 var (

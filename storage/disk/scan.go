@@ -2,6 +2,7 @@ package disk
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -22,13 +23,14 @@ type found struct {
 	mtime int64
 }
 
-// load rebuilds the index from the object files, deleting those that fail
-// their checks. Files enter the policy oldest first, so that a store opened
-// with a smaller capacity evicts the oldest.
-func (s *Store) load(verify bool) error {
+// scan rebuilds the index from the object files when there is no usable
+// index, deleting those that fail their checks. It returns the records in
+// the order the policy should take them: oldest first, so that a store
+// opened with a smaller capacity evicts the oldest.
+func (s *Store) scan() (loaded, error) {
 	dirs, err := readDirNames(s.objDir)
 	if err != nil {
-		return fmt.Errorf("disk: %w", err)
+		return loaded{}, fmt.Errorf("disk: %w", err)
 	}
 	jobs := make(chan string)
 	var (
@@ -39,7 +41,7 @@ func (s *Store) load(verify bool) error {
 	for range scanWorkers {
 		wg.Go(func() {
 			for d1 := range jobs {
-				part := s.scanDir(d1, verify)
+				part := s.scanDir(d1)
 				mu.Lock()
 				all = append(all, part...)
 				mu.Unlock()
@@ -53,37 +55,44 @@ func (s *Store) load(verify bool) error {
 	wg.Wait()
 
 	slices.SortFunc(all, func(a, b found) int { return cmp.Compare(a.mtime, b.mtime) })
-	var evicted []uint64
-	for _, f := range all {
-		if !s.policy.Insert(f.h, s.weigh(f.size), func(k uint64) { evicted = append(evicted, k) }) {
-			os.Remove(s.path(f.h))
-		}
+	for i := range s.stripes {
+		s.stripes[i].idx = make(map[uint64]entry, len(all)/256+8)
 	}
-	s.evict(evicted)
-	return nil
+	recs := make([]byte, 0, len(all)*snapRec)
+	for _, f := range all {
+		e := makeEntry(f.size, uint32(f.mtime/1e9))
+		s.stripe(f.h).idx[f.h] = e
+		recs = binary.LittleEndian.AppendUint64(recs, f.h)
+		recs = binary.LittleEndian.AppendUint32(recs, e.units)
+		recs = binary.LittleEndian.AppendUint32(recs, e.at)
+	}
+	return loaded{snap: recs}, nil
 }
 
-// scanDir checks the files under objects/d1 and deletes the bad ones.
-func (s *Store) scanDir(d1 string, verify bool) []found {
+// scanDir checks the files under objects/d1 and deletes the bad ones. It
+// leaves directories of the old two-level layout to sweep.
+func (s *Store) scanDir(d1 string) []found {
 	var part []found
 	buf := s.getHead()
 	defer s.putHead(buf)
 	walkDir(s.objDir, d1, func(h uint64, name string, ok bool) bool {
 		if ok {
-			if f, _, err := s.check(h, name, buf[:], verify); err == nil {
+			if f, _, err := s.check(h, name, buf[:], false); err == nil {
 				part = append(part, f)
 				return true
 			}
 		}
-		os.Remove(name)
+		if !isLegacyDir(name) {
+			os.Remove(name)
+		}
 		return true
 	})
 	return part
 }
 
-// check opens an object file found at Open and checks its header, that its
-// key hashes to its name and, with verify, its body's checksum. It returns
-// the header too, whose key and metadata may point into buf.
+// check opens an object file and checks its header, that its key hashes to
+// its name and, with verify, its body's checksum. It returns the header
+// too, whose key and metadata may point into buf.
 func (s *Store) check(h uint64, name string, buf []byte, verify bool) (found, header, error) {
 	fd, err := openRaw(name)
 	if err != nil {
@@ -98,37 +107,38 @@ func (s *Store) check(h uint64, name string, buf []byte, verify bool) (found, he
 		return found{}, header{}, fmt.Errorf("%w: key does not hash to the file name", errCorrupt)
 	}
 	if verify {
-		if err := checkBody(fd, hd); err != nil {
+		if err := checkBody(fd, hd.bodyOff(), hd.bodyLen, hd.bodyCRC); err != nil {
 			return found{}, header{}, err
 		}
 	}
 	return found{h: h, size: st.Size, mtime: mtime(&st)}, hd, nil
 }
 
-// checkBody compares the CRC-32C of the body in fd with its header's.
-func checkBody(fd int, hd header) error {
-	p := make([]byte, 256<<10)
-	crc := uint32(0)
-	for off := int64(0); off < hd.bodyLen; {
-		n, err := preadFull(fd, p[:min(int64(len(p)), hd.bodyLen-off)], hd.bodyOff()+off)
+// checkBody compares the CRC-32C of the size-byte body at off in fd with
+// crc.
+func checkBody(fd int, off, size int64, crc uint32) error {
+	p := make([]byte, min(size, 256<<10))
+	sum := uint32(0)
+	for n := int64(0); n < size; {
+		m, err := preadFull(fd, p[:min(int64(len(p)), size-n)], off+n)
 		if err != nil {
 			return fmt.Errorf("disk: reading body: %w", err)
 		}
-		if n == 0 {
+		if m == 0 {
 			return fmt.Errorf("%w: body ends early", errCorrupt)
 		}
-		crc = crc32.Update(crc, castagnoli, p[:n])
-		off += int64(n)
+		sum = crc32.Update(sum, castagnoli, p[:m])
+		n += int64(m)
 	}
-	if crc != hd.bodyCRC {
+	if sum != crc {
 		return fmt.Errorf("%w: body checksum mismatch", errCorrupt)
 	}
 	return nil
 }
 
-// walkObjects calls fn for every file in the fan-out directories, in name
-// order, until fn returns false. ok reports whether the file's name is that
-// of an object file in its right place (h is then its hash).
+// walkObjects calls fn for every entry in the fan-out directories, in name
+// order, until fn returns false. ok reports whether the entry's name is
+// that of an object file in its right place (h is then its hash).
 func walkObjects(objDir string, fn func(h uint64, name string, ok bool) bool) {
 	dirs, _ := readDirNames(objDir)
 	for _, d1 := range dirs {
@@ -143,22 +153,21 @@ func walkDir(objDir, d1 string, fn func(h uint64, name string, ok bool) bool) bo
 	if !isHex(d1, 2) {
 		return true
 	}
-	dirs, _ := readDirNames(filepath.Join(objDir, d1))
-	for _, d2 := range dirs {
-		if !isHex(d2, 2) {
-			continue
-		}
-		dir := filepath.Join(objDir, d1, d2)
-		names, _ := readDirNames(dir)
-		for _, name := range names {
-			h, ok := parseName(d1, d2, name)
-			if !fn(h, filepath.Join(dir, name), ok) {
-				return false
-			}
+	dir := filepath.Join(objDir, d1)
+	names, _ := readDirNames(dir)
+	for _, name := range names {
+		h, ok := parseName(d1, name)
+		if !fn(h, filepath.Join(dir, name), ok) {
+			return false
 		}
 	}
 	return true
 }
+
+// isLegacyDir reports whether name, found in a fan-out directory, is a
+// directory of the two-level layout of earlier versions
+// (objects/ab/cd/abcd0123456789ef), which sweep moves files out of.
+func isLegacyDir(name string) bool { return isHex(filepath.Base(name), 2) }
 
 func readDirNames(dir string) ([]string, error) {
 	f, err := os.Open(dir)
@@ -171,9 +180,10 @@ func readDirNames(dir string) ([]string, error) {
 	return names, err
 }
 
-// parseName returns the hash named by an object file in objects/d1/d2.
-func parseName(d1, d2, name string) (uint64, bool) {
-	if !isHex(name, 16) || name[:2] != d1 || name[2:4] != d2 {
+// parseName returns the hash named by an object file in objects/d1 (or,
+// with a legacy directory d1/d2 of the old layout, in it).
+func parseName(d1, name string) (uint64, bool) {
+	if !isHex(name, 16) || name[:len(d1)] != d1 {
 		return 0, false
 	}
 	var h uint64

@@ -23,17 +23,18 @@ func (s *Store) UpdateMeta(key string, meta []byte) error {
 		return fmt.Errorf("disk: %d-byte metadata: %w", len(meta), storage.ErrTooLarge)
 	}
 	h := s.hash(key)
-	if !s.policy.Contains(h) {
-		return storage.ErrNotFound
-	}
 	buf := s.getHead()
 	defer s.putHead(buf)
 	st := s.stripe(h)
 	st.Lock()
+	if _, ok := st.idx[h]; !ok {
+		st.Unlock()
+		return storage.ErrNotFound
+	}
 	f, hd, ino, err := s.openRW(h, key, buf[:])
 	inPlace := err == nil && len(meta) <= hd.metaCap
 	if inPlace {
-		err = s.rewriteHeader(h, f, hd, meta)
+		err = s.rewriteHeader(st, h, f, hd, meta)
 	}
 	st.Unlock()
 	if f == nil {
@@ -59,7 +60,7 @@ func (s *Store) openRW(h uint64, key string, buf []byte) (f *os.File, hd header,
 	}
 	hd, st, err := readHeader(int(f.Fd()), buf)
 	if err == nil && !hd.sameKey(key) {
-		err = errOtherKey
+		err = s.otherKey(h, hd)
 	}
 	if err != nil {
 		f.Close()
@@ -71,11 +72,11 @@ func (s *Store) openRW(h uint64, key string, buf []byte) (f *os.File, hd header,
 // rewriteHeader writes hd with meta over f's header; it runs under h's
 // stripe lock. A failed write may have torn the header, so the object is
 // dropped.
-func (s *Store) rewriteHeader(h uint64, f *os.File, hd header, meta []byte) error {
+func (s *Store) rewriteHeader(st *stripe, h uint64, f *os.File, hd header, meta []byte) error {
 	hd.meta = meta
 	if _, err := f.WriteAt(hd.appendTo(nil), 0); err != nil {
 		os.Remove(s.path(h))
-		s.policy.Remove(h)
+		s.drop(st, h)
 		return fmt.Errorf("disk: rewriting header: %w", err)
 	}
 	if s.sync {
@@ -111,7 +112,7 @@ func (s *Store) copyWithMeta(h uint64, f *os.File, ino uint64, hd header, meta [
 	st := s.stripe(h)
 	st.Lock()
 	if s.current(h, ino) {
-		err = s.place(h, tmp.Name(), nh.fileSize(), &evicted)
+		err = s.place(st, h, tmp.Name(), nh.fileSize(), false, &evicted)
 	} else {
 		os.Remove(tmp.Name())
 		err = fmt.Errorf("%w: %w", storage.ErrNotFound, errReplaced)

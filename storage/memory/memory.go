@@ -1,6 +1,6 @@
 // Package memory is an in-memory storage.Store bounded in bytes. Objects are
-// kept whole in memory and evicted by the evict package's policy (S3-FIFO
-// with TinyLFU admission); it knows nothing of HTTP.
+// kept whole in memory and evicted by the evict package's policy
+// (S3-FIFO); it knows nothing of HTTP.
 //
 // A hit costs two lock-free lookups (the index and the policy's) and at
 // most one atomic hit count. Lookup returns the committed object itself,
@@ -170,11 +170,14 @@ func (s *Store) Lookup(key string) (storage.Object, error) {
 	return o, nil
 }
 
+// Contains reports whether key is stored, without counting it as a use
+// (storage.Container).
+func (s *Store) Contains(key string) bool { return s.get(key, s.hash(key)) != nil }
+
 // Create starts an object under key. A sizeHint above the maximum object
 // size fails at once with storage.ErrTooLarge. The writer's Commit returns
-// nil when the admission policy declines the object (it is rarer than what
-// it would displace): the fill succeeded, the object is just not kept, and
-// neither is the one it replaces.
+// nil when the admission policy declines the object: the fill succeeded,
+// the object is just not kept, and neither is the one it replaces.
 func (s *Store) Create(key string, meta []byte, sizeHint int64) (storage.Writer, error) {
 	if sizeHint > s.maxObject {
 		return nil, fmt.Errorf("memory: create %q of %d bytes (max %d): %w", key, sizeHint, s.maxObject, storage.ErrTooLarge)

@@ -103,17 +103,18 @@ func TestLookupHitDoesNotAllocate(t *testing.T) {
 }
 
 func TestWeightIsAllocationPlusOverhead(t *testing.T) {
-	// Room for exactly four objects of 100-byte bodies under 1-byte keys:
-	// the allocator rounds the 5 bytes of key and metadata up to 8, and
-	// the body up to 112.
+	// Room for exactly ten objects of 100-byte bodies under 1-byte keys
+	// (each within the policy's probation share, a tenth): the allocator
+	// rounds the 5 bytes of key and metadata up to 8, and the body up to
+	// 112.
 	per := int64(8+112) + ObjectOverhead
-	s := New(Options{Capacity: 4 * per})
-	for i := range 5 {
-		commit(t, s, fmt.Sprint(i), make([]byte, 100))
+	s := New(Options{Capacity: 10 * per})
+	for i := range 11 {
+		commit(t, s, string(rune('a'+i)), make([]byte, 100))
 	}
 	st := s.Stats()
-	if st.Objects != 4 || st.Evictions != 1 || st.Bytes != 4*(4+100) {
-		t.Fatalf("Stats = %+v, want 4 objects of 104 bytes and 1 eviction", st)
+	if st.Objects != 10 || st.Evictions != 1 || st.Bytes != 10*(4+100) {
+		t.Fatalf("Stats = %+v, want 10 objects of 104 bytes and 1 eviction", st)
 	}
 }
 

@@ -70,8 +70,9 @@ type stripe struct {
 }
 
 var (
-	_ storage.Store   = (*Store)(nil)
-	_ storage.Adopter = (*Store)(nil)
+	_ storage.Store     = (*Store)(nil)
+	_ storage.Adopter   = (*Store)(nil)
+	_ storage.Container = (*Store)(nil)
 )
 
 // promoteQueue bounds the promotions waiting for the copier.
@@ -128,6 +129,10 @@ func (s *Store) Lookup(key string) (storage.Object, error) {
 	}
 	return o, nil
 }
+
+// Contains reports whether either tier holds key (storage.Container),
+// without counting a hit towards a promotion.
+func (s *Store) Contains(key string) bool { return has(s.fast, key) || has(s.slow, key) }
 
 // secondHit reports whether key is the last key seen in its slot, and
 // otherwise records it there.

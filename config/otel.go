@@ -1,0 +1,71 @@
+package config
+
+import (
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// OTel exports a span per request over OTLP (OpenTelemetry), with the
+// decisions of the per-request trace as attributes and events and a
+// child span per origin fetch. It is off unless Endpoint is set, and then
+// costs nothing on requests.
+type OTel struct {
+	// Endpoint is where spans are sent: host:port for grpc, a URL
+	// (http://host:4318/v1/traces) for http. Default: "", off.
+	Endpoint string `yaml:"endpoint"`
+	// Protocol is grpc or http (OTLP over HTTP with protobuf).
+	// Default (also when empty): grpc.
+	Protocol string `yaml:"protocol"`
+	// Insecure sends spans in cleartext (grpc; for http, the URL's scheme
+	// decides). Default: false, TLS verified against the system roots.
+	Insecure bool `yaml:"insecure"`
+	// ServiceName is the service.name resource attribute.
+	// Default (also when empty): "outpost".
+	ServiceName string `yaml:"service_name"`
+	// SampleRatio is the share of requests traced, 0 to 1.
+	// Default: 1, every request.
+	SampleRatio float64 `yaml:"sample_ratio"`
+	// ParentBased follows the sampling decision of an accepted incoming
+	// trace context instead of SampleRatio. Default: true.
+	ParentBased bool `yaml:"parent_based"`
+	// SampleErrors exports the spans of a request answered 5xx, or of an
+	// origin fetch that failed, even when sampling left them out.
+	// Default: true.
+	SampleErrors bool `yaml:"sample_errors"`
+	// TrustFrom are the networks of the peers (the TCP or PROXY protocol
+	// peer: a load balancer in front, or a client) whose traceparent and
+	// tracestate fields (W3C Trace Context) are continued; a single
+	// address means a /32 or /128. For anyone else the request starts a
+	// new trace, so a client can neither join a trace nor force sampling,
+	// and the origin gets only the node's trace context.
+	// Default: empty, trust no one.
+	TrustFrom []netip.Prefix `yaml:"trust_from"`
+}
+
+func (o *OTel) setDefaults() {
+	*o = OTel{Protocol: "grpc", ServiceName: "outpost", SampleRatio: 1, ParentBased: true, SampleErrors: true}
+}
+
+func (k *checker) otel() {
+	o := &k.c.OTel
+	setZero(&o.Protocol, "grpc")
+	setZero(&o.ServiceName, "outpost")
+	if o.SampleRatio < 0 || o.SampleRatio > 1 {
+		k.errorf("otel.sample_ratio", "%v is not between 0 and 1", o.SampleRatio)
+	}
+	switch o.Protocol {
+	case "grpc":
+		if o.Endpoint != "" && strings.Contains(o.Endpoint, "://") {
+			k.errorf("otel.endpoint", "%q: grpc takes host:port", o.Endpoint)
+		} else if o.Endpoint != "" {
+			k.hostPort("otel.endpoint", o.Endpoint, false)
+		}
+	case "http":
+		if u, err := url.Parse(o.Endpoint); o.Endpoint != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			k.errorf("otel.endpoint", "%q: http takes a URL such as http://collector:4318/v1/traces", o.Endpoint)
+		}
+	default:
+		k.errorf("otel.protocol", "unknown protocol %q: want grpc or http", o.Protocol)
+	}
+}
