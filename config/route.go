@@ -20,8 +20,10 @@ type Route struct {
 	// Upstream and Respond is required.
 	Upstream string `yaml:"upstream"`
 	// Fallback names upstreams tried in order after Upstream when the hop
-	// before answers with a status in FallbackOn: a primary bucket, then
-	// an archive bucket, then the application. The hop that answered is
+	// before answers with a status in FallbackOn, or gives no answer once
+	// its retries are spent: a primary bucket, then an archive bucket,
+	// then the application. A request whose body was sent (and not kept
+	// for retries) stays with the hop it reached. The hop that answered is
 	// in the trace and in Cache-Status's detail. Default: none.
 	Fallback []string `yaml:"fallback"`
 	// FallbackOn are the statuses that send a request on to the next

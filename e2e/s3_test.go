@@ -427,3 +427,31 @@ routes:
 		t.Fatalf("the retired servers are still in /stats: %s", stats)
 	}
 }
+
+// TestFallbackChainPassesADeadHop: a hop that gives no answer (its server
+// refuses connections) sends the request on.
+func TestFallbackChainPassesADeadHop(t *testing.T) {
+	store := startS3(t, "archive")
+	store.put(t, "archive", "a.txt", "text/plain", []byte("archived"))
+	l := listen(t)
+	dead := l.Addr().String()
+	l.Close()
+	e := startEdge(t, `
+upstreams:
+  primary:
+    servers: [{addr: "{{DEAD}}"}]
+    connect_timeout: 500ms
+  archive:
+    type: s3
+    s3: {bucket: archive, endpoint: "http://{{S3}}", path_style: true, credentials: {source: file, file: "{{CREDS}}"}}
+routes:
+  - name: r
+    upstream: primary
+    fallback: [archive]
+    cache: {enabled: false}
+`, "{{DEAD}}", dead, "{{S3}}", store.addr, "{{CREDS}}", s3Creds(t, s3Secret))
+	resp, body := get(t, e.URL+"/a.txt", "X-Outpost-Trace", "1")
+	if trace := resp.Header.Get("X-Outpost-Trace"); resp.StatusCode != 200 || body != "archived" || !strings.Contains(trace, "fallback=archive (previous hop failed)") {
+		t.Fatalf("dead primary: %d %q, trace %s", resp.StatusCode, body, trace)
+	}
+}

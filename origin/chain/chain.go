@@ -1,6 +1,6 @@
 // Package chain runs origins in a fallback order: a request goes to the
 // first hop, and on to the next when the hop answers with one of the
-// chain's statuses (404 and 403 by default) or cannot be used at all: a
+// chain's statuses (404 and 403 by default), fails, or cannot be used: a
 // primary bucket, then an archive bucket, then the application. Each hop
 // keeps its own retries and failover; the chain only moves between them.
 //
@@ -13,6 +13,8 @@ package chain
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -40,8 +42,9 @@ func New(hops []Hop, on []int) *Chain {
 
 // walk is a request's place in a chain, kept per connection.
 type walk struct {
-	hop  int // index of the hop being tried
-	base int // the engine's attempt number of the hop's first attempt
+	hop      int  // index of the hop being tried
+	base     int  // the engine's attempt number of the hop's first attempt
+	noAnswer bool // the last attempt got no response (and the client is there)
 }
 
 // HopField carries the name of the hop that answered from the chain to
@@ -60,7 +63,8 @@ func walkOf(c *proxy.Ctx) *walk {
 }
 
 // Pick implements proxy.Upstream. A hop none of whose servers can take
-// the request is passed over for the next.
+// the request, or that has no server left to try after attempts that got
+// no answer, passes it to the next.
 func (ch *Chain) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 	w := walkOf(c)
 	if n == 0 {
@@ -68,11 +72,18 @@ func (ch *Chain) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 	}
 	for {
 		p, err := ch.hops[w.hop].Upstream.Pick(c, n-w.base)
-		if err == nil || n-w.base > 0 || w.hop+1 == len(ch.hops) {
+		if err == nil || w.hop+1 == len(ch.hops) {
 			return p, err
 		}
+		why := " (previous hop unavailable)"
+		if n > w.base {
+			if !w.noAnswer || bodySent(c) {
+				return p, err // the hop's last answer stands
+			}
+			why = " (previous hop failed)"
+		}
 		w.hop, w.base = w.hop+1, n
-		c.Trace.Add("fallback", ch.hops[w.hop].Name+" (previous hop unavailable)")
+		c.Trace.Add("fallback", ch.hops[w.hop].Name+why)
 	}
 }
 
@@ -81,10 +92,18 @@ func (ch *Chain) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 // statuses, the next hop gets it.
 func (ch *Chain) Finish(c *proxy.Ctx, p proxy.Peer, n int, resp *httphead.Response, err error, took time.Duration) bool {
 	w := walkOf(c)
+	w.noAnswer = resp == nil && !errors.Is(err, context.Canceled)
 	if ch.hops[w.hop].Upstream.Finish(c, p, n-w.base, resp, err, took) {
 		return true
 	}
 	if resp == nil {
+		// The hop gave no answer, its own retries spent: the next hop
+		// may have one, unless the client is gone or the body was sent.
+		if w.hop+1 < len(ch.hops) && w.noAnswer && !bodySent(c) {
+			w.hop, w.base = w.hop+1, n+1
+			c.Trace.Add("fallback", ch.hops[w.hop].Name+" (previous hop failed)")
+			return true
+		}
 		return false
 	}
 	if w.hop+1 < len(ch.hops) && ch.moveOn(resp.Status) {
