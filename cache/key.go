@@ -108,51 +108,12 @@ func appendVariant(dst []byte, epoch uint64, vary []byte, h *httphead.Header, no
 }
 
 // acceptEncoding reduces a request's Accept-Encoding to the one coding the
-// cache asks origins for: "br", else "gzip", else "" (identity). Clients
-// that send the same preference in different words then share one stored
-// variant, as Varnish and most CDNs arrange.
-func acceptEncoding(h *httphead.Header) string {
-	br, gz := false, false
-	h.Values("Accept-Encoding", func(v []byte) bool {
-		forEachToken(v, func(item []byte) {
-			coding, params, _ := bytes.Cut(item, []byte(";"))
-			if qZero(params) {
-				return
-			}
-			switch coding = httphead.TrimOWS(coding); {
-			case httphead.EqualFold(coding, "br"):
-				br = true
-			case httphead.EqualFold(coding, "gzip"), httphead.EqualFold(coding, "x-gzip"):
-				gz = true
-			case string(coding) == "*":
-				br, gz = true, true
-			}
-		})
-		return true
-	})
-	switch {
-	case br:
-		return "br"
-	case gz:
-		return "gzip"
-	}
-	return ""
-}
-
-// qZero reports whether coding parameters hold a zero weight ("q=0",
-// "q=0.000"), which refuses the coding.
-func qZero(params []byte) bool {
-	params = httphead.TrimOWS(params)
-	if len(params) < 3 || params[0]|0x20 != 'q' || params[1] != '=' {
-		return false
-	}
-	for _, c := range httphead.TrimOWS(params[2:]) {
-		if c != '0' && c != '.' {
-			return false
-		}
-	}
-	return true
-}
+// cache asks origins for: the client's preferred of br, zstd and gzip by
+// weight, ties in that order, or "" (identity); see
+// httphead.PreferredCoding. Clients that send the same preference in
+// different words then share one stored variant, as Varnish and most CDNs
+// arrange: at most four per object.
+func acceptEncoding(h *httphead.Header) string { return httphead.PreferredCoding(h) }
 
 // forEachToken calls fn for each non-empty element of a comma-separated list.
 func forEachToken(list []byte, fn func([]byte)) {

@@ -19,6 +19,16 @@ type Route struct {
 	// Upstream names the upstream that serves the route. Exactly one of
 	// Upstream and Respond is required.
 	Upstream string `yaml:"upstream"`
+	// Fallback names upstreams tried in order after Upstream when the hop
+	// before answers with a status in FallbackOn, or gives no answer once
+	// its retries are spent: a primary bucket, then an archive bucket,
+	// then the application. A request whose body was sent (and not kept
+	// for retries) stays with the hop it reached. The hop that answered is
+	// in the trace and in Cache-Status's detail. Default: none.
+	Fallback []string `yaml:"fallback"`
+	// FallbackOn are the statuses that send a request on to the next
+	// hop of Fallback. Default: [403, 404].
+	FallbackOn []int `yaml:"fallback_on"`
 	// Respond, when set, answers with a static response instead of an
 	// upstream. Default: nil.
 	Respond *Respond `yaml:"respond"`
@@ -26,12 +36,21 @@ type Route struct {
 	Headers HeaderOps `yaml:"headers"`
 	// Cache configures caching of the route's responses.
 	Cache Cache `yaml:"cache"`
+	// Compress configures compression of the route's responses.
+	Compress Compress `yaml:"compress"`
+	// Rewrite, when set, rewrites the route's response bodies. Default:
+	// nil, none.
+	Rewrite *Rewrite `yaml:"rewrite"`
 	// RateLimits are applied in order; a request over any of them gets
 	// the limit's action. Default: none.
 	RateLimits []RateLimit `yaml:"rate_limits"`
 }
 
-func (r *Route) setDefaults() { r.Cache.setDefaults() }
+func (r *Route) setDefaults() {
+	r.Cache.setDefaults()
+	r.Compress.setDefaults()
+	r.FallbackOn = []int{403, 404}
+}
 
 // Match selects requests. Every condition that is set must hold. At most one
 // of the path conditions may be set.

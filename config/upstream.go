@@ -29,6 +29,14 @@ const (
 type Upstream struct {
 	// Name is the upstream's key in the upstreams mapping, set by Provision.
 	Name string `yaml:"-"`
+	// Type is the kind of origin: http (the servers below, spoken to in
+	// HTTP) or s3 (an S3-compatible bucket, described by S3; the server,
+	// protocol, TLS, balancing and health settings do not apply).
+	// Default (also when empty): http.
+	Type string `yaml:"type"`
+	// S3 is the bucket of a type s3 upstream. Required with type s3, not
+	// allowed otherwise.
+	S3 *S3Origin `yaml:"s3"`
 	// Servers are the origin servers. Addr may be a DNS name. At least one
 	// is required unless DNS.SRV discovers them.
 	Servers []Server `yaml:"servers"`
@@ -81,6 +89,7 @@ type Upstream struct {
 
 func (u *Upstream) setDefaults() {
 	*u = Upstream{
+		Type:             UpstreamHTTP,
 		Protocol:         ProtocolHTTP1,
 		Balance:          BalanceRoundRobin,
 		HashKey:          KeySource{Kind: KeyURL},

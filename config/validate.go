@@ -88,6 +88,9 @@ func (k *checker) provision() {
 		k.resolve(&u.TLS.CA)
 		k.resolve(&u.TLS.ClientCert)
 		k.resolve(&u.TLS.ClientKey)
+		if u.S3 != nil {
+			k.resolve(&u.S3.Credentials.File)
+		}
 		u.Retries.Conditions = k.retryConditions(key+".retries.on", u.Retries.On)
 	}
 	for i := range c.Routes {
@@ -120,6 +123,7 @@ func setZero[T comparable](v *T, def T) {
 }
 
 func (u *Upstream) fillZero() {
+	setZero(&u.Type, UpstreamHTTP)
 	setZero(&u.Protocol, ProtocolHTTP1)
 	setZero(&u.Balance, BalanceRoundRobin)
 	setZero(&u.HashKey, KeySource{Kind: KeyURL})
@@ -127,6 +131,9 @@ func (u *Upstream) fillZero() {
 }
 
 func (r *Route) fillZero() {
+	if r.FallbackOn == nil {
+		r.FallbackOn = []int{403, 404}
+	}
 	setZero(&r.Cache.Key.Query, QueryAll)
 	setZero(&r.Cache.SetCookie, "pass")
 	for i := range r.RateLimits {
@@ -495,7 +502,8 @@ func (k *checker) upstream(key string, u *Upstream) {
 	if !plainName.MatchString(u.Name) {
 		k.errorf(key, "upstream name %q must be letters, digits, '_', '-' or '.'", u.Name)
 	}
-	if len(u.Servers) == 0 && (u.DNS == nil || u.DNS.SRV == "") {
+	k.s3Upstream(key, u)
+	if u.Type == UpstreamHTTP && len(u.Servers) == 0 && (u.DNS == nil || u.DNS.SRV == "") {
 		k.errorf(key+".servers", "at least one server (or dns.srv) is required")
 	}
 	seen := map[string]int{}
@@ -635,6 +643,8 @@ func (k *checker) routes() {
 		case k.c.Upstreams[r.Upstream] == nil:
 			k.errorf(key+".upstream", "unknown upstream %q%s", r.Upstream, suggest(r.Upstream, k.upstreamNames()))
 		}
+		k.routeFallback(key, r)
+		k.transforms(key, r)
 		k.headerOps(key+".headers", &r.Headers)
 		k.cache(key+".cache", &r.Cache)
 		for j := range r.RateLimits {

@@ -21,6 +21,7 @@ type rawClient struct {
 	br   *bufio.Reader
 	req  []byte
 	body []byte
+	last int // body length of the last response
 }
 
 func newRawClient(b *testing.B, addr, path string) *rawClient {
@@ -59,6 +60,7 @@ func (c *rawClient) do(b *testing.B) int {
 	if length < 0 {
 		b.Fatal("no Content-Length")
 	}
+	c.last = length
 	if _, err := io.ReadFull(c.br, c.body[:length]); err != nil {
 		b.Fatal(err)
 	}

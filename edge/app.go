@@ -22,6 +22,7 @@ import (
 	"github.com/outpost-edge/outpost/certs"
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/origin/s3"
 	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/stats"
 	"github.com/outpost-edge/outpost/telemetry"
@@ -33,7 +34,8 @@ type App struct {
 	shared    *Shared
 	routes    []*route
 	upstreams map[string]*backend
-	access    *accesslog.Logger // nil: access log off
+	buckets   map[string]*s3.Origin // type s3 upstreams
+	access    *accesslog.Logger     // nil: access log off
 	purgeFrom []netip.Prefix
 	prot      *protection       // nil: no protection configured
 	trace     string            // the trace token; "" for none
@@ -48,7 +50,7 @@ const replayBodyMax = 1 << 20
 // Build compiles cfg into an App over shared state. It starts nothing
 // that outlives the App except what Shared keeps.
 func Build(cfg *config.Config, shared *Shared) (*App, error) {
-	a := &App{cfg: cfg, shared: shared, upstreams: map[string]*backend{}, access: shared.Access, purgeFrom: cfg.Purge.AllowMethodFrom}
+	a := &App{cfg: cfg, shared: shared, upstreams: map[string]*backend{}, buckets: map[string]*s3.Origin{}, access: shared.Access, purgeFrom: cfg.Purge.AllowMethodFrom}
 	// Everything that can fail comes before the upstreams, which are
 	// reconfigured in place: a config refused here leaves the running
 	// one untouched.
@@ -72,6 +74,16 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 		return nil, err
 	}
 	for name, u := range cfg.Upstreams {
+		if u.Type == config.UpstreamS3 {
+			if a.buckets[name], err = newBucket(name, u); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for name, u := range cfg.Upstreams {
+		if u.Type == config.UpstreamS3 {
+			continue
+		}
 		b, err := shared.backend(name, u)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: %w", name, err)
@@ -106,8 +118,10 @@ func (a *App) compile(rc *config.Route, limits []rateLimit) *route {
 	if r.respond != nil {
 		r.Upstream = r.respond
 	}
-	if b, ok := a.upstreams[rc.Upstream]; ok {
-		r.Upstream = b
+	if rc.Upstream != "" {
+		r.Upstream = a.origin(rc)
+	}
+	if a.upstreams[rc.Upstream] != nil {
 		if a.cfg.Upstreams[rc.Upstream].Retries.RetryWithBody {
 			r.ReplayBody = replayBodyMax
 		}
@@ -216,6 +230,7 @@ func (a *App) UpstreamResponse(c *proxy.Ctx, resp *httphead.Response) error {
 func (a *App) Response(c *proxy.Ctx, resp *httphead.Response) error {
 	if r := routeOf(c); r != nil {
 		editHeader(&resp.Header, r.cfg.Headers.ResponseRemove, r.cfg.Headers.ResponseSet)
+		markOrigin(c, r, &resp.Header)
 	}
 	return nil
 }

@@ -265,7 +265,7 @@ func (s *Shared) Retain(cfg *config.Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, b := range s.backends {
-		if _, ok := cfg.Upstreams[name]; !ok {
+		if u, ok := cfg.Upstreams[name]; !ok || u.Type == config.UpstreamS3 { // a bucket has no backend
 			delete(s.backends, name)
 			time.AfterFunc(retireAfter, b.close)
 		}

@@ -229,6 +229,15 @@ func start(cfg *config.Config, in *Request) (*runner, error) {
 
 // mock points an upstream's servers at mock origins, one per server.
 func (r *runner) mock(name string, u *config.Upstream) error {
+	var changed []string
+	if u.Type == config.UpstreamS3 && u.S3 != nil {
+		// A bucket is mocked as one HTTP origin standing for its endpoint:
+		// no store is reached and no credential is read.
+		endpoint, _ := url.Parse(u.S3.EndpointURL())
+		u.Type, u.S3 = config.UpstreamHTTP, nil
+		u.Servers = []config.Server{{Addr: endpoint.Host, Weight: 1}}
+		changed = append(changed, "an s3 bucket mocked as an HTTP origin")
+	}
 	seen := map[string]string{}
 	for i, s := range u.Servers {
 		local, ok := seen[s.Addr]
@@ -242,7 +251,6 @@ func (r *runner) mock(name string, u *config.Upstream) error {
 		}
 		u.Servers[i].Addr = local
 	}
-	var changed []string
 	if u.DNS != nil {
 		u.DNS = nil
 		changed = append(changed, "no DNS discovery")

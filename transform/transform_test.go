@@ -1,0 +1,113 @@
+package transform
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/outpost-edge/outpost/httphead"
+)
+
+// TestReplaceAcrossReadBoundaries feeds the rewriter one byte per read, so
+// every match straddles reads, and checks leftmost-longest replacement.
+func TestReplaceAcrossReadBoundaries(t *testing.T) {
+	pairs := []Replacement{
+		{Find: []byte("https://registry.example/"), With: []byte("https://edge.example/")},
+		{Find: []byte("registry"), With: []byte("REG")},
+		{Find: []byte("ab"), With: nil},
+	}
+	in := `{"tarball":"https://registry.example/a/-/a-1.tgz","x":"registry","y":"aab","z":"https://registry.exampl"}`
+	want := `{"tarball":"https://edge.example/a/-/a-1.tgz","x":"REG","y":"a","z":"https://REG.exampl"}`
+	for _, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in)), iotest.HalfReader(strings.NewReader(in))} {
+		got, err := io.ReadAll(iotest.OneByteReader(newReplaceReader(io.NopCloser(r), pairs)))
+		if err != nil || string(got) != want {
+			t.Fatalf("got %q, %v\nwant %q", got, err, want)
+		}
+	}
+}
+
+// TestReplaceHoldsBoundedMemory streams 8 MiB through the rewriter and
+// checks it never held more than one read plus the longest find.
+func TestReplaceHoldsBoundedMemory(t *testing.T) {
+	src := strings.NewReader(strings.Repeat("http://o/ x ", (8<<20)/12))
+	r := newReplaceReader(io.NopCloser(src), []Replacement{{Find: []byte("http://o/"), With: []byte("https://edge/")}})
+	buf := make([]byte, 4096)
+	var n int64
+	for {
+		k, err := r.Read(buf)
+		n += int64(k)
+		if cap(r.buf) > 64<<10+len("http://o/") {
+			t.Fatalf("rewriter holds %d bytes", cap(r.buf))
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if n <= (8<<20)/12*12 {
+		t.Fatalf("read %d bytes, want more than the source (replacements are longer)", n)
+	}
+}
+
+func TestEncodeRoundTrips(t *testing.T) {
+	body := bytes.Repeat([]byte(`{"name":"pkg","version":"1.0.0"},`), 2000)
+	for coding := range encoderPools {
+		for i := 0; i < 2; i++ { // the second use takes a pooled encoder
+			enc := newEncodeReader(io.NopCloser(bytes.NewReader(body)), coding)
+			coded, err := io.ReadAll(enc)
+			enc.Close()
+			if err != nil || len(coded) >= len(body)/4 {
+				t.Fatalf("%s: %d bytes from %d, %v", coding, len(coded), len(body), err)
+			}
+			dec, err := newDecodeReader(io.NopCloser(bytes.NewReader(coded)), coding)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := io.ReadAll(dec)
+			dec.Close()
+			if err != nil || !bytes.Equal(plain, body) {
+				t.Fatalf("%s: decoded %d bytes, %v", coding, len(plain), err)
+			}
+		}
+	}
+}
+
+// RFC 9110 section 8.8.3: the coded representation gets its own tag; the
+// origin is asked with its own.
+func TestRFC9110Section8_8_3ETagSuffixes(t *testing.T) {
+	var h httphead.Header
+	h.AddString("ETag", `"abc"`)
+	suffixETag(&h, "br")
+	suffixETag(&h, "br")
+	if got := h.Get("ETag"); got != `"abc-br"` {
+		t.Fatalf("ETag %s", got)
+	}
+	var w httphead.Header
+	w.AddString("ETag", `W/"abc"`)
+	suffixETag(&w, "zstd")
+	if got := w.Get("ETag"); got != `W/"abc-zstd"` {
+		t.Fatalf("weak ETag %s", got)
+	}
+	var r httphead.Header
+	r.AddString("If-None-Match", `"abc-br", W/"def-gzip", "x-y"`)
+	if coding := unsuffixConditional(&r); coding == "" || r.Get("If-None-Match") != `"abc", W/"def", "x-y"` {
+		t.Fatalf("If-None-Match %s (%s)", r.Get("If-None-Match"), coding)
+	}
+}
+
+func TestTypesAndAlreadyCompressed(t *testing.T) {
+	list := []string{"text/*", "application/json", "+xml"}
+	for mt, want := range map[string]bool{"text/html": true, "application/json": true, "application/atom+xml": true,
+		"application/javascript": false, "": false, "textual/x": false} {
+		if typeListed(list, mt) != want {
+			t.Errorf("%q listed: want %v", mt, want)
+		}
+	}
+	for mt, want := range map[string]bool{"image/png": true, "image/svg+xml": false, "application/zip": true,
+		"video/mp4": true, "font/woff2": true, "text/css": false} {
+		if AlreadyCompressed(mt) != want {
+			t.Errorf("%q compressed already: want %v", mt, want)
+		}
+	}
+}
