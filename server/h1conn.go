@@ -43,8 +43,11 @@ type h1Conn struct {
 	close    bool // close the connection after this response
 	upgraded bool
 	head     []byte
-	served   int       // requests read on this connection
-	armed    time.Time // when the write deadline was last set
+	headHeld bool        // the head is buffered in bw, not yet written
+	vec      [2][]byte   // head and body for one writev (writeHeadAnd)
+	bufs     net.Buffers // over vec: a field, so that WriteTo does not allocate
+	served   int         // requests read on this connection
+	armed    time.Time   // when the write deadline was last set
 }
 
 var (
@@ -233,6 +236,7 @@ func (c *h1Conn) WriteHead(resp *httphead.Response) error {
 	c.head = append(c.head, "\r\n"...)
 	c.armWrite()
 	_, err := c.bw.Write(c.head)
+	c.headHeld = err == nil
 	return err
 }
 
@@ -278,11 +282,15 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 	c.armWrite()
 	var n int
 	var err error
-	if c.chunked {
+	switch {
+	case c.chunked:
 		n, err = c.cw.Write(p)
-	} else {
+	case c.headHeld && len(p) > c.bw.Available():
+		n, err = c.writeHeadAnd(p)
+	default:
 		n, err = c.bw.Write(p)
 	}
+	c.headHeld = false
 	if err == nil {
 		err = c.bw.Flush()
 	}
@@ -291,6 +299,23 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 		resetOnClose(c.conn)
 	}
 	return n, err
+}
+
+// writeHeadAnd sends the buffered head and body bytes p in one writev:
+// a large body (a 1 MiB hit) neither waits for part of it to be copied
+// into the buffer nor costs a second system call. It reports the body
+// bytes written.
+func (c *h1Conn) writeHeadAnd(p []byte) (int, error) {
+	tc, ok := c.conn.(*net.TCPConn)
+	if !ok { // TLS and wrapped connections: the buffer frames the records
+		return c.bw.Write(p)
+	}
+	c.bw.Reset(tc) // drops the buffered copy of c.head, sent below
+	c.vec = [2][]byte{c.head, p}
+	c.bufs = c.vec[:]
+	n, err := c.bufs.WriteTo(tc)
+	c.vec, c.bufs = [2][]byte{}, nil
+	return int(max(0, n-int64(len(c.head)))), err
 }
 
 func (c *h1Conn) Finish(trailers *httphead.Header) error {
