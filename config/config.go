@@ -103,6 +103,8 @@ type Config struct {
 	Proxy Proxy `yaml:"proxy"`
 	// Protection holds named rate limits, bot rules and the challenge.
 	Protection Protection `yaml:"protection"`
+	// Wasm declares Proxy-Wasm filters and the ones every route runs.
+	Wasm Wasm `yaml:"wasm"`
 
 	// File is the path the config was read from; "" when built in Go.
 	// Relative paths in the config are resolved against its directory.

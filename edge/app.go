@@ -23,6 +23,7 @@ import (
 	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/stats"
+	"github.com/outpost-edge/outpost/wasm"
 )
 
 // App implements the proxy phases for one config.
@@ -35,6 +36,7 @@ type App struct {
 	purgeFrom []netip.Prefix
 	prot      *protection // nil: no protection configured
 	trace     string      // the trace token; "" for none
+	filters   map[string]*wasm.Filter
 }
 
 // replayBodyMax is the largest request body kept in memory for retries on
@@ -65,9 +67,13 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 	if err := checkUpstreamTLS(cfg); err != nil {
 		return nil, err
 	}
+	if a.filters, err = a.loadFilters(cfg); err != nil {
+		return nil, err
+	}
 	for name, u := range cfg.Upstreams {
 		b, err := shared.backend(name, u)
 		if err != nil {
+			closeFilters(a.filters)
 			return nil, fmt.Errorf("upstream %s: %w", name, err)
 		}
 		a.upstreams[name] = b
@@ -97,6 +103,7 @@ func (a *App) compile(rc *config.Route, limits []rateLimit) *route {
 	r := compileRoute(rc, a.shared.routeStats(rc.Name))
 	r.geo = a.shared.Geo()
 	r.limits = limits
+	r.wasm = filterChain(a.cfg, rc, a.filters)
 	if r.respond != nil {
 		r.Upstream = r.respond
 	}
@@ -195,6 +202,9 @@ func (a *App) UpstreamRequest(c *proxy.Ctx, out *httphead.Request) error {
 func (a *App) Response(c *proxy.Ctx, resp *httphead.Response) error {
 	if r := routeOf(c); r != nil {
 		editHeader(&resp.Header, r.cfg.Headers.ResponseRemove, r.cfg.Headers.ResponseSet)
+		if r.wasm != nil {
+			return r.wasm.Response(c, resp)
+		}
 	}
 	return nil
 }
@@ -227,6 +237,9 @@ func (a *App) Log(c *proxy.Ctx, err error) {
 	st := a.shared.unrouted
 	if r := routeOf(c); r != nil {
 		st = r.stats
+		if r.wasm != nil {
+			wasm.Log(c)
+		}
 	}
 	st.Count(c.Status, took, c.Bytes)
 	if c.Route != nil && c.Route.Cache != nil {
@@ -290,7 +303,7 @@ func (a *App) Stats() []*stats.Route {
 }
 
 // Close releases what the App owns (not what Shared keeps).
-func (a *App) Close() {}
+func (a *App) Close() { closeFilters(a.filters) }
 
 var _ interface {
 	proxy.Router

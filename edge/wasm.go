@@ -1,0 +1,53 @@
+package edge
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/wasm"
+)
+
+// loadFilters compiles every filter the config declares, once, and returns
+// them by name. On an error the ones loaded are closed.
+func (a *App) loadFilters(cfg *config.Config) (map[string]*wasm.Filter, error) {
+	out := map[string]*wasm.Filter{}
+	for name, fc := range cfg.Wasm.Filters {
+		code, err := os.ReadFile(fc.File)
+		if err == nil {
+			out[name], err = wasm.Load(code, wasm.Spec{
+				Name:        name,
+				Config:      fc.Config,
+				MemoryPages: fc.MemoryPages,
+				CallTimeout: fc.CallTimeout,
+				Instances:   fc.Instances,
+				FailOpen:    fc.FailOpen,
+			}, a.shared.Log)
+		}
+		if err != nil {
+			closeFilters(out)
+			return nil, fmt.Errorf("wasm.filters.%s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+// filterChain returns the filters a route runs: wasm.global's, then its
+// own; nil when there are none, so that a route without filters does no
+// filter work at all.
+func filterChain(cfg *config.Config, rc *config.Route, filters map[string]*wasm.Filter) wasm.Chain {
+	var ch wasm.Chain
+	for _, name := range cfg.Wasm.Global {
+		ch = append(ch, filters[name])
+	}
+	for _, name := range rc.Filters {
+		ch = append(ch, filters[name])
+	}
+	return ch
+}
+
+func closeFilters(filters map[string]*wasm.Filter) {
+	for _, f := range filters {
+		f.Close()
+	}
+}

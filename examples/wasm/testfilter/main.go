@@ -1,0 +1,58 @@
+//go:build wasip1
+
+// Command testfilter is the filter the host's tests run; its
+// configuration picks what it does: "empty" (nothing), "trap" (panics on
+// request headers), "loop" (never returns from request headers), "grow"
+// (allocates until its memory limit stops it), "props" (copies host
+// properties into response headers), "bad-config" (refuses to start).
+package main
+
+import "github.com/outpost-edge/outpost/examples/wasm/proxywasm"
+
+var mode string
+
+// sink keeps "grow" allocations reachable.
+var sink [][]byte
+
+func main() {}
+
+func init() {
+	proxywasm.Filter.Configure = func(cfg []byte) bool {
+		mode = string(cfg)
+		return mode != "bad-config"
+	}
+	proxywasm.Filter.RequestHeaders = func(uint32) proxywasm.Action {
+		switch mode {
+		case "trap":
+			panic("testfilter: trap")
+		case "loop":
+			for n := 0; ; n++ {
+				if n < 0 {
+					return proxywasm.Continue
+				}
+			}
+		case "grow":
+			for {
+				sink = append(sink, make([]byte, 1<<20))
+			}
+		}
+		return proxywasm.Continue
+	}
+	proxywasm.Filter.ResponseHeaders = func(uint32) proxywasm.Action {
+		if mode != "props" {
+			return proxywasm.Continue
+		}
+		for _, p := range [][]string{{"request", "path"}, {"request", "method"}, {"source", "address"}, {"route_name"}, {"outpost", "cache_status"}, {"plugin_name"}} {
+			v, ok := proxywasm.Property(p...)
+			if !ok {
+				v = "(none)"
+			}
+			name := "x-prop"
+			for _, s := range p {
+				name += "-" + s
+			}
+			proxywasm.SetHeader(proxywasm.ResponseHeaders, name, v)
+		}
+		return proxywasm.Continue
+	}
+}

@@ -1,0 +1,205 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/proxy"
+	"github.com/outpost-edge/outpost/trace"
+	"github.com/outpost-edge/outpost/wasm/wasmtest"
+)
+
+func load(t testing.TB, example string, spec Spec) *Filter {
+	t.Helper()
+	code, err := os.ReadFile(wasmtest.Build(t, example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Name == "" {
+		spec.Name = example
+	}
+	f, err := Load(code, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
+}
+
+func newCtx() *proxy.Ctx {
+	req := &httphead.Request{}
+	req.SetLine([]byte("GET"), []byte("/a/b?q=1"), []byte("example.org"), []byte("http"))
+	req.ProtoMajor, req.ProtoMinor = 1, 1
+	c := &proxy.Ctx{Context: context.Background(), Request: req, Trace: &trace.Trace{}, Route: &proxy.Route{Name: "r1"}}
+	c.Trace.Reset(time.Now())
+	return c
+}
+
+// exchange runs a request through ch as the edge App does, without a
+// downstream session: request headers, response headers, log.
+func exchange(t testing.TB, ch Chain, c *proxy.Ctx, resp *httphead.Response) (bool, error) {
+	answered, err := ch.Request(c)
+	if err == nil && !answered {
+		err = ch.Response(c, resp)
+	}
+	Log(c)
+	return answered, err
+}
+
+func TestFilterAddsRequestHeader(t *testing.T) {
+	ch := Chain{load(t, "abrouter", Spec{Config: "100"})}
+	c := newCtx()
+	c.Request.Header.AddString("X-User-Id", "u1")
+	if _, err := exchange(t, ch, c, &httphead.Response{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.Request.Header.Get("X-Variant"); v != "b" {
+		t.Fatalf("X-Variant %q, want b (100%% in b)", v)
+	}
+	if got := c.Trace.Find("wasm"); got != "abrouter request: set x-variant" {
+		t.Fatalf("trace %q", got)
+	}
+}
+
+func TestFilterRewritesResponseHeaders(t *testing.T) {
+	ch := Chain{load(t, "headers", Spec{Config: "X-Frame-Options: SAMEORIGIN"})}
+	resp := &httphead.Response{Status: 200}
+	resp.Header.AddString("Server", "origin/1.0")
+	resp.Header.AddString("X-Frame-Options", "ALLOW")
+	if _, err := exchange(t, ch, newCtx(), resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Has("Server") || resp.Header.Get("X-Frame-Options") != "SAMEORIGIN" || resp.Header.Count("X-Frame-Options") != 1 {
+		t.Fatalf("response header not rewritten: %s", resp.Header.AppendTo(nil))
+	}
+}
+
+func TestFilterReadsProperties(t *testing.T) {
+	ch := Chain{load(t, "testfilter", Spec{Name: "props", Config: "props"})}
+	c := newCtx()
+	c.Trace.Add("cache", "hit")
+	resp := &httphead.Response{Status: 200}
+	if _, err := exchange(t, ch, c, resp); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"x-prop-request-path": "/a/b?q=1", "x-prop-request-method": "GET", "x-prop-route_name": "r1",
+		"x-prop-outpost-cache_status": "hit", "x-prop-plugin_name": "props", "x-prop-source-address": "invalid AddrPort",
+	}
+	for k, v := range want {
+		if got := resp.Header.Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+}
+
+func TestFailingFiltersFailTheRequestWith500(t *testing.T) {
+	for _, mode := range []string{"trap", "loop", "grow"} {
+		t.Run(mode, func(t *testing.T) {
+			f := load(t, "testfilter", Spec{Name: mode, Config: mode, CallTimeout: 100 * time.Millisecond, MemoryPages: 512})
+			c := newCtx()
+			start := time.Now()
+			_, err := exchange(t, Chain{f}, c, &httphead.Response{Status: 200})
+			var pe *proxy.Error
+			if !errors.As(err, &pe) || pe.Status != 500 || pe.Reason != "filter "+mode+" failed" {
+				t.Fatalf("error %v, want a 500 naming the filter", err)
+			}
+			if mode == "loop" && (!errors.Is(err, ErrTimeout) || time.Since(start) > 2*time.Second) {
+				t.Fatalf("endless loop: %v after %v", err, time.Since(start))
+			}
+			if got := c.Trace.Find("wasm"); got != mode+" failed" {
+				t.Fatalf("trace %q", got)
+			}
+			// The failed instance was discarded: the next request gets a
+			// healthy one and fails again the same way, not by reusing it.
+			if _, err := exchange(t, Chain{f}, newCtx(), &httphead.Response{Status: 200}); !errors.As(err, &pe) {
+				t.Fatalf("second request: %v", err)
+			}
+		})
+	}
+}
+
+func TestFailOpenFilterIsSkipped(t *testing.T) {
+	f := load(t, "testfilter", Spec{Name: "t", Config: "trap", FailOpen: true})
+	c := newCtx()
+	if _, err := exchange(t, Chain{f}, c, &httphead.Response{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Trace.Find("wasm"); !strings.Contains(got, "skipped") {
+		t.Fatalf("trace %q", got)
+	}
+}
+
+func TestLoadRefusesWhatCannotRun(t *testing.T) {
+	code, err := os.ReadFile(wasmtest.Build(t, "testfilter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(code, Spec{Name: "b", Config: "bad-config"}, nil); err == nil || !strings.Contains(err.Error(), "refused the configuration") {
+		t.Fatalf("refused configuration: %v", err)
+	}
+	if _, err := Load(code, Spec{Name: "small", MemoryPages: 4}, nil); err == nil {
+		t.Fatal("a module that needs more memory than its limit loaded")
+	}
+	// A module without the ABI version export: the smallest valid module.
+	if _, err := Load([]byte("\x00asm\x01\x00\x00\x00"), Spec{Name: "empty"}, nil); err == nil || !strings.Contains(err.Error(), "proxy_abi_version") {
+		t.Fatalf("module without ABI version: %v", err)
+	}
+}
+
+func TestInstancesAreReusedNotMadePerRequest(t *testing.T) {
+	f := load(t, "testfilter", Spec{Config: "empty", Instances: 1})
+	first := <-f.pool
+	f.pool <- first
+	for i := 0; i < 20; i++ {
+		if _, err := exchange(t, Chain{f}, newCtx(), &httphead.Response{Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := <-f.pool; got != first {
+		t.Fatal("the pooled instance was replaced")
+	} else if got.lastID != rootID+20 {
+		t.Fatalf("instance served %d contexts, want 20", got.lastID-rootID)
+	}
+}
+
+// BenchmarkEmptyFilter is the cost an empty filter adds to a request: a
+// context created, request and response header callbacks, log, done and
+// delete.
+func BenchmarkEmptyFilter(b *testing.B) {
+	ch := Chain{load(b, "testfilter", Spec{Config: "empty"})}
+	c := newCtx()
+	resp := &httphead.Response{Status: 200}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := exchange(b, ch, c, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkExample is the cost of each example filter per request.
+func BenchmarkExample(b *testing.B) {
+	for _, ex := range []struct{ name, config string }{{"abrouter", "50"}, {"token", "secret"}, {"headers", ""}} {
+		b.Run(ex.name, func(b *testing.B) {
+			ch := Chain{load(b, ex.name, Spec{Config: ex.config})}
+			c := newCtx()
+			c.Request.Header.AddString("Authorization", "Bearer secret")
+			resp := &httphead.Response{Status: 200}
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Request.Header.Set("Authorization", "Bearer secret")
+				resp.Header.Set("Server", "x")
+				c.Trace.Reset(time.Now())
+				if _, err := exchange(b, ch, c, resp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
