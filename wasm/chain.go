@@ -191,4 +191,3 @@ func (s *stream) traceEdits() {
 	s.c.Trace.Add("wasm", s.f.spec.Name+" "+s.phase+": "+string(s.edits))
 	s.edits = s.edits[:0]
 }
-
