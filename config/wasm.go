@@ -30,7 +30,7 @@ type WasmFilter struct {
 	// a module built with Go's wasip1 port needs tens of MiB).
 	MemoryPages uint32 `yaml:"memory_pages"`
 	// CallTimeout bounds each callback into the module; a callback that
-	// runs longer is stopped and its instance discarded. Default: 50ms.
+	// runs longer is stopped and its instance discarded. Default: 200ms.
 	CallTimeout time.Duration `yaml:"call_timeout"`
 	// Instances is the most idle instances kept for reuse; more are made
 	// while more requests run the filter at once. Default: 0, one per

@@ -56,7 +56,7 @@ type Spec struct {
 // Defaults for a Spec's zero fields.
 const (
 	DefaultMemoryPages = 1024 // 64 MiB: a Go (wasip1) module's runtime needs tens of MiB
-	DefaultCallTimeout = 50 * time.Millisecond
+	DefaultCallTimeout = 200 * time.Millisecond
 )
 
 // Filter is a compiled Proxy-Wasm module and its pool of instances.

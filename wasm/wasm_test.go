@@ -172,7 +172,7 @@ func TestInstancesAreReusedNotMadePerRequest(t *testing.T) {
 // context created, request and response header callbacks, log, done and
 // delete.
 func BenchmarkEmptyFilter(b *testing.B) {
-	ch := Chain{load(b, "testfilter", Spec{Config: "empty"})}
+	ch := Chain{load(b, "testfilter", Spec{Config: "empty", CallTimeout: 5 * time.Second})}
 	c := newCtx()
 	resp := &httphead.Response{Status: 200}
 	b.ReportAllocs()

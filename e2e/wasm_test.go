@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpost-edge/outpost/wasm/wasmtest"
+)
+
+// wasmEdge starts a node whose routes run the example Proxy-Wasm filters,
+// built with the standard Go toolchain, in front of an origin that
+// echoes the request headers the filters set or should have removed.
+func wasmEdge(t *testing.T) *edge {
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "origin/1.0")
+		w.Header().Set("X-Seen-Variant", r.Header.Get("X-Variant"))
+		w.Header().Set("X-Seen-Authorization", r.Header.Get("Authorization"))
+		io.WriteString(w, "from origin")
+	}))
+	return startEdge(t, `
+upstreams:
+  origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
+wasm:
+  filters:
+    ab: {file: "{{AB}}", config: "100"}
+    headers: {file: "{{HEADERS}}", config: "X-Frame-Options: DENY"}
+    token: {file: "{{TOKEN}}", config: "s3cret"}
+    trap: {file: "{{TEST}}", config: trap}
+    loop: {file: "{{TEST}}", config: loop, call_timeout: 100ms}
+    skipped: {file: "{{TEST}}", config: trap, fail_open: true}
+  global: [headers]
+routes:
+  - {name: ab, match: {path_prefix: /ab}, upstream: origin, filters: [ab]}
+  - {name: token, match: {path_prefix: /token}, upstream: origin, filters: [token]}
+  - {name: trap, match: {path_prefix: /trap}, upstream: origin, filters: [trap]}
+  - {name: loop, match: {path_prefix: /loop}, upstream: origin, filters: [loop]}
+  - {name: open, match: {path_prefix: /open}, upstream: origin, filters: [skipped]}
+`, "{{ORIGIN}}", origin, "{{AB}}", wasmtest.Build(t, "abrouter"), "{{HEADERS}}", wasmtest.Build(t, "headers"),
+		"{{TOKEN}}", wasmtest.Build(t, "token"), "{{TEST}}", wasmtest.Build(t, "testfilter"))
+}
+
+func TestWasmFilterAddsRequestHeaderSeenByOrigin(t *testing.T) {
+	e := wasmEdge(t)
+	resp, body := get(t, e.URL+"/ab", "X-User-Id", "u1", "X-Outpost-Trace", "1")
+	if resp.StatusCode != 200 || body != "from origin" || resp.Header.Get("X-Seen-Variant") != "b" {
+		t.Fatalf("%d %q, origin saw X-Variant %q; want b", resp.StatusCode, body, resp.Header.Get("X-Seen-Variant"))
+	}
+	if tr := resp.Header.Get("X-Outpost-Trace"); !strings.Contains(tr, "wasm=ab request: set x-variant") ||
+		!strings.Contains(tr, "wasm=headers response: remove server, set x-frame-options") {
+		t.Fatalf("trace %q does not show the filters' edits", tr)
+	}
+}
+
+func TestWasmGlobalFilterRewritesResponseHeaders(t *testing.T) {
+	e := wasmEdge(t)
+	resp, _ := get(t, e.URL+"/ab")
+	if resp.Header.Get("Server") != "" || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("Server %q, X-Frame-Options %q: response headers not rewritten", resp.Header.Get("Server"), resp.Header.Get("X-Frame-Options"))
+	}
+}
+
+func TestWasmFilterAnswersLocally(t *testing.T) {
+	e := wasmEdge(t)
+	resp, body := get(t, e.URL+"/token")
+	if resp.StatusCode != 403 || body != "forbidden\n" || resp.Header.Get("X-Denied-By") != "token" {
+		t.Fatalf("without the token: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	resp, body = get(t, e.URL+"/token", "Authorization", "Bearer s3cret")
+	if resp.StatusCode != 200 || body != "from origin" || resp.Header.Get("X-Seen-Authorization") != "" {
+		t.Fatalf("with the token: %d %q, origin saw Authorization %q", resp.StatusCode, body, resp.Header.Get("X-Seen-Authorization"))
+	}
+}
+
+func TestWasmTrappingAndRunawayFiltersFailOnlyTheirRequest(t *testing.T) {
+	e := wasmEdge(t)
+	for _, name := range []string{"trap", "loop"} {
+		start := time.Now()
+		resp, body := get(t, e.URL+"/"+name)
+		if resp.StatusCode != 500 || !strings.Contains(body, "filter "+name+" failed") {
+			t.Fatalf("%s: %d %q, want 500 naming the filter", name, resp.StatusCode, body)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("%s: answered after %v", name, took)
+		}
+		// The node and the other filters go on.
+		if resp, _ := get(t, e.URL+"/ab", "X-User-Id", "u1"); resp.StatusCode != 200 || resp.Header.Get("X-Seen-Variant") != "b" {
+			t.Fatalf("after %s: %d", name, resp.StatusCode)
+		}
+	}
+	resp, body := get(t, e.URL+"/open")
+	if resp.StatusCode != 200 || body != "from origin" {
+		t.Fatalf("fail_open filter: %d %q, want the request served without it", resp.StatusCode, body)
+	}
+}
