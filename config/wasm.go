@@ -28,7 +28,7 @@ type WasmFilter struct {
 	// MemoryPages is the largest memory of one instance, in 64 KiB
 	// pages; a module that grows past it traps. Default: 1024 (64 MiB;
 	// a module built with Go's wasip1 port needs tens of MiB).
-	MemoryPages uint32 `yaml:"memory_pages"`
+	MemoryPages int `yaml:"memory_pages"`
 	// CallTimeout bounds each callback into the module; a callback that
 	// runs longer is stopped and its instance discarded. Default: 200ms.
 	CallTimeout time.Duration `yaml:"call_timeout"`
@@ -42,14 +42,27 @@ type WasmFilter struct {
 	FailOpen bool `yaml:"fail_open"`
 }
 
+// Defaults of a filter's limits (the same as package wasm's).
+const (
+	wasmMemoryPages = 1024
+	wasmCallTimeout = 200 * time.Millisecond
+)
+
+func (f *WasmFilter) setDefaults() {
+	f.MemoryPages, f.CallTimeout = wasmMemoryPages, wasmCallTimeout
+}
+
 // maxWasmPages is the most a 32-bit WebAssembly memory can hold (4 GiB).
 const maxWasmPages = 65536
 
-// wasmProvision resolves the filters' files.
+// wasmProvision resolves the filters' files and fills in the limits
+// of filters built in Go.
 func (k *checker) wasmProvision() {
 	for _, f := range k.c.Wasm.Filters {
 		if f != nil {
 			k.resolve(&f.File)
+			setZero(&f.MemoryPages, wasmMemoryPages)
+			setZero(&f.CallTimeout, wasmCallTimeout)
 		}
 	}
 }
@@ -63,8 +76,8 @@ func (k *checker) wasm() {
 			continue
 		}
 		k.file(key+".file", f.File, true)
-		if f.MemoryPages > maxWasmPages {
-			k.errorf(key+".memory_pages", "must be at most %d (4 GiB)", maxWasmPages)
+		if f.MemoryPages < 0 || f.MemoryPages > maxWasmPages {
+			k.errorf(key+".memory_pages", "must be between 0 and %d (4 GiB)", maxWasmPages)
 		}
 		if f.CallTimeout < 0 {
 			k.errorf(key+".call_timeout", "must not be negative")

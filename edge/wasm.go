@@ -18,7 +18,7 @@ func (a *App) loadFilters(cfg *config.Config) (map[string]*wasm.Filter, error) {
 			out[name], err = wasm.Load(code, wasm.Spec{
 				Name:        name,
 				Config:      fc.Config,
-				MemoryPages: fc.MemoryPages,
+				MemoryPages: uint32(fc.MemoryPages),
 				CallTimeout: fc.CallTimeout,
 				Instances:   fc.Instances,
 				FailOpen:    fc.FailOpen,
