@@ -36,6 +36,12 @@ type WasmFilter struct {
 	// while more requests run the filter at once. Default: 0, one per
 	// CPU the Go runtime uses.
 	Instances int `yaml:"instances"`
+	// BodyLimit is the largest request or response body the filter is
+	// given: such a body is buffered whole and the filter's body
+	// callback runs once with all of it; a larger body passes
+	// unfiltered. Default: 0, bodies are not given to the filter (and
+	// stream through).
+	BodyLimit Size `yaml:"body_limit"`
 	// FailOpen, when true, skips the filter for a request it fails
 	// (trap, time or memory limit) instead of answering 500. Default:
 	// false.
@@ -81,6 +87,9 @@ func (k *checker) wasm() {
 		}
 		if f.CallTimeout < 0 {
 			k.errorf(key+".call_timeout", "must not be negative")
+		}
+		if f.BodyLimit < 0 {
+			k.errorf(key+".body_limit", "must not be negative")
 		}
 		if f.Instances < 0 {
 			k.errorf(key+".instances", "must not be negative")

@@ -18,7 +18,16 @@ func wasmEdge(t *testing.T) *edge {
 		w.Header().Set("Server", "origin/1.0")
 		w.Header().Set("X-Seen-Variant", r.Header.Get("X-Variant"))
 		w.Header().Set("X-Seen-Authorization", r.Header.Get("Authorization"))
-		io.WriteString(w, "from origin")
+		switch {
+		case r.URL.Path == "/json":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id": 7, "internal": "x"}`)
+		case r.Method == "POST":
+			b, _ := io.ReadAll(r.Body) // all of it first: net/http's HTTP/1 server is not full duplex
+			w.Write(b)
+		default:
+			io.WriteString(w, "from origin")
+		}
 	}))
 	return startEdge(t, `
 upstreams:
@@ -31,6 +40,8 @@ wasm:
     trap: {file: "{{TEST}}", config: trap}
     loop: {file: "{{TEST}}", config: loop, call_timeout: 100ms}
     skipped: {file: "{{TEST}}", config: trap, fail_open: true}
+    json: {file: "{{JSON}}", config: '{"edge": "outpost", "internal": null}', body_limit: 64KiB}
+    upper: {file: "{{TEST}}", config: upper-body, body_limit: 1KiB}
   global: [headers]
 routes:
   - {name: ab, match: {path_prefix: /ab}, upstream: origin, filters: [ab]}
@@ -38,8 +49,11 @@ routes:
   - {name: trap, match: {path_prefix: /trap}, upstream: origin, filters: [trap]}
   - {name: loop, match: {path_prefix: /loop}, upstream: origin, filters: [loop]}
   - {name: open, match: {path_prefix: /open}, upstream: origin, filters: [skipped]}
+  - {name: json, match: {path_prefix: /json}, upstream: origin, filters: [json]}
+  - {name: upper, match: {path_prefix: /upper}, upstream: origin, filters: [upper]}
 `, "{{ORIGIN}}", origin, "{{AB}}", wasmtest.Build(t, "abrouter"), "{{HEADERS}}", wasmtest.Build(t, "headers"),
-		"{{TOKEN}}", wasmtest.Build(t, "token"), "{{TEST}}", wasmtest.Build(t, "testfilter"))
+		"{{TOKEN}}", wasmtest.Build(t, "token"), "{{TEST}}", wasmtest.Build(t, "testfilter"),
+		"{{JSON}}", wasmtest.Build(t, "jsonrewrite"))
 }
 
 func TestWasmFilterAddsRequestHeaderSeenByOrigin(t *testing.T) {
@@ -93,5 +107,33 @@ func TestWasmTrappingAndRunawayFiltersFailOnlyTheirRequest(t *testing.T) {
 	resp, body := get(t, e.URL+"/open")
 	if resp.StatusCode != 200 || body != "from origin" {
 		t.Fatalf("fail_open filter: %d %q, want the request served without it", resp.StatusCode, body)
+	}
+}
+
+func TestWasmFiltersRewriteBodies(t *testing.T) {
+	e := wasmEdge(t)
+	resp, body := get(t, e.URL+"/json")
+	if resp.StatusCode != 200 || body != `{"edge":"outpost","id":7}` {
+		t.Fatalf("JSON response: %d %q", resp.StatusCode, body)
+	}
+	resp2, err := http.Post(e.URL+"/upper", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if string(b) != "HELLO" {
+		t.Fatalf("the origin got request body %q, want the filter's HELLO", b)
+	}
+	// A body over body_limit streams through unfiltered.
+	big := strings.Repeat("a", 4096)
+	resp2, err = http.Post(e.URL+"/upper", "text/plain", strings.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if string(b) != big {
+		t.Fatalf("over the limit: origin got %d bytes, changed", len(b))
 	}
 }

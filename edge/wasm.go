@@ -2,9 +2,12 @@ package edge
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/outpost-edge/outpost/config"
+	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/wasm"
 )
 
@@ -22,6 +25,7 @@ func (a *App) loadFilters(cfg *config.Config) (map[string]*wasm.Filter, error) {
 				CallTimeout: fc.CallTimeout,
 				Instances:   fc.Instances,
 				FailOpen:    fc.FailOpen,
+				BodyLimit:   int64(fc.BodyLimit),
 			}, a.shared.Log)
 		}
 		if err != nil {
@@ -50,4 +54,13 @@ func closeFilters(filters map[string]*wasm.Filter) {
 	for _, f := range filters {
 		f.Close()
 	}
+}
+
+// ResponseBody implements proxy.ResponseBodyFilter: the route's Proxy-Wasm
+// filters that read bodies (body_limit).
+func (a *App) ResponseBody(c *proxy.Ctx, resp *httphead.Response, bodyBytes []byte, body io.Reader) ([]byte, io.Reader, error) {
+	if r := routeOf(c); r != nil && r.wasm != nil {
+		return r.wasm.ResponseBody(c, resp, bodyBytes, body)
+	}
+	return bodyBytes, body, nil
 }

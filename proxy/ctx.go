@@ -86,6 +86,10 @@ type Ctx struct {
 	idBuf   []byte // request ID, sent upstream as X-Request-Id
 	scratch []byte // formatting space reused across requests
 
+	// body is the request body a filter gave back (SetRequestBody); nil:
+	// the session's.
+	body io.Reader
+
 	// Interim responses of detached copies' fetches (interim.go).
 	gate      *interimGate // made by the first Detach
 	gateOpen  bool         // the gate is open for the current request
@@ -176,6 +180,15 @@ func (c *Ctx) writeHead(r *httphead.Response) error {
 	c.wrote = true
 	c.Status = r.Status
 	return c.session.WriteHead(r)
+}
+
+// SetRequestBody replaces the request body sent upstream with body, of
+// length bytes (-1: unknown, sent chunked). A filter that read the body
+// from Session().Body() gives back what is to be sent, changed or not.
+func (c *Ctx) SetRequestBody(body io.Reader, length int64) {
+	c.body = body
+	c.Request.ContentLength = length
+	c.Request.Chunked = length < 0
 }
 
 // Session returns the downstream session (for hooks that stream a

@@ -1,6 +1,8 @@
 package wasm
 
 import (
+	"bytes"
+	"io"
 	"strconv"
 
 	"github.com/outpost-edge/outpost/httphead"
@@ -19,6 +21,9 @@ type stream struct {
 	c      *proxy.Ctx
 	resp   *httphead.Response // during the response phase
 	local  *localResponse     // set by proxy_send_local_response
+	body   []byte             // the body being filtered, in a body callback
+	bodyOf uint64             // which: bufferRequestBody or bufferResponseBody
+	inBody bool               // in a body callback
 	phase  string             // "request" or "response", for the trace
 	edits  []byte             // what the current callback changed, for the trace
 	failed bool
@@ -82,7 +87,119 @@ func (ch Chain) Request(c *proxy.Ctx) (answered bool, err error) {
 			return true, c.Respond(l.status, &l.header, l.body)
 		}
 	}
+	if limit := ch.bodyLimit(); limit > 0 && eos == 0 {
+		return ch.requestBody(c, st, limit)
+	}
 	return false, nil
+}
+
+// bodyLimit is the largest body any filter of the chain reads.
+func (ch Chain) bodyLimit() int64 {
+	var n int64
+	for _, f := range ch {
+		n = max(n, f.spec.BodyLimit)
+	}
+	return n
+}
+
+// requestBody buffers the request body and runs the body callback of each
+// filter that reads bodies that large; the body sent upstream is what they
+// leave.
+func (ch Chain) requestBody(c *proxy.Ctx, st *state, limit int64) (bool, error) {
+	r := c.Session().Body()
+	body, over, err := readUpTo(r, limit)
+	if err != nil {
+		return false, proxy.Errorf(400, proxy.FromDownstream, "request body unreadable", err)
+	}
+	if over {
+		c.Trace.Add("wasm", "request body over body_limit, not filtered")
+		c.SetRequestBody(io.MultiReader(bytes.NewReader(body), r), c.Request.ContentLength)
+		return false, nil
+	}
+	for k := range st.streams {
+		s := &st.streams[k]
+		if s.inst == nil || s.failed || s.f.spec.BodyLimit < int64(len(body)) {
+			continue
+		}
+		answered, err := s.bodyCallback(onRequestBody, bufferRequestBody, &body)
+		if answered || err != nil {
+			if s.local != nil {
+				return true, c.Respond(s.local.status, &s.local.header, s.local.body)
+			}
+			return false, err
+		}
+	}
+	c.SetRequestBody(bytes.NewReader(body), int64(len(body)))
+	return false, nil
+}
+
+// bodyCallback runs one filter's body callback over *body, which it may
+// replace. answered reports a local response; err a failure that fails the
+// request.
+func (s *stream) bodyCallback(cb int, which uint64, body *[]byte) (answered bool, err error) {
+	s.body, s.bodyOf, s.inBody = *body, which, true
+	s.inst.cur = s
+	_, err = s.inst.call(cb, uint64(s.id), uint64(len(*body)), 1)
+	s.inst.cur = nil
+	s.inBody = false
+	*body, s.body = s.body, nil
+	if err != nil {
+		return false, s.fail(err)
+	}
+	s.traceEdits()
+	if l := s.local; l != nil {
+		s.c.Trace.Add("wasm", s.f.spec.Name+" answered "+strconv.Itoa(l.status))
+		return true, nil
+	}
+	return false, nil
+}
+
+// ResponseBody runs the response body callbacks of the filters that read
+// bodies, in reverse order, over the whole body (buffered when it
+// streams); a body over every filter's body_limit passes unfiltered.
+func (ch Chain) ResponseBody(c *proxy.Ctx, resp *httphead.Response, bodyBytes []byte, r io.Reader) ([]byte, io.Reader, error) {
+	limit := ch.bodyLimit()
+	st, ok := stateKey.Get(c)
+	if limit == 0 || !ok || len(st.streams) == 0 || !httphead.BodyAllowed(c.Request.Method, resp.Status) {
+		return bodyBytes, r, nil
+	}
+	body := bodyBytes // shared with the cache: replaced, never written to
+	if body == nil && r != nil {
+		var over bool
+		var err error
+		if body, over, err = readUpTo(r, limit); err != nil {
+			return nil, nil, err
+		}
+		if over {
+			c.Trace.Add("wasm", "response body over body_limit, not filtered")
+			return nil, io.MultiReader(bytes.NewReader(body), r), nil
+		}
+	}
+	for k := len(st.streams) - 1; k >= 0; k-- {
+		s := &st.streams[k]
+		if s.inst == nil || s.failed || s.f.spec.BodyLimit < int64(len(body)) {
+			continue
+		}
+		s.resp, s.phase = resp, "response"
+		answered, err := s.bodyCallback(onResponseBody, bufferResponseBody, &body)
+		if err != nil {
+			return nil, nil, err
+		}
+		if answered {
+			return nil, nil, &proxy.Error{Status: s.local.status, Reason: string(s.local.body), Source: proxy.FromInternal}
+		}
+	}
+	resp.ContentLength = int64(len(body))
+	if body == nil {
+		body = []byte{} // sent as an empty body, not as "no body in memory"
+	}
+	return body, nil, nil
+}
+
+// readUpTo reads r to its end, or limit+1 bytes when it is longer (over).
+func readUpTo(r io.Reader, limit int64) (b []byte, over bool, err error) {
+	b, err = io.ReadAll(io.LimitReader(r, limit+1))
+	return b, int64(len(b)) > limit, err
 }
 
 // spareEdits returns an edits buffer left by an earlier request, if any.

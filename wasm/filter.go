@@ -48,6 +48,10 @@ type Spec struct {
 	CallTimeout time.Duration
 	// Instances is the most idle instances kept in the pool.
 	Instances int
+	// BodyLimit is the largest body the filter is given (buffered whole,
+	// then its body callback runs once); 0: bodies are not given to it.
+	// A larger body passes unfiltered.
+	BodyLimit int64
 	// FailOpen skips the filter when it fails instead of failing the
 	// request.
 	FailOpen bool

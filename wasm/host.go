@@ -32,6 +32,8 @@ const (
 	mapResponseHeaders = 2
 	mapResponseTrailer = 3
 
+	bufferRequestBody         = 0
+	bufferResponseBody        = 1
 	bufferVMConfiguration     = 6
 	bufferPluginConfiguration = 7
 )
@@ -71,7 +73,7 @@ var hostFuncs = []hostFunc{
 	{"proxy_get_header_map_size", ii(2), hostGetHeaderMapSize},
 	{"proxy_get_buffer_bytes", ii(5), hostGetBufferBytes},
 	{"proxy_get_buffer_status", ii(3), hostGetBufferStatus},
-	{"proxy_set_buffer_bytes", ii(5), unsupported},
+	{"proxy_set_buffer_bytes", ii(5), hostSetBufferBytes},
 	{"proxy_send_local_response", ii(8), hostSendLocalResponse},
 	{"proxy_continue_stream", ii(1), ok},
 	{"proxy_close_stream", ii(1), unsupported},
@@ -418,9 +420,12 @@ func hostGetHeaderMapSize(s *stream, m api.Memory, p []uint64) uint32 {
 	return okIf(m.WriteUint32Le(uint32(p[1]), uint32(len(s.inst.pairs))))
 }
 
-// buffer returns the bytes of a buffer type; bodies are not given to
-// filters.
+// buffer returns the bytes of a buffer type: the configurations, and the
+// body during a body callback.
 func (s *stream) buffer(typ uint64) ([]byte, bool) {
+	if s.inBody && typ == s.bodyOf {
+		return s.body, true
+	}
 	switch typ {
 	case bufferVMConfiguration:
 		return nil, true
@@ -447,6 +452,37 @@ func hostGetBufferBytes(s *stream, m api.Memory, p []uint64) uint32 {
 		b = b[:size]
 	}
 	return s.give(m, b, p[3], p[4])
+}
+
+// hostSetBufferBytes changes the body in a body callback, as Envoy does:
+// start 0 and size 0 prepend, start 0 and a size of at least the body's
+// replace it, a start at or past its end appends.
+func hostSetBufferBytes(s *stream, m api.Memory, p []uint64) uint32 {
+	if !s.inBody || p[0] != s.bodyOf {
+		return statusNotFound
+	}
+	data, ok := read(m, p[3], p[4])
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	start, size, n := p[1], p[2], uint64(len(s.body))
+	var next []byte
+	switch {
+	case start == 0 && size == 0:
+		next = append(bytes.Clone(data), s.body...)
+	case start == 0 && size >= n:
+		next = bytes.Clone(data)
+	case start >= n:
+		next = append(append([]byte(nil), s.body...), data...)
+	default:
+		return statusBadArgument
+	}
+	if int64(len(next)) > s.f.spec.BodyLimit {
+		return statusBadArgument // the body stays within what the filter may buffer
+	}
+	s.body = next
+	s.edit("set", []byte("body"))
+	return statusOK
 }
 
 func hostGetBufferStatus(s *stream, m api.Memory, p []uint64) uint32 {

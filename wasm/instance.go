@@ -17,7 +17,9 @@ const (
 	onVMStart
 	onConfigure
 	onRequestHeaders
+	onRequestBody
 	onResponseHeaders
+	onResponseBody
 	onLog
 	onDone
 	onDelete
@@ -26,7 +28,8 @@ const (
 
 var callbackNames = [numCallbacks]string{
 	"proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure",
-	"proxy_on_request_headers", "proxy_on_response_headers",
+	"proxy_on_request_headers", "proxy_on_request_body",
+	"proxy_on_response_headers", "proxy_on_response_body",
 	"proxy_on_log", "proxy_on_done", "proxy_on_delete",
 }
 

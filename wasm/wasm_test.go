@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -201,5 +202,44 @@ func BenchmarkExample(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestFilterRewritesJSONResponseBody(t *testing.T) {
+	f := load(t, "jsonrewrite", Spec{Config: `{"edge": "outpost", "secret": null}`, BodyLimit: 1 << 10})
+	c := newCtx()
+	resp := &httphead.Response{Status: 200, ContentLength: 27}
+	resp.Header.AddString("Content-Type", "application/json")
+	cached := []byte(`{"a": 1, "secret": "hunter"}`)
+	ch := Chain{f}
+	if _, err := ch.Request(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Response(c, resp); err != nil {
+		t.Fatal(err)
+	}
+	body, r, err := ch.ResponseBody(c, resp, cached, nil)
+	Log(c)
+	if err != nil || r != nil {
+		t.Fatal(err, r)
+	}
+	if string(body) != `{"a":1,"edge":"outpost"}` || resp.ContentLength != int64(len(body)) {
+		t.Fatalf("body %s, length %d", body, resp.ContentLength)
+	}
+	if string(cached) != `{"a": 1, "secret": "hunter"}` {
+		t.Fatalf("the cached body was written to: %s", cached)
+	}
+	if got := c.Trace.Find("wasm"); got != "jsonrewrite response: set body" {
+		t.Fatalf("trace %q", got)
+	}
+	// A streamed body over the limit passes unfiltered.
+	big := `{"pad": "` + strings.Repeat("x", 2000) + `"}`
+	c = newCtx()
+	ch.Request(c)
+	body, r, err = ch.ResponseBody(c, resp, nil, strings.NewReader(big))
+	Log(c)
+	rest, _ := io.ReadAll(r)
+	if err != nil || body != nil || string(rest) != big {
+		t.Fatalf("over the limit: %v %q, streamed %d bytes", err, body, len(rest))
 	}
 }

@@ -20,6 +20,12 @@ const (
 	Pause    Action = 1
 )
 
+// Buffer types of the body calls.
+const (
+	RequestBody  = 0
+	ResponseBody = 1
+)
+
 // Map types of the header map calls.
 const (
 	RequestHeaders  = 0
@@ -32,7 +38,11 @@ var Filter struct {
 	Configure       func(config []byte) bool
 	RequestHeaders  func(id uint32) Action
 	ResponseHeaders func(id uint32) Action
-	Log             func(id uint32)
+	// The body callbacks run when the host gives the filter the whole
+	// body (end of stream); size is its length.
+	RequestBody  func(id, size uint32) Action
+	ResponseBody func(id, size uint32) Action
+	Log          func(id uint32)
 }
 
 //go:wasmexport proxy_abi_version_0_2_1
@@ -83,6 +93,22 @@ func onResponseHeaders(id, n, eos uint32) Action {
 	return Filter.ResponseHeaders(id)
 }
 
+//go:wasmexport proxy_on_request_body
+func onRequestBody(id, size, eos uint32) Action {
+	if Filter.RequestBody == nil || eos == 0 {
+		return Continue
+	}
+	return Filter.RequestBody(id, size)
+}
+
+//go:wasmexport proxy_on_response_body
+func onResponseBody(id, size, eos uint32) Action {
+	if Filter.ResponseBody == nil || eos == 0 {
+		return Continue
+	}
+	return Filter.ResponseBody(id, size)
+}
+
 //go:wasmexport proxy_on_log
 func onLog(id uint32) {
 	if Filter.Log != nil {
@@ -101,6 +127,9 @@ func proxyLog(level uint32, msg *byte, size uint32) uint32
 
 //go:wasmimport env proxy_get_buffer_bytes
 func proxyGetBufferBytes(typ, start, max uint32, data unsafe.Pointer, size *uint32) uint32
+
+//go:wasmimport env proxy_set_buffer_bytes
+func proxySetBufferBytes(typ, start, size uint32, data *byte, dataSize uint32) uint32
 
 //go:wasmimport env proxy_get_header_map_value
 func proxyGetHeaderMapValue(typ uint32, key *byte, keySize uint32, data unsafe.Pointer, size *uint32) uint32
@@ -144,6 +173,15 @@ func GetBuffer(typ, start, size uint32) []byte {
 	var n uint32
 	b, _ := returned(proxyGetBufferBytes(typ, start, size, unsafe.Pointer(&data), &n), data, n)
 	return b
+}
+
+// ReplaceBody replaces the whole body of a body callback.
+func ReplaceBody(typ uint32, b []byte) bool {
+	var p *byte
+	if len(b) > 0 {
+		p = &b[0]
+	}
+	return proxySetBufferBytes(typ, 0, 1<<31-1, p, uint32(len(b))) == 0
 }
 
 // Header returns the value of a request or response header.

@@ -4,10 +4,15 @@
 // configuration picks what it does: "empty" (nothing), "trap" (panics on
 // request headers), "loop" (never returns from request headers), "grow"
 // (allocates until its memory limit stops it), "props" (copies host
-// properties into response headers), "bad-config" (refuses to start).
+// properties into response headers), "upper-body" (upper-cases request
+// bodies), "bad-config" (refuses to start).
 package main
 
-import "github.com/outpost-edge/outpost/examples/wasm/proxywasm"
+import (
+	"bytes"
+
+	"github.com/outpost-edge/outpost/examples/wasm/proxywasm"
+)
 
 var mode string
 
@@ -35,6 +40,12 @@ func init() {
 			for {
 				sink = append(sink, make([]byte, 1<<20))
 			}
+		}
+		return proxywasm.Continue
+	}
+	proxywasm.Filter.RequestBody = func(_, size uint32) proxywasm.Action {
+		if mode == "upper-body" {
+			proxywasm.ReplaceBody(proxywasm.RequestBody, bytes.ToUpper(proxywasm.GetBuffer(proxywasm.RequestBody, 0, size)))
 		}
 		return proxywasm.Continue
 	}
