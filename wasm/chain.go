@@ -70,9 +70,10 @@ func (ch Chain) Request(c *proxy.Ctx) (answered bool, err error) {
 		inst.lastID++
 		s.id = inst.lastID
 		inst.cur = s
+		var action uint64
 		_, err = inst.call(onContextCreate, uint64(s.id), rootID)
 		if err == nil {
-			_, err = inst.call(onRequestHeaders, uint64(s.id), uint64(c.Request.Header.Len()+4), eos)
+			action, err = inst.call(onRequestHeaders, uint64(s.id), uint64(c.Request.Header.Len()+4), eos)
 		}
 		inst.cur = nil
 		if err != nil {
@@ -86,6 +87,7 @@ func (ch Chain) Request(c *proxy.Ctx) (answered bool, err error) {
 			c.Trace.Add("wasm", f.spec.Name+" answered "+strconv.Itoa(l.status))
 			return true, c.Respond(l.status, &l.header, l.body)
 		}
+		s.tracePause(action)
 	}
 	if limit := ch.bodyLimit(); limit > 0 && eos == 0 {
 		return ch.requestBody(c, st, limit)
@@ -139,7 +141,8 @@ func (ch Chain) requestBody(c *proxy.Ctx, st *state, limit int64) (bool, error) 
 func (s *stream) bodyCallback(cb int, which uint64, body *[]byte) (answered bool, err error) {
 	s.body, s.bodyOf, s.inBody = *body, which, true
 	s.inst.cur = s
-	_, err = s.inst.call(cb, uint64(s.id), uint64(len(*body)), 1)
+	var action uint64
+	action, err = s.inst.call(cb, uint64(s.id), uint64(len(*body)), 1)
 	s.inst.cur = nil
 	s.inBody = false
 	*body, s.body = s.body, nil
@@ -151,7 +154,21 @@ func (s *stream) bodyCallback(cb int, which uint64, body *[]byte) (answered bool
 		s.c.Trace.Add("wasm", s.f.spec.Name+" answered "+strconv.Itoa(l.status))
 		return true, nil
 	}
+	s.tracePause(action)
 	return false, nil
+}
+
+// actionPause is the Action a callback returns to stop the stream until
+// the filter continues it.
+const actionPause = 1
+
+// tracePause records a callback that asked to pause the stream: filters
+// here have nothing to wait for (no HTTP callouts, no timers), so the
+// stream goes on.
+func (s *stream) tracePause(action uint64) {
+	if uint32(action) == actionPause {
+		s.c.Trace.Add("wasm", s.f.spec.Name+" paused "+s.phase+", not supported: continued")
+	}
 }
 
 // ResponseBody runs the response body callbacks of the filters that read
@@ -225,7 +242,7 @@ func (ch Chain) Response(c *proxy.Ctx, resp *httphead.Response) error {
 		}
 		s.resp, s.phase = resp, "response"
 		s.inst.cur = s
-		_, err := s.inst.call(onResponseHeaders, uint64(s.id), uint64(resp.Header.Len()+1), 0)
+		action, err := s.inst.call(onResponseHeaders, uint64(s.id), uint64(resp.Header.Len()+1), 0)
 		s.inst.cur = nil
 		if err != nil {
 			if err := s.fail(err); err != nil {
@@ -240,6 +257,7 @@ func (ch Chain) Response(c *proxy.Ctx, resp *httphead.Response) error {
 			c.Trace.Add("wasm", s.f.spec.Name+" answered "+strconv.Itoa(l.status))
 			return &proxy.Error{Status: l.status, Reason: string(l.body), Source: proxy.FromInternal}
 		}
+		s.tracePause(action)
 	}
 	return nil
 }

@@ -218,10 +218,6 @@ func (f *Filter) closeRuntime() {
 // Name returns the filter's name.
 func (f *Filter) Name() string { return f.spec.Name }
 
-// exitTimeout is the exit code an instance is closed with when a callback
-// runs past its time limit.
-const exitTimeout = 0xdead
-
 // logWriter sends what a module writes to stderr (a Go panic's message,
 // for one) to the node's log, a line at a time, each cut to 1 KiB.
 type logWriter struct {

@@ -44,12 +44,15 @@ const rootID = 1
 
 // instance is one instantiated module. It serves one request at a time.
 type instance struct {
-	f     *Filter
-	mod   api.Module
-	ctx   context.Context // carries the instance to the host functions
-	fns   [numCallbacks]api.Function
-	alloc api.Function // proxy_on_memory_allocate, or malloc
-	stack [8]uint64
+	f   *Filter
+	mod api.Module
+	// ctx carries the instance to the host functions; cancel ends it
+	// when a callback runs past its time.
+	ctx    context.Context
+	cancel context.CancelFunc
+	fns    [numCallbacks]api.Function
+	alloc  api.Function // proxy_on_memory_allocate, or malloc
+	stack  [8]uint64
 
 	// timer closes the instance when a callback runs past its limit;
 	// made once, reset for each callback.
@@ -68,20 +71,20 @@ type instanceKey struct{}
 // proxy_on_context_create, proxy_on_vm_start and proxy_on_configure.
 func (f *Filter) instantiate() (*instance, error) {
 	i := &instance{f: f, lastID: rootID}
-	i.ctx = context.WithValue(context.Background(), instanceKey{}, i)
-	// The start function runs under the time limit too.
-	i.timer = time.AfterFunc(f.spec.CallTimeout, i.expire)
+	ctx, cancel := context.WithCancel(context.Background())
+	i.ctx, i.cancel = context.WithValue(ctx, instanceKey{}, i), cancel
+	// The start function (a Go module's runtime initialisation) runs
+	// under a time limit of its own.
+	i.timer = time.AfterFunc(max(f.spec.CallTimeout, startTimeout), i.expire)
 	mod, err := f.rt.InstantiateModule(i.ctx, f.code, f.modCfg)
 	stopped := i.timer.Stop()
+	i.mod = mod
 	if err != nil {
-		if mod != nil {
-			mod.Close(i.ctx)
-		}
+		i.close()
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	i.mod = mod
 	if !stopped {
-		mod.Close(i.ctx)
+		i.close()
 		return nil, errors.New("instantiate: start function timed out")
 	}
 	for n, name := range callbackNames {
@@ -113,14 +116,17 @@ func (f *Filter) instantiate() (*instance, error) {
 	return i, nil
 }
 
-// expire runs on the timer's goroutine when a callback is over its time:
-// closing the module makes the running code exit at its next check.
+// expire runs on the timer's goroutine when a callback is over its time.
+// Cancelling the instance's context makes wazero mark the module closed,
+// and the running code exits at its next check (a loop header or a call);
+// its resources are released by close, on the request's goroutine.
 func (i *instance) expire() {
 	i.timedOut.Store(true)
-	if i.mod != nil {
-		i.mod.CloseWithExitCode(context.Background(), exitTimeout)
-	}
+	i.cancel()
 }
+
+// startTimeout bounds the start function of a new instance.
+const startTimeout = 5 * time.Second
 
 // call runs callback n with args under the time limit and returns its
 // result (0 when the module does not export it). After an error the
@@ -146,9 +152,12 @@ func (i *instance) call(n int, args ...uint64) (uint64, error) {
 	}
 	if err != nil {
 		i.dead = true
+		if i.timedOut.Load() {
+			err = ErrTimeout
+		}
 		return 0, fmt.Errorf("%s: %w", callbackNames[n], classify(err))
 	}
-	return i.stack[0], nil
+	return uint64(uint32(i.stack[0])), nil // every callback returns an i32 or nothing; the upper half is undefined
 }
 
 // Errors a filter's failure is reported with.
@@ -162,9 +171,6 @@ var (
 func classify(err error) error {
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
-		if exit.ExitCode() == exitTimeout {
-			return ErrTimeout
-		}
 		return fmt.Errorf("%w with code %d", ErrExit, exit.ExitCode())
 	}
 	return err
@@ -174,6 +180,7 @@ func classify(err error) error {
 func (i *instance) close() {
 	i.dead = true
 	i.timer.Stop()
+	i.cancel()
 	if i.mod != nil {
 		i.mod.Close(context.Background())
 	}

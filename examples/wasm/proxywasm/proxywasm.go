@@ -131,6 +131,12 @@ func proxyGetBufferBytes(typ, start, max uint32, data unsafe.Pointer, size *uint
 //go:wasmimport env proxy_set_buffer_bytes
 func proxySetBufferBytes(typ, start, size uint32, data *byte, dataSize uint32) uint32
 
+//go:wasmimport env proxy_get_shared_data
+func proxyGetSharedData(key *byte, keySize uint32, data unsafe.Pointer, size *uint32, cas *uint32) uint32
+
+//go:wasmimport env proxy_set_shared_data
+func proxySetSharedData(key *byte, keySize uint32, value *byte, valueSize uint32, cas uint32) uint32
+
 //go:wasmimport env proxy_get_header_map_value
 func proxyGetHeaderMapValue(typ uint32, key *byte, keySize uint32, data unsafe.Pointer, size *uint32) uint32
 
@@ -182,6 +188,25 @@ func ReplaceBody(typ uint32, b []byte) bool {
 		p = &b[0]
 	}
 	return proxySetBufferBytes(typ, 0, 1<<31-1, p, uint32(len(b))) == 0
+}
+
+// SharedData returns the value of a key of the host's shared store and
+// its CAS number (0 and false when absent).
+func SharedData(key string) ([]byte, uint32, bool) {
+	var data *byte
+	var n, cas uint32
+	b, ok := returned(proxyGetSharedData(ptr(key), uint32(len(key)), unsafe.Pointer(&data), &n, &cas), data, n)
+	return b, cas, ok
+}
+
+// SetSharedData writes a key of the shared store if its CAS number is
+// still cas (0: whatever it is); it reports false on a conflict.
+func SetSharedData(key string, value []byte, cas uint32) bool {
+	var p *byte
+	if len(value) > 0 {
+		p = &value[0]
+	}
+	return proxySetSharedData(ptr(key), uint32(len(key)), p, uint32(len(value)), cas) == 0
 }
 
 // Header returns the value of a request or response header.

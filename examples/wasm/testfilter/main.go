@@ -5,11 +5,13 @@
 // request headers), "loop" (never returns from request headers), "grow"
 // (allocates until its memory limit stops it), "props" (copies host
 // properties into response headers), "upper-body" (upper-cases request
-// bodies), "bad-config" (refuses to start).
+// bodies), "count" (counts requests in the shared store, with CAS, and
+// tells the count in X-Count), "bad-config" (refuses to start).
 package main
 
 import (
 	"bytes"
+	"strconv"
 
 	"github.com/outpost-edge/outpost/examples/wasm/proxywasm"
 )
@@ -50,6 +52,17 @@ func init() {
 		return proxywasm.Continue
 	}
 	proxywasm.Filter.ResponseHeaders = func(uint32) proxywasm.Action {
+		if mode == "count" {
+			for {
+				old, cas, _ := proxywasm.SharedData("count")
+				n, _ := strconv.Atoi(string(old))
+				next := strconv.Itoa(n + 1)
+				if proxywasm.SetSharedData("count", []byte(next), cas) {
+					proxywasm.SetHeader(proxywasm.ResponseHeaders, "x-count", next)
+					return proxywasm.Continue
+				}
+			}
+		}
 		if mode != "props" {
 			return proxywasm.Continue
 		}
