@@ -137,3 +137,25 @@ func TestWasmFiltersRewriteBodies(t *testing.T) {
 		t.Fatalf("over the limit: origin got %d bytes, changed", len(b))
 	}
 }
+
+// BenchmarkWasmEmptyFilterHit1K is BenchmarkHit1K on a route that runs
+// an empty Proxy-Wasm filter: the difference is the filter's cost on the
+// hit path.
+func BenchmarkWasmEmptyFilterHit1K(b *testing.B) {
+	e := startEdge(&testing.T{}, oneRoute+`    filters: [empty]
+wasm:
+  filters:
+    empty: {file: "{{TEST}}", config: empty, call_timeout: 1s}
+`, "{{ORIGIN}}", benchOrigin(b), "{{TEST}}", wasmtest.Build(b, "testfilter"))
+	defer e.Shutdown(b.Context())
+	c := newRawClient(b, strings.TrimPrefix(e.URL, "http://"), "/obj")
+	defer c.conn.Close()
+	c.do(b) // fill the cache
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if st := c.do(b); st != 200 {
+			b.Fatalf("status %d", st)
+		}
+	}
+}

@@ -46,7 +46,8 @@ func (r *Route) Replayable(req *httphead.Request) bool {
 type Ctx struct {
 	context.Context // the request's context (deadline, HTTP/2 stream reset)
 
-	// Request is the downstream request; hooks must treat it as read-only.
+	// Request is the downstream request; hooks must treat it as
+	// read-only, but for RequestFilter's edits of its header fields.
 	Request *httphead.Request
 	// Peer is the address the request came from: the TCP peer, or the
 	// address a PROXY protocol header gave.
