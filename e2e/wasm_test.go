@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,27 @@ wasm:
 		if st := c.do(b); st != 200 {
 			b.Fatalf("status %d", st)
 		}
+	}
+}
+
+func TestWasmReloadSwapsFiltersAndRefusesOneThatWillNotStart(t *testing.T) {
+	e := wasmEdge(t)
+	cfg, _ := os.ReadFile(e.file)
+	refusing := strings.Replace(string(cfg), "config: trap}", "config: bad-config}", 1)
+	if status, body := postReload(t, e, refusing); status != 422 || !strings.Contains(body, "wasm.filters.trap") ||
+		!strings.Contains(body, "refused the configuration") {
+		t.Fatalf("filter refusing its configuration: %d %s", status, body)
+	}
+	if resp, _ := get(t, e.URL+"/token", "Authorization", "Bearer s3cret"); resp.StatusCode != 200 {
+		t.Fatalf("after a refused reload: %d", resp.StatusCode)
+	}
+	if status, body := postReload(t, e, strings.Replace(string(cfg), "s3cret", "n3w", 1)); status != 200 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if resp, _ := get(t, e.URL+"/token", "Authorization", "Bearer s3cret"); resp.StatusCode != 403 {
+		t.Fatalf("old token after reload: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, e.URL+"/token", "Authorization", "Bearer n3w"); resp.StatusCode != 200 {
+		t.Fatalf("new token after reload: %d", resp.StatusCode)
 	}
 }

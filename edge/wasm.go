@@ -17,8 +17,9 @@ func (a *App) loadFilters(cfg *config.Config) (map[string]*wasm.Filter, error) {
 	out := map[string]*wasm.Filter{}
 	for name, fc := range cfg.Wasm.Filters {
 		code, err := os.ReadFile(fc.File)
+		var f *wasm.Filter
 		if err == nil {
-			out[name], err = wasm.Load(code, wasm.Spec{
+			f, err = wasm.Load(code, wasm.Spec{
 				Name:        name,
 				Config:      fc.Config,
 				MemoryPages: uint32(fc.MemoryPages),
@@ -32,6 +33,7 @@ func (a *App) loadFilters(cfg *config.Config) (map[string]*wasm.Filter, error) {
 			closeFilters(out)
 			return nil, fmt.Errorf("wasm.filters.%s: %w", name, err)
 		}
+		out[name] = f
 	}
 	return out, nil
 }
