@@ -57,8 +57,26 @@ routes:
 		"{{JSON}}", wasmtest.Build(t, "jsonrewrite"))
 }
 
-func TestWasmFilterAddsRequestHeaderSeenByOrigin(t *testing.T) {
+// TestWasmFilters runs the example filters through one node (starting
+// one loads every filter): the reload comes last, as it changes the node.
+func TestWasmFilters(t *testing.T) {
 	e := wasmEdge(t)
+	for _, tt := range []struct {
+		name string
+		fn   func(*testing.T, *edge)
+	}{
+		{"a filter adds a request header the origin sees", wFilterAddsRequestHeaderSeenByOrigin},
+		{"a global filter rewrites response headers", wGlobalFilterRewritesResponseHeaders},
+		{"a filter answers locally", wFilterAnswersLocally},
+		{"trapping and runaway filters fail only their request", wTrappingAndRunawayFiltersFailOnlyTheirRequest},
+		{"filters rewrite bodies", wFiltersRewriteBodies},
+		{"a reload swaps filters and refuses one that will not start", wReloadSwapsFiltersAndRefusesOneThatWillNotStart},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, e) })
+	}
+}
+
+func wFilterAddsRequestHeaderSeenByOrigin(t *testing.T, e *edge) {
 	resp, body := get(t, e.URL+"/ab", "X-User-Id", "u1", "X-Outpost-Trace", "1")
 	if resp.StatusCode != 200 || body != "from origin" || resp.Header.Get("X-Seen-Variant") != "b" {
 		t.Fatalf("%d %q, origin saw X-Variant %q; want b", resp.StatusCode, body, resp.Header.Get("X-Seen-Variant"))
@@ -69,16 +87,14 @@ func TestWasmFilterAddsRequestHeaderSeenByOrigin(t *testing.T) {
 	}
 }
 
-func TestWasmGlobalFilterRewritesResponseHeaders(t *testing.T) {
-	e := wasmEdge(t)
+func wGlobalFilterRewritesResponseHeaders(t *testing.T, e *edge) {
 	resp, _ := get(t, e.URL+"/ab")
 	if resp.Header.Get("Server") != "" || resp.Header.Get("X-Frame-Options") != "DENY" {
 		t.Fatalf("Server %q, X-Frame-Options %q: response headers not rewritten", resp.Header.Get("Server"), resp.Header.Get("X-Frame-Options"))
 	}
 }
 
-func TestWasmFilterAnswersLocally(t *testing.T) {
-	e := wasmEdge(t)
+func wFilterAnswersLocally(t *testing.T, e *edge) {
 	resp, body := get(t, e.URL+"/token")
 	if resp.StatusCode != 403 || body != "forbidden\n" || resp.Header.Get("X-Denied-By") != "token" {
 		t.Fatalf("without the token: %d %q %v", resp.StatusCode, body, resp.Header)
@@ -89,8 +105,7 @@ func TestWasmFilterAnswersLocally(t *testing.T) {
 	}
 }
 
-func TestWasmTrappingAndRunawayFiltersFailOnlyTheirRequest(t *testing.T) {
-	e := wasmEdge(t)
+func wTrappingAndRunawayFiltersFailOnlyTheirRequest(t *testing.T, e *edge) {
 	for _, name := range []string{"trap", "loop"} {
 		start := time.Now()
 		resp, body := get(t, e.URL+"/"+name)
@@ -111,8 +126,7 @@ func TestWasmTrappingAndRunawayFiltersFailOnlyTheirRequest(t *testing.T) {
 	}
 }
 
-func TestWasmFiltersRewriteBodies(t *testing.T) {
-	e := wasmEdge(t)
+func wFiltersRewriteBodies(t *testing.T, e *edge) {
 	resp, body := get(t, e.URL+"/json")
 	if resp.StatusCode != 200 || body != `{"edge":"outpost","id":7}` {
 		t.Fatalf("JSON response: %d %q", resp.StatusCode, body)
@@ -161,8 +175,7 @@ wasm:
 	}
 }
 
-func TestWasmReloadSwapsFiltersAndRefusesOneThatWillNotStart(t *testing.T) {
-	e := wasmEdge(t)
+func wReloadSwapsFiltersAndRefusesOneThatWillNotStart(t *testing.T, e *edge) {
 	cfg, _ := os.ReadFile(e.file)
 	refusing := strings.Replace(string(cfg), "config: trap}", "config: bad-config}", 1)
 	if status, body := postReload(t, e, refusing); status != 422 || !strings.Contains(body, "wasm.filters.trap") ||
