@@ -72,10 +72,7 @@ type Filter struct {
 	modCfg  wazero.ModuleConfig
 	pool    chan *instance
 	metrics metrics
-
-	inUse     atomic.Int64
-	closed    atomic.Bool
-	closeOnce sync.Once
+	closed  atomic.Bool
 }
 
 // cache keeps compiled code across config loads: a reload that keeps a
@@ -159,18 +156,12 @@ func (f *Filter) compile(ctx context.Context, code []byte) error {
 
 // get takes an idle instance, or makes one when none is idle.
 func (f *Filter) get() (*instance, error) {
-	f.inUse.Add(1)
 	select {
 	case i := <-f.pool:
 		return i, nil
 	default:
+		return f.instantiate()
 	}
-	i, err := f.instantiate()
-	if err != nil {
-		f.release()
-		return nil, err
-	}
-	return i, nil
 }
 
 // put gives an instance back: to the pool while it is healthy and the
@@ -178,24 +169,21 @@ func (f *Filter) get() (*instance, error) {
 func (f *Filter) put(i *instance) {
 	if i.dead || f.closed.Load() {
 		i.close()
-	} else {
-		select {
-		case f.pool <- i:
-		default:
-			i.close()
-		}
+		return
 	}
-	f.release()
-}
-
-func (f *Filter) release() {
-	if f.inUse.Add(-1) == 0 && f.closed.Load() {
-		f.closeRuntime()
+	select {
+	case f.pool <- i:
+	default:
+		i.close()
 	}
 }
 
-// Close releases the filter once the requests using it are done; the
-// App calls it when a new config replaces its own.
+// Close closes the idle instances, and the others as the requests using
+// them end; the App calls it when a new config replaces its own. Requests
+// still running on the old config can go on using the filter. The runtime
+// itself is left to the garbage collector (its compiled code is released
+// by wazero's finalizers) rather than closed, so that no request can
+// find it closed under it.
 func (f *Filter) Close() {
 	f.closed.Store(true)
 	for {
@@ -203,16 +191,9 @@ func (f *Filter) Close() {
 		case i := <-f.pool:
 			i.close()
 		default:
-			if f.inUse.Load() == 0 {
-				f.closeRuntime()
-			}
 			return
 		}
 	}
-}
-
-func (f *Filter) closeRuntime() {
-	f.closeOnce.Do(func() { f.rt.Close(context.Background()) })
 }
 
 // Name returns the filter's name.
