@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,7 @@ wasm:
     skipped: {file: "{{TEST}}", config: trap, fail_open: true}
     json: {file: "{{JSON}}", config: '{"edge": "outpost", "internal": null}', body_limit: 64KiB}
     upper: {file: "{{TEST}}", config: upper-body, body_limit: 1KiB}
+    count: {file: "{{TEST}}", config: count}
   global: [headers]
 routes:
   - {name: ab, match: {path_prefix: /ab}, upstream: origin, filters: [ab]}
@@ -52,6 +54,7 @@ routes:
   - {name: open, match: {path_prefix: /open}, upstream: origin, filters: [skipped]}
   - {name: json, match: {path_prefix: /json}, upstream: origin, filters: [json]}
   - {name: upper, match: {path_prefix: /upper}, upstream: origin, filters: [upper]}
+  - {name: count, match: {path_prefix: /count}, upstream: origin, filters: [count]}
 `, "{{ORIGIN}}", origin, "{{AB}}", wasmtest.Build(t, "abrouter"), "{{HEADERS}}", wasmtest.Build(t, "headers"),
 		"{{TOKEN}}", wasmtest.Build(t, "token"), "{{TEST}}", wasmtest.Build(t, "testfilter"),
 		"{{JSON}}", wasmtest.Build(t, "jsonrewrite"))
@@ -70,6 +73,7 @@ func TestWasmFilters(t *testing.T) {
 		{"a filter answers locally", wFilterAnswersLocally},
 		{"trapping and runaway filters fail only their request", wTrappingAndRunawayFiltersFailOnlyTheirRequest},
 		{"filters rewrite bodies", wFiltersRewriteBodies},
+		{"filters share data and export metrics", wFiltersShareDataAndExportMetrics},
 		{"a reload swaps filters and refuses one that will not start", wReloadSwapsFiltersAndRefusesOneThatWillNotStart},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, e) })
@@ -172,6 +176,20 @@ wasm:
 		if st := c.do(b); st != 200 {
 			b.Fatalf("status %d", st)
 		}
+	}
+}
+
+func wFiltersShareDataAndExportMetrics(t *testing.T, e *edge) {
+	for i := 1; i <= 3; i++ {
+		if resp, _ := get(t, e.URL+"/count"); resp.Header.Get("X-Count") != strconv.Itoa(i) {
+			t.Fatalf("request %d: X-Count %q", i, resp.Header.Get("X-Count"))
+		}
+	}
+	if v := metric(t, e, `outpost_wasm_counter{filter="count",name="requests"}`); v != 3 {
+		t.Fatalf("the filter's counter on /metrics: %v, want 3", v)
+	}
+	if v := metric(t, e, `outpost_wasm_failures_total{filter="trap"}`); v < 1 {
+		t.Fatalf("failures of the trapping filter on /metrics: %v", v)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/metrics"
 	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/wasm"
 )
@@ -65,4 +66,27 @@ func (a *App) ResponseBody(c *proxy.Ctx, resp *httphead.Response, bodyBytes []by
 		return r.wasm.ResponseBody(c, resp, bodyBytes, body)
 	}
 	return bodyBytes, body, nil
+}
+
+// wasmMetrics exports the filters' failures and the metrics they define.
+func (a *App) wasmMetrics() []metrics.Value {
+	var out []metrics.Value
+	for name, f := range a.filters {
+		out = append(out, metrics.Value{Name: "outpost_wasm_failures_total", Help: "Requests a Proxy-Wasm filter failed (or was skipped for, when fail_open).",
+			Counter: true, Labels: []string{"filter", name}, V: float64(f.Failures())})
+		for _, m := range f.Metrics() {
+			l := []string{"filter", name, "name", m.Name}
+			switch m.Type {
+			case "histogram":
+				out = append(out,
+					metrics.Value{Name: "outpost_wasm_histogram_sum", Help: "Sum of what a filter's histogram recorded.", Counter: true, Labels: l, V: m.Value},
+					metrics.Value{Name: "outpost_wasm_histogram_count", Help: "Samples a filter's histogram recorded.", Counter: true, Labels: l, V: float64(m.Count)})
+			case "counter":
+				out = append(out, metrics.Value{Name: "outpost_wasm_counter", Help: "A counter a Proxy-Wasm filter defined.", Counter: true, Labels: l, V: m.Value})
+			default:
+				out = append(out, metrics.Value{Name: "outpost_wasm_gauge", Help: "A gauge a Proxy-Wasm filter defined.", Labels: l, V: m.Value})
+			}
+		}
+	}
+	return out
 }

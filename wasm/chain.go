@@ -300,6 +300,7 @@ func Log(c *proxy.Ctx) {
 // filter, or, for a fail_open filter, goes on without it.
 func (s *stream) fail(err error) error {
 	s.failed = true
+	s.f.failures.Add(1)
 	name := s.f.spec.Name
 	s.f.log.Warn("wasm filter failed", "phase", s.phase, "error", err)
 	if s.f.spec.FailOpen {

@@ -65,14 +65,15 @@ const (
 
 // Filter is a compiled Proxy-Wasm module and its pool of instances.
 type Filter struct {
-	spec    Spec
-	log     *slog.Logger
-	rt      wazero.Runtime
-	code    wazero.CompiledModule
-	modCfg  wazero.ModuleConfig
-	pool    chan *instance
-	metrics metrics
-	closed  atomic.Bool
+	spec     Spec
+	log      *slog.Logger
+	rt       wazero.Runtime
+	code     wazero.CompiledModule
+	modCfg   wazero.ModuleConfig
+	pool     chan *instance
+	metrics  metrics
+	failures atomic.Uint64
+	closed   atomic.Bool
 }
 
 // cache keeps compiled code across config loads: a reload that keeps a

@@ -76,13 +76,20 @@ func hostSetSharedData(s *stream, m api.Memory, p []uint64) uint32 {
 }
 
 // metrics are a filter's counters, gauges and histograms
-// (proxy_define_metric and the calls on them), kept in memory; they are
-// not exported on /metrics yet.
+// (proxy_define_metric and the calls on them). A histogram keeps the sum
+// and the count of what it records.
 type metrics struct {
 	mu     sync.Mutex
 	byName map[string]uint32
-	values []atomic.Uint64 // by id - 1; fixed size so ids stay valid
+	defs   []metricDef // by id - 1
+	values []atomic.Uint64
+	counts []atomic.Uint64 // histograms' sample counts
 	n      uint32
+}
+
+type metricDef struct {
+	name string
+	typ  uint64 // 0 counter, 1 gauge, 2 histogram
 }
 
 const maxMetrics = 256
@@ -104,8 +111,10 @@ func hostDefineMetric(s *stream, m api.Memory, p []uint64) uint32 {
 			return statusBadArgument
 		}
 		if mt.values == nil {
-			mt.values, mt.byName = make([]atomic.Uint64, maxMetrics), map[string]uint32{}
+			mt.values, mt.counts = make([]atomic.Uint64, maxMetrics), make([]atomic.Uint64, maxMetrics)
+			mt.defs, mt.byName = make([]metricDef, maxMetrics), map[string]uint32{}
 		}
+		mt.defs[mt.n] = metricDef{name: string(name), typ: p[0]}
 		mt.n++
 		id = mt.n
 		mt.byName[string(name)] = id
@@ -113,42 +122,81 @@ func hostDefineMetric(s *stream, m api.Memory, p []uint64) uint32 {
 	return okIf(m.WriteUint32Le(uint32(p[3]), id))
 }
 
-// metric returns the value of metric id, nil for an unknown id.
-func (s *stream) metric(id uint64) *atomic.Uint64 {
+// metric returns the index of metric id, -1 for an unknown id.
+func (s *stream) metric(id uint64) int {
 	if s.f == nil {
-		return nil
+		return -1
 	}
 	mt := &s.f.metrics
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
 	if id == 0 || id > uint64(mt.n) {
-		return nil
+		return -1
 	}
-	return &mt.values[id-1]
+	return int(id - 1)
 }
 
 func hostIncrementMetric(s *stream, m api.Memory, p []uint64) uint32 {
-	v := s.metric(p[0])
-	if v == nil {
+	k := s.metric(p[0])
+	if k < 0 {
 		return statusNotFound
 	}
-	v.Add(p[1]) // a negative offset wraps: gauges go down
+	s.f.metrics.values[k].Add(p[1]) // a negative offset wraps: gauges go down
 	return statusOK
 }
 
 func hostRecordMetric(s *stream, m api.Memory, p []uint64) uint32 {
-	v := s.metric(p[0])
-	if v == nil {
+	k := s.metric(p[0])
+	if k < 0 {
 		return statusNotFound
 	}
-	v.Store(p[1])
+	mt := &s.f.metrics
+	if mt.defs[k].typ == 2 {
+		mt.values[k].Add(p[1])
+		mt.counts[k].Add(1)
+	} else {
+		mt.values[k].Store(p[1])
+	}
 	return statusOK
 }
 
 func hostGetMetric(s *stream, m api.Memory, p []uint64) uint32 {
-	v := s.metric(p[0])
-	if v == nil {
+	k := s.metric(p[0])
+	if k < 0 {
 		return statusNotFound
 	}
-	return okIf(m.WriteUint64Le(uint32(p[1]), v.Load()))
+	return okIf(m.WriteUint64Le(uint32(p[1]), s.f.metrics.values[k].Load()))
 }
+
+// Metric is one metric a filter defined, for /metrics.
+type Metric struct {
+	Name string
+	// Type is "counter", "gauge" or "histogram"; a histogram's Value is
+	// the sum of its samples and Count their number.
+	Type  string
+	Value float64
+	Count uint64
+}
+
+// Metrics returns the metrics the filter's instances defined.
+func (f *Filter) Metrics() []Metric {
+	mt := &f.metrics
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	out := make([]Metric, 0, mt.n)
+	for k := range int(mt.n) {
+		m := Metric{Name: mt.defs[k].name, Type: [...]string{"counter", "gauge", "histogram"}[mt.defs[k].typ]}
+		v := mt.values[k].Load()
+		m.Value = float64(v)
+		if m.Type == "gauge" {
+			m.Value = float64(int64(v)) // gauges may go below zero
+		}
+		m.Count = mt.counts[k].Load()
+		out = append(out, m)
+	}
+	return out
+}
+
+// Failures returns how many requests the filter failed (or was skipped
+// for, when fail_open).
+func (f *Filter) Failures() uint64 { return f.failures.Load() }

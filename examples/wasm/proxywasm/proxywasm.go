@@ -137,6 +137,12 @@ func proxyGetSharedData(key *byte, keySize uint32, data unsafe.Pointer, size *ui
 //go:wasmimport env proxy_set_shared_data
 func proxySetSharedData(key *byte, keySize uint32, value *byte, valueSize uint32, cas uint32) uint32
 
+//go:wasmimport env proxy_define_metric
+func proxyDefineMetric(typ uint32, name *byte, nameSize uint32, id *uint32) uint32
+
+//go:wasmimport env proxy_increment_metric
+func proxyIncrementMetric(id uint32, offset int64) uint32
+
 //go:wasmimport env proxy_get_header_map_value
 func proxyGetHeaderMapValue(typ uint32, key *byte, keySize uint32, data unsafe.Pointer, size *uint32) uint32
 
@@ -208,6 +214,16 @@ func SetSharedData(key string, value []byte, cas uint32) bool {
 	}
 	return proxySetSharedData(ptr(key), uint32(len(key)), p, uint32(len(value)), cas) == 0
 }
+
+// DefineCounter defines a counter metric and returns its id.
+func DefineCounter(name string) uint32 {
+	var id uint32
+	proxyDefineMetric(0, ptr(name), uint32(len(name)), &id)
+	return id
+}
+
+// Increment adds n to a metric.
+func Increment(id uint32, n int64) { proxyIncrementMetric(id, n) }
 
 // Header returns the value of a request or response header.
 func Header(m uint32, name string) (string, bool) {

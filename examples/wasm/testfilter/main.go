@@ -5,8 +5,9 @@
 // request headers), "loop" (never returns from request headers), "grow"
 // (allocates until its memory limit stops it), "props" (copies host
 // properties into response headers), "upper-body" (upper-cases request
-// bodies), "count" (counts requests in the shared store, with CAS, and
-// tells the count in X-Count), "bad-config" (refuses to start).
+// bodies), "count" (counts requests in the shared store, with CAS, tells
+// the count in X-Count, and in its counter metric "requests"),
+// "bad-config" (refuses to start).
 package main
 
 import (
@@ -18,6 +19,9 @@ import (
 
 var mode string
 
+// requests is the id of the "count" mode's counter metric.
+var requests uint32
+
 // sink keeps "grow" allocations reachable.
 var sink [][]byte
 
@@ -26,6 +30,9 @@ func main() {}
 func init() {
 	proxywasm.Filter.Configure = func(cfg []byte) bool {
 		mode = string(cfg)
+		if mode == "count" {
+			requests = proxywasm.DefineCounter("requests")
+		}
 		return mode != "bad-config"
 	}
 	proxywasm.Filter.RequestHeaders = func(uint32) proxywasm.Action {
@@ -58,6 +65,7 @@ func init() {
 				n, _ := strconv.Atoi(string(old))
 				next := strconv.Itoa(n + 1)
 				if proxywasm.SetSharedData("count", []byte(next), cas) {
+					proxywasm.Increment(requests, 1)
 					proxywasm.SetHeader(proxywasm.ResponseHeaders, "x-count", next)
 					return proxywasm.Continue
 				}
