@@ -228,17 +228,19 @@ func (s *stream) pseudo(mapType uint64, name string) ([]byte, bool) {
 	return nil, false
 }
 
-var requestPseudo = []string{":method", ":path", ":authority", ":scheme"}
+// The pseudo-header fields a header map starts with.
+var (
+	requestPseudo  = []string{":method", ":path", ":authority", ":scheme"}
+	responsePseudo = []string{":status"}
+)
 
 // appendPairs serializes a header map in the ABI's form: the number of
 // pairs, each name and value size, then each name and value followed by
 // NUL. Names are lowercased, as HTTP/2 sends them.
 func (s *stream) appendPairs(dst []byte, mapType uint64, h *httphead.Header) []byte {
-	var names []string
+	names := responsePseudo
 	if mapType == mapRequestHeaders {
 		names = requestPseudo
-	} else {
-		names = []string{":status"}
 	}
 	n := h.Len() + len(names)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
