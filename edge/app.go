@@ -36,7 +36,7 @@ type App struct {
 	purgeFrom []netip.Prefix
 	prot      *protection // nil: no protection configured
 	trace     string      // the trace token; "" for none
-	filters   map[string]*wasm.Filter
+	filters   map[string]*wasm.Filter // the Proxy-Wasm filters, by name; closed with the App
 }
 
 // replayBodyMax is the largest request body kept in memory for retries on
