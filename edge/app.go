@@ -34,8 +34,8 @@ type App struct {
 	upstreams map[string]*backend
 	access    *accesslog.Logger // nil: access log off
 	purgeFrom []netip.Prefix
-	prot      *protection // nil: no protection configured
-	trace     string      // the trace token; "" for none
+	prot      *protection             // nil: no protection configured
+	trace     string                  // the trace token; "" for none
 	filters   map[string]*wasm.Filter // the Proxy-Wasm filters, by name; closed with the App
 }
 
