@@ -105,6 +105,8 @@ type Config struct {
 	Protection Protection `yaml:"protection"`
 	// OTel exports request spans over OTLP.
 	OTel OTel `yaml:"otel"`
+	// Wasm declares Proxy-Wasm filters and the ones every route runs.
+	Wasm Wasm `yaml:"wasm"`
 
 	// File is the path the config was read from; "" when built in Go.
 	// Relative paths in the config are resolved against its directory.

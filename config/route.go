@@ -44,6 +44,9 @@ type Route struct {
 	// RateLimits are applied in order; a request over any of them gets
 	// the limit's action. Default: none.
 	RateLimits []RateLimit `yaml:"rate_limits"`
+	// Filters names the Proxy-Wasm filters (wasm.filters) the route
+	// runs, in order, after wasm.global's. Default: none.
+	Filters []string `yaml:"filters"`
 }
 
 func (r *Route) setDefaults() {

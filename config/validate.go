@@ -110,6 +110,7 @@ func (k *checker) provision() {
 		}
 	}
 	k.provisionProtection()
+	k.wasmProvision()
 }
 
 // setZero sets *v to def if *v is its type's zero value. It is used for
@@ -254,6 +255,7 @@ func (k *checker) validate() {
 	}
 	k.routes()
 	k.protection()
+	k.wasm()
 	k.storage()
 	k.oneOf("log.format", k.c.Log.Format, "json", "text")
 	k.oneOf("log.level", k.c.Log.Level, "debug", "info", "warn", "error")

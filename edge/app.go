@@ -26,6 +26,7 @@ import (
 	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/stats"
 	"github.com/outpost-edge/outpost/telemetry"
+	"github.com/outpost-edge/outpost/wasm"
 )
 
 // App implements the proxy phases for one config.
@@ -37,9 +38,10 @@ type App struct {
 	buckets   map[string]*s3.Origin // type s3 upstreams
 	access    *accesslog.Logger     // nil: access log off
 	purgeFrom []netip.Prefix
-	prot      *protection       // nil: no protection configured
-	trace     string            // the trace token; "" for none
-	tel       *telemetry.Tracer // nil: OpenTelemetry off
+	prot      *protection             // nil: no protection configured
+	trace     string                  // the trace token; "" for none
+	tel       *telemetry.Tracer       // nil: OpenTelemetry off
+	filters   map[string]*wasm.Filter // the Proxy-Wasm filters, by name; closed with the App
 }
 
 // replayBodyMax is the largest request body kept in memory for retries on
@@ -49,12 +51,16 @@ const replayBodyMax = 1 << 20
 
 // Build compiles cfg into an App over shared state. It starts nothing
 // that outlives the App except what Shared keeps.
-func Build(cfg *config.Config, shared *Shared) (*App, error) {
+func Build(cfg *config.Config, shared *Shared) (_ *App, err error) {
 	a := &App{cfg: cfg, shared: shared, upstreams: map[string]*backend{}, buckets: map[string]*s3.Origin{}, access: shared.Access, purgeFrom: cfg.Purge.AllowMethodFrom}
 	// Everything that can fail comes before the upstreams, which are
 	// reconfigured in place: a config refused here leaves the running
-	// one untouched.
-	var err error
+	// one untouched, and what was started for it is released.
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
 	if a.prot, err = shared.buildProtection(&cfg.Protection); err != nil {
 		return nil, err
 	}
@@ -71,6 +77,9 @@ func Build(cfg *config.Config, shared *Shared) (*App, error) {
 		}
 	}
 	if err := checkUpstreamTLS(cfg); err != nil {
+		return nil, err
+	}
+	if a.filters, err = a.loadFilters(cfg); err != nil {
 		return nil, err
 	}
 	for name, u := range cfg.Upstreams {
@@ -115,6 +124,7 @@ func (a *App) compile(rc *config.Route, limits []rateLimit) *route {
 	r := compileRoute(rc, a.shared.routeStats(rc.Name))
 	r.geo = a.shared.Geo()
 	r.limits = limits
+	r.wasm = filterChain(a.cfg, rc, a.filters)
 	if r.respond != nil {
 		r.Upstream = r.respond
 	}
@@ -231,6 +241,9 @@ func (a *App) Response(c *proxy.Ctx, resp *httphead.Response) error {
 	if r := routeOf(c); r != nil {
 		editHeader(&resp.Header, r.cfg.Headers.ResponseRemove, r.cfg.Headers.ResponseSet)
 		markOrigin(c, r, &resp.Header)
+		if r.wasm != nil {
+			return r.wasm.Response(c, resp)
+		}
 	}
 	return nil
 }
@@ -263,6 +276,9 @@ func (a *App) Log(c *proxy.Ctx, err error) {
 	st := a.shared.unrouted
 	if r := routeOf(c); r != nil {
 		st = r.stats
+		if r.wasm != nil {
+			wasm.Log(c)
+		}
 	}
 	st.Count(c.Status, took, c.Bytes)
 	if c.Route != nil && c.Route.Cache != nil {
@@ -330,6 +346,7 @@ func (a *App) Stats() []*stats.Route {
 
 // Close releases what the App owns (not what Shared keeps).
 func (a *App) Close() {
+	closeFilters(a.filters)
 	if a.tel != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

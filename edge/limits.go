@@ -54,7 +54,8 @@ func (s *Shared) routeLimits(rc *config.Route) ([]rateLimit, error) {
 	return out, nil
 }
 
-// RequestFilter implements proxy.RequestFilter: the route's rate limits.
+// RequestFilter implements proxy.RequestFilter: the route's rate limits,
+// then its Proxy-Wasm filters (before the cache lookup).
 func (a *App) RequestFilter(c *proxy.Ctx) (bool, error) {
 	r := routeOf(c)
 	if r == nil {
@@ -74,6 +75,9 @@ func (a *App) RequestFilter(c *proxy.Ctx) (bool, error) {
 		}
 		c.Trace.Add("limit", rl.name)
 		return true, tooMany(c, rl, d)
+	}
+	if r.wasm != nil {
+		return r.wasm.Request(c)
 	}
 	return false, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/outpost-edge/outpost/proxy"
 	routing "github.com/outpost-edge/outpost/route"
 	"github.com/outpost-edge/outpost/stats"
+	"github.com/outpost-edge/outpost/wasm"
 )
 
 // route is a config route compiled: its head conditions (route.Matcher,
@@ -22,7 +23,8 @@ type route struct {
 	respond *staticResponse
 	stats   *stats.Route
 	limits  []rateLimit
-	geo     expr.Geo // for `country` in expressions; nil without a database
+	geo     expr.Geo   // for `country` in expressions; nil without a database
+	wasm    wasm.Chain // the Proxy-Wasm filters it runs; nil for none
 }
 
 type staticResponse struct {

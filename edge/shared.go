@@ -221,7 +221,7 @@ func (s *Shared) Close() {
 
 // Metrics gathers the metrics snapshot for app's routes.
 func (s *Shared) Metrics(app *App) metrics.Snapshot {
-	snap := metrics.Snapshot{Routes: app.Stats(), Values: s.guardMetrics()}
+	snap := metrics.Snapshot{Routes: app.Stats(), Values: append(s.guardMetrics(), app.wasmMetrics()...)}
 	s.mu.Lock()
 	for name, b := range s.backends {
 		snap.Servers = append(snap.Servers, b.metrics(name)...)

@@ -46,7 +46,8 @@ func (r *Route) Replayable(req *httphead.Request) bool {
 type Ctx struct {
 	context.Context // the request's context (deadline, HTTP/2 stream reset)
 
-	// Request is the downstream request; hooks must treat it as read-only.
+	// Request is the downstream request; hooks must treat it as
+	// read-only, but for RequestFilter's edits of its header fields.
 	Request *httphead.Request
 	// Peer is the address the request came from: the TCP peer, or the
 	// address a PROXY protocol header gave.
@@ -85,6 +86,10 @@ type Ctx struct {
 	wrote   bool
 	idBuf   []byte // request ID, sent upstream as X-Request-Id
 	scratch []byte // formatting space reused across requests
+
+	// body is the request body a filter gave back (SetRequestBody); nil:
+	// the session's.
+	body io.Reader
 
 	// Interim responses of detached copies' fetches (interim.go).
 	gate      *interimGate // made by the first Detach
@@ -176,6 +181,15 @@ func (c *Ctx) writeHead(r *httphead.Response) error {
 	c.wrote = true
 	c.Status = r.Status
 	return c.session.WriteHead(r)
+}
+
+// SetRequestBody replaces the request body sent upstream with body, of
+// length bytes (-1: unknown, sent chunked). A filter that read the body
+// from Session().Body() gives back what is to be sent, changed or not.
+func (c *Ctx) SetRequestBody(body io.Reader, length int64) {
+	c.body = body
+	c.Request.ContentLength = length
+	c.Request.Chunked = length < 0
 }
 
 // Session returns the downstream session (for hooks that stream a

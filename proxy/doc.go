@@ -23,6 +23,7 @@
 //	UpstreamResponse (edit the origin's response)    │     │
 //	      │ [store in cache]                         │     │
 //	Response (edit the response to the client) ◄─────┘     │
+//	ResponseBody (may replace the body sent)               │
 //	      │                                                │
 //	body streamed to the client ◄──────────────────────────┘
 //	      │
@@ -31,5 +32,8 @@
 // Each phase is a one-method interface. An App implements the ones it needs;
 // the Engine checks which once, when it is built, not on every request.
 // Hooks get the downstream request read-only (Ctx.Request) and a separate
-// upstream request to edit, as net/http/httputil's ProxyRequest does.
+// upstream request to edit, as net/http/httputil's ProxyRequest does; only
+// RequestFilter, which runs before the cache lookup, may edit the
+// request's header fields and replace its body (Ctx.SetRequestBody), as
+// Proxy-Wasm filters do.
 package proxy

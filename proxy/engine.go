@@ -83,6 +83,7 @@ type Engine struct {
 	upReq  UpstreamRequestFilter
 	upResp UpstreamResponseFilter
 	respF  ResponseFilter
+	respBF ResponseBodyFilter
 	logger Logger
 	errR   ErrorResponder
 
@@ -111,6 +112,7 @@ func New(app any, opts Options) (*Engine, error) {
 	e.upReq, _ = app.(UpstreamRequestFilter)
 	e.upResp, _ = app.(UpstreamResponseFilter)
 	e.respF, _ = app.(ResponseFilter)
+	e.respBF, _ = app.(ResponseBodyFilter)
 	e.logger, _ = app.(Logger)
 	e.errR, _ = app.(ErrorResponder)
 	if e.opts.Via == "" {
@@ -197,6 +199,7 @@ func (e *Engine) reset(c *Ctx, base context.Context, s Session) {
 	c.Status, c.Bytes, c.Attempts = 0, 0, 0
 	c.Upstream = ""
 	c.wrote = false
+	c.body = nil
 	c.Trace.Reset(time.Now())
 	c.idBuf = append(append(c.idBuf[:0], e.idPrefix...), '-')
 	c.idBuf = strconv.AppendUint(c.idBuf, e.idSeq.Add(1), 16)
@@ -287,6 +290,13 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 			return err
 		}
 	}
+	upstream := body // the body whose trailers are sent
+	if e.respBF != nil {
+		var err error
+		if bodyBytes, body, err = e.respBF.ResponseBody(c, resp, bodyBytes, body); err != nil {
+			return err
+		}
+	}
 	if e.wantsTrace(c) {
 		c.scratch = c.Trace.AppendHeader(c.scratch[:0])
 		resp.Header.Add(traceField, c.scratch)
@@ -309,7 +319,7 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 		}
 	}
 	var trailers *httphead.Header
-	if t, ok := body.(Trailered); ok {
+	if t, ok := upstream.(Trailered); ok {
 		trailers = t.Trailers()
 	}
 	return downstreamErr(c.session.Finish(trailers))

@@ -27,6 +27,9 @@ func (e *Engine) fetch(c *Ctx, req *httphead.Request) (*httphead.Response, io.Re
 	var replay []byte // the whole body, when kept for retries
 	if req == c.Request && c.session != nil && (req.ContentLength != 0 || req.Chunked) {
 		body = c.session.Body()
+		if c.body != nil {
+			body = c.body
+		}
 		if c.Route.Replayable(req) {
 			var err error
 			if replay, err = io.ReadAll(io.LimitReader(body, req.ContentLength)); err != nil {

@@ -48,6 +48,15 @@ type ResponseFilter interface {
 	Response(ctx *Ctx, resp *httphead.Response) error
 }
 
+// ResponseBodyFilter may read and replace the body of the response sent to
+// the client. It runs after ResponseFilter, before the head is sent, with
+// the body in memory (bodyBytes) or as a stream (body), and returns the
+// body to send; when it changes the body's length it sets
+// resp.ContentLength.
+type ResponseBodyFilter interface {
+	ResponseBody(ctx *Ctx, resp *httphead.Response, bodyBytes []byte, body io.Reader) ([]byte, io.Reader, error)
+}
+
 // Logger runs once per request after the response has been sent or the
 // request failed (err non-nil). It must not retain ctx.
 type Logger interface {

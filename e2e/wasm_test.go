@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpost-edge/outpost/wasm/wasmtest"
+)
+
+// wasmEdge starts a node whose routes run the example Proxy-Wasm filters,
+// built with the standard Go toolchain, in front of an origin that
+// echoes the request headers the filters set or should have removed.
+func wasmEdge(t *testing.T) *edge {
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "origin/1.0")
+		w.Header().Set("X-Seen-Variant", r.Header.Get("X-Variant"))
+		w.Header().Set("X-Seen-Authorization", r.Header.Get("Authorization"))
+		switch {
+		case r.URL.Path == "/json":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id": 7, "internal": "x"}`)
+		case r.Method == "POST":
+			b, _ := io.ReadAll(r.Body) // all of it first: net/http's HTTP/1 server is not full duplex
+			w.Write(b)
+		default:
+			io.WriteString(w, "from origin")
+		}
+	}))
+	return startEdge(t, `
+upstreams:
+  origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
+wasm:
+  filters:
+    ab: {file: "{{AB}}", config: "100"}
+    headers: {file: "{{HEADERS}}", config: "X-Frame-Options: DENY"}
+    token: {file: "{{TOKEN}}", config: "s3cret"}
+    trap: {file: "{{TEST}}", config: trap}
+    loop: {file: "{{TEST}}", config: loop, call_timeout: 100ms}
+    skipped: {file: "{{TEST}}", config: trap, fail_open: true}
+    json: {file: "{{JSON}}", config: '{"edge": "outpost", "internal": null}', body_limit: 64KiB}
+    upper: {file: "{{TEST}}", config: upper-body, body_limit: 1KiB}
+    count: {file: "{{TEST}}", config: count}
+  global: [headers]
+routes:
+  - {name: ab, match: {path_prefix: /ab}, upstream: origin, filters: [ab]}
+  - {name: token, match: {path_prefix: /token}, upstream: origin, filters: [token]}
+  - {name: trap, match: {path_prefix: /trap}, upstream: origin, filters: [trap]}
+  - {name: loop, match: {path_prefix: /loop}, upstream: origin, filters: [loop]}
+  - {name: open, match: {path_prefix: /open}, upstream: origin, filters: [skipped]}
+  - {name: json, match: {path_prefix: /json}, upstream: origin, filters: [json]}
+  - {name: upper, match: {path_prefix: /upper}, upstream: origin, filters: [upper]}
+  - {name: count, match: {path_prefix: /count}, upstream: origin, filters: [count]}
+`, "{{ORIGIN}}", origin, "{{AB}}", wasmtest.Build(t, "abrouter"), "{{HEADERS}}", wasmtest.Build(t, "headers"),
+		"{{TOKEN}}", wasmtest.Build(t, "token"), "{{TEST}}", wasmtest.Build(t, "testfilter"),
+		"{{JSON}}", wasmtest.Build(t, "jsonrewrite"))
+}
+
+// TestWasmFilters runs the example filters through one node (starting
+// one loads every filter): the reload comes last, as it changes the node.
+func TestWasmFilters(t *testing.T) {
+	e := wasmEdge(t)
+	for _, tt := range []struct {
+		name string
+		fn   func(*testing.T, *edge)
+	}{
+		{"a filter adds a request header the origin sees", wFilterAddsRequestHeaderSeenByOrigin},
+		{"a global filter rewrites response headers", wGlobalFilterRewritesResponseHeaders},
+		{"a filter answers locally", wFilterAnswersLocally},
+		{"trapping and runaway filters fail only their request", wTrappingAndRunawayFiltersFailOnlyTheirRequest},
+		{"filters rewrite bodies", wFiltersRewriteBodies},
+		{"filters share data and export metrics", wFiltersShareDataAndExportMetrics},
+		{"a reload swaps filters and refuses one that will not start", wReloadSwapsFiltersAndRefusesOneThatWillNotStart},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, e) })
+	}
+}
+
+func wFilterAddsRequestHeaderSeenByOrigin(t *testing.T, e *edge) {
+	resp, body := get(t, e.URL+"/ab", "X-User-Id", "u1", "X-Outpost-Trace", "1")
+	if resp.StatusCode != 200 || body != "from origin" || resp.Header.Get("X-Seen-Variant") != "b" {
+		t.Fatalf("%d %q, origin saw X-Variant %q; want b", resp.StatusCode, body, resp.Header.Get("X-Seen-Variant"))
+	}
+	if tr := resp.Header.Get("X-Outpost-Trace"); !strings.Contains(tr, "wasm=ab request: set x-variant") ||
+		!strings.Contains(tr, "wasm=headers response: remove server, set x-frame-options") {
+		t.Fatalf("trace %q does not show the filters' edits", tr)
+	}
+}
+
+func wGlobalFilterRewritesResponseHeaders(t *testing.T, e *edge) {
+	resp, _ := get(t, e.URL+"/ab")
+	if resp.Header.Get("Server") != "" || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("Server %q, X-Frame-Options %q: response headers not rewritten", resp.Header.Get("Server"), resp.Header.Get("X-Frame-Options"))
+	}
+}
+
+func wFilterAnswersLocally(t *testing.T, e *edge) {
+	resp, body := get(t, e.URL+"/token")
+	if resp.StatusCode != 403 || body != "forbidden\n" || resp.Header.Get("X-Denied-By") != "token" {
+		t.Fatalf("without the token: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	resp, body = get(t, e.URL+"/token", "Authorization", "Bearer s3cret")
+	if resp.StatusCode != 200 || body != "from origin" || resp.Header.Get("X-Seen-Authorization") != "" {
+		t.Fatalf("with the token: %d %q, origin saw Authorization %q", resp.StatusCode, body, resp.Header.Get("X-Seen-Authorization"))
+	}
+}
+
+func wTrappingAndRunawayFiltersFailOnlyTheirRequest(t *testing.T, e *edge) {
+	for _, name := range []string{"trap", "loop"} {
+		start := time.Now()
+		resp, body := get(t, e.URL+"/"+name)
+		if resp.StatusCode != 500 || !strings.Contains(body, "filter "+name+" failed") {
+			t.Fatalf("%s: %d %q, want 500 naming the filter", name, resp.StatusCode, body)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("%s: answered after %v", name, took)
+		}
+		// The node and the other filters go on.
+		if resp, _ := get(t, e.URL+"/ab", "X-User-Id", "u1"); resp.StatusCode != 200 || resp.Header.Get("X-Seen-Variant") != "b" {
+			t.Fatalf("after %s: %d", name, resp.StatusCode)
+		}
+	}
+	resp, body := get(t, e.URL+"/open")
+	if resp.StatusCode != 200 || body != "from origin" {
+		t.Fatalf("fail_open filter: %d %q, want the request served without it", resp.StatusCode, body)
+	}
+}
+
+func wFiltersRewriteBodies(t *testing.T, e *edge) {
+	resp, body := get(t, e.URL+"/json")
+	if resp.StatusCode != 200 || body != `{"edge":"outpost","id":7}` {
+		t.Fatalf("JSON response: %d %q", resp.StatusCode, body)
+	}
+	resp2, err := http.Post(e.URL+"/upper", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if string(b) != "HELLO" {
+		t.Fatalf("the origin got request body %q, want the filter's HELLO", b)
+	}
+	// A body over body_limit streams through unfiltered.
+	big := strings.Repeat("a", 4096)
+	resp2, err = http.Post(e.URL+"/upper", "text/plain", strings.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if string(b) != big {
+		t.Fatalf("over the limit: origin got %d bytes, changed", len(b))
+	}
+}
+
+// BenchmarkWasmEmptyFilterHit1K is BenchmarkHit1K on a route that runs
+// an empty Proxy-Wasm filter: the difference is the filter's cost on the
+// hit path.
+func BenchmarkWasmEmptyFilterHit1K(b *testing.B) {
+	e := startEdge(&testing.T{}, oneRoute+`    filters: [empty]
+wasm:
+  filters:
+    empty: {file: "{{TEST}}", config: empty, call_timeout: 1s}
+`, "{{ORIGIN}}", benchOrigin(b), "{{TEST}}", wasmtest.Build(b, "testfilter"))
+	defer e.Shutdown(b.Context())
+	c := newRawClient(b, strings.TrimPrefix(e.URL, "http://"), "/obj")
+	defer c.conn.Close()
+	c.do(b) // fill the cache
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if st := c.do(b); st != 200 {
+			b.Fatalf("status %d", st)
+		}
+	}
+}
+
+func wFiltersShareDataAndExportMetrics(t *testing.T, e *edge) {
+	for i := 1; i <= 3; i++ {
+		if resp, _ := get(t, e.URL+"/count"); resp.Header.Get("X-Count") != strconv.Itoa(i) {
+			t.Fatalf("request %d: X-Count %q", i, resp.Header.Get("X-Count"))
+		}
+	}
+	if v := metric(t, e, `outpost_wasm_counter{filter="count",name="requests"}`); v != 3 {
+		t.Fatalf("the filter's counter on /metrics: %v, want 3", v)
+	}
+	if v := metric(t, e, `outpost_wasm_failures_total{filter="trap"}`); v < 1 {
+		t.Fatalf("failures of the trapping filter on /metrics: %v", v)
+	}
+}
+
+func wReloadSwapsFiltersAndRefusesOneThatWillNotStart(t *testing.T, e *edge) {
+	cfg, _ := os.ReadFile(e.file)
+	refusing := strings.Replace(string(cfg), "config: trap}", "config: bad-config}", 1)
+	if status, body := postReload(t, e, refusing); status != 422 || !strings.Contains(body, "wasm.filters.trap") ||
+		!strings.Contains(body, "refused the configuration") {
+		t.Fatalf("filter refusing its configuration: %d %s", status, body)
+	}
+	if resp, _ := get(t, e.URL+"/token", "Authorization", "Bearer s3cret"); resp.StatusCode != 200 {
+		t.Fatalf("after a refused reload: %d", resp.StatusCode)
+	}
+	if status, body := postReload(t, e, strings.Replace(string(cfg), "s3cret", "n3w", 1)); status != 200 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if resp, _ := get(t, e.URL+"/token", "Authorization", "Bearer s3cret"); resp.StatusCode != 403 {
+		t.Fatalf("old token after reload: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, e.URL+"/token", "Authorization", "Bearer n3w"); resp.StatusCode != 200 {
+		t.Fatalf("new token after reload: %d", resp.StatusCode)
+	}
+}

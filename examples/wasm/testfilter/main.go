@@ -1,0 +1,90 @@
+//go:build wasip1
+
+// Command testfilter is the filter the host's tests run; its
+// configuration picks what it does: "empty" (nothing), "trap" (panics on
+// request headers), "loop" (never returns from request headers), "grow"
+// (allocates until its memory limit stops it), "props" (copies host
+// properties into response headers), "upper-body" (upper-cases request
+// bodies), "count" (counts requests in the shared store, with CAS, tells
+// the count in X-Count, and in its counter metric "requests"),
+// "bad-config" (refuses to start).
+package main
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/outpost-edge/outpost/examples/wasm/proxywasm"
+)
+
+var mode string
+
+// requests is the id of the "count" mode's counter metric.
+var requests uint32
+
+// sink keeps "grow" allocations reachable.
+var sink [][]byte
+
+func main() {}
+
+func init() {
+	proxywasm.Filter.Configure = func(cfg []byte) bool {
+		mode = string(cfg)
+		if mode == "count" {
+			requests = proxywasm.DefineCounter("requests")
+		}
+		return mode != "bad-config"
+	}
+	proxywasm.Filter.RequestHeaders = func(uint32) proxywasm.Action {
+		switch mode {
+		case "trap":
+			panic("testfilter: trap")
+		case "loop":
+			for n := 0; ; n++ {
+				if n < 0 {
+					return proxywasm.Continue
+				}
+			}
+		case "grow":
+			for {
+				sink = append(sink, make([]byte, 1<<20))
+			}
+		}
+		return proxywasm.Continue
+	}
+	proxywasm.Filter.RequestBody = func(_, size uint32) proxywasm.Action {
+		if mode == "upper-body" {
+			proxywasm.ReplaceBody(proxywasm.RequestBody, bytes.ToUpper(proxywasm.GetBuffer(proxywasm.RequestBody, 0, size)))
+		}
+		return proxywasm.Continue
+	}
+	proxywasm.Filter.ResponseHeaders = func(uint32) proxywasm.Action {
+		if mode == "count" {
+			for {
+				old, cas, _ := proxywasm.SharedData("count")
+				n, _ := strconv.Atoi(string(old))
+				next := strconv.Itoa(n + 1)
+				if proxywasm.SetSharedData("count", []byte(next), cas) {
+					proxywasm.Increment(requests, 1)
+					proxywasm.SetHeader(proxywasm.ResponseHeaders, "x-count", next)
+					return proxywasm.Continue
+				}
+			}
+		}
+		if mode != "props" {
+			return proxywasm.Continue
+		}
+		for _, p := range [][]string{{"request", "path"}, {"request", "method"}, {"source", "address"}, {"route_name"}, {"outpost", "cache_status"}, {"plugin_name"}} {
+			v, ok := proxywasm.Property(p...)
+			if !ok {
+				v = "(none)"
+			}
+			name := "x-prop"
+			for _, s := range p {
+				name += "-" + s
+			}
+			proxywasm.SetHeader(proxywasm.ResponseHeaders, name, v)
+		}
+		return proxywasm.Continue
+	}
+}

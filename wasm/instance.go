@@ -1,0 +1,197 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// The callbacks the host calls, by index into instance.fns.
+const (
+	onContextCreate = iota
+	onVMStart
+	onConfigure
+	onRequestHeaders
+	onRequestBody
+	onResponseHeaders
+	onResponseBody
+	onLog
+	onDone
+	onDelete
+	numCallbacks
+)
+
+var callbackNames = [numCallbacks]string{
+	"proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure",
+	"proxy_on_request_headers", "proxy_on_request_body",
+	"proxy_on_response_headers", "proxy_on_response_body",
+	"proxy_on_log", "proxy_on_done", "proxy_on_delete",
+}
+
+const (
+	abiVersion020 = "proxy_abi_version_0_2_0"
+	abiVersion021 = "proxy_abi_version_0_2_1"
+)
+
+// rootID is the root context every instance creates first; request
+// contexts count up from it.
+const rootID = 1
+
+// instance is one instantiated module. It serves one request at a time.
+type instance struct {
+	f   *Filter
+	mod api.Module
+	// ctx carries the instance to the host functions; cancel ends it
+	// when a callback runs past its time.
+	ctx    context.Context
+	cancel context.CancelFunc
+	fns    [numCallbacks]api.Function
+	alloc  api.Function // proxy_on_memory_allocate, or malloc
+	stack  [8]uint64
+
+	// timer closes the instance when a callback runs past its limit;
+	// made once, reset for each callback.
+	timer    *time.Timer
+	timedOut atomic.Bool
+
+	cur    *stream // the request being filtered; nil between requests
+	pairs  []byte  // scratch for serialized header maps
+	lastID uint32
+	dead   bool // trapped, timed out or exited: closed, never reused
+}
+
+type instanceKey struct{}
+
+// instantiate makes a new instance and runs its root context's start:
+// proxy_on_context_create, proxy_on_vm_start and proxy_on_configure.
+func (f *Filter) instantiate() (*instance, error) {
+	i := &instance{f: f, lastID: rootID}
+	ctx, cancel := context.WithCancel(context.Background())
+	i.ctx, i.cancel = context.WithValue(ctx, instanceKey{}, i), cancel
+	// The start function (a Go module's runtime initialisation) runs
+	// under a time limit of its own.
+	i.timer = time.AfterFunc(max(f.spec.CallTimeout, startTimeout), i.expire)
+	mod, err := f.rt.InstantiateModule(i.ctx, f.code, f.modCfg)
+	stopped := i.timer.Stop()
+	i.mod = mod
+	if err != nil {
+		i.close()
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	if !stopped {
+		i.close()
+		return nil, errors.New("instantiate: start function timed out")
+	}
+	for n, name := range callbackNames {
+		i.fns[n] = mod.ExportedFunction(name)
+	}
+	if i.alloc = mod.ExportedFunction("proxy_on_memory_allocate"); i.alloc == nil {
+		i.alloc = mod.ExportedFunction("malloc")
+	}
+	if i.alloc == nil {
+		i.close()
+		return nil, errors.New("module exports neither proxy_on_memory_allocate nor malloc")
+	}
+	if _, err := i.call(onContextCreate, rootID, 0); err != nil {
+		i.close()
+		return nil, err
+	}
+	if _, err := i.call(onVMStart, rootID, 0); err != nil {
+		i.close()
+		return nil, err
+	}
+	ok, err := i.call(onConfigure, rootID, uint64(len(f.spec.Config)))
+	if err == nil && ok == 0 && i.fns[onConfigure] != nil {
+		err = errors.New("proxy_on_configure refused the configuration")
+	}
+	if err != nil {
+		i.close()
+		return nil, err
+	}
+	return i, nil
+}
+
+// expire runs on the timer's goroutine when a callback is over its time.
+// Cancelling the instance's context makes wazero mark the module closed,
+// and the running code exits at its next check (a loop header or a call);
+// its resources are released by close, on the request's goroutine.
+func (i *instance) expire() {
+	i.timedOut.Store(true)
+	i.cancel()
+}
+
+// startTimeout bounds the start function of a new instance.
+const startTimeout = 5 * time.Second
+
+// call runs callback n with args under the time limit and returns its
+// result (0 when the module does not export it). After an error the
+// instance is dead.
+func (i *instance) call(n int, args ...uint64) (uint64, error) {
+	fn := i.fns[n]
+	if fn == nil {
+		return 0, nil
+	}
+	if i.dead {
+		return 0, errors.New("instance closed")
+	}
+	copy(i.stack[:], args)
+	i.timer.Reset(i.f.spec.CallTimeout)
+	err := fn.CallWithStack(i.ctx, i.stack[:])
+	if !i.timer.Stop() {
+		// The timer fired: even a call that returned in time has its
+		// instance closed under it.
+		i.dead = true
+		if err == nil || i.timedOut.Load() {
+			return 0, fmt.Errorf("%s: %w", callbackNames[n], ErrTimeout)
+		}
+	}
+	if err != nil {
+		i.dead = true
+		if i.timedOut.Load() {
+			err = ErrTimeout
+		}
+		return 0, fmt.Errorf("%s: %w", callbackNames[n], classify(err))
+	}
+	return uint64(uint32(i.stack[0])), nil // every callback returns an i32 or nothing; the upper half is undefined
+}
+
+// Errors a filter's failure is reported with.
+var (
+	ErrTimeout = errors.New("call timed out")
+	ErrExit    = errors.New("module exited")
+)
+
+// classify names what stopped a call: an exit (a Go panic ends in
+// proc_exit(2)) or a trap (wazero's error says which).
+func classify(err error) error {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		return fmt.Errorf("%w with code %d", ErrExit, exit.ExitCode())
+	}
+	return err
+}
+
+// close closes the instance's module; it is not reused.
+func (i *instance) close() {
+	i.dead = true
+	i.timer.Stop()
+	i.cancel()
+	if i.mod != nil {
+		i.mod.Close(context.Background())
+	}
+}
+
+// allocate asks the module for size bytes of its memory.
+func (i *instance) allocate(size uint32) (uint32, error) {
+	var st [1]uint64
+	st[0] = uint64(size)
+	if err := i.alloc.CallWithStack(i.ctx, st[:]); err != nil {
+		return 0, err
+	}
+	return uint32(st[0]), nil
+}
