@@ -105,6 +105,7 @@ func TestReleasedWriterReadsOnOrFailsNeverWrongBytes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			s := openStore(t, dir, Options{Capacity: 64 << 20})
+			<-s.swept // the sweep after Open reads object files too
 			w := fillAndCommit(t, s, "k", v1)
 			w.(storage.Releaser).Release()
 			w.(storage.Releaser).Release() // twice is harmless
