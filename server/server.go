@@ -138,7 +138,6 @@ type Server struct {
 	// instead. timeouts.request gives a request a deadline of its own.
 	reqCtx context.Context
 	stop   context.CancelFunc
-	dates  dateCache
 
 	// perIP counts open connections per client key, without limits of
 	// its own; a key goes with its last connection, so it holds at most
@@ -156,11 +155,13 @@ type Server struct {
 }
 
 // H2Server serves one HTTP/2 connection until it ends. The h2 package
-// implements it on golang.org/x/net/http2.
+// implements it.
 type H2Server interface {
 	// ServeConn returns when the connection ends; when drain is done it
-	// sends GOAWAY, lets open streams finish and returns.
-	ServeConn(drain context.Context, conn net.Conn, client netip.AddrPort, tlsState *tls.ConnectionState, serve func(context.Context, proxy.Session) error)
+	// sends GOAWAY, lets open streams finish and returns. ja4 is the
+	// client's TLS fingerprint. serve runs each request; pc is the
+	// stream's reusable engine state (nil on its first request).
+	ServeConn(drain context.Context, conn net.Conn, client netip.AddrPort, tlsState *tls.ConnectionState, ja4 string, serve func(ctx context.Context, sess proxy.Session, pc **proxy.Ctx) error)
 }
 
 // New returns a server running rt.
@@ -321,33 +322,33 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil, "")
 		return
 	}
-	s.serveH1(s.reqCtx, conn, st, br, tlsState, ja4)
+	s.serveH1(s.reqCtx, conn, st, br, tlsState, ja4, opts.H2C && opts.TLS == nil)
 }
 
 func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4 string) {
 	if s.H2 == nil {
 		return
 	}
-	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, func(ctx context.Context, sess proxy.Session) error {
+	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, ja4, func(ctx context.Context, sess proxy.Session, pc **proxy.Ctx) error {
 		rt := s.runtime()
 		if err := checkH2(sess, rt); err != nil {
 			return rt.engine.Reject(ctx, sess, err)
 		}
 		sess = s.withBodyRate(sess, rt)
-		if ja4 != "" {
-			sess = printedSession{Session: sess, ja4: ja4}
+		if d := rt.timeouts.Request; d > 0 {
+			// As over HTTP/1.1: a context of its own, and an engine
+			// state of its own since contexts derived from it may
+			// outlive the request.
+			rctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			return rt.engine.Serve(rctx, sess, rt.engine.NewCtx())
 		}
-		return rt.engine.Serve(ctx, sess, rt.engine.NewCtx())
+		if *pc == nil {
+			*pc = rt.engine.NewCtx()
+		}
+		return rt.engine.Serve(ctx, sess, *pc)
 	})
 }
-
-// printedSession gives an HTTP/2 stream its connection's fingerprint.
-type printedSession struct {
-	proxy.Session
-	ja4 string
-}
-
-func (p printedSession) JA4() string { return p.ja4 }
 
 // helloConn is the connection under a TLS server connection. It carries
 // the fingerprint of its ClientHello from the handshake to the sessions:
@@ -462,26 +463,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		return ctx.Err()
 	}
-}
-
-// dateCache formats the Date field once a second.
-type dateCache struct {
-	v atomic.Pointer[dateVal]
-}
-
-type dateVal struct {
-	sec int64
-	b   []byte
-}
-
-func (s *Server) date() []byte {
-	now := time.Now()
-	if d := s.dates.v.Load(); d != nil && d.sec == now.Unix() {
-		return d.b
-	}
-	d := &dateVal{sec: now.Unix(), b: now.UTC().AppendFormat(nil, "Mon, 02 Jan 2006 15:04:05 GMT")}
-	s.dates.v.Store(d)
-	return d.b
 }
 
 // checkH2 holds an HTTP/2 request to what the HTTP/1.1 codec enforces:
