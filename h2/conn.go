@@ -550,6 +550,7 @@ func (c *conn) onReset(fh http2.FrameHeader, p []byte) error {
 	c.mu.Lock()
 	if st := c.streams[fh.StreamID]; st != nil {
 		st.resetSent = true // the stream is closed both ways: nothing more goes out
+		st.peerReset = true
 		st.abort(errStreamReset)
 	}
 	c.mu.Unlock()
@@ -603,6 +604,9 @@ func (c *conn) onData(fh http2.FrameHeader, p []byte) error {
 	// will never be read.
 	c.credit(n - int64(len(data)))
 	st := c.streams[fh.StreamID]
+	if st != nil && st.peerReset {
+		return connErr{http2.ErrCodeStreamClosed, "DATA after RST_STREAM"}
+	}
 	if st == nil || st.remoteDone || st.resetSent {
 		c.credit(int64(len(data)))
 		c.resetLocked(fh.StreamID, http2.ErrCodeStreamClosed)
@@ -689,14 +693,20 @@ func (c *conn) onHeaders(fh http2.FrameHeader, p []byte) error {
 		default:
 			hb.st = c.newStream(id)
 		}
+	case st != nil && st.peerReset:
+		c.mu.Unlock()
+		return connErr{http2.ErrCodeStreamClosed, "HEADERS after RST_STREAM"}
 	case st != nil && !st.remoteDone && !st.resetSent:
 		if !hb.end {
 			c.mu.Unlock()
 			return connErr{http2.ErrCodeProtocol, "trailers without END_STREAM"}
 		}
 		hb.st, hb.trailers = st, true
+	case st != nil:
+		hb.refuse = http2.ErrCodeStreamClosed // half-closed: the request was whole
 	case id == c.maxSeen:
-		hb.refuse = http2.ErrCodeStreamClosed
+		c.mu.Unlock()
+		return connErr{http2.ErrCodeStreamClosed, "HEADERS on a closed stream"}
 	default:
 		c.mu.Unlock()
 		return connErr{http2.ErrCodeProtocol, "HEADERS on a closed stream"}

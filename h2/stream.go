@@ -37,6 +37,7 @@ type stream struct {
 	off        int  // read position in in
 	remoteDone bool // END_STREAM received: the request is whole
 	resetSent  bool // RST_STREAM sent or received: the stream is closed
+	peerReset  bool // RST_STREAM received: the client knows it is closed
 	err        error
 
 	// owned by the goroutine serving the stream
@@ -62,7 +63,7 @@ func (st *stream) reset(id uint32, peerInit int64) {
 	st.ctx.reset()
 	st.sendWin, st.recvWin, st.unacked, st.received = peerInit, streamWindow, 0, 0
 	st.in, st.off = st.in[:0], 0
-	st.remoteDone, st.resetSent, st.err = false, false, nil
+	st.remoteDone, st.resetSent, st.peerReset, st.err = false, false, false, nil
 	st.wroteHead, st.ended, st.noBody = false, false, false
 	st.max, st.deadline = 0, time.Time{}
 	select {
