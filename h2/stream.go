@@ -25,7 +25,7 @@ type stream struct {
 	id   uint32
 	req  httphead.Request
 	pc   *proxy.Ctx // the engine's per-request state, reused
-	ctx  streamCtx
+	ctx  *streamCtx
 	wake chan struct{} // the loop has changed something this stream waits on
 
 	// under c.mu
@@ -41,7 +41,7 @@ type stream struct {
 	err        error
 
 	// owned by the goroutine serving the stream
-	wroteHead bool
+	pending   bool // the response head waits in head
 	ended     bool // END_STREAM sent
 	noBody    bool
 	max       int64     // limits.max_body_bytes; 0: no limit
@@ -60,11 +60,18 @@ func newStream(c *conn) *stream {
 func (st *stream) reset(id uint32, peerInit int64) {
 	st.id = id
 	st.req.Reset()
-	st.ctx.reset()
+	if st.ctx == nil || st.ctx.done != nil {
+		// Someone took the last context's channel: contexts derived
+		// from it may still read it, and the engine state that holds
+		// it. Both are left to them, and the stream starts anew.
+		st.ctx, st.pc = &streamCtx{}, nil
+	} else {
+		st.ctx.err = nil
+	}
 	st.sendWin, st.recvWin, st.unacked, st.received = peerInit, streamWindow, 0, 0
 	st.in, st.off = st.in[:0], 0
 	st.remoteDone, st.resetSent, st.peerReset, st.err = false, false, false, nil
-	st.wroteHead, st.ended, st.noBody = false, false, false
+	st.pending, st.ended, st.noBody = false, false, false
 	st.max, st.deadline = 0, time.Time{}
 	select {
 	case <-st.wake:
@@ -90,7 +97,7 @@ func (st *stream) abort(err error) {
 }
 
 // serve runs the request through the engine.
-func (st *stream) serve() { _ = st.c.serve(&st.ctx, st, &st.pc) }
+func (st *stream) serve() { _ = st.c.serve(st.ctx, st, &st.pc) }
 
 // finish closes the stream after its exchange and frees it.
 func (st *stream) finish() {
@@ -244,9 +251,18 @@ func (st *stream) WriteHead(resp *httphead.Response) error {
 		b = appendInt(b, 7, 0, uint64(len(httpdate.Now())))
 		b = append(b, httpdate.Now()...)
 	}
+	// The head waits for the first body bytes or the end: a response
+	// without a body then ends with its HEADERS frame, as a gRPC
+	// trailers-only response must.
 	st.head = b
-	st.wroteHead = true
-	return st.writeHeaders(b, false)
+	st.pending = true
+	return nil
+}
+
+// sendHead writes the head WriteHead left pending.
+func (st *stream) sendHead(end bool) error {
+	st.pending = false
+	return st.writeHeaders(st.head, end)
 }
 
 // appendDecimal appends n as a string literal.
@@ -305,7 +321,6 @@ func (st *stream) writeHeaders(block []byte, end bool) error {
 		if n == len(block) {
 			flags |= http2.FlagHeadersEndHeaders
 		}
-		c.lastFrame = len(c.wbuf)
 		c.wbuf = appendFrame(c.wbuf, t, flags, st.id, block[:n])
 		block = block[n:]
 		if len(block) == 0 {
@@ -313,6 +328,7 @@ func (st *stream) writeHeaders(block []byte, end bool) error {
 		}
 		t, flags = http2.FrameContinuation, 0
 	}
+	c.lastFrame = -1 // END_STREAM goes only on DATA frames after the fact
 	c.mu.Unlock()
 	return st.sent()
 }
@@ -345,6 +361,11 @@ func (st *stream) sent() error {
 func (st *stream) Write(p []byte) (int, error) {
 	if st.noBody {
 		return len(p), nil
+	}
+	if st.pending {
+		if err := st.sendHead(false); err != nil {
+			return 0, err
+		}
 	}
 	c := st.c
 	written := 0
@@ -391,11 +412,17 @@ func (st *stream) waitWindow() error {
 }
 
 // Finish ends the stream: with trailers in a last HEADERS frame, else by
-// setting END_STREAM on the stream's last frame if it is still in the
-// buffer, else with an empty DATA frame.
+// setting END_STREAM on the head if it is still pending or on the last
+// DATA frame if it is still in the buffer, else with an empty DATA frame.
 func (st *stream) Finish(trailers *httphead.Header) error {
 	c := st.c
-	if trailers != nil && trailers.Len() > 0 && !st.noBody {
+	hasTrailers := trailers != nil && trailers.Len() > 0 && !st.noBody
+	if st.pending {
+		if err := st.sendHead(!hasTrailers); err != nil || !hasTrailers {
+			return err
+		}
+	}
+	if hasTrailers {
 		st.head = st.appendFields(st.head[:0], trailers)
 		return st.writeHeaders(st.head, true)
 	}
@@ -421,18 +448,12 @@ func streamOf(frame []byte) uint32 {
 }
 
 // streamCtx is a stream's context: cancelled when the client resets the
-// stream, the connection ends or the request is over. It is reused with
-// its stream, and makes its channel only when asked for one.
+// stream, the connection ends or the request is over. It makes its channel
+// only when asked for one, and is reused with its stream until then.
 type streamCtx struct {
 	mu   sync.Mutex
 	done chan struct{}
 	err  error
-}
-
-func (x *streamCtx) reset() {
-	x.mu.Lock()
-	x.done, x.err = nil, nil
-	x.mu.Unlock()
 }
 
 func (x *streamCtx) cancel(err error) {
