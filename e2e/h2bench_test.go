@@ -127,4 +127,3 @@ func BenchmarkHit1KH2C(b *testing.B) {
 		}
 	}
 }
-

@@ -41,15 +41,15 @@ type stream struct {
 	err        error
 
 	// owned by the goroutine serving the stream
-	pending   bool // the response head waits in head
-	ended     bool // END_STREAM sent
-	noBody    bool
-	max       int64     // limits.max_body_bytes; 0: no limit
-	deadline  time.Time // for body reads
-	timer     *time.Timer
-	head      []byte
-	lower     []byte
-	scratch   []byte
+	pending  bool // the response head waits in head
+	ended    bool // END_STREAM sent
+	noBody   bool
+	max      int64     // limits.max_body_bytes; 0: no limit
+	deadline time.Time // for body reads
+	timer    *time.Timer
+	head     []byte
+	lower    []byte
+	scratch  []byte
 }
 
 func newStream(c *conn) *stream {
