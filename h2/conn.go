@@ -780,11 +780,13 @@ func (c *conn) onTrailers(st *stream) error {
 // still running when takeoverAfter has passed, the loop has gone on in a
 // new goroutine: this one finishes the stream and leaves.
 func (c *conn) runInline(st *stream) error {
-	c.inline.Store(st)
 	if !c.armed {
-		c.timer.Reset(takeoverAfter)
 		c.armed = true
+		c.timer.Reset(takeoverAfter)
 	}
+	// Everything the loop owns is written before this store, which the
+	// takeover's compare-and-swap reads: the next loop sees it all.
+	c.inline.Store(st)
 	st.serve()
 	// The check comes before finish frees the stream: once free, the
 	// loop may run it inline again.
