@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -124,6 +127,43 @@ func BenchmarkHit1KH2C(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if n := c.do(b); n != 1024 {
 			b.Fatalf("body of %d bytes", n)
+		}
+	}
+}
+
+// BenchmarkPass1KUpstreamH2C is BenchmarkPass1K with the origin reached
+// over h2c (x/net's HTTP/2 client, as for gRPC origins): next to it, what
+// the upstream HTTP/2 path costs per request.
+func BenchmarkPass1KUpstreamH2C(b *testing.B) {
+	body := strings.Repeat("x", 1024)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &http.Server{Handler: h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, body)
+	}), &http2.Server{})}
+	go s.Serve(l)
+	defer s.Close()
+	e := startEdge(&testing.T{}, `
+upstreams:
+  origin:
+    servers: [{addr: "{{ORIGIN}}"}]
+    protocol: h2c
+routes:
+  - name: all
+    upstream: origin
+`, "{{ORIGIN}}", l.Addr().String())
+	defer e.Shutdown(b.Context())
+	c := newRawClient(b, strings.TrimPrefix(e.URL, "http://"), "/nocache")
+	defer c.conn.Close()
+	c.do(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if st := c.do(b); st != 200 {
+			b.Fatalf("status %d", st)
 		}
 	}
 }
