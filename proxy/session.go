@@ -11,7 +11,7 @@ import (
 
 // Session is one request/response exchange with a downstream client. The
 // server implements it for each protocol: HTTP/1.1 on its own codec, HTTP/2
-// on golang.org/x/net/http2. The engine calls WriteHead at most once, then
+// on its own session loop (package h2). The engine calls WriteHead at most once, then
 // Write any number of times, then Finish once.
 type Session interface {
 	// Request returns the request head; valid until Finish.
