@@ -197,3 +197,59 @@ func TestH2ShutdownSendsGoawayAndFinishesOpenStreams(t *testing.T) {
 		t.Fatalf("GOAWAY %v, body %q; want GOAWAY, then the open stream's body", goaway, body)
 	}
 }
+
+// RFC 9110 section 10.1.1: a client that sends "Expect: 100-continue"
+// over HTTP/2 gets 100 (Continue) before it sends the body, and then the
+// response.
+func TestRFC9110Section10_1_1ContinueOverHTTP2(t *testing.T) {
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "got "+string(b))
+	}))
+	e := startEdge(t, h2cRoute, "{{ORIGIN}}", origin)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, http2.ClientPreface)
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/up"}, {"expect", "100-continue"}, {"content-length", "5"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true})
+	var statuses []string
+	body := ""
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("statuses %v, body %q: %v", statuses, body, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.MetaHeadersFrame:
+			statuses = append(statuses, f.PseudoValue("status"))
+			if f.PseudoValue("status") == "100" {
+				fr.WriteData(1, true, []byte("hello"))
+			}
+		case *http2.DataFrame:
+			body += string(f.Data())
+			if f.StreamEnded() {
+				if strings.Join(statuses, ",") != "100,200" || body != "got hello" {
+					t.Fatalf("statuses %v, body %q; want 100 then 200 with the body", statuses, body)
+				}
+				return
+			}
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			t.Fatalf("%v", f)
+		}
+	}
+}

@@ -72,7 +72,6 @@ type conn struct {
 	pinged   bool
 	armed    bool        // takeover timer running
 	timer    *time.Timer // fires takeover
-	readHdr  [9]byte
 	lastRead time.Time
 
 	inline atomic.Pointer[stream] // the stream the loop is running inline
@@ -820,6 +819,9 @@ func (c *conn) release(st *stream) {
 		c.credit(unread)
 	}
 	st.in, st.off = st.in[:0], 0
+	if cap(st.in) > 32<<10 {
+		st.in = nil // a free stream keeps no large body buffer
+	}
 	st.ctx.cancel(context.Canceled)
 	c.free = append(c.free, st)
 	if c.goingAway && len(c.streams) == 0 {

@@ -183,6 +183,7 @@ func (h *headBlock) finishRequest(st *stream, scheme []byte) string {
 		}
 		req.ContentLength = 0
 	}
+	req.Expect100 = !h.end && httphead.EqualFold(req.Header.Peek("expect"), "100-continue")
 	if req.Header.Count("cookie") > 1 {
 		joinCookies(&req.Header, &st.scratch)
 	}

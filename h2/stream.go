@@ -171,6 +171,13 @@ var errBodyTimeout = fmt.Errorf("h2: request body: %w", os.ErrDeadlineExceeded)
 // client spent on it once half a window is owed.
 func (st *stream) Read(p []byte) (int, error) {
 	c := st.c
+	if st.req.Expect100 {
+		// The client waits for this before it sends the body.
+		st.req.Expect100 = false
+		if err := st.writeHeaders(appendStatus(st.head[:0], 100), false); err != nil {
+			return 0, err
+		}
+	}
 	for {
 		c.mu.Lock()
 		if n := copy(p, st.in[st.off:]); n > 0 {
