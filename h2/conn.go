@@ -60,6 +60,7 @@ type conn struct {
 	client netip.AddrPort
 	tls    *tls.ConnectionState
 	ja4    string
+	altSvc []byte
 	scheme []byte
 	serve  Handler
 	done   chan struct{}

@@ -107,7 +107,10 @@ func (s *Server) log() *slog.Logger {
 // ServeConn serves one HTTP/2 connection until it ends; conn must still
 // hold the client preface. When drain is done the connection gets GOAWAY
 // and ends once its open streams have finished. ja4 is the client's TLS
-// fingerprint, "" for cleartext.
-func (s *Server) ServeConn(drain context.Context, conn net.Conn, client netip.AddrPort, tlsState *tls.ConnectionState, ja4 string, serve Handler) {
-	newConn(s, conn, client, tlsState, ja4, serve).run(drain)
+// fingerprint, "" for cleartext; altSvc, when set, is sent as the Alt-Svc
+// field of responses that have none.
+func (s *Server) ServeConn(drain context.Context, conn net.Conn, client netip.AddrPort, tlsState *tls.ConnectionState, ja4, altSvc string, serve Handler) {
+	c := newConn(s, conn, client, tlsState, ja4, serve)
+	c.altSvc = []byte(altSvc)
+	c.run(drain)
 }

@@ -253,6 +253,9 @@ func (st *stream) WriteHead(resp *httphead.Response) error {
 		b = append(b, 0x0f, 28-15) // content-length, static index 28
 		b = appendDecimal(b, resp.ContentLength)
 	}
+	if len(st.c.altSvc) > 0 && !resp.Header.Has("Alt-Svc") {
+		b = appendField(b, altSvcName, st.c.altSvc, &st.lower)
+	}
 	if !resp.Header.Has("Date") {
 		b = append(b, 0x0f, 33-15) // date, static index 33
 		b = appendInt(b, 7, 0, uint64(len(httpdate.Now())))
@@ -271,6 +274,8 @@ func (st *stream) sendHead(end bool) error {
 	st.pending = false
 	return st.writeHeaders(st.head, end)
 }
+
+var altSvcName = []byte("alt-svc")
 
 // appendDecimal appends n as a string literal.
 func appendDecimal(b []byte, n int64) []byte {

@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/guard"
+	"github.com/outpost-edge/outpost/h3"
 	"github.com/outpost-edge/outpost/proxyproto"
 	"github.com/outpost-edge/outpost/server"
 )
@@ -33,6 +35,13 @@ func (n *Node) listen(cfg *config.Config, opts Options) error {
 			}
 			sl.TLS = tc
 			sl.Fingerprint = guard.JA4
+			if lc.HTTP3 {
+				s3, err := n.listenH3(l, tc, cfg)
+				if err != nil {
+					return fmt.Errorf("listener %s: %w", lc.Addr, err)
+				}
+				sl.AltSvc = s3.AltSvc
+			}
 		}
 		if lc.ProxyProtocol {
 			l = proxyproto.Wrap(l, lc.ProxyProtocolFrom, 5*time.Second)
@@ -44,4 +53,19 @@ func (n *Node) listen(cfg *config.Config, opts Options) error {
 		}()
 	}
 	return nil
+}
+
+// listenH3 serves HTTP/3 on the UDP port of the TCP listener l.
+func (n *Node) listenH3(l net.Listener, tc *tls.Config, cfg *config.Config) (*h3.Server, error) {
+	pc, err := net.ListenPacket("udp", l.Addr().String())
+	if err != nil {
+		return nil, fmt.Errorf("http3: %w", err)
+	}
+	s, err := h3.Listen(pc, tc, h3.Limits{MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), IdleTimeout: cfg.Timeouts.Idle}, n.srv.ServeStream)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	n.h3 = append(n.h3, s)
+	return s, nil
 }

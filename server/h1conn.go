@@ -31,6 +31,7 @@ type h1Conn struct {
 	tls    *tls.ConnectionState
 	ja4    string // the client's TLS fingerprint, "" for cleartext
 	h2c    bool   // the listener also takes cleartext HTTP/2
+	altSvc []byte // the Alt-Svc field line, nil for none
 	scheme []byte
 	ctx    *proxy.Ctx
 
@@ -54,10 +55,13 @@ var (
 	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 )
 
-func (s *Server) serveH1(ctx context.Context, conn net.Conn, st *connState, br *bufio.Reader, tlsState *tls.ConnectionState, ja4 string, h2c bool) {
-	c := &h1Conn{srv: s, conn: conn, br: br, tls: tlsState, scheme: schemeHTTP, ja4: ja4, h2c: h2c}
+func (s *Server) serveH1(ctx context.Context, conn net.Conn, st *connState, br *bufio.Reader, tlsState *tls.ConnectionState, ja4 string, opts Listener) {
+	c := &h1Conn{srv: s, conn: conn, br: br, tls: tlsState, scheme: schemeHTTP, ja4: ja4, h2c: opts.H2C && opts.TLS == nil}
 	if tlsState != nil {
 		c.scheme = schemeHTTPS
+		if opts.AltSvc != "" {
+			c.altSvc = []byte("Alt-Svc: " + opts.AltSvc + "\r\n")
+		}
 	}
 	c.client = addrPort(conn.RemoteAddr())
 	c.bw = writerPool.Get().(*bufio.Writer)
@@ -230,6 +234,9 @@ func (c *h1Conn) WriteHead(resp *httphead.Response) error {
 	}
 	if !h.Has("Date") {
 		c.head = append(append(append(c.head, "Date: "...), httpdate.Now()...), "\r\n"...)
+	}
+	if c.altSvc != nil && !h.Has("Alt-Svc") {
+		c.head = append(c.head, c.altSvc...)
 	}
 	switch {
 	case resp.Status == 101:

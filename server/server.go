@@ -113,6 +113,9 @@ type Listener struct {
 	// Fingerprint, when set with TLS, computes a client fingerprint (JA4)
 	// from each ClientHello; sessions report it to the engine.
 	Fingerprint func(*tls.ClientHelloInfo) string
+	// AltSvc, when set with TLS, is sent as the Alt-Svc field of every
+	// response (HTTP/3 on the same port) that has none.
+	AltSvc string
 }
 
 // Server serves connections with the current Runtime.
@@ -159,9 +162,10 @@ type Server struct {
 type H2Server interface {
 	// ServeConn returns when the connection ends; when drain is done it
 	// sends GOAWAY, lets open streams finish and returns. ja4 is the
-	// client's TLS fingerprint. serve runs each request; pc is the
-	// stream's reusable engine state (nil on its first request).
-	ServeConn(drain context.Context, conn net.Conn, client netip.AddrPort, tlsState *tls.ConnectionState, ja4 string, serve func(ctx context.Context, sess proxy.Session, pc **proxy.Ctx) error)
+	// client's TLS fingerprint, altSvc the Alt-Svc field value to send
+	// ("" for none). serve runs each request; pc is the stream's
+	// reusable engine state (nil on its first request).
+	ServeConn(drain context.Context, conn net.Conn, client netip.AddrPort, tlsState *tls.ConnectionState, ja4, altSvc string, serve func(ctx context.Context, sess proxy.Session, pc **proxy.Ctx) error)
 }
 
 // New returns a server running rt.
@@ -297,7 +301,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 		ja4 = hc.print
 		tlsState, conn = &st, tc
 		if st.NegotiatedProtocol == "h2" {
-			s.serveH2(conn, tlsState, ja4)
+			s.serveH2(conn, tlsState, ja4, opts.AltSvc)
 			return
 		}
 	}
@@ -319,35 +323,40 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 	}
 	st.idle.Store(false)
 	if h2c {
-		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil, "")
+		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil, "", "")
 		return
 	}
-	s.serveH1(s.reqCtx, conn, st, br, tlsState, ja4, opts.H2C && opts.TLS == nil)
+	s.serveH1(s.reqCtx, conn, st, br, tlsState, ja4, opts)
 }
 
-func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4 string) {
+func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4 string, altSvc string) {
 	if s.H2 == nil {
 		return
 	}
-	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, ja4, func(ctx context.Context, sess proxy.Session, pc **proxy.Ctx) error {
-		rt := s.runtime()
-		if err := checkH2(sess, rt); err != nil {
-			return rt.engine.Reject(ctx, sess, err)
-		}
-		sess = s.withBodyRate(sess, rt)
-		if d := rt.timeouts.Request; d > 0 {
-			// As over HTTP/1.1: a context of its own, and an engine
-			// state of its own since contexts derived from it may
-			// outlive the request.
-			rctx, cancel := context.WithTimeout(ctx, d)
-			defer cancel()
-			return rt.engine.Serve(rctx, sess, rt.engine.NewCtx())
-		}
-		if *pc == nil {
-			*pc = rt.engine.NewCtx()
-		}
-		return rt.engine.Serve(ctx, sess, *pc)
-	})
+	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, ja4, altSvc, s.ServeStream)
+}
+
+// ServeStream serves one HTTP/2 or HTTP/3 request: the checks HTTP/1.1's
+// codec makes, then the engine of the current runtime. pc is the stream's
+// reusable engine state (nil on its first request; ServeStream fills it).
+func (s *Server) ServeStream(ctx context.Context, sess proxy.Session, pc **proxy.Ctx) error {
+	rt := s.runtime()
+	if err := checkH2(sess, rt); err != nil {
+		return rt.engine.Reject(ctx, sess, err)
+	}
+	sess = s.withBodyRate(sess, rt)
+	if d := rt.timeouts.Request; d > 0 {
+		// As over HTTP/1.1: a context of its own, and an engine state
+		// of its own since contexts derived from it may outlive the
+		// request.
+		rctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return rt.engine.Serve(rctx, sess, rt.engine.NewCtx())
+	}
+	if *pc == nil {
+		*pc = rt.engine.NewCtx()
+	}
+	return rt.engine.Serve(ctx, sess, *pc)
 }
 
 // helloConn is the connection under a TLS server connection. It carries
