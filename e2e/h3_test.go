@@ -160,3 +160,39 @@ listeners:
 		t.Fatalf("heap grew by %d MiB moving 100 MiB each way: bodies are buffered", growth>>20)
 	}
 }
+
+// BenchmarkHit1KH3 is a cache hit of a 1 KiB object over HTTP/3, one
+// request at a time on one QUIC connection, with quic-go's client in the
+// same process (its costs are in the figures).
+func BenchmarkHit1KH3(b *testing.B) {
+	t := &testing.T{}
+	dir := b.TempDir()
+	cert, key, pool := writeCert(t, dir, "a", "a.example")
+	e := startEdge(t, `
+listeners:
+  - addr: 127.0.0.1:0
+    http3: true
+    tls:
+      certs:
+        - {cert: "{{C}}", key: "{{K}}"}
+`+oneRoute, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", benchOrigin(b))
+	defer e.Shutdown(b.Context())
+	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "a.example"}}
+	defer tr.Close()
+	c := &http.Client{Transport: tr}
+	url := "https://" + e.Node.Addrs()[0].String() + "/obj"
+	fetch := func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	fetch()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fetch()
+	}
+}
