@@ -319,6 +319,11 @@ func (c *conn) end(err error) {
 	if sendGoaway {
 		c.wbuf = appendGoaway(c.wbuf, c.maxSeen, code)
 	}
+	// A stream's write in progress would leave the GOAWAY behind: wait
+	// for it (the write deadline bounds the wait).
+	for c.writing && c.werr == nil {
+		c.wcond.Wait()
+	}
 	c.mu.Unlock()
 	_ = c.flush()
 	c.mu.Lock()

@@ -186,9 +186,10 @@ func (st *stream) Read(p []byte) (int, error) {
 				st.in, st.off = st.in[:0], 0
 			}
 			st.consumed(int64(n))
+			over := st.max > 0 && st.received > st.max
 			c.mu.Unlock()
 			_ = c.flush()
-			if st.max > 0 && st.received > st.max {
+			if over {
 				return n, proxy.Errorf(413, proxy.FromDownstream, "request body too large", nil)
 			}
 			return n, nil
