@@ -196,3 +196,61 @@ listeners:
 		fetch()
 	}
 }
+
+// Over HTTP/3 the protection layer sees the client as over TCP: its JA4
+// is computed from the QUIC ClientHello ("q" first) and reaches rules and
+// the origin, and limits.max_conns_per_ip counts QUIC connections.
+func TestHTTP3FingerprintAndConnectionLimits(t *testing.T) {
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ja4="+r.Header.Get("X-JA4"))
+	}))
+	dir := t.TempDir()
+	cert, key, pool := writeCert(t, dir, "a", "a.example")
+	e := startEdge(t, `
+listeners:
+  - addr: 127.0.0.1:0
+    http3: true
+    tls:
+      certs:
+        - {cert: "{{C}}", key: "{{K}}"}
+limits:
+  max_conns_per_ip: 1
+upstreams:
+  origin:
+    servers: [{addr: "{{ORIGIN}}"}]
+routes:
+  - name: all
+    upstream: origin
+    cache: {enabled: false}
+protection:
+  fingerprint_headers: true
+  rules:
+    - {name: no-quic, ja4: ["q*"], path_prefixes: [/tcp-only/], action: deny}
+`, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", origin)
+	base := "https://" + e.Node.Addrs()[0].String()
+	client := func() (*http.Client, func()) {
+		tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "a.example"}}
+		return &http.Client{Transport: tr, Timeout: 5 * time.Second}, func() { tr.Close() }
+	}
+	c, done := client()
+	defer done()
+	resp, err := c.Get(base + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(b), "ja4=q13d") {
+		t.Fatalf("origin saw %q, want the QUIC ClientHello's JA4", b)
+	}
+	if resp, err := c.Get(base + "/tcp-only/x"); err != nil || resp.StatusCode != 403 {
+		t.Fatalf("a JA4 rule for QUIC clients: %v %v, want 403", resp, err)
+	}
+	// A second connection from the same address is over the limit.
+	c2, done2 := client()
+	defer done2()
+	if resp, err := c2.Get(base + "/x"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("second QUIC connection from one address served (%d) with max_conns_per_ip: 1", resp.StatusCode)
+	}
+}

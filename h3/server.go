@@ -1,19 +1,24 @@
 // Package h3 serves HTTP/3 on quic-go: its http3 package speaks the
 // protocol and each request becomes a proxy.Session, so HTTP/3 requests go
 // through the same checks, limits, engine and cache as HTTP/1.1 and
-// HTTP/2. The QUIC side is held to limits of its own: 0-RTT is refused (a
-// replayed request could repeat its effect), concurrent streams are
-// bounded per connection, and when many connections are open QUIC's
-// address validation (a Retry round trip) makes a client prove it owns its
-// address before it costs a handshake.
+// HTTP/2, and the protection layer sees them alike: connections count
+// against the server's connection limits (in total and per client), and
+// the client's JA4 is computed from its QUIC ClientHello. The QUIC side is
+// held to limits of its own: 0-RTT is refused (a replayed request could
+// repeat its effect), concurrent streams are bounded per connection, and
+// when many connections are open QUIC's address validation (a Retry round
+// trip) makes a client prove it owns its address before it costs a
+// handshake.
 package h3
 
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -36,6 +41,13 @@ type Limits struct {
 	// RetryAbove is the number of open connections past which a new
 	// client must first prove its address with a Retry. Default 1000.
 	RetryAbove int64
+	// Admit, when set, counts a new connection against the server's
+	// connection limits (in total and per client, as for TCP); a
+	// connection it refuses is closed before its handshake.
+	Admit func(client netip.AddrPort) (release func(), ok bool)
+	// Fingerprint, when set, computes the client's fingerprint (JA4)
+	// from its QUIC ClientHello; the requests of the connection report it.
+	Fingerprint func(*tls.ClientHelloInfo) string
 }
 
 // Handler serves one request; pc is as for package h2 (nil each time:
@@ -72,6 +84,10 @@ func Listen(pc net.PacketConn, tlsConf *tls.Config, lim Limits, serve Handler) (
 	s.tr = &quic.Transport{
 		Conn:                pc,
 		VerifySourceAddress: func(net.Addr) bool { return s.open.Load() >= lim.RetryAbove },
+		ConnContext:         s.connContext(lim),
+	}
+	if lim.Fingerprint != nil {
+		tlsConf = fingerprinting(tlsConf, lim.Fingerprint)
 	}
 	qc := &quic.Config{
 		Allow0RTT:          false,
@@ -89,11 +105,6 @@ func Listen(pc net.PacketConn, tlsConf *tls.Config, lim Limits, serve Handler) (
 		Handler:        handler(serve),
 		MaxHeaderBytes: lim.MaxHeaderBytes,
 		IdleTimeout:    lim.IdleTimeout,
-		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
-			s.open.Add(1)
-			context.AfterFunc(c.Context(), func() { s.open.Add(-1) })
-			return ctx
-		},
 	}
 	go s.h.ServeListener(ln)
 	return s, nil
@@ -106,6 +117,50 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.ln.Close()
 	s.tr.Close()
 	return err
+}
+
+var errTooMany = errors.New("h3: too many connections")
+
+// connContext admits a new connection and gives it a place for its
+// fingerprint: the fingerprint lives and dies with the connection's
+// context, so a failed handshake leaves nothing behind.
+func (s *Server) connContext(lim Limits) func(context.Context, *quic.ClientInfo) (context.Context, error) {
+	return func(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
+		if lim.Admit != nil {
+			client, _ := netip.ParseAddrPort(ci.RemoteAddr.String())
+			release, ok := lim.Admit(client)
+			if !ok {
+				return nil, errTooMany
+			}
+			context.AfterFunc(ctx, release)
+		}
+		s.open.Add(1)
+		context.AfterFunc(ctx, func() { s.open.Add(-1) })
+		return context.WithValue(ctx, helloKey{}, &hello{}), nil
+	}
+}
+
+type helloKey struct{}
+
+// hello carries a connection's fingerprint from its handshake to its
+// requests.
+type hello struct{ ja4 string }
+
+// fingerprinting returns cfg with a ClientHello hook that records the
+// fingerprint in the connection's hello.
+func fingerprinting(cfg *tls.Config, print func(*tls.ClientHelloInfo) string) *tls.Config {
+	cfg = cfg.Clone()
+	next := cfg.GetConfigForClient
+	cfg.GetConfigForClient = func(info *tls.ClientHelloInfo) (*tls.Config, error) {
+		if h, ok := info.Context().Value(helloKey{}).(*hello); ok {
+			h.ja4 = print(info)
+		}
+		if next != nil {
+			return next(info)
+		}
+		return nil, nil
+	}
+	return cfg
 }
 
 // handler turns each HTTP/3 request into a session for serve.

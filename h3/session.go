@@ -77,6 +77,15 @@ func (s *session) Body() io.Reader {
 func (s *session) ClientAddr() netip.AddrPort { return s.client }
 func (s *session) TLS() *tls.ConnectionState  { return s.r.TLS }
 
+// JA4 returns the fingerprint of the connection's QUIC ClientHello, ""
+// when none was computed.
+func (s *session) JA4() string {
+	if h, ok := s.r.Context().Value(helloKey{}).(*hello); ok {
+		return h.ja4
+	}
+	return ""
+}
+
 func (s *session) Upgrade() (io.ReadWriteCloser, error) { return nil, proxy.ErrUpgradeUnsupported }
 
 // SetReadDeadline bounds the next reads of the request body.

@@ -61,7 +61,16 @@ func (n *Node) listenH3(l net.Listener, tc *tls.Config, cfg *config.Config) (*h3
 	if err != nil {
 		return nil, fmt.Errorf("http3: %w", err)
 	}
-	s, err := h3.Listen(pc, tc, h3.Limits{MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), IdleTimeout: cfg.Timeouts.Idle}, n.srv.ServeStream)
+	lim := h3.Limits{
+		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
+		IdleTimeout:    cfg.Timeouts.Idle,
+		Admit:          n.srv.AdmitConn,
+		Fingerprint: func(h *tls.ClientHelloInfo) string {
+			var b [36]byte
+			return string(guard.AppendJA4(b[:0], h, guard.OverQUIC))
+		},
+	}
+	s, err := h3.Listen(pc, tc, lim, n.srv.ServeStream)
 	if err != nil {
 		pc.Close()
 		return nil, err

@@ -245,6 +245,23 @@ func (s *Server) admit(client netip.AddrPort) (limit.Ticket, bool) {
 	return t, true
 }
 
+// AdmitConn counts a connection that does not come through Serve (an
+// HTTP/3 connection) against Limits.MaxConns and MaxConnsPerIP, and
+// reports whether they allow it; release ends its count.
+func (s *Server) AdmitConn(client netip.AddrPort) (release func(), ok bool) {
+	if max := s.runtime().limits.MaxConns; max > 0 && s.conns.Load() >= int64(max) {
+		s.RefusedConns.Add(1)
+		return nil, false
+	}
+	t, ok := s.admit(client)
+	if !ok {
+		s.RefusedConns.Add(1)
+		return nil, false
+	}
+	s.conns.Add(1)
+	return func() { s.conns.Add(-1); t.Release() }, true
+}
+
 // connState is what Shutdown needs to know of a connection.
 type connState struct {
 	idle atomic.Bool // waiting for the next request
