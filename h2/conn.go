@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/outpost-edge/outpost/httphead"
 )
 
 type http2ErrCode = http2.ErrCode
@@ -825,8 +827,13 @@ func (c *conn) release(st *stream) {
 		c.credit(unread)
 	}
 	st.in, st.off = st.in[:0], 0
+	// A free stream keeps no large buffer: a client that sent big heads
+	// or bodies once must not hold their memory while idle.
 	if cap(st.in) > 32<<10 {
-		st.in = nil // a free stream keeps no large body buffer
+		st.in = nil
+	}
+	if st.req.Header.Size() > 16<<10 {
+		st.req = httphead.Request{}
 	}
 	st.ctx.cancel(context.Canceled)
 	c.free = append(c.free, st)
