@@ -29,6 +29,14 @@ type Route struct {
 	// RateLimits are applied in order; a request over any of them gets
 	// the limit's action. Default: none.
 	RateLimits []RateLimit `yaml:"rate_limits"`
+	// EarlyData accepts requests that arrive in HTTP/3 0-RTT, before the
+	// handshake ends, when their method is safe (GET, HEAD, OPTIONS):
+	// early data can be replayed by an attacker, so only requests that
+	// change nothing may use it. Any other early request gets 425 Too
+	// Early and the client sends it again after the handshake (RFC 8470).
+	// HTTP/3 listeners accept 0-RTT at all only when a route sets this
+	// at start. Default: false.
+	EarlyData bool `yaml:"early_data"`
 }
 
 func (r *Route) setDefaults() { r.Cache.setDefaults() }

@@ -3,10 +3,12 @@ package e2e
 import (
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -253,4 +255,125 @@ protection:
 		resp.Body.Close()
 		t.Fatalf("second QUIC connection from one address served (%d) with max_conns_per_ip: 1", resp.StatusCode)
 	}
+}
+
+// RFC 8470: requests in HTTP/3 0-RTT early data are served only with a
+// safe method on a route that accepts early data; any other gets 425 Too
+// Early, and without early_data anywhere the listener takes no 0-RTT.
+func TestRFC8470EarlyDataOnlyForSafeMethodsOnRoutesThatAllowIt(t *testing.T) {
+	var seen atomic.Int64
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		io.WriteString(w, "ok")
+	}))
+	dir := t.TempDir()
+	cert, key, pool := writeCert(t, dir, "a", "a.example")
+	e := startEdge(t, `
+listeners:
+  - addr: 127.0.0.1:0
+    http3: true
+    tls:
+      certs:
+        - {cert: "{{C}}", key: "{{K}}"}
+upstreams:
+  origin:
+    servers: [{addr: "{{ORIGIN}}"}]
+routes:
+  - name: early
+    match: {path_prefix: /early/}
+    upstream: origin
+    early_data: true
+  - name: rest
+    upstream: origin
+`, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", origin)
+	// The client's handshake completion is held back, as on a real
+	// network: its early requests reach the server before the handshake
+	// ends (on loopback the handshake would win the race).
+	base := "https://" + slowHandshakeRelay(t, e.Node.Addrs()[0].String())
+	tlsConf := &tls.Config{RootCAs: pool, ServerName: "a.example", ClientSessionCache: tls.NewLRUClientSessionCache(8)}
+	// A first connection leaves a session ticket that allows 0-RTT.
+	tr := &http3.Transport{TLSClientConfig: tlsConf}
+	if resp, err := (&http.Client{Transport: tr}).Get(base + "/early/warm"); err != nil {
+		t.Fatal(err)
+	} else {
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	time.Sleep(100 * time.Millisecond) // the ticket follows the handshake
+	tr.Close()
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{{"/early/x", 200}, {"/other", 425}} {
+		tr := &http3.Transport{TLSClientConfig: tlsConf}
+		req, _ := http.NewRequest(http3.MethodGet0RTT, base+tc.path, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s in 0-RTT: %v", tc.path, err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		tr.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("GET %s in 0-RTT: %d, want %d", tc.path, resp.StatusCode, tc.status)
+		}
+	}
+	if n := seen.Load(); n != 2 {
+		t.Errorf("origin saw %d requests, want 2 (the warm-up and the early GET the route allows)", n)
+	}
+}
+
+// slowHandshakeRelay relays UDP between clients and the QUIC server at
+// addr, holding each client datagram that starts with a Handshake or a
+// 1-RTT packet for a second: Initial and 0-RTT packets pass at once.
+func slowHandshakeRelay(t *testing.T, addr string) string {
+	server, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { front.Close() })
+	var mu sync.Mutex
+	backs := map[string]*net.UDPConn{}
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, client, err := front.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			back := backs[client.String()]
+			if back == nil {
+				if back, err = net.DialUDP("udp", nil, server); err != nil {
+					mu.Unlock()
+					return
+				}
+				backs[client.String()] = back
+				t.Cleanup(func() { back.Close() })
+				go func() { // server to client, at once
+					b := make([]byte, 65536)
+					for {
+						n, err := back.Read(b)
+						if err != nil {
+							return
+						}
+						front.WriteToUDP(b[:n], client)
+					}
+				}()
+			}
+			mu.Unlock()
+			pkt := append([]byte(nil), buf[:n]...)
+			longHeader, typ := pkt[0]&0x80 != 0, pkt[0]>>4&0x3
+			if longHeader && (typ == 0 || typ == 1) { // Initial, 0-RTT
+				back.Write(pkt)
+				continue
+			}
+			time.AfterFunc(time.Second, func() { back.Write(pkt) })
+		}
+	}()
+	return front.LocalAddr().String()
 }

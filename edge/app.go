@@ -97,6 +97,7 @@ func (a *App) compile(rc *config.Route, limits []rateLimit) *route {
 	r := compileRoute(rc, a.shared.routeStats(rc.Name))
 	r.geo = a.shared.Geo()
 	r.limits = limits
+	r.EarlyData = rc.EarlyData
 	if r.respond != nil {
 		r.Upstream = r.respond
 	}

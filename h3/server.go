@@ -4,8 +4,9 @@
 // HTTP/2, and the protection layer sees them alike: connections count
 // against the server's connection limits (in total and per client), and
 // the client's JA4 is computed from its QUIC ClientHello. The QUIC side is
-// held to limits of its own: 0-RTT is refused (a replayed request could
-// repeat its effect), concurrent streams are bounded per connection, and
+// held to limits of its own: 0-RTT is off unless a route accepts early
+// data, and then only safe methods on such routes are served early (a
+// replayed request could repeat its effect; proxy.Early), concurrent streams are bounded per connection, and
 // when many connections are open QUIC's address validation (a Retry round
 // trip) makes a client prove it owns its address before it costs a
 // handshake.
@@ -45,6 +46,10 @@ type Limits struct {
 	// connection limits (in total and per client, as for TCP); a
 	// connection it refuses is closed before its handshake.
 	Admit func(client netip.AddrPort) (release func(), ok bool)
+	// Allow0RTT accepts requests in 0-RTT early data; the engine still
+	// refuses them (425) on routes without EarlyData and for unsafe
+	// methods. Default false: no early data at all.
+	Allow0RTT bool
 	// Fingerprint, when set, computes the client's fingerprint (JA4)
 	// from its QUIC ClientHello; the requests of the connection report it.
 	Fingerprint func(*tls.ClientHelloInfo) string
@@ -90,7 +95,7 @@ func Listen(pc net.PacketConn, tlsConf *tls.Config, lim Limits, serve Handler) (
 		tlsConf = fingerprinting(tlsConf, lim.Fingerprint)
 	}
 	qc := &quic.Config{
-		Allow0RTT:          false,
+		Allow0RTT:          lim.Allow0RTT,
 		MaxIncomingStreams: lim.MaxStreams,
 		MaxIdleTimeout:     lim.IdleTimeout,
 	}

@@ -77,6 +77,10 @@ func (s *session) Body() io.Reader {
 func (s *session) ClientAddr() netip.AddrPort { return s.client }
 func (s *session) TLS() *tls.ConnectionState  { return s.r.TLS }
 
+// Early reports whether the request came in 0-RTT, before the handshake
+// ended.
+func (s *session) Early() bool { return s.r.TLS != nil && !s.r.TLS.HandshakeComplete }
+
 // JA4 returns the fingerprint of the connection's QUIC ClientHello, ""
 // when none was computed.
 func (s *session) JA4() string {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
@@ -65,6 +66,7 @@ func (n *Node) listenH3(l net.Listener, tc *tls.Config, cfg *config.Config) (*h3
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
 		IdleTimeout:    cfg.Timeouts.Idle,
 		Admit:          n.srv.AdmitConn,
+		Allow0RTT:      slices.ContainsFunc(cfg.Routes, func(r config.Route) bool { return r.EarlyData }),
 		Fingerprint: func(h *tls.ClientHelloInfo) string {
 			var b [36]byte
 			return string(guard.AppendJA4(b[:0], h, guard.OverQUIC))

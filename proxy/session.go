@@ -43,6 +43,12 @@ type Session interface {
 // have no connection upgrade (HTTP/2).
 var ErrUpgradeUnsupported = errors.New("proxy: connection upgrade not supported on this protocol")
 
+// Early is implemented by sessions whose request may arrive in TLS early
+// data (HTTP/3 0-RTT), which an attacker can replay.
+type Early interface {
+	Early() bool
+}
+
 // Fingerprinted is implemented by sessions whose listener computes the
 // client's TLS fingerprint (JA4).
 type Fingerprinted interface {

@@ -84,6 +84,12 @@ func (s *Server) withBodyRate(sess proxy.Session, rt *runtime) proxy.Session {
 
 func (r *rateSession) Body() io.Reader { return r }
 
+// Early passes on whether the request came in early data.
+func (r *rateSession) Early() bool {
+	e, ok := r.Session.(proxy.Early)
+	return ok && e.Early()
+}
+
 // JA4 passes on the stream's fingerprint.
 func (r *rateSession) JA4() string {
 	if f, ok := r.Session.(proxy.Fingerprinted); ok {
