@@ -346,7 +346,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 	s.serveH1(s.reqCtx, conn, st, br, tlsState, ja4, opts)
 }
 
-func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4 string, altSvc string) {
+func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4, altSvc string) {
 	if s.H2 == nil {
 		return
 	}
