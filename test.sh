@@ -17,6 +17,11 @@ if [ ${#need[@]} -gt 0 ]; then
 	$sudo apt-get update -qq >/dev/null
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The HTTP/2 conformance suite (e2e/h2spec_test.go fails without it).
+# v2.2.1 is the newest release, on the module proxy as +incompatible.
+if ! command -v h2spec >/dev/null && [ ! -x "$(go env GOPATH)/bin/h2spec" ]; then
+	go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+fi
 # The browser tests (the bot challenge, the Fiddle and status pages) fail
 # without Chromium; say so here rather than in the middle of the e2e run.
 if [ ! -x /usr/bin/chromium ]; then echo "test.sh: /usr/bin/chromium is missing after install" >&2; exit 1; fi

@@ -18,6 +18,13 @@ type Listener struct {
 	// H2C accepts cleartext HTTP/2 with prior knowledge on a plain
 	// listener. Default: true; false serves HTTP/1.1 only.
 	H2C bool `yaml:"h2c"`
+	// HTTP3 serves HTTP/3 over QUIC on the same port (UDP) of a TLS
+	// listener, with the same certificates, and advertises it with an
+	// Alt-Svc field on the TCP listener's responses. 0-RTT is refused:
+	// a replayed early request could repeat its effect. Default: false.
+	// It needs TLS, and cannot go with ProxyProtocol (QUIC carries no
+	// PROXY header).
+	HTTP3 bool `yaml:"http3"`
 	// ProxyProtocol expects a PROXY protocol v1 or v2 header at the start
 	// of each connection and takes the client address from it.
 	// Default: false. It needs ProxyProtocolFrom.

@@ -47,6 +47,14 @@ type Route struct {
 	// Filters names the Proxy-Wasm filters (wasm.filters) the route
 	// runs, in order, after wasm.global's. Default: none.
 	Filters []string `yaml:"filters"`
+	// EarlyData accepts requests that arrive in HTTP/3 0-RTT, before the
+	// handshake ends, when their method is safe (GET, HEAD, OPTIONS):
+	// early data can be replayed by an attacker, so only requests that
+	// change nothing may use it. Any other early request gets 425 Too
+	// Early and the client sends it again after the handshake (RFC 8470).
+	// HTTP/3 listeners accept 0-RTT at all only when a route sets this
+	// at start. Default: false.
+	EarlyData bool `yaml:"early_data"`
 }
 
 func (r *Route) setDefaults() {

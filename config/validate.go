@@ -323,6 +323,12 @@ func (k *checker) listeners() {
 		case !l.ProxyProtocol && len(l.ProxyProtocolFrom) > 0:
 			k.errorf(key+".proxy_protocol_from", "is only used with proxy_protocol: true")
 		}
+		switch {
+		case l.HTTP3 && l.TLS == nil:
+			k.errorf(key+".http3", "needs tls: HTTP/3 is always encrypted")
+		case l.HTTP3 && l.ProxyProtocol:
+			k.errorf(key+".http3", "cannot go with proxy_protocol: QUIC carries no PROXY header, so its clients would be judged by another address")
+		}
 		if l.TLS == nil {
 			continue
 		}

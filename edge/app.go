@@ -125,6 +125,7 @@ func (a *App) compile(rc *config.Route, limits []rateLimit) *route {
 	r.geo = a.shared.Geo()
 	r.limits = limits
 	r.wasm = filterChain(a.cfg, rc, a.filters)
+	r.EarlyData = rc.EarlyData
 	if r.respond != nil {
 		r.Upstream = r.respond
 	}

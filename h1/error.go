@@ -22,6 +22,10 @@ func (e *Error) Unwrap() error { return e.Err }
 
 func badRequest(reason string) *Error { return &Error{Status: 400, Reason: reason} }
 
+// ErrNotHTTP rejects a request line whose version is not HTTP at all:
+// a client that is not speaking HTTP/1.x.
+var ErrNotHTTP = badRequest("malformed HTTP version")
+
 // Limits bounds what a head may hold. The zero value means the defaults.
 type Limits struct {
 	// MaxHeaderBytes bounds the start line plus all field lines, in bytes.

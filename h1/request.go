@@ -107,6 +107,9 @@ func parseVersion(v []byte) (minor int, err *Error) {
 	if len(v) == 8 && string(v[:5]) == "HTTP/" && isDigit(v[5]) && v[6] == '.' && isDigit(v[7]) {
 		return 0, &Error{Status: 505, Reason: "HTTP version not supported"}
 	}
+	if !bytes.Contains(bytes.ToUpper(v), []byte("HTTP/")) {
+		return 0, ErrNotHTTP
+	}
 	return 0, badRequest("malformed HTTP version")
 }
 

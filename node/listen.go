@@ -2,12 +2,15 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/guard"
+	"github.com/outpost-edge/outpost/h3"
 	"github.com/outpost-edge/outpost/proxyproto"
 	"github.com/outpost-edge/outpost/server"
 )
@@ -45,6 +48,13 @@ func (n *Node) listen(cfg *config.Config, opts Options) error {
 			}
 			sl.TLS = tc
 			sl.Fingerprint = guard.JA4
+			if lc.HTTP3 {
+				s3, err := n.listenH3(l, tc, cfg)
+				if err != nil {
+					return fmt.Errorf("listener %s: %w", lc.Addr, err)
+				}
+				sl.AltSvc = s3.AltSvc
+			}
 		}
 		if lc.ProxyProtocol {
 			l = proxyproto.Wrap(l, lc.ProxyProtocolFrom, 5*time.Second)
@@ -56,4 +66,29 @@ func (n *Node) listen(cfg *config.Config, opts Options) error {
 		}()
 	}
 	return nil
+}
+
+// listenH3 serves HTTP/3 on the UDP port of the TCP listener l.
+func (n *Node) listenH3(l net.Listener, tc *tls.Config, cfg *config.Config) (*h3.Server, error) {
+	pc, err := net.ListenPacket("udp", l.Addr().String())
+	if err != nil {
+		return nil, fmt.Errorf("http3: %w", err)
+	}
+	lim := h3.Limits{
+		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
+		IdleTimeout:    cfg.Timeouts.Idle,
+		Admit:          n.srv.AdmitConn,
+		Allow0RTT:      slices.ContainsFunc(cfg.Routes, func(r config.Route) bool { return r.EarlyData }),
+		Fingerprint: func(h *tls.ClientHelloInfo) string {
+			var b [36]byte
+			return string(guard.AppendJA4(b[:0], h, guard.OverQUIC))
+		},
+	}
+	s, err := h3.Listen(pc, tc, lim, n.srv.ServeStream)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	n.h3 = append(n.h3, s)
+	return s, nil
 }

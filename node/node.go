@@ -33,6 +33,7 @@ import (
 	"github.com/outpost-edge/outpost/edge"
 	"github.com/outpost-edge/outpost/geoip"
 	"github.com/outpost-edge/outpost/h2"
+	"github.com/outpost-edge/outpost/h3"
 	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/server"
 )
@@ -51,6 +52,7 @@ type Node struct {
 	srv     *server.Server
 	h2      *h2.Server
 	lns     []net.Listener
+	h3      []*h3.Server // HTTP/3 on the UDP ports of TLS listeners
 	admin   *adminServer
 	started time.Time
 	errc    chan error
@@ -348,8 +350,13 @@ func (n *Node) ReloadFile(path string) error {
 // Shutdown stops accepting, drains in-flight requests and closes the
 // node's state; it gives up waiting when ctx ends.
 func (n *Node) Shutdown(ctx context.Context) error {
+	var h3done sync.WaitGroup
+	for _, s := range n.h3 {
+		h3done.Go(func() { _ = s.Shutdown(ctx) }) // side by side with the TCP listeners' drain
+	}
 	err := n.srv.Shutdown(ctx)
 	n.closeACME(ctx)
+	h3done.Wait()
 	n.mu.Lock()
 	n.app.Close() // exports the spans still buffered
 	if n.memStop != nil {

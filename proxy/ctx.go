@@ -25,6 +25,9 @@ type Route struct {
 	// in memory so that a retry can send it again. Zero: bodies stream
 	// through and a request whose body was sent is not retried.
 	ReplayBody int64
+	// EarlyData accepts requests sent in TLS early data (HTTP/3 0-RTT)
+	// when their method is safe; any other early request gets 425.
+	EarlyData bool
 	// App is the App's own data for the route (e.g. its compiled config).
 	App any
 }

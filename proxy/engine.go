@@ -228,6 +228,11 @@ func (e *Engine) run(c *Ctx) error {
 		return ErrNoRoute
 	}
 	c.Trace.Add("route", c.Route.Name)
+	if s, ok := c.session.(Early); ok && s.Early() {
+		if err := e.early0RTT(c); err != nil {
+			return err
+		}
+	}
 	if e.reqF != nil {
 		answered, err := e.reqF.RequestFilter(c)
 		if answered || err != nil {
@@ -533,4 +538,16 @@ func (e *Engine) behindProxy(c *Ctx) {
 		r := c.Request
 		r.SetLine(r.Method, r.Target, r.Host, proto)
 	}
+}
+
+// early0RTT decides on a request that came in TLS early data: only a safe
+// method on a route that accepts early data goes on (RFC 8470).
+func (e *Engine) early0RTT(c *Ctx) error {
+	safe := c.Request.IsMethod("GET") || c.Request.IsMethod("HEAD") || c.Request.IsMethod("OPTIONS")
+	if !c.Route.EarlyData || !safe {
+		c.Trace.Add("early-data", "refused")
+		return Errorf(425, FromDownstream, "too early", nil)
+	}
+	c.Trace.Add("early-data", "accepted")
+	return nil
 }

@@ -11,7 +11,7 @@ import (
 
 // Session is one request/response exchange with a downstream client. The
 // server implements it for each protocol: HTTP/1.1 on its own codec, HTTP/2
-// on golang.org/x/net/http2. The engine calls WriteHead at most once, then
+// on its own session loop (package h2). The engine calls WriteHead at most once, then
 // Write any number of times, then Finish once.
 type Session interface {
 	// Request returns the request head; valid until Finish.
@@ -42,6 +42,12 @@ type Session interface {
 // ErrUpgradeUnsupported is returned by Session.Upgrade on protocols that
 // have no connection upgrade (HTTP/2).
 var ErrUpgradeUnsupported = errors.New("proxy: connection upgrade not supported on this protocol")
+
+// Early is implemented by sessions whose request may arrive in TLS early
+// data (HTTP/3 0-RTT), which an attacker can replay.
+type Early interface {
+	Early() bool
+}
 
 // Fingerprinted is implemented by sessions whose listener computes the
 // client's TLS fingerprint (JA4).

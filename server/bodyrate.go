@@ -84,4 +84,18 @@ func (s *Server) withBodyRate(sess proxy.Session, rt *runtime) proxy.Session {
 
 func (r *rateSession) Body() io.Reader { return r }
 
+// Early passes on whether the request came in early data.
+func (r *rateSession) Early() bool {
+	e, ok := r.Session.(proxy.Early)
+	return ok && e.Early()
+}
+
+// JA4 passes on the stream's fingerprint.
+func (r *rateSession) JA4() string {
+	if f, ok := r.Session.(proxy.Fingerprinted); ok {
+		return f.JA4()
+	}
+	return ""
+}
+
 func (r *rateSession) Read(p []byte) (int, error) { return r.rate.read(r.srv, r.d, r.body, p) }

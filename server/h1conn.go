@@ -15,6 +15,7 @@ import (
 
 	"github.com/outpost-edge/outpost/h1"
 	"github.com/outpost-edge/outpost/httphead"
+	"github.com/outpost-edge/outpost/internal/httpdate"
 	"github.com/outpost-edge/outpost/proxy"
 )
 
@@ -29,6 +30,8 @@ type h1Conn struct {
 	client netip.AddrPort
 	tls    *tls.ConnectionState
 	ja4    string // the client's TLS fingerprint, "" for cleartext
+	h2c    bool   // the listener also takes cleartext HTTP/2
+	altSvc []byte // the Alt-Svc field line, nil for none
 	scheme []byte
 	ctx    *proxy.Ctx
 
@@ -55,10 +58,13 @@ var (
 	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 )
 
-func (s *Server) serveH1(ctx context.Context, conn net.Conn, st *connState, br *bufio.Reader, tlsState *tls.ConnectionState, ja4 string) {
-	c := &h1Conn{srv: s, conn: conn, br: br, tls: tlsState, scheme: schemeHTTP, ja4: ja4}
+func (s *Server) serveH1(ctx context.Context, conn net.Conn, st *connState, br *bufio.Reader, tlsState *tls.ConnectionState, ja4 string, opts Listener) {
+	c := &h1Conn{srv: s, conn: conn, br: br, tls: tlsState, scheme: schemeHTTP, ja4: ja4, h2c: opts.H2C && opts.TLS == nil}
 	if tlsState != nil {
 		c.scheme = schemeHTTPS
+		if opts.AltSvc != "" {
+			c.altSvc = []byte("Alt-Svc: " + opts.AltSvc + "\r\n")
+		}
 	}
 	c.client = addrPort(conn.RemoteAddr())
 	c.bw = writerPool.Get().(*bufio.Writer)
@@ -160,6 +166,12 @@ func (c *h1Conn) reject(err error) {
 	if he != errHeadTimeout {
 		c.srv.rejected(c.client, he.Status, he.Reason)
 	}
+	if he == h1.ErrNotHTTP && c.h2c && c.served == 1 {
+		// Not HTTP/1.x, on a listener that takes HTTP/2: a broken
+		// connection preface, which ends the connection unanswered
+		// (RFC 9113 section 3.4).
+		return
+	}
 	body := he.Reason + "\n"
 	c.head = append(c.head[:0], "HTTP/1.1 "...)
 	c.head = strconv.AppendInt(c.head, int64(he.Status), 10)
@@ -224,7 +236,10 @@ func (c *h1Conn) WriteHead(resp *httphead.Response) error {
 		c.close = true // HTTP/1.0: the body ends when the connection closes
 	}
 	if !h.Has("Date") {
-		c.head = append(append(append(c.head, "Date: "...), c.srv.date()...), "\r\n"...)
+		c.head = append(append(append(c.head, "Date: "...), httpdate.Now()...), "\r\n"...)
+	}
+	if c.altSvc != nil && !h.Has("Alt-Svc") {
+		c.head = append(c.head, c.altSvc...)
 	}
 	switch {
 	case resp.Status == 101:

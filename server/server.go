@@ -113,6 +113,9 @@ type Listener struct {
 	// Fingerprint, when set with TLS, computes a client fingerprint (JA4)
 	// from each ClientHello; sessions report it to the engine.
 	Fingerprint func(*tls.ClientHelloInfo) string
+	// AltSvc, when set with TLS, is sent as the Alt-Svc field of every
+	// response (HTTP/3 on the same port) that has none.
+	AltSvc string
 }
 
 // Server serves connections with the current Runtime.
@@ -138,7 +141,6 @@ type Server struct {
 	// instead. timeouts.request gives a request a deadline of its own.
 	reqCtx context.Context
 	stop   context.CancelFunc
-	dates  dateCache
 
 	// perIP counts open connections per client key, without limits of
 	// its own; a key goes with its last connection, so it holds at most
@@ -156,11 +158,14 @@ type Server struct {
 }
 
 // H2Server serves one HTTP/2 connection until it ends. The h2 package
-// implements it on golang.org/x/net/http2.
+// implements it.
 type H2Server interface {
 	// ServeConn returns when the connection ends; when drain is done it
-	// sends GOAWAY, lets open streams finish and returns.
-	ServeConn(drain context.Context, conn net.Conn, client netip.AddrPort, tlsState *tls.ConnectionState, serve func(context.Context, proxy.Session) error)
+	// sends GOAWAY, lets open streams finish and returns. ja4 is the
+	// client's TLS fingerprint, altSvc the Alt-Svc field value to send
+	// ("" for none). serve runs each request; pc is the stream's
+	// reusable engine state (nil on its first request).
+	ServeConn(drain context.Context, conn net.Conn, client netip.AddrPort, tlsState *tls.ConnectionState, ja4, altSvc string, serve func(ctx context.Context, sess proxy.Session, pc **proxy.Ctx) error)
 }
 
 // New returns a server running rt.
@@ -240,6 +245,23 @@ func (s *Server) admit(client netip.AddrPort) (limit.Ticket, bool) {
 	return t, true
 }
 
+// AdmitConn counts a connection that does not come through Serve (an
+// HTTP/3 connection) against Limits.MaxConns and MaxConnsPerIP, and
+// reports whether they allow it; release ends its count.
+func (s *Server) AdmitConn(client netip.AddrPort) (release func(), ok bool) {
+	if max := s.runtime().limits.MaxConns; max > 0 && s.conns.Load() >= int64(max) {
+		s.RefusedConns.Add(1)
+		return nil, false
+	}
+	t, ok := s.admit(client)
+	if !ok {
+		s.RefusedConns.Add(1)
+		return nil, false
+	}
+	s.conns.Add(1)
+	return func() { s.conns.Add(-1); t.Release() }, true
+}
+
 // connState is what Shutdown needs to know of a connection.
 type connState struct {
 	idle atomic.Bool // waiting for the next request
@@ -297,7 +319,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 		tlsState, conn = &st, tc
 		switch st.NegotiatedProtocol {
 		case "h2":
-			s.serveH2(conn, tlsState, ja4)
+			s.serveH2(conn, tlsState, ja4, opts.AltSvc)
 			return
 		case "acme-tls/1":
 			return // an ACME TLS-ALPN-01 check: the handshake was all (RFC 8737 section 3)
@@ -321,36 +343,41 @@ func (s *Server) serveConn(conn net.Conn, st *connState, opts Listener) {
 	}
 	st.idle.Store(false)
 	if h2c {
-		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil, "")
+		s.serveH2(&bufferedConn{Conn: conn, br: br}, nil, "", "")
 		return
 	}
-	s.serveH1(s.reqCtx, conn, st, br, tlsState, ja4)
+	s.serveH1(s.reqCtx, conn, st, br, tlsState, ja4, opts)
 }
 
-func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4 string) {
+func (s *Server) serveH2(conn net.Conn, tlsState *tls.ConnectionState, ja4, altSvc string) {
 	if s.H2 == nil {
 		return
 	}
-	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, func(ctx context.Context, sess proxy.Session) error {
-		rt := s.runtime()
-		if err := checkH2(sess, rt); err != nil {
-			return rt.engine.Reject(ctx, sess, err)
-		}
-		sess = s.withBodyRate(sess, rt)
-		if ja4 != "" {
-			sess = printedSession{Session: sess, ja4: ja4}
-		}
-		return rt.engine.Serve(ctx, sess, rt.engine.NewCtx())
-	})
+	s.H2.ServeConn(s.drain, conn, addrPort(conn.RemoteAddr()), tlsState, ja4, altSvc, s.ServeStream)
 }
 
-// printedSession gives an HTTP/2 stream its connection's fingerprint.
-type printedSession struct {
-	proxy.Session
-	ja4 string
+// ServeStream serves one HTTP/2 or HTTP/3 request: the checks HTTP/1.1's
+// codec makes, then the engine of the current runtime. pc is the stream's
+// reusable engine state (nil on its first request; ServeStream fills it).
+func (s *Server) ServeStream(ctx context.Context, sess proxy.Session, pc **proxy.Ctx) error {
+	rt := s.runtime()
+	if err := checkH2(sess, rt); err != nil {
+		return rt.engine.Reject(ctx, sess, err)
+	}
+	sess = s.withBodyRate(sess, rt)
+	if d := rt.timeouts.Request; d > 0 {
+		// As over HTTP/1.1: a context of its own, and an engine state
+		// of its own since contexts derived from it may outlive the
+		// request.
+		rctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return rt.engine.Serve(rctx, sess, rt.engine.NewCtx())
+	}
+	if *pc == nil {
+		*pc = rt.engine.NewCtx()
+	}
+	return rt.engine.Serve(ctx, sess, *pc)
 }
-
-func (p printedSession) JA4() string { return p.ja4 }
 
 // helloConn is the connection under a TLS server connection. It carries
 // the fingerprint of its ClientHello from the handshake to the sessions:
@@ -465,26 +492,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		return ctx.Err()
 	}
-}
-
-// dateCache formats the Date field once a second.
-type dateCache struct {
-	v atomic.Pointer[dateVal]
-}
-
-type dateVal struct {
-	sec int64
-	b   []byte
-}
-
-func (s *Server) date() []byte {
-	now := time.Now()
-	if d := s.dates.v.Load(); d != nil && d.sec == now.Unix() {
-		return d.b
-	}
-	d := &dateVal{sec: now.Unix(), b: now.UTC().AppendFormat(nil, "Mon, 02 Jan 2006 15:04:05 GMT")}
-	s.dates.v.Store(d)
-	return d.b
 }
 
 // checkH2 holds an HTTP/2 request to what the HTTP/1.1 codec enforces:
