@@ -23,6 +23,7 @@ const (
 // encoder is a streaming compressor that can be reused.
 type encoder interface {
 	io.WriteCloser
+	Flush() error
 	Reset(io.Writer)
 }
 
@@ -44,7 +45,10 @@ var encoderPools = map[string]*sync.Pool{
 
 // encodeReader compresses src as it is read: each read of the source is
 // fed to the encoder, whose output is handed out; memory is the encoder's
-// window and one read's output.
+// window and one read's output. The encoder is flushed after each read of
+// the source, before the source is read again: a streamed response
+// (server-sent events, a page sent in parts) reaches the client as the
+// origin sends it, at the cost of a few bytes per read (up to 32 KiB).
 type encodeReader struct {
 	src  io.ReadCloser
 	pool *sync.Pool
@@ -76,6 +80,8 @@ func (r *encodeReader) Read(p []byte) (int, error) {
 			r.err = io.EOF
 		case err != nil:
 			r.err = err
+		case n > 0:
+			r.enc.Flush() // the next read may wait for the origin
 		}
 	}
 	return r.out.Read(p)

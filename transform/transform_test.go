@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/outpost-edge/outpost/httphead"
 )
@@ -109,5 +110,44 @@ func TestTypesAndAlreadyCompressed(t *testing.T) {
 		if AlreadyCompressed(mt) != want {
 			t.Errorf("%q compressed already: want %v", mt, want)
 		}
+	}
+}
+
+// A compressed response whose origin sends a part and then waits reaches
+// the client part by part: the encoder is flushed before the source is
+// read again.
+func TestCompressedStreamLeavesAsTheOriginSendsIt(t *testing.T) {
+	for _, coding := range []string{"gzip", "br", "zstd"} {
+		t.Run(coding, func(t *testing.T) {
+			src, origin := io.Pipe()
+			enc := newEncodeReader(src, coding)
+			defer enc.Close()
+			coded, codedW := io.Pipe()
+			go func() { _, err := io.Copy(codedW, enc); codedW.CloseWithError(err) }()
+			go origin.Write([]byte("first ")) // and then nothing until the test ends
+			got := make(chan string, 1)
+			go func() {
+				dec, err := newDecodeReader(coded, coding)
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				b := make([]byte, len("first "))
+				if _, err := io.ReadFull(dec, b); err != nil {
+					got <- err.Error()
+					return
+				}
+				got <- string(b)
+			}()
+			select {
+			case s := <-got:
+				if s != "first " {
+					t.Fatalf("first part: %q", s)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the first part is held back until the origin sends more")
+			}
+			origin.Close()
+		})
 	}
 }
