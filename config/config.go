@@ -103,6 +103,8 @@ type Config struct {
 	Proxy Proxy `yaml:"proxy"`
 	// Protection holds named rate limits, bot rules and the challenge.
 	Protection Protection `yaml:"protection"`
+	// Cluster joins the node to others over NATS. Default: off.
+	Cluster Cluster `yaml:"cluster"`
 
 	// File is the path the config was read from; "" when built in Go.
 	// Relative paths in the config are resolved against its directory.
@@ -341,6 +343,7 @@ func (c *Config) setDefaults() {
 	c.Debug.setDefaults()
 	c.Proxy.setDefaults()
 	c.Protection.setDefaults()
+	c.Cluster.setDefaults()
 }
 
 // Load reads, decodes, provisions and validates the config file at path.

@@ -104,6 +104,7 @@ func (k *checker) provision() {
 		}
 	}
 	k.provisionProtection()
+	k.provisionCluster()
 }
 
 // setZero sets *v to def if *v is its type's zero value. It is used for
@@ -252,6 +253,7 @@ func (k *checker) validate() {
 	k.headerName("purge.surrogate_key_header", k.c.Purge.SurrogateKeyHeader, true)
 	k.debug()
 	k.proxy()
+	k.cluster()
 }
 
 func (k *checker) debug() {
