@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outpost-edge/outpost/cluster"
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/edge"
 	"github.com/outpost-edge/outpost/geoip"
@@ -60,6 +61,9 @@ type Node struct {
 	procLog *procLog    // nil when Options.Log was given
 	access  accessLog   // the access log the App writes to
 	retired []accessLog // replaced by reloads in the last retireAfter; closed by then or by Shutdown
+
+	cluster     *cluster.Cluster // nil without a cluster: block
+	clusterHost *clusterHost
 }
 
 // Options adjust how a node starts.
@@ -116,11 +120,16 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 	n.h2 = h2.NewServer(h2.Limits{MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), WriteTimeout: cfg.Timeouts.Write})
 	n.h2.Log = n.Log
 	n.srv.H2 = n.h2
+	if err := n.startCluster(cfg); err != nil {
+		n.closeState()
+		return nil, err
+	}
 	if err := n.listen(cfg, opts); err != nil {
 		n.closeListeners()
 		n.closeState()
 		return nil, err
 	}
+	n.clusterOpened()
 	if err := n.startAdmin(cfg, opts.AdminListener); err != nil {
 		n.closeListeners()
 		n.closeState()
@@ -251,6 +260,7 @@ var fixedKeys = []struct{ key, why string }{
 	{"listeners", "listeners cannot change while running (restart or upgrade instead)"},
 	{"storage", "storage cannot change while running (restart or upgrade instead)"},
 	{"admin", "admin cannot change while running (restart or upgrade instead)"},
+	{"cluster", "cluster cannot change while running (restart or upgrade instead)"},
 }
 
 // refused names every change a reload cannot apply, with old and new
@@ -351,9 +361,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// closeState closes the shared state and the access logs, in that order:
-// Shared flushes what the App wrote.
+// closeState leaves the cluster, then closes the shared state and the
+// access logs, in that order: Shared flushes what the App wrote.
 func (n *Node) closeState() {
+	if n.cluster != nil {
+		n.cluster.Close()
+	}
 	if n.shared != nil {
 		n.shared.Close()
 	}
