@@ -74,10 +74,12 @@ type Cluster struct {
 	js      jetstream.JetStream
 	started time.Time
 
-	applied    atomic.Uint64 // the stream sequence of the last purge applied
-	cfgVersion atomic.Uint64 // the config revision running; 0 for the local file
-	cfgFailed  atomic.Uint64 // the last revision refused
-	cfgError   atomic.Pointer[string]
+	applied atomic.Uint64 // the stream sequence of the last purge applied
+	// streamReplicas is the purge stream's replicas, as last seen.
+	streamReplicas atomic.Int32
+	cfgVersion     atomic.Uint64 // the config revision running; 0 for the local file
+	cfgFailed      atomic.Uint64 // the last revision refused
+	cfgError       atomic.Pointer[string]
 
 	mu      sync.Mutex
 	members map[string]*Member
@@ -156,20 +158,33 @@ func (c *Cluster) Close() {
 
 // setup creates (or finds) the purge stream and the config bucket, then
 // applies purges and configs as they come, retrying until JetStream
-// answers.
+// answers; then it keeps the streams' replicas at what the config asks
+// as members come.
 func (c *Cluster) setup() {
 	defer c.wg.Done()
+	// Hear the members first: a new stream gets no more replicas than
+	// there are members up.
+	wait := 3 * heartbeat / 2
 	for {
-		err := c.follow()
-		if err == nil || c.ctx.Err() != nil {
-			return
-		}
-		c.log.Warn("cluster: JetStream not ready; retrying", "error", err)
 		select {
 		case <-c.ctx.Done():
 			return
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
+		err := c.follow()
+		if err == nil {
+			break
+		}
+		c.log.Warn("cluster: JetStream not ready; retrying", "error", err)
+		wait = time.Second
+	}
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+		c.scaleUp()
 	}
 }
 
@@ -177,20 +192,26 @@ func (c *Cluster) setup() {
 func (c *Cluster) follow() error {
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
-	replicas := c.replicas()
-	stream, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: purgeStream, Subjects: []string{purgeSubject}, Storage: jetstream.FileStorage,
-		Replicas: replicas, MaxMsgs: int64(c.cfg.PurgeHistory), Discard: jetstream.DiscardOld,
-	})
+	stream, err := c.js.Stream(ctx, purgeStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		stream, err = c.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: purgeStream, Subjects: []string{purgeSubject}, Storage: jetstream.FileStorage,
+			Replicas: c.replicasNow(), MaxMsgs: int64(c.cfg.PurgeHistory), Discard: jetstream.DiscardOld,
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("purge stream: %w", err)
 	}
-	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: configBucket, History: configHistory, Replicas: replicas, Storage: jetstream.FileStorage,
-	})
+	kv, err := c.js.KeyValue(ctx, configBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = c.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: configBucket, History: configHistory, Replicas: c.replicasNow(), Storage: jetstream.FileStorage,
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("config bucket: %w", err)
 	}
+	c.streamReplicas.Store(int32(stream.CachedInfo().Config.Replicas))
 	if err := c.consumePurges(ctx, stream); err != nil {
 		return err
 	}
@@ -198,12 +219,43 @@ func (c *Cluster) follow() error {
 	return c.watchConfig(kv)
 }
 
-// replicas is how many servers keep each message.
+// replicas is how many servers should keep each message.
 func (c *Cluster) replicas() int {
 	if c.cfg.Replicas > 0 {
 		return c.cfg.Replicas
 	}
 	return min(3, c.cfg.Members())
+}
+
+// replicasNow is how many servers can keep each message now: no more
+// than the members up (any two of three nodes form a working cluster).
+func (c *Cluster) replicasNow() int { return min(c.replicas(), len(c.liveMembers())) }
+
+// scaleUp raises the streams' replicas to what the config asks once
+// enough members are up (they were created with fewer).
+func (c *Cluster) scaleUp() {
+	want := c.replicasNow()
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	for _, name := range []string{purgeStream, "KV_" + configBucket} {
+		s, err := c.js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		cfg := s.CachedInfo().Config
+		if name == purgeStream {
+			c.streamReplicas.Store(int32(cfg.Replicas))
+		}
+		if cfg.Replicas >= want {
+			continue
+		}
+		cfg.Replicas = want
+		if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+			c.log.Warn("cluster: cannot add replicas", "stream", name, "replicas", want, "error", err)
+		} else {
+			c.log.Info("cluster: replicas added", "stream", name, "replicas", want)
+		}
+	}
 }
 
 // seqFile holds the sequence of the last purge applied here.

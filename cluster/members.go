@@ -38,9 +38,12 @@ type Member struct {
 
 // Status is what GET /cluster answers.
 type Status struct {
-	Self    string   `json:"self"`
-	Ready   bool     `json:"ready"`
-	Members []Member `json:"members"`
+	Self  string `json:"self"`
+	Ready bool   `json:"ready"`
+	// Replicas is how many servers keep each purge (0 until the purge
+	// stream is reached); it grows to cluster.replicas as members come.
+	Replicas int      `json:"replicas"`
+	Members  []Member `json:"members"`
 }
 
 // self is this node's state now.
@@ -111,7 +114,7 @@ func (c *Cluster) heard(msg *nats.Msg) {
 func (c *Cluster) Status() Status {
 	self := c.self()
 	self.Seen, self.Up = time.Now(), true
-	st := Status{Self: c.cfg.Name, Ready: c.isReady(), Members: []Member{self}}
+	st := Status{Self: c.cfg.Name, Ready: c.isReady(), Replicas: int(c.streamReplicas.Load()), Members: []Member{self}}
 	c.mu.Lock()
 	for name, m := range c.members {
 		if name != c.cfg.Name {

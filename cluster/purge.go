@@ -99,7 +99,11 @@ func (c *Cluster) consumePurges(ctx context.Context, stream jetstream.Stream) er
 	if c.applied.Load() >= target {
 		c.markReady()
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { c.applyMsg(m, target) })
+	// Short pulls with frequent heartbeats: the consumer lives on one
+	// server, and when that server goes, a missed heartbeat is what
+	// makes the node recreate it on another.
+	cc, err := cons.Consume(func(m jetstream.Msg) { c.applyMsg(m, target) },
+		jetstream.PullExpiry(3*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("purge consumer: %w", err)
 	}

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// clusterToken is the admin token (and cluster secret) of the test nodes.
+const clusterToken = "test-token-0123456789abcdef"
+
+// exampleCluster runs the nodes of examples/cluster with the real
+// binary, on fresh ports, with a disk tier each (so that a restarted
+// node still holds what it cached).
+type exampleCluster struct {
+	t      *testing.T
+	files  [4]string // by node number
+	edge   [4]string
+	admin  [4]string
+	procs  [4]*exec.Cmd
+	out    [4]*syncBuf
+	origin *countingOrigin
+}
+
+// countingOrigin answers every path with a body naming how many times
+// it was fetched, cacheable for five minutes.
+type countingOrigin struct {
+	mu      sync.Mutex
+	fetches map[string]int
+	addr    string
+}
+
+func (o *countingOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	o.mu.Lock()
+	o.fetches[r.URL.Path]++
+	n := o.fetches[r.URL.Path]
+	o.mu.Unlock()
+	w.Header().Set("Cache-Control", "max-age=300")
+	fmt.Fprintf(w, "%s #%d\n", r.URL.Path, n)
+}
+
+func (o *countingOrigin) count(path string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.fetches[path]
+}
+
+func newExampleCluster(t *testing.T) *exampleCluster {
+	o := &countingOrigin{fetches: map[string]int{}}
+	ol, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: o}
+	go srv.Serve(ol)
+	t.Cleanup(func() { srv.Close() })
+	o.addr = ol.Addr().String()
+	c := &exampleCluster{t: t, origin: o}
+	// The example's fixed ports, each replaced by a free one.
+	ports := map[string]string{"127.0.0.1:8180": o.addr}
+	for i := 1; i <= 3; i++ {
+		c.edge[i], c.admin[i] = freeAddr(t), freeAddr(t)
+		ports[fmt.Sprintf("127.0.0.1:818%d", i)] = c.edge[i]
+		ports[fmt.Sprintf("127.0.0.1:919%d", i)] = c.admin[i]
+		ports[fmt.Sprintf("127.0.0.1:718%d", i)] = freeAddr(t)
+	}
+	dir := t.TempDir()
+	for i := 1; i <= 3; i++ {
+		b, err := os.ReadFile(fmt.Sprintf("../../examples/cluster/node%d.yaml", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		for from, to := range ports {
+			s = strings.ReplaceAll(s, from, to)
+		}
+		s += fmt.Sprintf("storage: {disk: {path: %s, size: 64MiB}}\nlog: {access: \"off\"}\n", filepath.Join(dir, fmt.Sprint("disk", i)))
+		c.files[i] = filepath.Join(dir, fmt.Sprintf("node%d.yaml", i))
+		if err := os.WriteFile(c.files[i], []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for i, o := range c.out {
+			if o != nil && t.Failed() {
+				t.Logf("node%d:\n%s", i, o.String())
+			}
+		}
+		for _, p := range c.procs {
+			if p != nil {
+				p.Process.Kill()
+				p.Wait()
+			}
+		}
+	})
+	return c
+}
+
+func (c *exampleCluster) env() []string {
+	return append(testEnv(c.t), "OUTPOST_ADMIN_TOKEN="+clusterToken)
+}
+
+// start runs node i and waits until its edge listener accepts.
+func (c *exampleCluster) start(i int) {
+	c.t.Helper()
+	cmd := exec.Command(binary, "run", "-c", c.files[i])
+	c.out[i] = &syncBuf{}
+	cmd.Env, cmd.Stdout, cmd.Stderr = c.env(), c.out[i], c.out[i]
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.procs[i] = cmd
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if conn, err := net.Dial("tcp", c.edge[i]); err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("node%d did not listen:\n%s", i, c.out[i].String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill ends node i with SIGKILL.
+func (c *exampleCluster) kill(i int) {
+	c.procs[i].Process.Kill()
+	c.procs[i].Wait()
+	c.procs[i] = nil
+}
+
+// get fetches path through node i, for the host pkg.test.
+func (c *exampleCluster) get(i int, path string) string {
+	c.t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+c.edge[i]+path, nil)
+	req.Host = "pkg.test"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("GET %s through node%d: %v", path, i, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		c.t.Fatalf("GET %s through node%d: %s %s", path, i, resp.Status, b)
+	}
+	return string(b)
+}
+
+// call sends a request to node i's admin API and decodes its JSON answer.
+func (c *exampleCluster) call(i int, method, path, body string, v any) int {
+	c.t.Helper()
+	req, _ := http.NewRequest(method, "http://"+c.admin[i]+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+clusterToken)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s on node%d: %v", method, path, i, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			c.t.Fatalf("%s %s on node%d: %s: %s", method, path, i, resp.Status, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+type clusterMember struct {
+	Name          string `json:"name"`
+	Up            bool   `json:"up"`
+	PurgeSeq      uint64 `json:"purge_seq"`
+	ConfigVersion uint64 `json:"config_version"`
+	ConfigError   string `json:"config_error"`
+}
+
+// members returns the members node i sees up.
+func (c *exampleCluster) members(i int) map[string]clusterMember {
+	var st struct {
+		Members []clusterMember `json:"members"`
+	}
+	c.call(i, "GET", "/cluster", "", &st)
+	up := map[string]clusterMember{}
+	for _, m := range st.Members {
+		if m.Up {
+			up[m.Name] = m
+		}
+	}
+	return up
+}
+
+// waitFor polls cond for up to 30s.
+func (c *exampleCluster) waitFor(what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type purgeAnswer struct {
+	Seq     uint64   `json:"seq"`
+	Applied []string `json:"applied"`
+	Missing []string `json:"missing"`
+	Error   string   `json:"error"`
+}
+
+// purge purges a URL of pkg.test through node i's admin API, again while
+// the stream cannot store it (503: a stream leader is being elected).
+func (c *exampleCluster) purge(i int, path string) (int, purgeAnswer) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var a purgeAnswer
+		status := c.call(i, "POST", "/purge", `{"urls": ["http://pkg.test`+path+`"]}`, &a)
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return status, a
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestClusterExample runs examples/cluster as its README says, with the
+// real binary: any two nodes form a cluster whatever the start order, a
+// purge through one node's admin API is effective on every node, a node
+// stopped during a purge (a partition) or killed and restarted serves
+// nothing it purged once back, and a config push of an invalid config is
+// refused while the old config keeps serving.
+func TestClusterExample(t *testing.T) {
+	c := newExampleCluster(t)
+	c.start(3)
+	c.start(1)
+	c.waitFor("node1 and node3 to see each other", func() bool { return len(c.members(1)) == 2 && len(c.members(3)) == 2 })
+
+	// Two nodes: a purge through node1 is effective on node3 when it answers.
+	c.get(3, "/a")
+	c.get(1, "/a")
+	if got := c.get(3, "/a"); got != "/a #1\n" && got != "/a #2\n" {
+		t.Fatalf("node3 did not serve /a from its cache: %q", got)
+	}
+	before := c.origin.count("/a")
+	status, a := c.purge(1, "/a")
+	slices.Sort(a.Applied)
+	if status != 200 || !slices.Equal(a.Applied, []string{"node1", "node3"}) {
+		t.Fatalf("purge through node1: %d %+v", status, a)
+	}
+	c.get(3, "/a")
+	if c.origin.count("/a") != before+1 {
+		t.Fatalf("node3 served /a from its cache after the cluster purge")
+	}
+
+	// The third node joins.
+	c.start(2)
+	c.waitFor("three members", func() bool { return len(c.members(1)) == 3 && len(c.members(2)) == 3 })
+	c.waitFor("three replicas of each purge", func() bool {
+		var st struct{ Replicas int }
+		c.call(1, "GET", "/cluster", "", &st)
+		return st.Replicas == 3
+	})
+
+	// Partition: node2 is stopped during a purge; the answer names it, and
+	// once it runs again it serves no purged object.
+	c.get(2, "/b")
+	before = c.origin.count("/b")
+	c.procs[2].Process.Signal(syscall.SIGSTOP)
+	status, a = c.purge(3, "/b")
+	c.procs[2].Process.Signal(syscall.SIGCONT)
+	if status != http.StatusGatewayTimeout || !slices.Contains(a.Missing, "node2") {
+		t.Fatalf("purge with node2 stopped: %d %+v: want 504 naming node2", status, a)
+	}
+	c.waitFor("node2 to apply the purge", func() bool { return c.members(2)["node2"].PurgeSeq >= a.Seq })
+	c.get(2, "/b")
+	if c.origin.count("/b") != before+1 {
+		t.Fatalf("node2 served /b from its cache after rejoining")
+	}
+
+	// Restart: node3 is killed, the purge is stored without it, and the
+	// restarted node3 (whose disk tier still holds /c) replays it before
+	// it serves.
+	c.get(3, "/c")
+	before = c.origin.count("/c")
+	c.kill(3)
+	c.waitFor("node1 to see node3 down", func() bool { _, ok := c.members(1)["node3"]; return !ok })
+	status, a = c.purge(1, "/c")
+	// 504 when a node's consumer was on node3's server: it is recreated
+	// on another after missed heartbeats, and the answer names the node.
+	if (status != 200 && status != http.StatusGatewayTimeout) || slices.Contains(a.Applied, "node3") || len(a.Applied)+len(a.Missing) != 2 {
+		t.Fatalf("purge with node3 down: %d %+v", status, a)
+	}
+	c.waitFor("node1 and node2 to apply the purge", func() bool {
+		m := c.members(1)
+		return m["node1"].PurgeSeq >= a.Seq && m["node2"].PurgeSeq >= a.Seq
+	})
+	c.start(3)
+	c.get(3, "/c")
+	if c.origin.count("/c") != before+1 {
+		t.Fatalf("restarted node3 served /c purged while it was down:\n%s", c.out[3].String())
+	}
+
+	// An invalid config is refused; the old one keeps serving everywhere.
+	c.waitFor("three members", func() bool { return len(c.members(1)) == 3 })
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("routes:\n  - upstream: nowhere\n"), 0o644)
+	var out bytes.Buffer
+	cmdEnv(t, c.env())
+	err := configCmd(&out, []string{"push", "--admin", c.admin[2], bad})
+	if err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Fatalf("invalid config push: %v %s", err, out.String())
+	}
+	for i := 1; i <= 3; i++ {
+		if m := c.members(i)[fmt.Sprint("node", i)]; m.ConfigVersion != 0 {
+			t.Fatalf("node%d runs pushed config %d after an invalid push", i, m.ConfigVersion)
+		}
+		c.get(i, "/ok")
+	}
+
+	// A valid config reaches every node: here it lets 127.0.0.1 send
+	// PURGE, and a PURGE through node1 is cluster-wide.
+	good := filepath.Join(t.TempDir(), "good.yaml")
+	os.WriteFile(good, []byte(fmt.Sprintf("upstreams: {origin: {servers: [{addr: %q}]}}\nroutes: [{upstream: origin, cache: {enabled: true}}]\npurge: {allow_method_from: [127.0.0.1]}\nlog: {access: \"off\"}\n", c.origin.addr)), 0o644)
+	out.Reset()
+	if err := configCmd(&out, []string{"push", "--admin", c.admin[2], good}); err != nil {
+		t.Fatalf("config push: %v", err)
+	}
+	var pushed struct {
+		Revision uint64   `json:"revision"`
+		Applied  []string `json:"applied"`
+	}
+	json.Unmarshal(out.Bytes(), &pushed)
+	if len(pushed.Applied) != 3 {
+		t.Fatalf("config push: %s", out.String())
+	}
+	c.get(2, "/d")
+	before = c.origin.count("/d")
+	req, _ := http.NewRequest("PURGE", "http://"+c.edge[1]+"/d", nil)
+	req.Host = "pkg.test"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PURGE through node1: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	c.get(2, "/d")
+	if c.origin.count("/d") != before+1 {
+		t.Fatalf("node2 served /d from its cache after a PURGE through node1")
+	}
+
+	out.Reset()
+	if err := configCmd(&out, []string{"history", "--admin", c.admin[3]}); err != nil || !strings.Contains(out.String(), fmt.Sprintf(`"revision": %d`, pushed.Revision)) {
+		t.Fatalf("config history: %v %s", err, out.String())
+	}
+	out.Reset()
+	if err := clusterCmd(&out, []string{"status", "--admin", c.admin[1]}); err != nil || strings.Count(out.String(), " up ") != 3 {
+		t.Fatalf("cluster status: %v\n%s", err, out.String())
+	}
+}
+
+// cmdEnv sets the environment the command functions read, for this test.
+func cmdEnv(t *testing.T, env []string) {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && (k == "OUTPOST_ADMIN_TOKEN" || k == "XDG_STATE_HOME") {
+			t.Setenv(k, v)
+		}
+	}
+}
