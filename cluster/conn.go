@@ -102,7 +102,9 @@ func (c *Cluster) embedded(secret, local string) (*server.Server, error) {
 		NoLog:      true,
 		JetStream:  true,
 		StoreDir:   filepath.Join(c.cfg.Dir, "jetstream"),
-		Cluster:    server.ClusterOpts{Name: "outpost-" + c.cfg.Site, Host: host, Port: port},
+	}
+	if len(c.cfg.Routes) > 0 { // a clustered JetStream needs routes; without, one standalone server
+		opts.Cluster = server.ClusterOpts{Name: "outpost-" + c.cfg.Site, Host: host, Port: port}
 	}
 	if secret != "" {
 		opts.Cluster.Username, opts.Cluster.Password = routeUser, secret

@@ -32,7 +32,8 @@ type Cluster struct {
 	// one of Listen and URL is set.
 	Listen string `yaml:"listen"`
 	// Routes are the cluster ports (host:port) of the other nodes'
-	// embedded servers. Default: none.
+	// embedded servers. Default: none: a cluster of one node, whose
+	// server opens no cluster port.
 	Routes []string `yaml:"routes"`
 	// URL is an external NATS server or cluster to use instead of an
 	// embedded one ("nats://h1:4222,nats://h2:4222"; tls:// for TLS).

@@ -50,8 +50,9 @@ func (n *Node) startCluster(cfg *config.Config) error {
 
 // clusterHost is what the cluster does on this node.
 type clusterHost struct {
-	n     *Node
-	edges atomic.Pointer[[]string] // the listeners' addresses, once open
+	n       *Node
+	edges   atomic.Pointer[[]string] // the listeners' addresses, once open
+	running atomic.Pointer[[]byte]   // the pushed config running; nil for the file alone
 }
 
 func (h *clusterHost) Purge(r edge.PurgeRequest) (edge.PurgeResult, error) {
@@ -76,7 +77,13 @@ func (h *clusterHost) pushed(data []byte) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return config.Parse(file+" (pushed)", merged)
+	// Relative paths resolve against the node's file; error lines are
+	// those of the merged text.
+	cfg, err := config.Parse(file, merged)
+	if err != nil {
+		return nil, fmt.Errorf("pushed config merged with %s: %w", file, err)
+	}
+	return cfg, nil
 }
 
 func (h *clusterHost) CheckConfig(data []byte) error {
@@ -93,7 +100,26 @@ func (h *clusterHost) ApplyConfig(data []byte) error {
 	if err != nil {
 		return err
 	}
-	return h.n.Reload(cfg)
+	if err := h.n.Reload(cfg); err != nil {
+		return err
+	}
+	h.running.Store(&data)
+	return nil
+}
+
+// fileConfig is what re-reading the config file means on a node that
+// runs a pushed config: the file's local keys, the pushed rest (a SIGHUP
+// does not undo a push). ok is false when the node runs its file alone.
+func (n *Node) fileConfig() (cfg *config.Config, ok bool, err error) {
+	if n.clusterHost == nil {
+		return nil, false, nil
+	}
+	data := n.clusterHost.running.Load()
+	if data == nil {
+		return nil, false, nil
+	}
+	cfg, err = n.clusterHost.pushed(*data)
+	return cfg, true, err
 }
 
 func (h *clusterHost) Describe(m *cluster.Member) {

@@ -335,8 +335,15 @@ func changedKeys(changes []config.Change) string {
 	return logList(keys)
 }
 
-// ReloadFile loads path and reloads it.
+// ReloadFile loads path and reloads it (with the pushed config the node
+// runs in a cluster, over the file's local keys).
 func (n *Node) ReloadFile(path string) error {
+	if cfg, ok, err := n.fileConfig(); ok {
+		if err != nil {
+			return fmt.Errorf("reload refused: %w", err)
+		}
+		return n.Reload(cfg)
+	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		return fmt.Errorf("reload refused: %w", err)
