@@ -26,12 +26,13 @@ const clusterToken = "test-token-0123456789abcdef"
 // node still holds what it cached).
 type exampleCluster struct {
 	t      *testing.T
-	files  [4]string // by node number
-	edge   [4]string
-	admin  [4]string
-	procs  [4]*exec.Cmd
-	out    [4]*syncBuf
+	files  []string // by node number, from 1
+	edge   []string
+	admin  []string
+	procs  []*exec.Cmd
+	out    []*syncBuf
 	origin *countingOrigin
+	dir    string
 }
 
 // countingOrigin answers every path with a body naming how many times
@@ -57,26 +58,16 @@ func (o *countingOrigin) count(path string) int {
 	return o.fetches[path]
 }
 
+// newExampleCluster writes examples/cluster's files with fresh ports.
 func newExampleCluster(t *testing.T) *exampleCluster {
-	o := &countingOrigin{fetches: map[string]int{}}
-	ol, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: o}
-	go srv.Serve(ol)
-	t.Cleanup(func() { srv.Close() })
-	o.addr = ol.Addr().String()
-	c := &exampleCluster{t: t, origin: o}
+	c := newTestCluster(t, 3)
 	// The example's fixed ports, each replaced by a free one.
-	ports := map[string]string{"127.0.0.1:8180": o.addr}
+	ports := map[string]string{"127.0.0.1:8180": c.origin.addr}
 	for i := 1; i <= 3; i++ {
-		c.edge[i], c.admin[i] = freeAddr(t), freeAddr(t)
 		ports[fmt.Sprintf("127.0.0.1:818%d", i)] = c.edge[i]
 		ports[fmt.Sprintf("127.0.0.1:919%d", i)] = c.admin[i]
 		ports[fmt.Sprintf("127.0.0.1:718%d", i)] = freeAddr(t)
 	}
-	dir := t.TempDir()
 	for i := 1; i <= 3; i++ {
 		b, err := os.ReadFile(fmt.Sprintf("../../examples/cluster/node%d.yaml", i))
 		if err != nil {
@@ -86,11 +77,54 @@ func newExampleCluster(t *testing.T) *exampleCluster {
 		for from, to := range ports {
 			s = strings.ReplaceAll(s, from, to)
 		}
-		s += fmt.Sprintf("storage: {disk: {path: %s, size: 64MiB}}\nlog: {access: \"off\"}\n", filepath.Join(dir, fmt.Sprint("disk", i)))
-		c.files[i] = filepath.Join(dir, fmt.Sprintf("node%d.yaml", i))
-		if err := os.WriteFile(c.files[i], []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		c.write(i, s)
+	}
+	return c
+}
+
+// newNodesCluster writes the configs of n nodes shaped as the example's.
+func newNodesCluster(t *testing.T, n int) *exampleCluster {
+	c := newTestCluster(t, n)
+	routes := make([]string, n+1)
+	for i := 1; i <= n; i++ {
+		routes[i] = freeAddr(t)
+	}
+	for i := 1; i <= n; i++ {
+		others := slices.Delete(slices.Clone(routes[1:]), i-1, i)
+		c.write(i, fmt.Sprintf(`listeners: [{addr: %q}]
+admin: {addr: %q, token_env: OUTPOST_ADMIN_TOKEN}
+cluster: {name: node%d, listen: %q, routes: [%s], secret_env: OUTPOST_ADMIN_TOKEN}
+upstreams: {origin: {servers: [{addr: %q}]}}
+routes: [{upstream: origin, cache: {enabled: true}}]
+`, c.edge[i], c.admin[i], i, routes[i], strings.Join(others, ", "), c.origin.addr))
+	}
+	return c
+}
+
+// write writes node i's config, with a disk tier and no access log.
+func (c *exampleCluster) write(i int, cfg string) {
+	cfg += fmt.Sprintf("storage: {disk: {path: %s, size: 64MiB}}\nlog: {access: \"off\"}\n", filepath.Join(c.dir, fmt.Sprint("disk", i)))
+	c.files[i] = filepath.Join(c.dir, fmt.Sprintf("node%d.yaml", i))
+	if err := os.WriteFile(c.files[i], []byte(cfg), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// newTestCluster starts the counting origin and picks the nodes' ports.
+func newTestCluster(t *testing.T, n int) *exampleCluster {
+	o := &countingOrigin{fetches: map[string]int{}}
+	ol, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: o}
+	go srv.Serve(ol)
+	t.Cleanup(func() { srv.Close() })
+	o.addr = ol.Addr().String()
+	c := &exampleCluster{t: t, origin: o, dir: t.TempDir(), files: make([]string, n+1), edge: make([]string, n+1),
+		admin: make([]string, n+1), procs: make([]*exec.Cmd, n+1), out: make([]*syncBuf, n+1)}
+	for i := 1; i <= n; i++ {
+		c.edge[i], c.admin[i] = freeAddr(t), freeAddr(t)
 	}
 	t.Cleanup(func() {
 		for i, o := range c.out {
@@ -379,4 +413,98 @@ func cmdEnv(t *testing.T, env []string) {
 			t.Setenv(k, v)
 		}
 	}
+}
+
+// TestFiveNodesServeThroughAKilledNode runs five nodes under a load loop
+// through every node up, while node5 is killed with SIGKILL and
+// restarted and purges go through node1: no client error, every node
+// applies every purge, and each object is fetched from the origin at
+// most once per node and purge (the nodes do not share their caches).
+func TestFiveNodesServeThroughAKilledNode(t *testing.T) {
+	const n = 5
+	c := newNodesCluster(t, n)
+	for i := 1; i <= n; i++ {
+		c.start(i)
+	}
+	c.waitFor("five members and three replicas", func() bool {
+		var st struct{ Replicas int }
+		c.call(1, "GET", "/cluster", "", &st)
+		return st.Replicas == 3 && len(c.members(1)) == n && len(c.members(n)) == n
+	})
+
+	var down sync.Map // node number -> true while it is killed
+	stop := make(chan struct{})
+	var requests, failures int
+	var failed []string
+	done := make(chan struct{})
+	go func() { // the load loop: bounded by stop and by 20000 requests
+		defer close(done)
+		client := &http.Client{Timeout: 5 * time.Second}
+		for i := 0; i < 20000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			node := 1 + i%n
+			if _, isDown := down.Load(node); isDown {
+				continue
+			}
+			req, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/obj/%d", c.edge[node], (i/n)%20), nil)
+			req.Host = "pkg.test"
+			requests++
+			resp, err := client.Do(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if err != nil || resp.StatusCode != 200 {
+				failures++
+				failed = append(failed, fmt.Sprintf("node%d: %v %v", node, err, resp))
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	down.Store(n, true)
+	c.kill(n)
+	purged := map[string]int{}
+	var last uint64
+	for _, p := range []string{"/obj/1", "/obj/2"} {
+		status, a := c.purge(1, p)
+		if status != 200 && status != http.StatusGatewayTimeout {
+			t.Fatalf("purge %s with node%d down: %d %+v", p, n, status, a)
+		}
+		purged[p]++
+		last = a.Seq
+	}
+	c.start(n)
+	down.Delete(n)
+	status, a := c.purge(2, "/obj/3")
+	if status != 200 && status != http.StatusGatewayTimeout {
+		t.Fatalf("purge after the restart: %d %+v", status, a)
+	}
+	purged["/obj/3"]++
+	last = a.Seq
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	if failures > 0 {
+		t.Fatalf("%d of %d requests failed: %v", failures, requests, failed[:min(5, len(failed))])
+	}
+	c.waitFor("every node to apply every purge", func() bool {
+		m := c.members(1)
+		for i := 1; i <= n; i++ {
+			if m[fmt.Sprint("node", i)].PurgeSeq < last {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range 20 {
+		p := fmt.Sprintf("/obj/%d", i)
+		if got, most := c.origin.count(p), n*(1+purged[p]); got > most {
+			t.Errorf("%s fetched %d times from the origin; at most %d expected", p, got, most)
+		}
+	}
+	t.Logf("%d requests, 0 errors; origin fetches of /obj/1: %d, /obj/5: %d", requests, c.origin.count("/obj/1"), c.origin.count("/obj/5"))
 }
