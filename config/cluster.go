@@ -54,8 +54,9 @@ type Cluster struct {
 	// configs). Default: 0, one per server named (Listen and Routes),
 	// at most 3; 1 with URL.
 	Replicas int `yaml:"replicas"`
-	// PurgeTimeout is how long a purge waits for every member to apply
-	// it before answering with the members that did not. Default: 2s.
+	// PurgeTimeout is how long a purge (or a config push) waits for
+	// every member up to apply it before answering with the members that
+	// did not. Default: 2s.
 	PurgeTimeout time.Duration `yaml:"purge_timeout"`
 	// CatchUpTimeout is how long a starting node waits to replay the
 	// purges it missed before it serves; past it, it soft-purges its
