@@ -61,6 +61,8 @@ type Host interface {
 	ApplyConfig(data []byte) error
 	// Describe fills the node's addresses and health.
 	Describe(m *Member)
+	// Draining reports whether the node is draining (it owns nothing).
+	Draining() bool
 }
 
 // Cluster is a node's membership of a cluster.
@@ -69,10 +71,11 @@ type Cluster struct {
 	host Host
 	log  *slog.Logger
 
-	ns      *server.Server // the embedded server; nil with an external URL
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	started time.Time
+	ns        *server.Server // the embedded server; nil with an external URL
+	peerToken string         // see PeerToken
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	started   time.Time
 
 	applied atomic.Uint64 // the stream sequence of the last purge applied
 	// streamReplicas is the purge stream's replicas, as last seen.

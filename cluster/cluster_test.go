@@ -70,6 +70,8 @@ func (h *fakeHost) setRefuse(s string) {
 
 func (h *fakeHost) Describe(m *Member) { m.Edge = []string{"127.0.0.1:0"} }
 
+func (h *fakeHost) Draining() bool { return false }
+
 // urlsPurged lists the URL purges h applied, and whether it purged all.
 func (h *fakeHost) urlsPurged() (urls []string, all bool) {
 	h.mu.Lock()

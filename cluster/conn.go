@@ -24,6 +24,7 @@ func (c *Cluster) connect() error {
 	if err != nil {
 		return err
 	}
+	c.peerToken = peerTokenOf(secret)
 	opts := []nats.Option{nats.Name("outpost " + c.cfg.Name), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true)}
 	target := c.cfg.URL

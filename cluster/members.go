@@ -17,6 +17,9 @@ type Member struct {
 	// Edge and Admin are the node's public and admin addresses.
 	Edge  []string `json:"edge"`
 	Admin string   `json:"admin,omitempty"`
+	// Peer is where the other nodes of the site fill from this one when
+	// it shards; "" when it does not.
+	Peer string `json:"peer,omitempty"`
 	// Health is ok, catching_up (replaying missed purges) or draining.
 	Health string `json:"health"`
 	// ConfigVersion is the pushed config revision the node runs; 0 for
@@ -55,6 +58,9 @@ func (c *Cluster) self() Member {
 		m.ConfigError = *e
 	}
 	c.host.Describe(&m)
+	if !c.cfg.Shard {
+		m.Peer = ""
+	}
 	if m.Health == "ok" && !c.isReady() {
 		m.Health = "catching_up"
 	}

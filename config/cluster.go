@@ -50,6 +50,17 @@ type Cluster struct {
 	// TLS is the client TLS used with URL. Default: none, unless URL
 	// says tls://.
 	TLS ClusterTLS `yaml:"tls"`
+	// Shard splits the cache between the nodes of the site with the
+	// same role: each request has an owner (rendezvous hashing of host
+	// and target), and a node that misses a request another owns fills
+	// from the owner (peer fill, collapsed there) rather than from the
+	// origin; an owner down or slow (5s to the first byte) is passed over
+	// for the origin. Peer fills carry a token derived from the secret,
+	// which is required. Default: false.
+	Shard bool `yaml:"shard"`
+	// PeerAddr is the host:port the other nodes reach this node's edge
+	// at for peer fills. Default: "", the first listener's address.
+	PeerAddr string `yaml:"peer_addr"`
 	// Replicas is how many servers keep each JetStream message (purges,
 	// configs). Default: 0, one per server named (Listen and Routes),
 	// at most 3; 1 with URL.
@@ -136,6 +147,12 @@ func (k *checker) cluster() {
 	k.file("cluster.tls.cert", c.TLS.Cert, c.TLS.Key != "")
 	k.file("cluster.tls.key", c.TLS.Key, c.TLS.Cert != "")
 	k.intRange("cluster.replicas", c.Replicas, 0, 5)
+	if c.Shard && c.SecretEnv == "" {
+		k.errorf("cluster.shard", "sharding needs secret_env: peer fills are authenticated with it")
+	}
+	if c.PeerAddr != "" {
+		k.hostPort("cluster.peer_addr", c.PeerAddr, true)
+	}
 	if c.PurgeTimeout <= 0 {
 		k.errorf("cluster.purge_timeout", "must be positive")
 	}

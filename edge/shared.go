@@ -38,6 +38,9 @@ type Shared struct {
 	// purge on every node and returns the answer to send as JSON; an
 	// error means nothing was purged. Set before the node serves.
 	ClusterPurge func(r PurgeRequest, who string) (any, error)
+	// Shard, when set before the App is built, splits the cache between
+	// the nodes of a site (see shard.go).
+	Shard Sharder
 
 	store    storage.Store
 	cache    *cacheLayer   // nil when no storage tier is configured

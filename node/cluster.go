@@ -39,6 +39,9 @@ func (n *Node) startCluster(cfg *config.Config) error {
 		return err
 	}
 	n.cluster, n.clusterHost = c, host
+	if n.shard != nil {
+		n.shard.c.Store(c)
+	}
 	n.shared.ClusterPurge = func(r edge.PurgeRequest, who string) (any, error) { return c.Purge(r, who) }
 	select {
 	case <-c.Ready():
@@ -46,6 +49,35 @@ func (n *Node) startCluster(cfg *config.Config) error {
 		c.PurgeEverything(fmt.Sprintf("the purges missed could not be replayed in %s (catch_up_timeout)", cc.CatchUpTimeout))
 	}
 	return nil
+}
+
+// prepareShard gives the shared state the cluster's sharding before the
+// first App is built (routes wrap their upstream then); it knows the
+// members once the cluster runs.
+func (n *Node) prepareShard(cfg *config.Config) {
+	if cfg.Cluster.Enabled() && cfg.Cluster.Shard {
+		n.shard = &clusterShard{}
+		n.shared.Shard = n.shard
+	}
+}
+
+// clusterShard is edge.Sharder over the cluster, once it runs.
+type clusterShard struct {
+	c atomic.Pointer[cluster.Cluster]
+}
+
+func (s *clusterShard) Owner(host, target []byte) string {
+	if c := s.c.Load(); c != nil {
+		return c.Owner(host, target)
+	}
+	return ""
+}
+
+func (s *clusterShard) PeerToken() string {
+	if c := s.c.Load(); c != nil {
+		return c.PeerToken()
+	}
+	return ""
 }
 
 // clusterHost is what the cluster does on this node.
@@ -125,14 +157,20 @@ func (n *Node) fileConfig() (cfg *config.Config, ok bool, err error) {
 func (h *clusterHost) Describe(m *cluster.Member) {
 	if e := h.edges.Load(); e != nil {
 		m.Edge = *e
+		m.Peer = h.n.Config().Cluster.PeerAddr
+		if m.Peer == "" && len(*e) > 0 {
+			m.Peer = (*e)[0]
+		}
 	}
 	if a := h.n.AdminAddr(); a != nil {
 		m.Admin = a.String()
 	}
-	if h.n.srv.Draining() {
+	if h.Draining() {
 		m.Health = "draining"
 	}
 }
+
+func (h *clusterHost) Draining() bool { return h.n.srv.Draining() }
 
 // clusterOpened records the listeners' addresses for the membership.
 func (n *Node) clusterOpened() {

@@ -64,6 +64,7 @@ type Node struct {
 
 	cluster     *cluster.Cluster // nil without a cluster: block
 	clusterHost *clusterHost
+	shard       *clusterShard // nil unless cluster.shard
 }
 
 // Options adjust how a node starts.
@@ -110,6 +111,7 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.shared.Access = n.access.l
+	n.prepareShard(cfg)
 	app, eng, err := n.build(cfg)
 	if err != nil {
 		n.closeState()

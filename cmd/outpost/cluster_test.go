@@ -83,7 +83,8 @@ func newExampleCluster(t *testing.T) *exampleCluster {
 }
 
 // newNodesCluster writes the configs of n nodes shaped as the example's.
-func newNodesCluster(t *testing.T, n int) *exampleCluster {
+// extra is added to each node's cluster block (", shard: true").
+func newNodesCluster(t *testing.T, n int, extra string) *exampleCluster {
 	c := newTestCluster(t, n)
 	routes := make([]string, n+1)
 	for i := 1; i <= n; i++ {
@@ -93,10 +94,10 @@ func newNodesCluster(t *testing.T, n int) *exampleCluster {
 		others := slices.Delete(slices.Clone(routes[1:]), i-1, i)
 		c.write(i, fmt.Sprintf(`listeners: [{addr: %q}]
 admin: {addr: %q, token_env: OUTPOST_ADMIN_TOKEN}
-cluster: {name: node%d, listen: %q, routes: [%s], secret_env: OUTPOST_ADMIN_TOKEN}
+cluster: {name: node%d, listen: %q, routes: [%s], secret_env: OUTPOST_ADMIN_TOKEN%s}
 upstreams: {origin: {servers: [{addr: %q}]}}
 routes: [{upstream: origin, cache: {enabled: true}}]
-`, c.edge[i], c.admin[i], i, routes[i], strings.Join(others, ", "), c.origin.addr))
+`, c.edge[i], c.admin[i], i, routes[i], strings.Join(others, ", "), extra, c.origin.addr))
 	}
 	return c
 }
@@ -217,6 +218,7 @@ func (c *exampleCluster) call(i int, method, path, body string, v any) int {
 
 type clusterMember struct {
 	Name          string `json:"name"`
+	Health        string `json:"health"`
 	Up            bool   `json:"up"`
 	PurgeSeq      uint64 `json:"purge_seq"`
 	ConfigVersion uint64 `json:"config_version"`
@@ -422,7 +424,7 @@ func cmdEnv(t *testing.T, env []string) {
 // most once per node and purge (the nodes do not share their caches).
 func TestFiveNodesServeThroughAKilledNode(t *testing.T) {
 	const n = 5
-	c := newNodesCluster(t, n)
+	c := newNodesCluster(t, n, "")
 	for i := 1; i <= n; i++ {
 		c.start(i)
 	}
@@ -507,4 +509,59 @@ func TestFiveNodesServeThroughAKilledNode(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests, 0 errors; origin fetches of /obj/1: %d, /obj/5: %d", requests, c.origin.count("/obj/1"), c.origin.count("/obj/5"))
+}
+
+// TestShardedNodesFetchEachObjectOnce: with cluster.shard, a miss on a
+// node that does not own the object fills from its owner, so each object
+// is fetched from the origin once for the site; when an owner is killed,
+// its objects are fetched again (once more at most), with no client
+// error, first from the origin directly, then from their new owner.
+func TestShardedNodesFetchEachObjectOnce(t *testing.T) {
+	const n = 3
+	c := newNodesCluster(t, n, ", shard: true")
+	for i := 1; i <= n; i++ {
+		c.start(i)
+	}
+	c.waitFor("three members serving", func() bool {
+		for i := 1; i <= n; i++ {
+			m := c.members(i)
+			for _, name := range []string{"node1", "node2", "node3"} {
+				if m[name].Health != "ok" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	for obj := range 12 {
+		for i := 1; i <= n; i++ {
+			c.get(i, fmt.Sprintf("/s/%d", obj))
+		}
+	}
+	for obj := range 12 {
+		if got := c.origin.count(fmt.Sprintf("/s/%d", obj)); got != 1 {
+			t.Errorf("/s/%d fetched %d times from the origin, want once for the site", obj, got)
+		}
+	}
+	c.kill(3)
+	deadline := time.Now().Add(5 * time.Second) // past the 3s it takes to see node3 down
+	for round := 0; time.Now().Before(deadline); round++ {
+		for i := 1; i <= 2; i++ {
+			c.get(i, fmt.Sprintf("/s/%d", round%12)) // c.get fails the test on any error
+			c.get(i, fmt.Sprintf("/t/%d", round%12))
+		}
+	}
+	for obj := range 12 {
+		// Owned by node3 (down): node1 and node2 each fetch it once from
+		// the origin until they see node3 gone, then from the new owner.
+		if got := c.origin.count(fmt.Sprintf("/t/%d", obj)); got > 2 {
+			t.Errorf("/t/%d fetched %d times from the origin with its owner down", obj, got)
+		}
+	}
+	t.Logf("origin fetches with node3 down: /t/0..11: %v", func() (out []int) {
+		for obj := range 12 {
+			out = append(out, c.origin.count(fmt.Sprintf("/t/%d", obj)))
+		}
+		return out
+	}())
 }
