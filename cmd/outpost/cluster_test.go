@@ -373,17 +373,19 @@ func TestClusterExample(t *testing.T) {
 	good := filepath.Join(t.TempDir(), "good.yaml")
 	os.WriteFile(good, []byte(fmt.Sprintf("upstreams: {origin: {servers: [{addr: %q}]}}\nroutes: [{upstream: origin, cache: {enabled: true}}]\npurge: {allow_method_from: [127.0.0.1]}\nlog: {access: \"off\"}\n", c.origin.addr)), 0o644)
 	out.Reset()
-	if err := configCmd(&out, []string{"push", "--admin", c.admin[2], good}); err != nil {
-		t.Fatalf("config push: %v", err)
+	err = configCmd(&out, []string{"push", "--admin", c.admin[2], good})
+	// 504 when a node's watch of the bucket was on node3's server, killed
+	// above: it is recreated on another after missed heartbeats, and the
+	// node applies the config then.
+	if err != nil && !strings.Contains(err.Error(), "504") {
+		t.Fatalf("config push: %v %s", err, out.String())
 	}
-	var pushed struct {
-		Revision uint64   `json:"revision"`
-		Applied  []string `json:"applied"`
-	}
-	json.Unmarshal(out.Bytes(), &pushed)
-	if len(pushed.Applied) != 3 {
-		t.Fatalf("config push: %s", out.String())
-	}
+	var revision uint64
+	c.waitFor("every node to run the pushed config", func() bool {
+		m := c.members(1)
+		revision = m["node1"].ConfigVersion
+		return revision > 0 && m["node2"].ConfigVersion == revision && m["node3"].ConfigVersion == revision
+	})
 	c.get(2, "/d")
 	before = c.origin.count("/d")
 	req, _ := http.NewRequest("PURGE", "http://"+c.edge[1]+"/d", nil)
@@ -399,7 +401,7 @@ func TestClusterExample(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := configCmd(&out, []string{"history", "--admin", c.admin[3]}); err != nil || !strings.Contains(out.String(), fmt.Sprintf(`"revision": %d`, pushed.Revision)) {
+	if err := configCmd(&out, []string{"history", "--admin", c.admin[3]}); err != nil || !strings.Contains(out.String(), fmt.Sprintf(`"revision": %d`, revision)) {
 		t.Fatalf("config history: %v %s", err, out.String())
 	}
 	out.Reset()
