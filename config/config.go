@@ -107,6 +107,8 @@ type Config struct {
 	OTel OTel `yaml:"otel"`
 	// Wasm declares Proxy-Wasm filters and the ones every route runs.
 	Wasm Wasm `yaml:"wasm"`
+	// Cluster joins the node to others over NATS. Default: off.
+	Cluster Cluster `yaml:"cluster"`
 
 	// File is the path the config was read from; "" when built in Go.
 	// Relative paths in the config are resolved against its directory.
@@ -346,6 +348,7 @@ func (c *Config) setDefaults() {
 	c.Proxy.setDefaults()
 	c.Protection.setDefaults()
 	c.OTel.setDefaults()
+	c.Cluster.setDefaults()
 }
 
 // Load reads, decodes, provisions and validates the config file at path.

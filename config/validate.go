@@ -111,6 +111,7 @@ func (k *checker) provision() {
 	}
 	k.provisionProtection()
 	k.wasmProvision()
+	k.provisionCluster()
 }
 
 // setZero sets *v to def if *v is its type's zero value. It is used for
@@ -265,6 +266,7 @@ func (k *checker) validate() {
 	k.debug()
 	k.proxy()
 	k.otel()
+	k.cluster()
 }
 
 func (k *checker) debug() {

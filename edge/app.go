@@ -138,6 +138,9 @@ func (a *App) compile(rc *config.Route, limits []rateLimit) *route {
 		}
 	}
 	if rc.Cache.Enabled && a.shared.cache != nil {
+		if a.shared.Shard != nil && r.Upstream != nil && r.respond == nil {
+			r.Upstream = &shardUpstream{inner: r.Upstream, shard: a.shared.Shard}
+		}
 		r.Cache = a.shared.cacheFor(rc, r.Upstream)
 	}
 	return r
@@ -223,6 +226,9 @@ func (a *App) UpstreamRequest(c *proxy.Ctx, out *httphead.Request) error {
 	}
 	if r := routeOf(c); r != nil {
 		editHeader(&out.Header, r.cfg.Headers.RequestRemove, r.cfg.Headers.RequestSet)
+	}
+	if a.shared.Shard != nil {
+		out.Header.Del(PeerHeader) // never to an origin
 	}
 	return nil
 }

@@ -82,6 +82,7 @@ type attempt struct {
 	b        *backend         // the backend the walk is on
 	srv      *upstream.Server // the server of the attempt in progress
 	failover bool             // the walk moved to the backup upstream
+	owner    string           // the node filled from first, when sharded (see shard.go)
 }
 
 func (s *Shared) backend(name string, cfg *config.Upstream) (*backend, error) {

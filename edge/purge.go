@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -53,6 +54,19 @@ func (a *App) Purge(r PurgeRequest) (PurgeResult, error) {
 		res.Objects += p.All(r.Soft)
 	}
 	return res, nil
+}
+
+// CheckPurge checks a purge as Purge does, purging nothing.
+func (a *App) CheckPurge(r PurgeRequest) error {
+	if a.shared.purger == nil {
+		return ErrNoCache
+	}
+	for _, u := range r.URLs {
+		if _, err := a.purgeRequest(u); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // purgeRequest is the canonical GET of a URL to purge: the same identity
@@ -115,6 +129,9 @@ func (a *App) purgeMethod(c *proxy.Ctx) error {
 	}
 	start := time.Now()
 	soft := string(c.Request.Header.Peek("Soft-Purge")) == "1"
+	if a.shared.ClusterPurge != nil {
+		return a.clusterPurgeMethod(c, soft)
+	}
 	n := a.purgeTarget(c.Request, soft)
 	c.Trace.Add("purge", "url")
 	a.shared.Log.Info("purge", "who", "PURGE@"+c.Client.String(), "kind", "url", "soft", soft,
@@ -126,4 +143,23 @@ func (a *App) purgeMethod(c *proxy.Ctx) error {
 		status = 404
 	}
 	return c.Respond(status, &h, []byte(fmt.Sprintf("{\"objects\":%d}\n", n)))
+}
+
+// clusterPurgeMethod answers a PURGE method on a node in a cluster: the
+// purge is run on every node (see Shared.ClusterPurge); 503 when it could
+// not be stored, so nothing was purged.
+func (a *App) clusterPurgeMethod(c *proxy.Ctx, soft bool) error {
+	u := string(c.Request.Scheme) + "://" + string(c.Request.Host) + string(c.Request.ForwardTarget(nil))
+	res, err := a.shared.ClusterPurge(PurgeRequest{URLs: []string{u}, Soft: soft}, "PURGE@"+c.Client.String())
+	c.Trace.Add("purge", "cluster")
+	if err != nil {
+		return proxy.Errorf(503, proxy.FromDownstream, err.Error(), err)
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	var h httphead.Header
+	h.AddString("Content-Type", "application/json")
+	return c.Respond(200, &h, append(body, '\n'))
 }

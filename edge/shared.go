@@ -34,6 +34,13 @@ import (
 type Shared struct {
 	Log    *slog.Logger
 	Access *accesslog.Logger // nil when the access log is off
+	// ClusterPurge, when set (a node in a cluster), runs a PURGE method's
+	// purge on every node and returns the answer to send as JSON; an
+	// error means nothing was purged. Set before the node serves.
+	ClusterPurge func(r PurgeRequest, who string) (any, error)
+	// Shard, when set before the App is built, splits the cache between
+	// the nodes of a site (see shard.go).
+	Shard Sharder
 
 	store    storage.Store
 	cache    *cacheLayer   // nil when no storage tier is configured

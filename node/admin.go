@@ -30,6 +30,8 @@ import (
 //	GET  /version   the build version
 //	POST /reload    re-read the config file (or the config in the body)
 //	POST /purge     {"urls": [...], "keys": [...], "all": false, "soft": false}
+//	                (in a cluster: on every node; see clusterPurge)
+//	GET  /cluster   the cluster's members (see clusterAPI)
 //	GET  /debug/pprof/...  Go profiles
 //	GET  /status.json  the status page's live figures (see pages.go)
 //	     /fiddle/api/...  the Fiddle's API
@@ -83,6 +85,7 @@ func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 	mux.Handle("GET /debug/pprof/", a.auth(http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", a.auth(http.HandlerFunc(pprof.Profile)))
 	a.pages(mux)
+	a.clusterAPI(mux)
 	a.hs = &http.Server{Handler: a.guard(mux), ReadHeaderTimeout: adminHeaderTimeout, ReadTimeout: adminReadTimeout,
 		WriteTimeout: adminWriteTimeout, IdleTimeout: adminIdleTimeout, MaxHeaderBytes: adminMaxHeader}
 	n.admin = a
@@ -216,6 +219,10 @@ func (a *adminServer) purge(w http.ResponseWriter, r *http.Request) {
 	a.n.mu.Lock()
 	app := a.n.app
 	a.n.mu.Unlock()
+	if a.n.cluster != nil {
+		a.clusterPurge(w, r, app, edge.PurgeRequest{URLs: req.URLs, Keys: req.Keys, All: req.All, Soft: req.Soft})
+		return
+	}
 	res, err := app.Purge(edge.PurgeRequest{URLs: req.URLs, Keys: req.Keys, All: req.All, Soft: req.Soft})
 	if err != nil {
 		status := http.StatusBadRequest

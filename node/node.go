@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/outpost-edge/outpost/acme"
+	"github.com/outpost-edge/outpost/cluster"
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/edge"
 	"github.com/outpost-edge/outpost/geoip"
@@ -68,6 +69,10 @@ type Node struct {
 	procLog *procLog    // nil when Options.Log was given
 	access  accessLog   // the access log the App writes to
 	retired []accessLog // replaced by reloads in the last retireAfter; closed by then or by Shutdown
+
+	cluster     *cluster.Cluster // nil without a cluster: block
+	clusterHost *clusterHost
+	shard       *clusterShard // nil unless cluster.shard
 }
 
 // Options adjust how a node starts.
@@ -114,6 +119,7 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.shared.Access = n.access.l
+	n.prepareShard(cfg)
 	app, eng, err := n.build(cfg)
 	if err != nil {
 		n.closeState()
@@ -124,6 +130,10 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 	n.h2 = h2.NewServer(h2.Limits{MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), WriteTimeout: cfg.Timeouts.Write})
 	n.h2.Log = n.Log
 	n.srv.H2 = n.h2
+	if err := n.startCluster(cfg); err != nil {
+		n.closeState()
+		return nil, err
+	}
 	if err := n.listen(cfg, opts); err != nil {
 		n.closeListeners()
 		n.closeState()
@@ -134,6 +144,7 @@ func Start(cfg *config.Config, opts Options) (*Node, error) {
 		n.closeState()
 		return nil, err
 	}
+	n.clusterOpened()
 	if err := n.startAdmin(cfg, opts.AdminListener); err != nil {
 		n.closeListeners()
 		n.closeState()
@@ -264,6 +275,7 @@ var fixedKeys = []struct{ key, why string }{
 	{"listeners", "listeners cannot change while running (restart or upgrade instead)"},
 	{"storage", "storage cannot change while running (restart or upgrade instead)"},
 	{"admin", "admin cannot change while running (restart or upgrade instead)"},
+	{"cluster", "cluster cannot change while running (restart or upgrade instead)"},
 }
 
 // refused names every change a reload cannot apply, with old and new
@@ -338,8 +350,15 @@ func changedKeys(changes []config.Change) string {
 	return logList(keys)
 }
 
-// ReloadFile loads path and reloads it.
+// ReloadFile loads path and reloads it (with the pushed config the node
+// runs in a cluster, over the file's local keys).
 func (n *Node) ReloadFile(path string) error {
+	if cfg, ok, err := n.fileConfig(); ok {
+		if err != nil {
+			return fmt.Errorf("reload refused: %w", err)
+		}
+		return n.Reload(cfg)
+	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		return fmt.Errorf("reload refused: %w", err)
@@ -371,9 +390,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// closeState closes the shared state and the access logs, in that order:
-// Shared flushes what the App wrote.
+// closeState leaves the cluster, then closes the shared state and the
+// access logs, in that order: Shared flushes what the App wrote.
 func (n *Node) closeState() {
+	if n.cluster != nil {
+		n.cluster.Close()
+	}
 	if n.shared != nil {
 		n.shared.Close()
 	}

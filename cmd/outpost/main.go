@@ -6,6 +6,8 @@
 //	outpost quickstart --origin URL [--domain NAME]... [-o FILE]   write that config
 //	outpost validate -c FILE     check a config; exit 1 with file:line: key: reason
 //	outpost purge --key K [--soft] | --url U | --all   purge through the admin API
+//	outpost cluster status       the cluster's members, through the admin API
+//	outpost config push FILE | history | rollback N   configs pushed to every node of a cluster
 //	outpost fiddle [--addr A]    serve the Fiddle (127.0.0.1:8070)
 //	outpost test FILE...         run fiddle test files; exit 1 on a failed assertion
 //	outpost version
@@ -54,6 +56,10 @@ func run(args []string) error {
 		return validateCmd(args[1:])
 	case "purge":
 		return purgeCmd(args[1:])
+	case "cluster":
+		return clusterCmd(os.Stdout, args[1:])
+	case "config":
+		return configCmd(os.Stdout, args[1:])
 	case "fiddle":
 		return fiddleCmd(args[1:])
 	case "test":
@@ -77,6 +83,8 @@ const usage = `usage:
   outpost validate -c FILE      check a config
   outpost purge [--admin ADDR] [--token-file F] (--key K... | --url U... | --all) [--soft]
                                 (token: --token-file, $OUTPOST_ADMIN_TOKEN, or the node's generated one)
+  outpost cluster status [--admin ADDR] [--json]   the members of the node's cluster
+  outpost config push FILE | history | rollback N [--admin ADDR]   configs for every node of a cluster
   outpost fiddle [--addr 127.0.0.1:8070] [--dir DIR] [--allow-remote]   try configs on requests in the browser
   outpost test FILE...          run fiddle test files; exit 1 on a failed assertion
   outpost version

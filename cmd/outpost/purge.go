@@ -44,42 +44,56 @@ func purgeTo(out io.Writer, args []string) error {
 	if len(keys)+len(urls) == 0 && !*all {
 		return errors.New("purge: give --key, --url or --all")
 	}
-	token := os.Getenv("OUTPOST_ADMIN_TOKEN")
-	if *tokenFile == "" && token == "" {
-		*tokenFile = generatedToken()
-	}
-	if *tokenFile != "" {
-		var err error
-		if token, err = readToken(*tokenFile); err != nil {
-			return fmt.Errorf("purge: %w", err)
-		}
-	}
 	body, err := json.Marshal(map[string]any{"keys": keys, "urls": urls, "all": *all, "soft": *soft})
 	if err != nil {
 		return fmt.Errorf("purge: %w", err)
 	}
-	req, err := http.NewRequest("POST", "http://"+*admin+"/purge", bytes.NewReader(body))
+	answer, err := adminCall(*admin, *tokenFile, "POST", "/purge", "application/json", body)
 	if err != nil {
-		return err
+		return fmt.Errorf("purge: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	_, err = out.Write(answer)
+	return err
+}
+
+// adminCall sends one request to a node's admin API, with the token of
+// tokenFile (else $OUTPOST_ADMIN_TOKEN, else the node's generated one),
+// and returns the answer's body; an answer other than 200 is an error
+// holding it.
+func adminCall(admin, tokenFile, method, path, contentType string, body []byte) ([]byte, error) {
+	token := os.Getenv("OUTPOST_ADMIN_TOKEN")
+	if tokenFile == "" && token == "" {
+		tokenFile = generatedToken()
+	}
+	if tokenFile != "" {
+		var err error
+		if token, err = readToken(tokenFile); err != nil {
+			return nil, err
+		}
+	}
+	req, err := http.NewRequest(method, "http://"+admin+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return fmt.Errorf("purge: %w", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("purge: reading the answer: %w", err)
+		return nil, fmt.Errorf("reading the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("purge: %s: %s", resp.Status, strings.TrimSpace(string(answer)))
+		return answer, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(answer)))
 	}
-	_, err = out.Write(answer)
-	return err
+	return answer, nil
 }
 
 // tokenName is the node's rule for the name part of a token line.
