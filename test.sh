@@ -44,5 +44,5 @@ for mod in . e2e; do
 	(cd "$mod" && go test -count=1 -timeout 10m ./...)
 done
 echo "== go test -race (concurrent packages)"
-go test -count=1 -race -timeout 10m $(go list ./... | grep -E '/(server|proxy|cache|storage|evict|pool|client|upstream|limit|node|purge|edge|fiddle)(/|$)')
+go test -count=1 -race -timeout 10m $(go list ./... | grep -E '/(server|proxy|cache|storage|evict|pool|client|upstream|limit|node|purge|edge|fiddle|cluster|h2|h3|transform)(/|$)')
 (cd e2e && go test -count=1 -race -timeout 10m ./...)
