@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -176,6 +177,7 @@ type runner struct {
 	servers map[string]string // mock address -> the server's addr in the config
 	notes   []string
 	h2      *h2.Server
+	tmp     string   // holds the run's CA file, when an upstream needs it
 	names   []string // what the run's certificate names besides loopback
 	cert    *tls.Certificate
 	certPEM []byte
@@ -201,8 +203,14 @@ func start(cfg *config.Config, in *Request) (*runner, error) {
 		cfg.Storage.Memory.Size = memoryMax
 	}
 	names := make([]string, 0, len(cfg.Upstreams))
-	for name := range cfg.Upstreams {
+	for name, u := range cfg.Upstreams {
 		names = append(names, name)
+		if u.TLS.Enabled {
+			r.names = append(r.names, u.TLS.SNI)
+			for _, s := range u.Servers {
+				r.names = append(r.names, hostOf(s.Addr))
+			}
+		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
@@ -249,12 +257,19 @@ func (r *runner) mock(name string, u *config.Upstream) error {
 		u.Servers = []config.Server{{Addr: endpoint.Host, Weight: 1}}
 		changed = append(changed, "an s3 bucket mocked as an HTTP origin")
 	}
+	tlsConf, h2, tlsNote, err := r.mockTLS(u)
+	if err != nil {
+		return err
+	}
+	if tlsNote != "" {
+		changed = append(changed, tlsNote)
+	}
 	seen := map[string]string{}
 	for i, s := range u.Servers {
 		local, ok := seen[s.Addr]
 		if !ok {
 			var err error
-			if local, err = r.origins.add(name, s.Addr); err != nil {
+			if local, err = r.origins.add(name, s.Addr, tlsConf, h2); err != nil {
 				return err
 			}
 			seen[s.Addr] = local
@@ -265,10 +280,6 @@ func (r *runner) mock(name string, u *config.Upstream) error {
 	if u.DNS != nil {
 		u.DNS = nil
 		changed = append(changed, "no DNS discovery")
-	}
-	if u.TLS.Enabled || u.Protocol != config.ProtocolHTTP1 {
-		u.TLS.Enabled, u.Protocol = false, config.ProtocolHTTP1
-		changed = append(changed, "mocks speak cleartext HTTP/1.1")
 	}
 	if u.Health.Enabled() {
 		u.Health.Path, u.Health.TCP = "", false
@@ -309,6 +320,9 @@ func (r *runner) close() {
 		r.shared.Close()
 	}
 	r.origins.close()
+	if r.tmp != "" {
+		os.RemoveAll(r.tmp)
+	}
 }
 
 // step runs one request or purge at its virtual time, waits for the

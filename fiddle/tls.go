@@ -12,9 +12,13 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/guard"
 )
 
@@ -110,4 +114,75 @@ func handshake(ctx context.Context, cert tls.Certificate, sni string, alpn []str
 		return nil, nil, "", fmt.Errorf("TLS handshake (sni %q): client: %v; server: %v", sni, cerr, serr)
 	}
 	return srv, cli, ja4, nil
+}
+
+// mockTLS sets up an upstream's mocks to speak what the upstream is
+// configured to: TLS with the run's certificate, which the upstream is
+// made to trust (tls.ca points at it; tls.verify stays as configured, so
+// a name the certificate lacks fails as it would), and HTTP/2 for h2 and
+// h2c. It returns the mocks' TLS config (nil for cleartext), whether they
+// speak HTTP/2, and what it changed in the upstream, for the notes.
+func (r *runner) mockTLS(u *config.Upstream) (*tls.Config, bool, string, error) {
+	h2 := u.Protocol == config.ProtocolH2 || u.Protocol == config.ProtocolH2C
+	if !u.TLS.Enabled {
+		return nil, h2, "", nil
+	}
+	cert, err := r.certificate()
+	if err != nil {
+		return nil, false, "", err
+	}
+	if r.tmp == "" {
+		if r.tmp, err = os.MkdirTemp("", "outpost-fiddle-*"); err != nil { // 0700
+			return nil, false, "", fmt.Errorf("fiddle: the mock origins' CA file: %w", err)
+		}
+	}
+	ca := filepath.Join(r.tmp, "mock-ca.pem")
+	if err := os.WriteFile(ca, r.certPEM, 0o600); err != nil {
+		return nil, false, "", fmt.Errorf("fiddle: the mock origins' CA file: %w", err)
+	}
+	var changed []string
+	u.TLS.CA = ca
+	changed = append(changed, "tls.ca is the fiddle's certificate for its mock origins")
+	if u.TLS.ClientCert != "" {
+		u.TLS.ClientCert, u.TLS.ClientKey = "", ""
+		changed = append(changed, "no client certificate (the mocks ask for none)")
+	}
+	if u.TLS.SNI == "" {
+		// The mocks listen on 127.0.0.1: the name the servers' addrs gave
+		// is sent instead, when they all give the same one.
+		if host := commonHost(u.Servers); host != "" {
+			u.TLS.SNI = host
+			changed = append(changed, "tls.sni "+host+" (the servers' host; the mocks listen on 127.0.0.1)")
+		}
+	}
+	if !u.TLS.Verify {
+		changed = append(changed, "tls.verify false: the mocks' certificate is not checked")
+	}
+	proto := []string{"http/1.1"}
+	if h2 {
+		proto = []string{"h2"}
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: proto}
+	return conf, h2, strings.Join(changed, "; "), nil
+}
+
+// commonHost returns the host all servers' addrs name, "" when they name
+// different hosts or an IP address.
+func commonHost(servers []config.Server) string {
+	host := ""
+	for _, s := range servers {
+		h := hostOf(s.Addr)
+		if net.ParseIP(h) != nil || (host != "" && h != host) {
+			return ""
+		}
+		host = h
+	}
+	return host
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
