@@ -90,3 +90,32 @@ func TestProtocolUnknown(t *testing.T) {
 		t.Fatalf("errors: %+v", out.Errors)
 	}
 }
+
+// TestProtocolFingerprint: the JA4 the rules see is the handshake's (the
+// Go client's, TLS 1.3 with SNI: "t13d..."), or the one the step names,
+// and none in cleartext.
+func TestProtocolFingerprint(t *testing.T) {
+	cfg := `
+upstreams:
+  app: {servers: [{addr: "127.0.0.1:8081"}]}
+routes:
+  - {name: all, upstream: app}
+protection:
+  rules:
+    - {name: tls13, ja4: ["t13d*"], action: deny}
+`
+	for _, proto := range []string{"h1", "h2"} {
+		res := runOK(t, &Request{Config: cfg, Origins: map[string][]Rule{"app": {{Body: "hello"}}},
+			Requests: []Step{
+				{URL: "https://a.test/", Protocol: proto, Assert: []string{"response.status == 403"}},
+				{URL: "https://a.test/", Protocol: proto, JA4: "t12i0000_000000000000_000000000000", Assert: []string{"response.status == 200"}},
+				{URL: "http://a.test/", Protocol: proto, Assert: []string{"response.status == 200"}},
+			}})
+		if !has(res[0], "protection", "deny", "rule tls13") || !strings.HasPrefix(res[0].Request.TLS.JA4, "t13d") {
+			t.Errorf("%s: the handshake's fingerprint: %+v\n%s", proto, res[0].Request.TLS, trail(res[0]))
+		}
+		if res[2].Request.TLS != nil {
+			t.Errorf("%s: TLS %+v in cleartext", proto, res[2].Request.TLS)
+		}
+	}
+}
