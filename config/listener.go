@@ -104,6 +104,12 @@ type Admin struct {
 	// refused with 421, so a web page cannot reach the API by pointing its
 	// own name at the node (DNS rebinding). Default: none.
 	Hosts []string `yaml:"hosts"`
+	// FiddleDir is the directory the Fiddle at /fiddle/ saves fiddles in,
+	// so that they outlive a restart: one file each (mode 0600) in a
+	// directory of mode 0700, at most 1000 fiddles and 100 MiB. Default:
+	// "", the "fiddles" directory of the node's state directory (next to
+	// the generated admin token; see node.StateDir).
+	FiddleDir string `yaml:"fiddle_dir"`
 }
 
 func (a *Admin) setDefaults() { a.Addr = "127.0.0.1:9090" }

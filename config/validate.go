@@ -68,6 +68,7 @@ func (k *checker) provision() {
 		}
 	}
 	k.resolve(&c.Admin.TokenFile)
+	k.resolve(&c.Admin.FiddleDir)
 	k.resolve(&c.Debug.TraceTokenFile)
 	for i, h := range c.Admin.Hosts {
 		c.Admin.Hosts[i] = strings.ToLower(h)

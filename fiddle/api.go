@@ -7,8 +7,10 @@
 // only the origins and the clock are the fiddle's.
 //
 // What a run changes in the config, and says so in Response.Notes: each
-// mocked upstream's servers point at loopback mocks speaking cleartext
-// HTTP/1.1, without DNS discovery or active health checks (those run on
+// mocked upstream's servers point at loopback mocks speaking the
+// upstream's protocol (HTTP/1.1 or HTTP/2, over TLS with a certificate
+// made for the run, which the upstream is made to trust), without DNS
+// discovery or active health checks (those run on
 // the real clock), with connect and first byte timeouts capped at 2s; the
 // cache is in memory (at most 64 MiB); the access log is off. Real time
 // still passes for what only real time drives (rule delays, timeouts).
@@ -67,10 +69,18 @@ type Step struct {
 	// ClientIP is the client's address; default 192.0.2.10.
 	ClientIP string `json:"client_ip,omitempty" yaml:"client_ip,omitempty"`
 	// TLS makes the request arrive over TLS (also implied by an https
-	// URL); JA4 is the client's TLS fingerprint.
-	TLS bool   `json:"tls,omitempty" yaml:"tls,omitempty"`
+	// URL): a real handshake with the fiddle's own certificate, whose
+	// ClientHello gives the fingerprint (JA4) the engine sees.
+	TLS bool `json:"tls,omitempty" yaml:"tls,omitempty"`
+	// SNI is the server name the TLS client sends; default the URL's
+	// host (none when it is an IP address).
+	SNI string `json:"sni,omitempty" yaml:"sni,omitempty"`
+	// JA4, when set, replaces the fingerprint of the handshake: the
+	// engine sees this client instead of the fiddle's Go client.
 	JA4 string `json:"ja4,omitempty" yaml:"ja4,omitempty"`
-	// Protocol is "http/1.1" (default) or "http/1.0".
+	// Protocol is "h1" or "http/1.1" (default), "http/1.0", or "h2":
+	// HTTP/2 through the production HTTP/2 session (over TLS with ALPN
+	// h2, or cleartext with prior knowledge).
 	Protocol string `json:"protocol,omitempty" yaml:"protocol,omitempty"`
 	// At is the virtual time of the request, as an offset from the first
 	// ("+90s", "+1h"); default: the previous step's time.
@@ -134,6 +144,16 @@ type StepRequest struct {
 	URL      string            `json:"url"`
 	ClientIP string            `json:"client_ip"`
 	Headers  map[string]string `json:"headers"`
+	Protocol string            `json:"protocol"` // HTTP/1.0, HTTP/1.1 or HTTP/2.0
+	TLS      *TLSInfo          `json:"tls,omitempty"`
+}
+
+// TLSInfo is what a TLS handshake settled.
+type TLSInfo struct {
+	SNI     string `json:"sni,omitempty"`
+	ALPN    string `json:"alpn,omitempty"`
+	Version string `json:"version"`
+	JA4     string `json:"ja4,omitempty"` // the client's fingerprint
 }
 
 // ClientReply is the response the client got.
@@ -159,6 +179,10 @@ type FetchedReq struct {
 	Path    string            `json:"path"`
 	Headers map[string]string `json:"headers"`
 	Body    string            `json:"body,omitempty"`
+	// Protocol is HTTP/1.1 or HTTP/2.0; TLS is set when the upstream
+	// connected over TLS.
+	Protocol string   `json:"protocol"`
+	TLS      *TLSInfo `json:"tls,omitempty"`
 }
 
 // FetchedResp is what the mock origin sent back.

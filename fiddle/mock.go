@@ -2,6 +2,7 @@ package fiddle
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -11,13 +12,16 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // origins are the mock origin servers of one run: one loopback listener
 // per server of each mocked upstream, all answering from the upstream's
-// script. They speak HTTP/1.1 by hand, so that they can fail the way real
-// origins do: a reset half way through a body, no answer, a refused
-// connection.
+// script, over TLS when the upstream uses it. They speak HTTP/1.1 by hand,
+// so that they can fail the way real origins do: a reset half way through
+// a body, no answer, a refused connection; HTTP/2 through x/net's server,
+// failing the same ways (a reset is RST_STREAM after half the body).
 type origins struct {
 	clock *clock
 
@@ -32,8 +36,10 @@ type origins struct {
 type mockServer struct {
 	o        *origins
 	upstream string
-	addr     string // the server's addr in the config
-	local    string // where the mock listens
+	addr     string      // the server's addr in the config
+	local    string      // where the mock listens
+	tls      *tls.Config // nil for cleartext
+	h2       bool
 
 	mu       sync.Mutex
 	ln       net.Listener // nil while refusing
@@ -50,13 +56,15 @@ func newOrigins(c *clock, scripts map[string][]Rule) *origins {
 }
 
 // add starts the mock for one server of an upstream and returns the
-// address it listens on.
-func (o *origins) add(upstream, addr string) (string, error) {
+// address it listens on. With tlsConf it serves TLS; with h2, HTTP/2
+// (cleartext with prior knowledge when tlsConf is nil).
+func (o *origins) add(upstream, addr string, tlsConf *tls.Config, h2 bool) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("mock origin for %s %s: %w", upstream, addr, err)
 	}
-	s := &mockServer{o: o, upstream: upstream, addr: addr, local: ln.Addr().String(), ln: ln, conns: map[net.Conn]struct{}{}}
+	s := &mockServer{o: o, upstream: upstream, addr: addr, local: ln.Addr().String(), ln: ln, conns: map[net.Conn]struct{}{},
+		tls: tlsConf, h2: h2}
 	o.mu.Lock()
 	o.servers = append(o.servers, s)
 	o.mu.Unlock()
@@ -215,6 +223,27 @@ func (s *mockServer) serve(c net.Conn) {
 		s.mu.Unlock()
 		c.Close()
 	}()
+	raw := c
+	var ti *TLSInfo
+	if s.tls != nil {
+		tc := tls.Server(c, s.tls)
+		_ = tc.SetDeadline(time.Now().Add(holdMax))
+		if err := tc.Handshake(); err != nil {
+			// The upstream refused the certificate, or the other way round:
+			// the engine's trace says which.
+			return
+		}
+		_ = tc.SetDeadline(time.Time{})
+		st := tc.ConnectionState()
+		ti = &TLSInfo{SNI: st.ServerName, ALPN: st.NegotiatedProtocol, Version: tls.VersionName(st.Version)}
+		c = tc
+	}
+	if s.h2 {
+		(&http2.Server{}).ServeConn(c, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			s.answerH2(w, req, ti)
+		})})
+		return
+	}
 	br := bufio.NewReader(c)
 	for {
 		req, err := http.ReadRequest(br)
@@ -225,17 +254,18 @@ func (s *mockServer) serve(c net.Conn) {
 		if err != nil {
 			return
 		}
-		if !s.answer(c, req, body) {
+		if !s.answer(c, raw, req, body, ti) {
 			return
 		}
 	}
 }
 
-// answer sends what the script says; it reports whether the connection
-// may carry another request.
-func (s *mockServer) answer(c net.Conn, req *http.Request, body []byte) bool {
+// plan finds the rule answering a request, records the fetch, and holds
+// the rule's delay. It returns the rule, the status and the header.
+func (s *mockServer) plan(req *http.Request, body []byte, ti *TLSInfo) (*Rule, int, http.Header) {
 	f := Fetch{Upstream: s.upstream, Server: s.addr, Request: FetchedReq{
-		Method: req.Method, Path: req.RequestURI, Headers: flatten(req.Header), Body: preview(body)}}
+		Method: req.Method, Path: req.RequestURI, Headers: flatten(req.Header), Body: preview(body),
+		Protocol: req.Proto, TLS: ti}}
 	f.Request.Headers["Host"] = req.Host
 	r := s.o.match(s, req)
 	if r == nil {
@@ -258,6 +288,14 @@ func (s *mockServer) answer(c net.Conn, req *http.Request, body []byte) bool {
 	h.Set("Content-Length", strconv.Itoa(len(r.Body)))
 	f.Response = FetchedResp{Status: status, Headers: flatten(h), Body: preview([]byte(r.Body)), Fail: r.Fail}
 	s.o.record(f)
+	return r, status, h
+}
+
+// answer sends what the script says over HTTP/1.1; it reports whether
+// the connection may carry another request. raw is the TCP connection
+// under c.
+func (s *mockServer) answer(c, raw net.Conn, req *http.Request, body []byte, ti *TLSInfo) bool {
+	r, status, h := s.plan(req, body, ti)
 	switch r.Fail {
 	case "timeout":
 		// No answer: the proxy's first byte timeout ends the exchange.
@@ -267,7 +305,7 @@ func (s *mockServer) answer(c net.Conn, req *http.Request, body []byte) bool {
 	case "reset":
 		head := appendHead(nil, status, h)
 		_, _ = c.Write(append(head, r.Body[:len(r.Body)/2]...))
-		if tc, ok := c.(*net.TCPConn); ok {
+		if tc, ok := raw.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0) // RST, not FIN
 		}
 		return false
@@ -278,6 +316,35 @@ func (s *mockServer) answer(c net.Conn, req *http.Request, body []byte) bool {
 	}
 	_, err := c.Write(out)
 	return err == nil
+}
+
+// answerH2 sends what the script says over HTTP/2.
+func (s *mockServer) answerH2(w http.ResponseWriter, req *http.Request, ti *TLSInfo) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, 8<<20))
+	if err != nil {
+		return
+	}
+	r, status, h := s.plan(req, body, ti)
+	if r.Fail == "timeout" {
+		// No answer: the proxy's first byte timeout ends the exchange.
+		select {
+		case <-req.Context().Done():
+		case <-time.After(holdMax):
+		}
+		panic(http.ErrAbortHandler) // RST_STREAM, no response
+	}
+	for k, v := range h {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(status)
+	if r.Fail == "reset" {
+		_, _ = io.WriteString(w, r.Body[:len(r.Body)/2])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // RST_STREAM half way through the body
+	}
+	if req.Method != http.MethodHead {
+		_, _ = io.WriteString(w, r.Body)
+	}
 }
 
 func appendHead(b []byte, status int, h http.Header) []byte {

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -20,6 +22,7 @@ import (
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/edge"
 	"github.com/outpost-edge/outpost/h1"
+	"github.com/outpost-edge/outpost/h2"
 	"github.com/outpost-edge/outpost/proxy"
 	"github.com/outpost-edge/outpost/trace"
 )
@@ -138,6 +141,9 @@ func checkRequest(cfg *config.Config, in *Request) []ConfigError {
 				bad(fmt.Sprintf("requests[%d].at", i), "%v", err)
 			}
 		}
+		if _, ok := protocol(s.Protocol); !ok {
+			bad(fmt.Sprintf("requests[%d].protocol", i), "%q is not a protocol: use h1, http/1.0 or h2", s.Protocol)
+		}
 	}
 	return errs
 }
@@ -170,6 +176,11 @@ type runner struct {
 	offset  time.Duration
 	servers map[string]string // mock address -> the server's addr in the config
 	notes   []string
+	h2      *h2.Server
+	tmp     string   // holds the run's CA file, when an upstream needs it
+	names   []string // what the run's certificate names besides loopback
+	cert    *tls.Certificate
+	certPEM []byte
 
 	mu       sync.Mutex
 	followed []*trace.Trace // detached from the current step's request
@@ -179,7 +190,9 @@ type runner struct {
 // (mocks), its storage (memory only) and its access log (off).
 func start(cfg *config.Config, in *Request) (*runner, error) {
 	base := time.Now().UTC().Truncate(time.Second)
-	r := &runner{cfg: cfg, clock: &clock{now: base}, base: base, servers: map[string]string{}}
+	r := &runner{cfg: cfg, clock: &clock{now: base}, base: base, servers: map[string]string{},
+		h2: h2.NewServer(h2.Limits{MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), WriteTimeout: cfg.Timeouts.Write})}
+	r.h2.Log = slog.New(slog.DiscardHandler)
 	r.origins = newOrigins(r.clock, in.Origins)
 	cfg.Log.Access = "off"
 	if cfg.Storage.Disk.Path != "" {
@@ -190,8 +203,14 @@ func start(cfg *config.Config, in *Request) (*runner, error) {
 		cfg.Storage.Memory.Size = memoryMax
 	}
 	names := make([]string, 0, len(cfg.Upstreams))
-	for name := range cfg.Upstreams {
+	for name, u := range cfg.Upstreams {
 		names = append(names, name)
+		if u.TLS.Enabled {
+			r.names = append(r.names, u.TLS.SNI)
+			for _, s := range u.Servers {
+				r.names = append(r.names, hostOf(s.Addr))
+			}
+		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
@@ -238,12 +257,19 @@ func (r *runner) mock(name string, u *config.Upstream) error {
 		u.Servers = []config.Server{{Addr: endpoint.Host, Weight: 1}}
 		changed = append(changed, "an s3 bucket mocked as an HTTP origin")
 	}
+	tlsConf, h2, tlsNote, err := r.mockTLS(u)
+	if err != nil {
+		return err
+	}
+	if tlsNote != "" {
+		changed = append(changed, tlsNote)
+	}
 	seen := map[string]string{}
 	for i, s := range u.Servers {
 		local, ok := seen[s.Addr]
 		if !ok {
 			var err error
-			if local, err = r.origins.add(name, s.Addr); err != nil {
+			if local, err = r.origins.add(name, s.Addr, tlsConf, h2); err != nil {
 				return err
 			}
 			seen[s.Addr] = local
@@ -254,10 +280,6 @@ func (r *runner) mock(name string, u *config.Upstream) error {
 	if u.DNS != nil {
 		u.DNS = nil
 		changed = append(changed, "no DNS discovery")
-	}
-	if u.TLS.Enabled || u.Protocol != config.ProtocolHTTP1 {
-		u.TLS.Enabled, u.Protocol = false, config.ProtocolHTTP1
-		changed = append(changed, "mocks speak cleartext HTTP/1.1")
 	}
 	if u.Health.Enabled() {
 		u.Health.Path, u.Health.TCP = "", false
@@ -278,6 +300,18 @@ func (r *runner) mock(name string, u *config.Upstream) error {
 	return nil
 }
 
+// certificate returns the run's certificate, made on first use.
+func (r *runner) certificate() (tls.Certificate, error) {
+	if r.cert == nil {
+		cert, pem, err := selfSigned(r.names)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		r.cert, r.certPEM = &cert, pem
+	}
+	return *r.cert, nil
+}
+
 func (r *runner) close() {
 	if r.app != nil {
 		r.app.Close()
@@ -286,6 +320,9 @@ func (r *runner) close() {
 		r.shared.Close()
 	}
 	r.origins.close()
+	if r.tmp != "" {
+		os.RemoveAll(r.tmp)
+	}
 }
 
 // step runs one request or purge at its virtual time, waits for the
@@ -359,8 +396,10 @@ func prefixed(p string, list []string) []string {
 	return out
 }
 
-// exchange sends one request through the engine: it is written out as
-// HTTP/1.1 and read by the production codec, as a listener would.
+// exchange sends one request through the engine as a listener would:
+// over TLS after a real handshake when the step says so, then as
+// HTTP/1.x read by the production codec, or as HTTP/2 through the
+// production HTTP/2 session.
 func (r *runner) exchange(ctx context.Context, s *Step, res *Result) (*proxy.Ctx, error) {
 	u, err := url.Parse(s.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -372,39 +411,102 @@ func (r *runner) exchange(ctx context.Context, s *Step, res *Result) (*proxy.Ctx
 		res.Error = fmt.Sprintf("client_ip %q: %v", s.ClientIP, err)
 		return nil, nil
 	}
-	raw := requestBytes(s, u)
-	sess := &session{client: netip.AddrPortFrom(ip, 50000), ja4: s.JA4}
-	scheme := []byte("http")
-	if u.Scheme == "https" || s.TLS {
-		scheme = []byte("https")
-		sess.tls = &tls.ConnectionState{Version: tls.VersionTLS13, HandshakeComplete: true, ServerName: u.Hostname()}
-	}
-	sess.req.Paths = r.cfg.Proxy.Paths()
-	br := bufio.NewReader(bytes.NewReader(raw))
-	sess.body = br
-	lim := h1.Limits{MaxHeaderBytes: int(r.cfg.Limits.MaxHeaderBytes), MaxHeaders: r.cfg.Limits.MaxHeaders}
+	proto, _ := protocol(s.Protocol) // checked before the run
+	res.Request = StepRequest{Method: cmpOr(s.Method, "GET"), URL: s.URL, ClientIP: ip.String(), Protocol: proto, Headers: map[string]string{}}
 	rctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	if d := r.cfg.Timeouts.Request; d > 0 {
 		rctx, cancel = context.WithTimeout(rctx, d)
 		defer cancel()
 	}
-	c := r.eng.NewCtx()
-	c.Trace.Follow = r.follow
+	l := conn{client: netip.AddrPortFrom(ip, 50000), ja4: s.JA4}
+	if u.Scheme == "https" || s.TLS {
+		u.Scheme = "https"
+		if err := r.secure(rctx, &l, s, u, proto, res); err != nil {
+			res.Error = err.Error()
+			return nil, nil
+		}
+	}
 	began := time.Now()
-	if perr := h1.ReadRequest(br, &sess.req, scheme, lim); perr != nil {
-		err = r.eng.Reject(rctx, sess, perr)
-		c.Trace.Add("reject", perr.Error())
+	var c *proxy.Ctx
+	if proto == "HTTP/2.0" {
+		c, err = r.exchangeH2(rctx, s, u, l, res)
 	} else {
-		err = r.eng.Serve(rctx, sess, c)
+		l.close()
+		c, err = r.exchangeH1(rctx, s, u, proto, l, res)
 	}
 	res.took = time.Since(began)
-	res.Request = StepRequest{Method: string(sess.req.Method), URL: s.URL, ClientIP: ip.String(), Headers: headerMap(&sess.req.Header)}
-	res.Response = ClientReply{Status: sess.status, Headers: sess.headers, Body: sess.out.String(), BodyBytes: sess.n,
-		TimeMS: float64(res.took.Microseconds()) / 1000}
+	res.Response.TimeMS = float64(res.took.Microseconds()) / 1000
 	if res.Response.Headers == nil {
 		res.Response.Headers = map[string]string{}
 	}
+	return c, err
+}
+
+// conn is the client's side of a step as the listener sees it.
+type conn struct {
+	client netip.AddrPort
+	tls    *tls.ConnectionState
+	ja4    string
+	srv    net.Conn // the TLS connection's ends, or nil
+	cli    net.Conn
+}
+
+func (l *conn) close() {
+	if l.srv != nil {
+		l.srv.Close()
+		l.cli.Close()
+	}
+}
+
+// secure runs the TLS handshake of a step.
+func (r *runner) secure(ctx context.Context, l *conn, s *Step, u *url.URL, proto string, res *Result) error {
+	sni := s.SNI
+	if sni == "" && net.ParseIP(u.Hostname()) == nil {
+		sni = u.Hostname() // as clients do: no SNI for an IP address (RFC 6066 section 3)
+	}
+	alpn := []string{"http/1.1"}
+	if proto == "HTTP/2.0" {
+		alpn = []string{"h2"}
+	}
+	cert, err := r.certificate()
+	if err != nil {
+		return err
+	}
+	srv, cli, print, err := handshake(ctx, cert, sni, alpn)
+	if err != nil {
+		return err
+	}
+	st := srv.ConnectionState()
+	l.tls, l.srv, l.cli = &st, srv, cli
+	if l.ja4 == "" {
+		l.ja4 = print
+	}
+	res.Request.TLS = &TLSInfo{SNI: st.ServerName, ALPN: st.NegotiatedProtocol, Version: tls.VersionName(st.Version), JA4: l.ja4}
+	return nil
+}
+
+// exchangeH1 writes the step out as HTTP/1.x and has the production
+// codec read it, as the HTTP/1.1 listener does.
+func (r *runner) exchangeH1(ctx context.Context, s *Step, u *url.URL, proto string, l conn, res *Result) (*proxy.Ctx, error) {
+	sess := &session{client: l.client, ja4: l.ja4, tls: l.tls}
+	scheme := []byte(u.Scheme)
+	sess.req.Paths = r.cfg.Proxy.Paths()
+	br := bufio.NewReader(bytes.NewReader(requestBytes(s, u, proto)))
+	sess.body = br
+	lim := h1.Limits{MaxHeaderBytes: int(r.cfg.Limits.MaxHeaderBytes), MaxHeaders: r.cfg.Limits.MaxHeaders}
+	c := r.eng.NewCtx()
+	c.Trace.Follow = r.follow
+	var err error
+	if perr := h1.ReadRequest(br, &sess.req, scheme, lim); perr != nil {
+		err = r.eng.Reject(ctx, sess, perr)
+		c.Trace.Add("reject", perr.Error())
+	} else {
+		err = r.eng.Serve(ctx, sess, c)
+	}
+	res.Request.Method = string(sess.req.Method)
+	res.Request.Headers = headerMap(&sess.req.Header)
+	res.Response = ClientReply{Status: sess.status, Headers: sess.headers, Body: sess.out.String(), BodyBytes: sess.n}
 	return c, err
 }
 
@@ -426,13 +528,22 @@ func (r *runner) takeFollowed() []*trace.Trace {
 	return t
 }
 
-// requestBytes writes a step as an HTTP/1.x request.
-func requestBytes(s *Step, u *url.URL) []byte {
-	var b bytes.Buffer
-	proto := "HTTP/1.1"
-	if s.Protocol == "http/1.0" || s.Protocol == "HTTP/1.0" {
-		proto = "HTTP/1.0"
+// protocol names a step's protocol as the request line does.
+func protocol(p string) (string, bool) {
+	switch strings.ToLower(p) {
+	case "", "h1", "http/1.1":
+		return "HTTP/1.1", true
+	case "http/1.0":
+		return "HTTP/1.0", true
+	case "h2", "http/2", "http/2.0":
+		return "HTTP/2.0", true
 	}
+	return "", false
+}
+
+// requestBytes writes a step as an HTTP/1.x request.
+func requestBytes(s *Step, u *url.URL, proto string) []byte {
+	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s %s %s\r\n", cmpOr(s.Method, "GET"), u.RequestURI(), proto)
 	host := u.Host
 	names := make([]string, 0, len(s.Headers))

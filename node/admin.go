@@ -18,6 +18,7 @@ import (
 
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/edge"
+	"github.com/outpost-edge/outpost/fiddle"
 	"github.com/outpost-edge/outpost/metrics"
 )
 
@@ -42,11 +43,12 @@ import (
 // admin.hosts), it carries no Origin but the API's own and, with a body,
 // a JSON or YAML content type: a web page cannot make a browser send it.
 type adminServer struct {
-	n      *Node
-	ln     net.Listener
-	hs     *http.Server
-	tokens []adminCred // never empty
-	hosts  []string    // admin.hosts
+	n       *Node
+	ln      net.Listener
+	hs      *http.Server
+	tokens  []adminCred // never empty
+	hosts   []string    // admin.hosts
+	fiddles *fiddle.Store
 }
 
 // The admin API's own limits: slow or large requests are cut. The write
@@ -73,7 +75,7 @@ func (n *Node) startAdmin(cfg *config.Config, ln net.Listener) error {
 			return fmt.Errorf("admin listen %s: %w", cfg.Admin.Addr, err)
 		}
 	}
-	a := &adminServer{n: n, ln: ln, tokens: tokens, hosts: cfg.Admin.Hosts}
+	a := &adminServer{n: n, ln: ln, tokens: tokens, hosts: cfg.Admin.Hosts, fiddles: fiddleStore(cfg.Admin, n.Log)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", a.ready)

@@ -1,8 +1,11 @@
 package node
 
 import (
+	"log/slog"
 	"net/http"
+	"path/filepath"
 
+	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/fiddle"
 	"github.com/outpost-edge/outpost/statuspage"
 )
@@ -20,7 +23,7 @@ func (a *adminServer) pages(mux *http.ServeMux) {
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, a.n.Status())
 	})))
-	fh := fiddle.NewHandler(&fiddle.Store{}) // saved fiddles live as long as the process
+	fh := fiddle.NewHandler(a.fiddles)
 	mux.Handle("GET /fiddle/{$}", fh)
 	mux.Handle("GET /fiddle/f/{id}", fh)
 	mux.Handle("/fiddle/api/", a.auth(fh))
@@ -31,3 +34,20 @@ func (a *adminServer) pages(mux *http.ServeMux) {
 // site's Origin; a body that is not JSON or YAML), without the token:
 // "outpost fiddle" serves the Fiddle on loopback with it.
 func LocalGuard(h http.Handler) http.Handler { return (&adminServer{}).guard(h) }
+
+// fiddleStore is where the admin listener's Fiddle saves fiddles:
+// admin.fiddle_dir, or "fiddles" in the state directory. The directory is
+// made (mode 0700) at the first save. A node with no state directory
+// (no home) keeps them in memory, and says so.
+func fiddleStore(c config.Admin, log *slog.Logger) *fiddle.Store {
+	dir := c.FiddleDir
+	if dir == "" {
+		state, err := StateDir()
+		if err != nil {
+			log.Warn("saved fiddles are kept in memory until the node stops: set admin.fiddle_dir to keep them", "error", err)
+			return &fiddle.Store{}
+		}
+		dir = filepath.Join(state, "fiddles")
+	}
+	return &fiddle.Store{Dir: dir}
+}

@@ -494,22 +494,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// checkH2 holds an HTTP/2 request to what the HTTP/1.1 codec enforces:
-// the same canonical request (httphead.Request.Validate, under the same
-// path policy) and the same limits on fields and body.
+// checkH2 holds an HTTP/2 request to what the HTTP/1.1 codec enforces
+// (see CheckStream).
 func checkH2(sess proxy.Session, rt *runtime) error {
+	return CheckStream(sess, rt.paths, rt.limits)
+}
+
+// CheckStream holds a request that arrived on an HTTP/2 stream to what
+// the HTTP/1.1 codec enforces: the same canonical request
+// (httphead.Request.Validate, under the same path policy) and the same
+// limits on fields and body. The Fiddle runs its HTTP/2 requests through
+// it too.
+func CheckStream(sess proxy.Session, paths httphead.PathPolicy, lim Limits) error {
 	req := sess.Request()
-	if req.Paths != rt.paths {
-		req.Paths = rt.paths
+	if req.Paths != paths {
+		req.Paths = paths
 		req.SetLine(req.Method, req.Target, req.Host, req.Scheme)
 	}
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	if req.Header.Len() > cmp.Or(rt.limits.MaxHeaders, 100) {
+	if req.Header.Len() > cmp.Or(lim.MaxHeaders, 100) {
 		return &httphead.Invalid{Status: 431, Reason: "too many header fields"}
 	}
-	max := rt.limits.MaxBodyBytes
+	max := lim.MaxBodyBytes
 	if max > 0 && req.ContentLength > max {
 		return &httphead.Invalid{Status: 413, Reason: "request body too large"}
 	}
