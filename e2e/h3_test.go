@@ -299,7 +299,7 @@ routes:
 		io.ReadAll(resp.Body)
 		resp.Body.Close()
 	}
-	time.Sleep(100 * time.Millisecond) // the ticket follows the handshake
+	time.Sleep(relayHold + 500*time.Millisecond) // the ticket follows the handshake
 	tr.Close()
 	for _, tc := range []struct {
 		path   string
@@ -313,6 +313,10 @@ routes:
 		}
 		io.ReadAll(resp.Body)
 		resp.Body.Close()
+		// The early answer can beat the held-back handshake: let the
+		// handshake end, so that the new session ticket is kept for the
+		// next case, before closing.
+		time.Sleep(relayHold + 500*time.Millisecond)
 		tr.Close()
 		if resp.StatusCode != tc.status {
 			t.Errorf("GET %s in 0-RTT: %d, want %d", tc.path, resp.StatusCode, tc.status)
@@ -323,9 +327,14 @@ routes:
 	}
 }
 
+// relayHold is how long slowHandshakeRelay holds a client's Handshake and
+// 1-RTT packets: longer than a loaded machine may take to serve the early
+// request.
+const relayHold = 2 * time.Second
+
 // slowHandshakeRelay relays UDP between clients and the QUIC server at
 // addr, holding each client datagram that starts with a Handshake or a
-// 1-RTT packet for a second: Initial and 0-RTT packets pass at once.
+// 1-RTT packet for relayHold: Initial and 0-RTT packets pass at once.
 func slowHandshakeRelay(t *testing.T, addr string) string {
 	server, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -372,7 +381,7 @@ func slowHandshakeRelay(t *testing.T, addr string) string {
 				back.Write(pkt)
 				continue
 			}
-			time.AfterFunc(time.Second, func() { back.Write(pkt) })
+			time.AfterFunc(relayHold, func() { back.Write(pkt) })
 		}
 	}()
 	return front.LocalAddr().String()
