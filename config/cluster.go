@@ -186,3 +186,14 @@ func (c *Cluster) ListenAddr() (string, int, error) {
 // nodeName is what a node or site name may be: it is part of NATS
 // subjects and server names.
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// shield checks an upstream's shield: a site name, in a cluster.
+func (k *checker) shield(key, site string) {
+	switch {
+	case site == "":
+	case !k.c.Cluster.Enabled():
+		k.errorf(key, "a shield is a site of the cluster: it needs a cluster block")
+	case !nodeName.MatchString(site):
+		k.errorf(key, "%q: want a site name: letters, digits, '-' and '_' (at most 64)", site)
+	}
+}

@@ -71,9 +71,13 @@ var setCookieModes = map[string]cache.SetCookieMode{
 	"pass": cache.SetCookiePass, "strip": cache.SetCookieStrip, "store": cache.SetCookieStore,
 }
 
-func newCacheLayer(store storage.Store, log *slog.Logger, clock func() time.Time) *cacheLayer {
+// newCacheLayer builds the cache over store. A node in a cluster names
+// itself in Cache-Status by its node name (name), so that a response that
+// passed through a shield names both caches (RFC 9211 section 2); alone,
+// it is "Outpost".
+func newCacheLayer(store storage.Store, name string, log *slog.Logger, clock func() time.Time) *cacheLayer {
 	return &cacheLayer{
-		c:     cache.New(store, cache.Options{Logger: log, Clock: clock}),
+		c:     cache.New(store, cache.Options{Name: name, Logger: log, Clock: clock}),
 		store: store,
 		log:   log,
 	}
