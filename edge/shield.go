@@ -48,10 +48,6 @@ func (u *shieldUpstream) Pick(c *proxy.Ctx, n int) (proxy.Peer, error) {
 		req := c.Request
 		if req.IsMethod("GET") || req.IsMethod("HEAD") {
 			hops := req.Header.Peek(HopsHeader)
-			if looped(hops, u.shields.Name()) {
-				c.Trace.Add("shield", "loop: "+string(hops))
-				return nil, errLoop
-			}
 			a.shield = u.shields.Shield(u.site, req.Host, req.Target)
 			if a.shield == "" {
 				c.Trace.Add("shield", "no shield of "+u.site+" to ask: the origin")
@@ -83,9 +79,24 @@ func (u *shieldUpstream) Finish(c *proxy.Ctx, p proxy.Peer, n int, resp *httphea
 	return u.inner.Finish(c, p, n, resp, err, took)
 }
 
-// looped reports whether a request with hops already passed through the
-// node called name, or through too many.
-func looped(hops []byte, name string) bool {
+// looped reports whether the request already passed through this node,
+// or through too many: it is refused before it reaches the cache, where
+// it would wait on the fetch that sent it around.
+func (u *shieldUpstream) looped(c *proxy.Ctx) bool {
+	hops := c.Request.Header.Peek(HopsHeader)
+	if len(hops) == 0 {
+		return false
+	}
+	if passedThrough(hops, u.shields.Name()) {
+		c.Trace.Add("shield", "loop: "+string(hops))
+		return true
+	}
+	return false
+}
+
+// passedThrough reports whether a request with hops passed through the
+// node called name, or through too many nodes.
+func passedThrough(hops []byte, name string) bool {
 	count := 0
 	for len(hops) > 0 {
 		var hop []byte
