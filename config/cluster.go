@@ -47,6 +47,13 @@ type Cluster struct {
 	// other's routes, or the token sent to URL. Default: "", none: then
 	// Listen must be a loopback address.
 	SecretEnv string `yaml:"secret_env"`
+	// JetStreamDomain is the JetStream domain holding the purge stream
+	// and the config bucket, with URL: the hub's domain when the sites'
+	// NATS servers are leaf nodes of a hub (a leaf node without
+	// JetStream reaches the hub's only through its domain). Default: "",
+	// the JetStream of the servers reached (one cluster, or a
+	// supercluster joined by gateways).
+	JetStreamDomain string `yaml:"jetstream_domain"`
 	// TLS is the client TLS used with URL. Default: none, unless URL
 	// says tls://.
 	TLS ClusterTLS `yaml:"tls"`
@@ -138,6 +145,9 @@ func (k *checker) cluster() {
 		if len(c.Routes) > 0 {
 			k.errorf("cluster.routes", "routes are for an embedded server; with url, the NATS servers route")
 		}
+	}
+	if c.JetStreamDomain != "" && c.URL == "" {
+		k.errorf("cluster.jetstream_domain", "is for an external NATS (url); an embedded server has its own JetStream")
 	}
 	if c.SecretEnv != "" && !envName.MatchString(c.SecretEnv) {
 		k.errorf("cluster.secret_env", "%q is not an environment variable name", c.SecretEnv)
