@@ -21,7 +21,8 @@ type Cluster struct {
 	// one. Default: "default".
 	Site string `yaml:"site"`
 	// Role is what the node does for others: edge, or shield (the tier
-	// edges fetch from). Default: edge.
+	// edges fetch from: upstreams that name this node's site as their
+	// shield send their misses to it, at PeerAddr). Default: edge.
 	Role string `yaml:"role"`
 	// Dir is where the node keeps its JetStream storage (embedded server)
 	// and the sequence of the last purge it applied. Default: "",
