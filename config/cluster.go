@@ -67,7 +67,7 @@ type Cluster struct {
 	// which is required. Default: false.
 	Shard bool `yaml:"shard"`
 	// PeerAddr is the host:port the other nodes reach this node's edge
-	// at for peer fills. Default: "", the first listener's address.
+	// at for peer fills, and edges reach a shield at. Default: "", the first listener's address.
 	PeerAddr string `yaml:"peer_addr"`
 	// Replicas is how many servers keep each JetStream message (purges,
 	// configs). Default: 0, one per server named (Listen and Routes),
