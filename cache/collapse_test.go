@@ -508,3 +508,23 @@ func TestOriginErrorIsSharedWithWaiters(t *testing.T) {
 		t.Error("an error response was stored")
 	}
 }
+
+// A request's max-stale=0 (RFC 9111 section 5.2.1.2: the client accepts
+// no stale response) also keeps stale-while-revalidate (RFC 5861) from
+// answering it: an edge asks its shield so, and the shield revalidates
+// before it answers rather than hand the edge its stale copy.
+func TestMaxStaleZeroBoundsStaleWhileRevalidate(t *testing.T) {
+	e := newEnv(t)
+	o := newOrigin(func(req *httphead.Request, n int) answer {
+		return answer{headers: []string{"Cache-Control: max-age=10, stale-while-revalidate=60"}, body: "v" + string(rune('0'+n))}
+	})
+	e.get(o, "/swr0")
+	e.clock.Advance(30 * time.Second)
+	if r := e.get(o, "/swr0", "Cache-Control: max-stale=0"); r.code != StatusExpired || r.body != "v2" {
+		t.Errorf("stale within the window, max-stale=0: %v %q, want a revalidation", r.code, r.body)
+	}
+	e.clock.Advance(30 * time.Second)
+	if r := e.get(o, "/swr0"); r.code != StatusStaleUpdating {
+		t.Errorf("without max-stale: %v, want stale-while-revalidate", r.code)
+	}
+}

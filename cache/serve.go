@@ -124,7 +124,10 @@ func decide(m *meta, rq *cachecontrol.Directives, now time.Time) action {
 	case !m.has(flagNoStale) && (rq.Has(cachecontrol.MaxStaleAny) ||
 		(rq.MaxStale != cachecontrol.Unset && staleness <= seconds(rq.MaxStale))):
 		return actStale
-	case staleness < m.swr:
+	case staleness < m.swr && rq.MaxStale == cachecontrol.Unset:
+		// A request's max-stale bounds stale-while-revalidate too: an
+		// edge asks its shield with max-stale=0, so that the shield's
+		// window does not stack on the edge's.
 		return actSWR
 	}
 	return actRevalidate

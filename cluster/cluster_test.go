@@ -116,7 +116,7 @@ func testConfigs(t testing.TB, n int) []config.Cluster {
 	return cfgs
 }
 
-func startNode(t testing.TB, cfg config.Cluster, h *fakeHost) *Cluster {
+func startNode(t testing.TB, cfg config.Cluster, h Host) *Cluster {
 	c, err := Start(cfg, h, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

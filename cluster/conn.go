@@ -41,7 +41,12 @@ func (c *Cluster) connect() error {
 	if c.nc, err = nats.Connect(target, opts...); err != nil {
 		return fmt.Errorf("cluster: connect to NATS: %w", err)
 	}
-	if c.js, err = jetstream.New(c.nc); err != nil {
+	if c.cfg.JetStreamDomain != "" {
+		c.js, err = jetstream.NewWithDomain(c.nc, c.cfg.JetStreamDomain)
+	} else {
+		c.js, err = jetstream.New(c.nc)
+	}
+	if err != nil {
 		return fmt.Errorf("cluster: JetStream: %w", err)
 	}
 	return nil

@@ -20,6 +20,9 @@ type Member struct {
 	// Peer is where the other nodes of the site fill from this one when
 	// it shards; "" when it does not.
 	Peer string `json:"peer,omitempty"`
+	// Shield is where edges of any site fetch from this node when its
+	// role is shield (its peer address); "" for an edge.
+	Shield string `json:"shield,omitempty"`
 	// Health is ok, catching_up (replaying missed purges) or draining.
 	Health string `json:"health"`
 	// ConfigVersion is the pushed config revision the node runs; 0 for
@@ -58,6 +61,9 @@ func (c *Cluster) self() Member {
 		m.ConfigError = *e
 	}
 	c.host.Describe(&m)
+	if c.cfg.Role == "shield" {
+		m.Shield = m.Peer
+	}
 	if !c.cfg.Shard {
 		m.Peer = ""
 	}

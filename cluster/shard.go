@@ -33,6 +33,31 @@ func (c *Cluster) Owner(host, target []byte) string {
 	return bestAddr
 }
 
+// Shield picks the shield of site for a request for host and target
+// among the members up with role shield there, by the rendezvous hashing
+// of Owner: shields that shard agree with the edges on the owner. It
+// returns the shield's address, or "" when no shield is up, or when this
+// node is a shield of that site itself (it fetches from the origin).
+func (c *Cluster) Shield(site string, host, target []byte) string {
+	if c.cfg.Role == "shield" && c.cfg.Site == site {
+		return ""
+	}
+	key := fnv(fnv(fnvOffset, host), target)
+	best, bestName, bestAddr := uint64(0), "", ""
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, m := range c.members {
+		if name == c.cfg.Name || m.Shield == "" || m.Site != site || m.Role != "shield" || m.Health != "ok" || !up(m, now) {
+			continue
+		}
+		if s := score(name, key); bestAddr == "" || s > best || s == best && name < bestName {
+			best, bestName, bestAddr = s, name, m.Shield
+		}
+	}
+	return bestAddr
+}
+
 // PeerToken marks a fill from a peer: derived from the cluster secret,
 // which itself is never sent.
 func (c *Cluster) PeerToken() string { return c.peerToken }

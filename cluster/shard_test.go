@@ -62,3 +62,41 @@ func TestOwnersAreServingMembersOfTheSite(t *testing.T) {
 		}
 	}
 }
+
+// Shields are the serving members of the site named with role shield;
+// an edge and the shields agree on which owns a key; a shield of that
+// site asks none (it fetches from the origin).
+func TestShieldsAreServingShieldsOfTheSite(t *testing.T) {
+	edge := shardView("s1", "s2", "edge2", "far", "down")
+	for _, n := range []string{"s1", "s2", "far", "down"} {
+		m := edge.members[n]
+		m.Site, m.Role, m.Shield = "core", "shield", n+":81"
+	}
+	edge.members["far"].Site = "other"
+	edge.members["down"].Seen = time.Now().Add(-time.Minute)
+	shield := shardView("s2")
+	shield.cfg.Name, shield.cfg.Site, shield.cfg.Role = "s1", "core", "shield"
+	shield.members["s2"].Site, shield.members["s2"].Role = "core", "shield"
+	picked := map[string]int{}
+	for i := range 1000 {
+		target := []byte(fmt.Sprint(i))
+		s := edge.Shield("core", []byte("h"), target)
+		picked[s]++
+		owner := "s1:81"
+		if o := shield.Owner([]byte("h"), target); o != "" {
+			owner = "s2:81"
+		}
+		if s != owner {
+			t.Fatalf("key %d: the edge asks %q, the shields' owner is %q", i, s, owner)
+		}
+		if got := shield.Shield("core", []byte("h"), target); got != "" {
+			t.Fatalf("a shield of core asks %q for key %d", got, i)
+		}
+	}
+	if len(picked) != 2 || picked["s1:81"] < 400 || picked["s2:81"] < 400 {
+		t.Errorf("shields asked: %v, want s1 and s2, evenly", picked)
+	}
+	if s := edge.Shield("nowhere", []byte("h"), []byte("/")); s != "" {
+		t.Errorf("shield of a site with none: %q", s)
+	}
+}

@@ -21,7 +21,8 @@ type Cluster struct {
 	// one. Default: "default".
 	Site string `yaml:"site"`
 	// Role is what the node does for others: edge, or shield (the tier
-	// edges fetch from). Default: edge.
+	// edges fetch from: upstreams that name this node's site as their
+	// shield send their misses to it, at PeerAddr). Default: edge.
 	Role string `yaml:"role"`
 	// Dir is where the node keeps its JetStream storage (embedded server)
 	// and the sequence of the last purge it applied. Default: "",
@@ -47,6 +48,13 @@ type Cluster struct {
 	// other's routes, or the token sent to URL. Default: "", none: then
 	// Listen must be a loopback address.
 	SecretEnv string `yaml:"secret_env"`
+	// JetStreamDomain is the JetStream domain holding the purge stream
+	// and the config bucket, with URL: the hub's domain when the sites'
+	// NATS servers are leaf nodes of a hub (a leaf node without
+	// JetStream reaches the hub's only through its domain). Default: "",
+	// the JetStream of the servers reached (one cluster, or a
+	// supercluster joined by gateways).
+	JetStreamDomain string `yaml:"jetstream_domain"`
 	// TLS is the client TLS used with URL. Default: none, unless URL
 	// says tls://.
 	TLS ClusterTLS `yaml:"tls"`
@@ -59,7 +67,7 @@ type Cluster struct {
 	// which is required. Default: false.
 	Shard bool `yaml:"shard"`
 	// PeerAddr is the host:port the other nodes reach this node's edge
-	// at for peer fills. Default: "", the first listener's address.
+	// at for peer fills, and edges reach a shield at. Default: "", the first listener's address.
 	PeerAddr string `yaml:"peer_addr"`
 	// Replicas is how many servers keep each JetStream message (purges,
 	// configs). Default: 0, one per server named (Listen and Routes),
@@ -139,6 +147,9 @@ func (k *checker) cluster() {
 			k.errorf("cluster.routes", "routes are for an embedded server; with url, the NATS servers route")
 		}
 	}
+	if c.JetStreamDomain != "" && c.URL == "" {
+		k.errorf("cluster.jetstream_domain", "is for an external NATS (url); an embedded server has its own JetStream")
+	}
 	if c.SecretEnv != "" && !envName.MatchString(c.SecretEnv) {
 		k.errorf("cluster.secret_env", "%q is not an environment variable name", c.SecretEnv)
 	}
@@ -186,3 +197,14 @@ func (c *Cluster) ListenAddr() (string, int, error) {
 // nodeName is what a node or site name may be: it is part of NATS
 // subjects and server names.
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// shield checks an upstream's shield: a site name, in a cluster.
+func (k *checker) shield(key, site string) {
+	switch {
+	case site == "":
+	case !k.c.Cluster.Enabled():
+		k.errorf(key, "a shield is a site of the cluster: it needs a cluster block")
+	case !nodeName.MatchString(site):
+		k.errorf(key, "%q: want a site name: letters, digits, '-' and '_' (at most 64)", site)
+	}
+}

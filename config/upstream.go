@@ -85,6 +85,17 @@ type Upstream struct {
 	Circuit Circuit `yaml:"circuit"`
 	// Failover sends requests to another upstream when this one fails.
 	Failover Failover `yaml:"failover"`
+	// Shield names the site of the cluster whose shield nodes (cluster
+	// role shield) this upstream's cache misses go to instead of its
+	// servers: a GET or HEAD miss of a cached route is sent to one shield
+	// of that site, picked by rendezvous hashing of host and target (so
+	// every edge asks the same shield for an object, the one that owns
+	// it when the shields shard), and the shield fetches it from the
+	// servers. With no shield of that site up, or a shield that fails to
+	// answer, the miss goes to the servers. A node that is itself a
+	// shield of that site goes to the servers. Needs a cluster block.
+	// Default: "", no shield.
+	Shield string `yaml:"shield"`
 }
 
 func (u *Upstream) setDefaults() {

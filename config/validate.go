@@ -514,6 +514,7 @@ func (k *checker) upstream(key string, u *Upstream) {
 		k.errorf(key, "upstream name %q must be letters, digits, '_', '-' or '.'", u.Name)
 	}
 	k.s3Upstream(key, u)
+	k.shield(key+".shield", u.Shield)
 	if u.Type == UpstreamHTTP && len(u.Servers) == 0 && (u.DNS == nil || u.DNS.SRV == "") {
 		k.errorf(key+".servers", "at least one server (or dns.srv) is required")
 	}

@@ -138,10 +138,15 @@ func (a *App) compile(rc *config.Route, limits []rateLimit) *route {
 		}
 	}
 	if rc.Cache.Enabled && a.shared.cache != nil {
+		var shield *shieldUpstream
+		if site := a.shieldSite(rc); site != "" && r.Upstream != nil && r.respond == nil {
+			shield = &shieldUpstream{inner: r.Upstream, site: site, shields: a.shared.Shield}
+			r.Upstream = shield
+		}
 		if a.shared.Shard != nil && r.Upstream != nil && r.respond == nil {
 			r.Upstream = &shardUpstream{inner: r.Upstream, shard: a.shared.Shard}
 		}
-		r.Cache = a.shared.cacheFor(rc, r.Upstream)
+		r.Cache = a.shared.cacheFor(rc, r.Upstream, shield)
 	}
 	return r
 }
@@ -229,6 +234,9 @@ func (a *App) UpstreamRequest(c *proxy.Ctx, out *httphead.Request) error {
 	}
 	if a.shared.Shard != nil {
 		out.Header.Del(PeerHeader) // never to an origin
+	}
+	if a.shared.Shield != nil {
+		out.Header.Del(HopsHeader) // never to an origin
 	}
 	return nil
 }

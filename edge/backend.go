@@ -83,6 +83,7 @@ type attempt struct {
 	srv      *upstream.Server // the server of the attempt in progress
 	failover bool             // the walk moved to the backup upstream
 	owner    string           // the node filled from first, when sharded (see shard.go)
+	shield   string           // the shield asked first (see shield.go)
 }
 
 func (s *Shared) backend(name string, cfg *config.Upstream) (*backend, error) {

@@ -29,6 +29,7 @@ type routeCache struct {
 	layer    *cacheLayer
 	pol      cache.Policy
 	upstream proxy.Upstream
+	shield   *shieldUpstream // the shield misses go to; nil without
 }
 
 func policyOf(c *config.Cache) cache.Policy {
@@ -71,9 +72,13 @@ var setCookieModes = map[string]cache.SetCookieMode{
 	"pass": cache.SetCookiePass, "strip": cache.SetCookieStrip, "store": cache.SetCookieStore,
 }
 
-func newCacheLayer(store storage.Store, log *slog.Logger, clock func() time.Time) *cacheLayer {
+// newCacheLayer builds the cache over store. A node in a cluster names
+// itself in Cache-Status by its node name (name), so that a response that
+// passed through a shield names both caches (RFC 9211 section 2); alone,
+// it is "Outpost".
+func newCacheLayer(store storage.Store, name string, log *slog.Logger, clock func() time.Time) *cacheLayer {
 	return &cacheLayer{
-		c:     cache.New(store, cache.Options{Logger: log, Clock: clock}),
+		c:     cache.New(store, cache.Options{Name: name, Logger: log, Clock: clock}),
 		store: store,
 		log:   log,
 	}
@@ -89,6 +94,9 @@ func (r *routeCache) Serve(c *proxy.Ctx) (proxy.Reply, error) {
 		}
 		return proxy.Reply{Head: resp, Body: body, Closer: body}, nil
 	}
+	if r.shield != nil && r.shield.looped(c) {
+		return proxy.Reply{}, errLoop // before the cache: it would wait on its own fetch
+	}
 	rep, err := r.layer.c.Serve(origin{c}, c.Request, &r.pol, c.Trace)
 	if err != nil {
 		return proxy.Reply{}, err
@@ -103,13 +111,13 @@ type origin struct{ *proxy.Ctx }
 
 func (o origin) Detach() cache.Origin { return origin{o.Ctx.Detach()} }
 
-func (s *Shared) cacheFor(rc *config.Route, up proxy.Upstream) proxy.Cache {
+func (s *Shared) cacheFor(rc *config.Route, up proxy.Upstream, shield *shieldUpstream) proxy.Cache {
 	pol := policyOf(&rc.Cache)
 	pol.Key.Origin = rc.Name
 	if !rc.Cache.Key.Route {
 		pol.Key.Origin = "upstream:" + rc.Upstream
 	}
-	return &routeCache{layer: s.cache, pol: pol, upstream: up}
+	return &routeCache{layer: s.cache, pol: pol, upstream: up, shield: shield}
 }
 
 func (l *cacheLayer) metrics() []metrics.Value {

@@ -41,6 +41,9 @@ type Shared struct {
 	// Shard, when set before the App is built, splits the cache between
 	// the nodes of a site (see shard.go).
 	Shard Sharder
+	// Shield, when set before the App is built (a node in a cluster),
+	// picks the shield of the upstreams that name one (see shield.go).
+	Shield Shielder
 
 	store    storage.Store
 	cache    *cacheLayer   // nil when no storage tier is configured
@@ -103,7 +106,7 @@ func NewSharedClock(cfg *config.Config, log *slog.Logger, clock func() time.Time
 	if store != nil {
 		indexed := purge.Wrap(store, cache.EachTag)
 		s.store = indexed
-		s.cache = newCacheLayer(indexed, log, clock)
+		s.cache = newCacheLayer(indexed, cfg.Cluster.Name, log, clock)
 		s.purger = purge.New(indexed, s.cache.c)
 	}
 	return s, nil

@@ -51,20 +51,35 @@ func (n *Node) startCluster(cfg *config.Config) error {
 	return nil
 }
 
-// prepareShard gives the shared state the cluster's sharding before the
-// first App is built (routes wrap their upstream then); it knows the
-// members once the cluster runs.
+// prepareShard gives the shared state the cluster's shields and sharding
+// before the first App is built (routes wrap their upstream then); it
+// knows the members once the cluster runs.
 func (n *Node) prepareShard(cfg *config.Config) {
-	if cfg.Cluster.Enabled() && cfg.Cluster.Shard {
-		n.shard = &clusterShard{}
+	if !cfg.Cluster.Enabled() {
+		return
+	}
+	n.shard = &clusterShard{name: cfg.Cluster.Name}
+	n.shared.Shield = n.shard
+	if cfg.Cluster.Shard {
 		n.shared.Shard = n.shard
 	}
 }
 
-// clusterShard is edge.Sharder over the cluster, once it runs.
+// clusterShard is edge.Sharder and edge.Shielder over the cluster, once
+// it runs.
 type clusterShard struct {
-	c atomic.Pointer[cluster.Cluster]
+	name string
+	c    atomic.Pointer[cluster.Cluster]
 }
+
+func (s *clusterShard) Shield(site string, host, target []byte) string {
+	if c := s.c.Load(); c != nil {
+		return c.Shield(site, host, target)
+	}
+	return ""
+}
+
+func (s *clusterShard) Name() string { return s.name }
 
 func (s *clusterShard) Owner(host, target []byte) string {
 	if c := s.c.Load(); c != nil {

@@ -72,7 +72,7 @@ type Node struct {
 
 	cluster     *cluster.Cluster // nil without a cluster: block
 	clusterHost *clusterHost
-	shard       *clusterShard // nil unless cluster.shard
+	shard       *clusterShard // nil outside a cluster
 }
 
 // Options adjust how a node starts.
