@@ -71,6 +71,7 @@ type Filter struct {
 	code     wazero.CompiledModule
 	modCfg   wazero.ModuleConfig
 	pool     chan *instance
+	deadline bool // the code checks a deadline global (addDeadline), else wazero's watchdog stops it
 	metrics  metrics
 	failures atomic.Uint64
 	closed   atomic.Bool
@@ -97,18 +98,10 @@ func Load(code []byte, spec Spec, log *slog.Logger) (*Filter, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	f := &Filter{spec: spec, log: log.With("filter", spec.Name), pool: make(chan *instance, spec.Instances)}
-	ctx := context.Background()
-	// CloseOnContextDone makes the compiled code check at every loop
-	// header and call whether the instance was closed: that is how a
-	// callback over its time limit is stopped.
-	f.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithMemoryLimitPages(spec.MemoryPages).
-		WithCloseOnContextDone(true).
-		WithCompilationCache(cache))
-	if err := f.compile(ctx, code); err != nil {
-		f.rt.Close(ctx)
+	if err := f.compile(code); err != nil {
 		return nil, fmt.Errorf("wasm filter %s: %w", spec.Name, err)
 	}
+	ctx := context.Background()
 	inst, err := f.instantiate()
 	if err != nil {
 		f.rt.Close(ctx)
@@ -118,9 +111,43 @@ func Load(code []byte, spec Spec, log *slog.Logger) (*Filter, error) {
 	return f, nil
 }
 
-// compile checks the module's ABI version, sets up the host modules and
-// compiles the code.
-func (f *Filter) compile(ctx context.Context, code []byte) error {
+// compile checks the module's ABI version, sets up the runtime and its
+// host modules and compiles the code: with the deadline check added to
+// its loops (addDeadline), or, for a module that cannot take it, under
+// wazero's per-call watchdog (WithCloseOnContextDone, which compiles
+// loop-header checks of its own and is what stops a callback over its
+// time).
+func (f *Filter) compile(code []byte) error {
+	timed, err := addDeadline(code)
+	if err == nil {
+		if err = f.compileWith(timed, false); err == nil {
+			f.deadline = true
+			return nil
+		}
+	}
+	if err2 := f.compileWith(code, true); err2 != nil {
+		return err2
+	}
+	f.log.Info("wasm filter runs under wazero's per-call watchdog (slower)", "reason", err)
+	return nil
+}
+
+// compileWith makes the runtime and compiles code in it.
+func (f *Filter) compileWith(code []byte, watchdog bool) error {
+	ctx := context.Background()
+	f.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithMemoryLimitPages(f.spec.MemoryPages).
+		WithCloseOnContextDone(watchdog).
+		WithCompilationCache(cache))
+	err := f.compileIn(ctx, code)
+	if err != nil {
+		f.rt.Close(ctx)
+	}
+	return err
+}
+
+// compileIn sets up the host modules of f.rt and compiles code there.
+func (f *Filter) compileIn(ctx context.Context, code []byte) error {
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, f.rt); err != nil {
 		return fmt.Errorf("wasi: %w", err)
 	}
@@ -136,17 +163,11 @@ func (f *Filter) compile(ctx context.Context, code []byte) error {
 		return fmt.Errorf("module exports neither %s nor %s: not a Proxy-Wasm 0.2 module", abiVersion020, abiVersion021)
 	}
 	// A reactor (Go's c-shared, Rust's cdylib) is initialised by
-	// _initialize; a command (TinyGo's) by _start, which returns.
-	start := ""
-	for _, name := range []string{"_initialize", "_start"} {
-		if exports[name] != nil {
-			start = name
-			break
-		}
-	}
+	// _initialize, a command (TinyGo's) by _start, which returns: the
+	// instance calls it (onStart), under a time limit.
 	f.modCfg = wazero.NewModuleConfig().
 		WithName("").
-		WithStartFunctions(start).
+		WithStartFunctions().
 		WithStdout(io.Discard).
 		WithStderr(&logWriter{log: f.log}).
 		WithRandSource(rand.Reader).
