@@ -11,8 +11,8 @@
 // response head is sent (response headers) and at the end (log, done).
 //
 // The sandbox: each instance has a memory limit (memory_pages) and each
-// callback a time limit (call_timeout), enforced by closing the instance
-// (wazero checks at every loop header and function entry). A module gets
+// callback a time limit (call_timeout), enforced by a check the host
+// compiles into the module's loops (see addDeadline). A module gets
 // WASI with no file system, no arguments, no environment, stdin empty,
 // stdout dropped, stderr to the node's log, real clocks, a cryptographic
 // random source and sleeps that return at once; it has no network. A

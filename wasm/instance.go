@@ -129,7 +129,7 @@ func (f *Filter) instantiate() (*instance, error) {
 
 // expire runs on the timer's goroutine when a callback is over its time.
 // Setting the deadline global makes the running code trap at its next
-// loop header; for a module under wazero's watchdog, cancelling the
+// check (within 4096 iterations of a loop); for a module under wazero's watchdog, cancelling the
 // instance's context makes wazero mark the module closed, and the code
 // exits at its next loop header. Resources are released by close, on the
 // request's goroutine.
