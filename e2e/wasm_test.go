@@ -45,6 +45,7 @@ wasm:
     json: {file: "{{JSON}}", config: '{"edge": "outpost", "internal": null}', body_limit: 64KiB}
     upper: {file: "{{TEST}}", config: upper-body, body_limit: 1KiB}
     count: {file: "{{TEST}}", config: count}
+    tick: {file: "{{TEST}}", config: tick}
   global: [headers]
 routes:
   - {name: ab, match: {path_prefix: /ab}, upstream: origin, filters: [ab]}
@@ -55,6 +56,7 @@ routes:
   - {name: json, match: {path_prefix: /json}, upstream: origin, filters: [json]}
   - {name: upper, match: {path_prefix: /upper}, upstream: origin, filters: [upper]}
   - {name: count, match: {path_prefix: /count}, upstream: origin, filters: [count]}
+  - {name: tick, match: {path_prefix: /tick}, upstream: origin, filters: [tick]}
 `, "{{ORIGIN}}", origin, "{{AB}}", wasmtest.Build(t, "abrouter"), "{{HEADERS}}", wasmtest.Build(t, "headers"),
 		"{{TOKEN}}", wasmtest.Build(t, "token"), "{{TEST}}", wasmtest.Build(t, "testfilter"),
 		"{{JSON}}", wasmtest.Build(t, "jsonrewrite"))
@@ -74,6 +76,7 @@ func TestWasmFilters(t *testing.T) {
 		{"trapping and runaway filters fail only their request", wTrappingAndRunawayFiltersFailOnlyTheirRequest},
 		{"filters rewrite bodies", wFiltersRewriteBodies},
 		{"filters share data and export metrics", wFiltersShareDataAndExportMetrics},
+		{"a filter's root context ticks", wFilterRootContextTicks},
 		{"a reload swaps filters and refuses one that will not start", wReloadSwapsFiltersAndRefusesOneThatWillNotStart},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, e) })
@@ -211,5 +214,24 @@ func wReloadSwapsFiltersAndRefusesOneThatWillNotStart(t *testing.T, e *edge) {
 	}
 	if resp, _ := get(t, e.URL+"/token", "Authorization", "Bearer n3w"); resp.StatusCode != 200 {
 		t.Fatalf("new token after reload: %d", resp.StatusCode)
+	}
+}
+
+// wFilterRootContextTicks: the tick filter asks for proxy_on_tick every
+// 10 ms and counts the ticks in the shared store; requests see the count
+// grow.
+func wFilterRootContextTicks(t *testing.T, e *edge) {
+	ticks := func() int {
+		resp, _ := get(t, e.URL+"/tick")
+		n, _ := strconv.Atoi(resp.Header.Get("X-Ticks"))
+		return n
+	}
+	first := ticks()
+	deadline := time.Now().Add(5 * time.Second)
+	for ticks() < first+3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("X-Ticks stayed near %d for 5s: the root context does not tick", first)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

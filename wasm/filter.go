@@ -75,6 +75,10 @@ type Filter struct {
 	metrics  metrics
 	failures atomic.Uint64
 	closed   atomic.Bool
+	done     chan struct{} // closed by Close: ends the ticks
+
+	tickPeriod atomic.Int64 // proxy_on_tick's period (a time.Duration); 0: no ticks
+	tickOnce   sync.Once    // starts ticks
 }
 
 // cache keeps compiled code across config loads: a reload that keeps a
@@ -97,13 +101,14 @@ func Load(code []byte, spec Spec, log *slog.Logger) (*Filter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &Filter{spec: spec, log: log.With("filter", spec.Name), pool: make(chan *instance, spec.Instances)}
+	f := &Filter{spec: spec, log: log.With("filter", spec.Name), pool: make(chan *instance, spec.Instances), done: make(chan struct{})}
 	if err := f.compile(code); err != nil {
 		return nil, fmt.Errorf("wasm filter %s: %w", spec.Name, err)
 	}
 	ctx := context.Background()
 	inst, err := f.instantiate()
 	if err != nil {
+		f.Close() // ends the ticks the module may have asked for
 		f.rt.Close(ctx)
 		return nil, fmt.Errorf("wasm filter %s: %w", spec.Name, err)
 	}
@@ -207,7 +212,9 @@ func (f *Filter) put(i *instance) {
 // by wazero's finalizers) rather than closed, so that no request can
 // find it closed under it.
 func (f *Filter) Close() {
-	f.closed.Store(true)
+	if !f.closed.Swap(true) {
+		close(f.done)
+	}
 	for {
 		select {
 		case i := <-f.pool:

@@ -87,7 +87,7 @@ var hostFuncs = []hostFunc{
 		}
 		return statusBadArgument
 	}},
-	{"proxy_set_tick_period_milliseconds", ii(1), unsupported},
+	{"proxy_set_tick_period_milliseconds", ii(1), hostSetTickPeriod},
 	{"proxy_get_shared_data", ii(5), hostGetSharedData},
 	{"proxy_set_shared_data", ii(5), hostSetSharedData},
 	{"proxy_register_shared_queue", ii(3), unsupported},

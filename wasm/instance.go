@@ -24,6 +24,7 @@ const (
 	onLog
 	onDone
 	onDelete
+	onTick
 	numCallbacks
 )
 
@@ -31,7 +32,7 @@ var callbackNames = [numCallbacks]string{
 	"_initialize", "proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure",
 	"proxy_on_request_headers", "proxy_on_request_body",
 	"proxy_on_response_headers", "proxy_on_response_body",
-	"proxy_on_log", "proxy_on_done", "proxy_on_delete",
+	"proxy_on_log", "proxy_on_done", "proxy_on_delete", "proxy_on_tick",
 }
 
 const (

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -301,5 +302,40 @@ func TestSharedDataIsSharedAcrossInstancesWithCAS(t *testing.T) {
 	}
 	if got := resp.Header.Get("X-Count"); got != "101" {
 		t.Fatalf("count %s after 101 requests on 4 goroutines: an update was lost", got)
+	}
+}
+
+func sharedCount(key string) int {
+	shared.Lock()
+	defer shared.Unlock()
+	n, _ := strconv.Atoi(string(shared.m[key].value))
+	return n
+}
+
+// TestRootContextTicks: proxy_set_tick_period_milliseconds makes the host
+// call proxy_on_tick on the root context every period, until the filter
+// is closed.
+func TestRootContextTicks(t *testing.T) {
+	shared.Lock()
+	delete(shared.m, "ticks")
+	shared.Unlock()
+	f := load(t, "testfilter", Spec{Name: "tick", Config: "tick"})
+	deadline := time.Now().Add(5 * time.Second)
+	for sharedCount("ticks") < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp := &httphead.Response{Status: 200}
+	if _, err := exchange(t, Chain{f}, newCtx(), resp); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := strconv.Atoi(resp.Header.Get("X-Ticks")); n < 3 {
+		t.Fatalf("X-Ticks %q: the root context did not tick", resp.Header.Get("X-Ticks"))
+	}
+	f.Close()
+	time.Sleep(30 * time.Millisecond) // a tick running as Close ran ends
+	before := sharedCount("ticks")
+	time.Sleep(60 * time.Millisecond)
+	if after := sharedCount("ticks"); after != before {
+		t.Fatalf("ticks went on after Close: %d then %d", before, after)
 	}
 }

@@ -43,6 +43,8 @@ var Filter struct {
 	RequestBody  func(id, size uint32) Action
 	ResponseBody func(id, size uint32) Action
 	Log          func(id uint32)
+	// Tick runs on the root context every period SetTickPeriod asked for.
+	Tick func()
 }
 
 //go:wasmexport proxy_abi_version_0_2_1
@@ -121,6 +123,20 @@ func onDone(id uint32) bool { return true }
 
 //go:wasmexport proxy_on_delete
 func onDelete(id uint32) {}
+
+//go:wasmexport proxy_on_tick
+func onTick(root uint32) {
+	if Filter.Tick != nil {
+		Filter.Tick()
+	}
+}
+
+//go:wasmimport env proxy_set_tick_period_milliseconds
+func proxySetTickPeriod(ms uint32) uint32
+
+// SetTickPeriod asks the host to call Filter.Tick every ms milliseconds
+// (0: never).
+func SetTickPeriod(ms uint32) bool { return proxySetTickPeriod(ms) == 0 }
 
 //go:wasmimport env proxy_log
 func proxyLog(level uint32, msg *byte, size uint32) uint32

@@ -7,7 +7,8 @@
 // properties into response headers), "upper-body" (upper-cases request
 // bodies), "count" (counts requests in the shared store, with CAS, tells
 // the count in X-Count, and in its counter metric "requests"),
-// "bad-config" (refuses to start).
+// "tick" (counts its root context's ticks, every 10 ms, in the shared
+// store and tells the count in X-Ticks), "bad-config" (refuses to start).
 package main
 
 import (
@@ -32,6 +33,9 @@ func init() {
 		mode = string(cfg)
 		if mode == "count" {
 			requests = proxywasm.DefineCounter("requests")
+		}
+		if mode == "tick" && !proxywasm.SetTickPeriod(10) {
+			return false
 		}
 		return mode != "bad-config"
 	}
@@ -58,7 +62,20 @@ func init() {
 		}
 		return proxywasm.Continue
 	}
+	proxywasm.Filter.Tick = func() {
+		for {
+			old, cas, _ := proxywasm.SharedData("ticks")
+			n, _ := strconv.Atoi(string(old))
+			if proxywasm.SetSharedData("ticks", []byte(strconv.Itoa(n+1)), cas) {
+				return
+			}
+		}
+	}
 	proxywasm.Filter.ResponseHeaders = func(uint32) proxywasm.Action {
+		if mode == "tick" {
+			ticks, _, _ := proxywasm.SharedData("ticks")
+			proxywasm.SetHeader(proxywasm.ResponseHeaders, "x-ticks", string(ticks))
+		}
 		if mode == "count" {
 			for {
 				old, cas, _ := proxywasm.SharedData("count")
