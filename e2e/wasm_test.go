@@ -46,6 +46,7 @@ wasm:
     upper: {file: "{{TEST}}", config: upper-body, body_limit: 1KiB}
     count: {file: "{{TEST}}", config: count}
     tick: {file: "{{TEST}}", config: tick}
+    queue: {file: "{{TEST}}", config: queue}
   global: [headers]
 routes:
   - {name: ab, match: {path_prefix: /ab}, upstream: origin, filters: [ab]}
@@ -57,6 +58,7 @@ routes:
   - {name: upper, match: {path_prefix: /upper}, upstream: origin, filters: [upper]}
   - {name: count, match: {path_prefix: /count}, upstream: origin, filters: [count]}
   - {name: tick, match: {path_prefix: /tick}, upstream: origin, filters: [tick]}
+  - {name: queue, match: {path_prefix: /queue}, upstream: origin, filters: [queue]}
 `, "{{ORIGIN}}", origin, "{{AB}}", wasmtest.Build(t, "abrouter"), "{{HEADERS}}", wasmtest.Build(t, "headers"),
 		"{{TOKEN}}", wasmtest.Build(t, "token"), "{{TEST}}", wasmtest.Build(t, "testfilter"),
 		"{{JSON}}", wasmtest.Build(t, "jsonrewrite"))
@@ -77,6 +79,7 @@ func TestWasmFilters(t *testing.T) {
 		{"filters rewrite bodies", wFiltersRewriteBodies},
 		{"filters share data and export metrics", wFiltersShareDataAndExportMetrics},
 		{"a filter's root context ticks", wFilterRootContextTicks},
+		{"a shared queue tells its owner", wSharedQueueTellsItsOwner},
 		{"a reload swaps filters and refuses one that will not start", wReloadSwapsFiltersAndRefusesOneThatWillNotStart},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, e) })
@@ -231,6 +234,24 @@ func wFilterRootContextTicks(t *testing.T, e *edge) {
 	for ticks() < first+3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("X-Ticks stayed near %d for 5s: the root context does not tick", first)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wSharedQueueTellsItsOwner: the queue filter registers a shared queue,
+// each request adds its path, the root context dequeues them on
+// proxy_on_queue_ready and later responses tell what it got.
+func wSharedQueueTellsItsOwner(t *testing.T, e *edge) {
+	get(t, e.URL+"/queue/a")
+	get(t, e.URL+"/queue/b")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := get(t, e.URL+"/queue/poll")
+		if q := resp.Header.Get("X-Queued"); strings.Contains(q, "/queue/a /queue/b ") {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("X-Queued %q: the queue's items did not reach its owner", q)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -79,6 +79,9 @@ type Filter struct {
 
 	tickPeriod atomic.Int64 // proxy_on_tick's period (a time.Duration); 0: no ticks
 	tickOnce   sync.Once    // starts ticks
+
+	ready     chan uint32 // ids of its shared queues that got items
+	readyOnce sync.Once   // starts queueReady
 }
 
 // cache keeps compiled code across config loads: a reload that keeps a
@@ -101,7 +104,7 @@ func Load(code []byte, spec Spec, log *slog.Logger) (*Filter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &Filter{spec: spec, log: log.With("filter", spec.Name), pool: make(chan *instance, spec.Instances), done: make(chan struct{})}
+	f := &Filter{spec: spec, log: log.With("filter", spec.Name), pool: make(chan *instance, spec.Instances), done: make(chan struct{}), ready: make(chan uint32, maxQueues)}
 	if err := f.compile(code); err != nil {
 		return nil, fmt.Errorf("wasm filter %s: %w", spec.Name, err)
 	}

@@ -25,6 +25,7 @@ const (
 	onDone
 	onDelete
 	onTick
+	onQueueReady
 	numCallbacks
 )
 
@@ -33,6 +34,7 @@ var callbackNames = [numCallbacks]string{
 	"proxy_on_request_headers", "proxy_on_request_body",
 	"proxy_on_response_headers", "proxy_on_response_body",
 	"proxy_on_log", "proxy_on_done", "proxy_on_delete", "proxy_on_tick",
+	"proxy_on_queue_ready",
 }
 
 const (

@@ -339,3 +339,33 @@ func TestRootContextTicks(t *testing.T) {
 		t.Fatalf("ticks went on after Close: %d then %d", before, after)
 	}
 }
+
+// TestSharedQueueTellsItsOwner: a filter registers a queue, requests
+// resolve it and add their path; the owner's root context gets
+// proxy_on_queue_ready and dequeues them all.
+func TestSharedQueueTellsItsOwner(t *testing.T) {
+	shared.Lock()
+	delete(shared.m, "queued")
+	shared.Unlock()
+	f := load(t, "testfilter", Spec{Name: "queue", Config: "queue"})
+	for _, path := range []string{"/q1", "/q2", "/q3"} {
+		c := newCtx()
+		c.Request.SetLine([]byte("GET"), []byte(path), []byte("example.org"), []byte("http"))
+		if _, err := exchange(t, Chain{f}, c, &httphead.Response{Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		shared.Lock()
+		got := string(shared.m["queued"].value)
+		shared.Unlock()
+		if got == "/q1 /q2 /q3 " {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dequeued %q, want the three paths in order", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

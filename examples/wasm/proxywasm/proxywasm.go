@@ -45,6 +45,9 @@ var Filter struct {
 	Log          func(id uint32)
 	// Tick runs on the root context every period SetTickPeriod asked for.
 	Tick func()
+	// QueueReady runs on the root context when a queue it registered got
+	// an item.
+	QueueReady func(queue uint32)
 }
 
 //go:wasmexport proxy_abi_version_0_2_1
@@ -129,6 +132,51 @@ func onTick(root uint32) {
 	if Filter.Tick != nil {
 		Filter.Tick()
 	}
+}
+
+//go:wasmexport proxy_on_queue_ready
+func onQueueReady(root, queue uint32) {
+	if Filter.QueueReady != nil {
+		Filter.QueueReady(queue)
+	}
+}
+
+//go:wasmimport env proxy_register_shared_queue
+func proxyRegisterSharedQueue(name *byte, nameSize uint32, id *uint32) uint32
+
+//go:wasmimport env proxy_resolve_shared_queue
+func proxyResolveSharedQueue(vm *byte, vmSize uint32, name *byte, nameSize uint32, id *uint32) uint32
+
+//go:wasmimport env proxy_enqueue_shared_queue
+func proxyEnqueueSharedQueue(id uint32, value *byte, valueSize uint32) uint32
+
+//go:wasmimport env proxy_dequeue_shared_queue
+func proxyDequeueSharedQueue(id uint32, data unsafe.Pointer, size *uint32) uint32
+
+// RegisterQueue registers a shared queue of this module: QueueReady runs
+// when it gets an item.
+func RegisterQueue(name string) (uint32, bool) {
+	var id uint32
+	return id, proxyRegisterSharedQueue(ptr(name), uint32(len(name)), &id) == 0
+}
+
+// ResolveQueue finds a queue another module (or this one) registered.
+func ResolveQueue(name string) (uint32, bool) {
+	var id uint32
+	return id, proxyResolveSharedQueue(nil, 0, ptr(name), uint32(len(name)), &id) == 0
+}
+
+// Enqueue adds an item to a queue.
+func Enqueue(id uint32, value string) bool {
+	return proxyEnqueueSharedQueue(id, ptr(value), uint32(len(value))) == 0
+}
+
+// Dequeue takes the oldest item of a queue (false when it is empty).
+func Dequeue(id uint32) (string, bool) {
+	var data *byte
+	var n uint32
+	b, ok := returned(proxyDequeueSharedQueue(id, unsafe.Pointer(&data), &n), data, n)
+	return string(b), ok
 }
 
 //go:wasmimport env proxy_set_tick_period_milliseconds

@@ -8,7 +8,10 @@
 // bodies), "count" (counts requests in the shared store, with CAS, tells
 // the count in X-Count, and in its counter metric "requests"),
 // "tick" (counts its root context's ticks, every 10 ms, in the shared
-// store and tells the count in X-Ticks), "bad-config" (refuses to start).
+// store and tells the count in X-Ticks), "queue" (sends each request's
+// path through a shared queue it registered; its root context appends
+// what it dequeues to the shared key "queued", told in X-Queued),
+// "bad-config" (refuses to start).
 package main
 
 import (
@@ -37,10 +40,35 @@ func init() {
 		if mode == "tick" && !proxywasm.SetTickPeriod(10) {
 			return false
 		}
+		if mode == "queue" {
+			if _, ok := proxywasm.RegisterQueue("paths"); !ok {
+				return false
+			}
+		}
 		return mode != "bad-config"
+	}
+	proxywasm.Filter.QueueReady = func(queue uint32) {
+		for {
+			item, ok := proxywasm.Dequeue(queue)
+			if !ok {
+				return
+			}
+			for {
+				old, cas, _ := proxywasm.SharedData("queued")
+				if proxywasm.SetSharedData("queued", append(old, item+" "...), cas) {
+					break
+				}
+			}
+		}
 	}
 	proxywasm.Filter.RequestHeaders = func(uint32) proxywasm.Action {
 		switch mode {
+		case "queue":
+			q, ok := proxywasm.ResolveQueue("paths")
+			path, _ := proxywasm.Property("request", "path")
+			if !ok || !proxywasm.Enqueue(q, path) {
+				panic("testfilter: queue not found")
+			}
 		case "trap":
 			panic("testfilter: trap")
 		case "loop":
@@ -72,6 +100,10 @@ func init() {
 		}
 	}
 	proxywasm.Filter.ResponseHeaders = func(uint32) proxywasm.Action {
+		if mode == "queue" {
+			queued, _, _ := proxywasm.SharedData("queued")
+			proxywasm.SetHeader(proxywasm.ResponseHeaders, "x-queued", string(queued))
+		}
 		if mode == "tick" {
 			ticks, _, _ := proxywasm.SharedData("ticks")
 			proxywasm.SetHeader(proxywasm.ResponseHeaders, "x-ticks", string(ticks))
