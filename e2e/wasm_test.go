@@ -20,6 +20,7 @@ func wasmEdge(t *testing.T) *edge {
 		w.Header().Set("Server", "origin/1.0")
 		w.Header().Set("X-Seen-Variant", r.Header.Get("X-Variant"))
 		w.Header().Set("X-Seen-Authorization", r.Header.Get("Authorization"))
+		w.Header().Set("X-Seen-Auth-Said", r.Header.Get("X-Auth-Said"))
 		switch {
 		case r.URL.Path == "/json":
 			w.Header().Set("Content-Type", "application/json")
@@ -31,9 +32,14 @@ func wasmEdge(t *testing.T) *edge {
 			io.WriteString(w, "from origin")
 		}
 	}))
+	auth := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Auth", r.Method+" "+r.URL.Path+" "+r.Header.Get("X-Asked-By"))
+		io.WriteString(w, "yes")
+	}))
 	return startEdge(t, `
 upstreams:
   origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
+  auth: {servers: [{addr: "{{AUTH}}"}], first_byte_timeout: 2s}
 wasm:
   filters:
     ab: {file: "{{AB}}", config: "100"}
@@ -47,6 +53,7 @@ wasm:
     count: {file: "{{TEST}}", config: count}
     tick: {file: "{{TEST}}", config: tick}
     queue: {file: "{{TEST}}", config: queue}
+    callout: {file: "{{TEST}}", config: callout}
   global: [headers]
 routes:
   - {name: ab, match: {path_prefix: /ab}, upstream: origin, filters: [ab]}
@@ -59,7 +66,8 @@ routes:
   - {name: count, match: {path_prefix: /count}, upstream: origin, filters: [count]}
   - {name: tick, match: {path_prefix: /tick}, upstream: origin, filters: [tick]}
   - {name: queue, match: {path_prefix: /queue}, upstream: origin, filters: [queue]}
-`, "{{ORIGIN}}", origin, "{{AB}}", wasmtest.Build(t, "abrouter"), "{{HEADERS}}", wasmtest.Build(t, "headers"),
+  - {name: callout, match: {path_prefix: /callout}, upstream: origin, filters: [callout]}
+`, "{{ORIGIN}}", origin, "{{AUTH}}", auth, "{{AB}}", wasmtest.Build(t, "abrouter"), "{{HEADERS}}", wasmtest.Build(t, "headers"),
 		"{{TOKEN}}", wasmtest.Build(t, "token"), "{{TEST}}", wasmtest.Build(t, "testfilter"),
 		"{{JSON}}", wasmtest.Build(t, "jsonrewrite"))
 }
@@ -80,6 +88,7 @@ func TestWasmFilters(t *testing.T) {
 		{"filters share data and export metrics", wFiltersShareDataAndExportMetrics},
 		{"a filter's root context ticks", wFilterRootContextTicks},
 		{"a shared queue tells its owner", wSharedQueueTellsItsOwner},
+		{"a filter calls an upstream before the request goes on", wFilterCallsAnUpstream},
 		{"a reload swaps filters and refuses one that will not start", wReloadSwapsFiltersAndRefusesOneThatWillNotStart},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, e) })
@@ -254,5 +263,19 @@ func wSharedQueueTellsItsOwner(t *testing.T, e *edge) {
 			t.Fatalf("X-Queued %q: the queue's items did not reach its owner", q)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wFilterCallsAnUpstream: the callout filter pauses the request, calls
+// the upstream "auth" of the config (proxy_dispatch_http_call), reads the
+// answer's status, header and body in proxy_on_http_call_response and
+// tells the origin in a request header; the trace names the call.
+func wFilterCallsAnUpstream(t *testing.T, e *edge) {
+	resp, body := get(t, e.URL+"/callout", "X-Outpost-Trace", "1")
+	if want := "200 GET /check testfilter yes"; resp.StatusCode != 200 || body != "from origin" || resp.Header.Get("X-Seen-Auth-Said") != want {
+		t.Fatalf("%d %q, origin saw X-Auth-Said %q, want %q", resp.StatusCode, body, resp.Header.Get("X-Seen-Auth-Said"), want)
+	}
+	if tr := resp.Header.Get("X-Outpost-Trace"); !strings.Contains(tr, "wasm=callout called auth /check: 200") || strings.Contains(tr, "paused") {
+		t.Fatalf("trace %q does not show the call", tr)
 	}
 }

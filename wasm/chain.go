@@ -26,6 +26,9 @@ type stream struct {
 	inBody bool               // in a body callback
 	phase  string             // "request" or "response", for the trace
 	edits  []byte             // what the current callback changed, for the trace
+	calls  []callout          // HTTP calls the current callback dispatched
+	call   *callResult        // in proxy_on_http_call_response: the call's response
+	called bool               // the stream waited for HTTP calls
 	failed bool
 }
 
@@ -74,6 +77,9 @@ func (ch Chain) Request(c *proxy.Ctx) (answered bool, err error) {
 		_, err = inst.call(onContextCreate, uint64(s.id), rootID)
 		if err == nil {
 			action, err = inst.call(onRequestHeaders, uint64(s.id), uint64(c.Request.Header.Len()+4), eos)
+		}
+		if err == nil {
+			err = s.runCalls()
 		}
 		inst.cur = nil
 		if err != nil {
@@ -143,6 +149,9 @@ func (s *stream) bodyCallback(cb int, which uint64, body *[]byte) (answered bool
 	s.inst.cur = s
 	var action uint64
 	action, err = s.inst.call(cb, uint64(s.id), uint64(len(*body)), 1)
+	if err == nil {
+		err = s.runCalls()
+	}
 	s.inst.cur = nil
 	s.inBody = false
 	*body, s.body = s.body, nil
@@ -162,11 +171,10 @@ func (s *stream) bodyCallback(cb int, which uint64, body *[]byte) (answered bool
 // the filter continues it.
 const actionPause = 1
 
-// tracePause records a callback that asked to pause the stream: filters
-// here have nothing to wait for (no HTTP callouts, no timers), so the
-// stream goes on.
+// tracePause records a callback that asked to pause the stream with no
+// HTTP call to wait for: nothing could continue it, so it goes on.
 func (s *stream) tracePause(action uint64) {
-	if uint32(action) == actionPause {
+	if uint32(action) == actionPause && !s.called {
 		s.c.Trace.Add("wasm", s.f.spec.Name+" paused "+s.phase+", not supported: continued")
 	}
 }
@@ -243,6 +251,9 @@ func (ch Chain) Response(c *proxy.Ctx, resp *httphead.Response) error {
 		s.resp, s.phase = resp, "response"
 		s.inst.cur = s
 		action, err := s.inst.call(onResponseHeaders, uint64(s.id), uint64(resp.Header.Len()+1), 0)
+		if err == nil {
+			err = s.runCalls()
+		}
 		s.inst.cur = nil
 		if err != nil {
 			if err := s.fail(err); err != nil {

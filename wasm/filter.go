@@ -34,6 +34,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/outpost-edge/outpost/proxy"
 )
 
 // Spec is what the config says about one filter.
@@ -55,6 +57,10 @@ type Spec struct {
 	// FailOpen skips the filter when it fails instead of failing the
 	// request.
 	FailOpen bool
+	// Upstream returns the upstream of the config a filter's HTTP call
+	// (proxy_dispatch_http_call) names, nil for none: calls reach these
+	// only. Nil: the filter cannot make calls.
+	Upstream func(name string) proxy.Upstream
 }
 
 // Defaults for a Spec's zero fields.

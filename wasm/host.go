@@ -95,7 +95,7 @@ var hostFuncs = []hostFunc{
 	{"proxy_dequeue_shared_queue", ii(3), hostDequeueSharedQueue},
 	{"proxy_enqueue_shared_queue", ii(3), hostEnqueueSharedQueue},
 	{"proxy_http_call", ii(10), unsupported},
-	{"proxy_dispatch_http_call", ii(10), unsupported},
+	{"proxy_dispatch_http_call", ii(10), hostDispatchHttpCall},
 	{"proxy_call_foreign_function", ii(6), unsupported},
 	{"proxy_define_metric", ii(4), hostDefineMetric},
 	{"proxy_increment_metric", []api.ValueType{i32, i64}, hostIncrementMetric},
@@ -204,6 +204,8 @@ func (s *stream) header(mapType uint64) *httphead.Header {
 		return &s.c.Request.Header
 	case mapType == mapResponseHeaders && s.resp != nil:
 		return &s.resp.Header
+	case mapType == mapCallResponseHeaders && s.call != nil && s.call.resp != nil:
+		return &s.call.resp.Header
 	}
 	return nil // trailers are not given to filters
 }
@@ -222,10 +224,21 @@ func (s *stream) pseudo(mapType uint64, name string) ([]byte, bool) {
 		case ":scheme":
 			return r.Scheme, true
 		}
-	} else if name == ":status" && s.resp != nil {
-		return []byte(strconv.Itoa(s.resp.Status)), true
+	} else if resp := s.response(mapType); name == ":status" && resp != nil {
+		return []byte(strconv.Itoa(resp.Status)), true
 	}
 	return nil, false
+}
+
+// response returns the response a response header map type names.
+func (s *stream) response(mapType uint64) *httphead.Response {
+	if mapType == mapCallResponseHeaders {
+		if s.call != nil {
+			return s.call.resp
+		}
+		return nil
+	}
+	return s.resp
 }
 
 // The pseudo-header fields a header map starts with.
@@ -377,6 +390,9 @@ func hostEditHeader(s *stream, m api.Memory, p []uint64, op string) uint32 {
 		return statusBadArgument
 	}
 	if key[0] == ':' {
+		if p[0] != mapResponseHeaders {
+			return statusBadArgument
+		}
 		return s.editStatus(string(key), value, op)
 	}
 	switch op {
@@ -427,6 +443,9 @@ func hostGetHeaderMapSize(s *stream, m api.Memory, p []uint64) uint32 {
 func (s *stream) buffer(typ uint64) ([]byte, bool) {
 	if s.inBody && typ == s.bodyOf {
 		return s.body, true
+	}
+	if typ == bufferCallResponseBody && s.call != nil {
+		return s.call.body, true
 	}
 	switch typ {
 	case bufferVMConfiguration:

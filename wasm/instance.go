@@ -26,6 +26,7 @@ const (
 	onDelete
 	onTick
 	onQueueReady
+	onHttpCallResponse
 	numCallbacks
 )
 
@@ -34,7 +35,7 @@ var callbackNames = [numCallbacks]string{
 	"proxy_on_request_headers", "proxy_on_request_body",
 	"proxy_on_response_headers", "proxy_on_response_body",
 	"proxy_on_log", "proxy_on_done", "proxy_on_delete", "proxy_on_tick",
-	"proxy_on_queue_ready",
+	"proxy_on_queue_ready", "proxy_on_http_call_response",
 }
 
 const (
@@ -66,10 +67,11 @@ type instance struct {
 	// nil for a module run under wazero's watchdog.
 	deadline api.MutableGlobal
 
-	cur    *stream // the request being filtered; nil between requests
-	pairs  []byte  // scratch for serialized header maps
-	lastID uint32
-	dead   bool // trapped, timed out or exited: closed, never reused
+	cur       *stream // the request being filtered; nil between requests
+	pairs     []byte  // scratch for serialized header maps
+	lastID    uint32
+	lastToken uint32 // of the last HTTP call dispatched
+	dead      bool   // trapped, timed out or exited: closed, never reused
 }
 
 type instanceKey struct{}

@@ -369,3 +369,21 @@ func TestSharedQueueTellsItsOwner(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestCalloutsReachConfiguredUpstreamsOnly: a call to a name the config
+// has no upstream for is refused at dispatch (BadArgument); the filter
+// goes on without it.
+func TestCalloutsReachConfiguredUpstreamsOnly(t *testing.T) {
+	for name, spec := range map[string]Spec{
+		"no upstreams":     {Config: "callout"},
+		"unknown upstream": {Config: "callout", Upstream: func(string) proxy.Upstream { return nil }},
+	} {
+		c := newCtx()
+		if _, err := exchange(t, Chain{load(t, "testfilter", spec)}, c, &httphead.Response{Status: 200}); err != nil {
+			t.Fatal(name, err)
+		}
+		if got := c.Request.Header.Get("X-Auth-Said"); got != "refused" {
+			t.Fatalf("%s: X-Auth-Said %q, want refused", name, got)
+		}
+	}
+}

@@ -48,6 +48,10 @@ var Filter struct {
 	// QueueReady runs on the root context when a queue it registered got
 	// an item.
 	QueueReady func(queue uint32)
+	// CallResponse runs with the response of an HTTP call (Dispatch):
+	// headers is its number of header fields (0 when the call failed),
+	// size its body's length.
+	CallResponse func(token, headers, size uint32)
 }
 
 //go:wasmexport proxy_abi_version_0_2_1
@@ -140,6 +144,38 @@ func onQueueReady(root, queue uint32) {
 		Filter.QueueReady(queue)
 	}
 }
+
+//go:wasmexport proxy_on_http_call_response
+func onHttpCallResponse(root, token, headers, size, trailers uint32) {
+	if Filter.CallResponse != nil {
+		Filter.CallResponse(token, headers, size)
+	}
+}
+
+//go:wasmimport env proxy_dispatch_http_call
+func proxyDispatchHttpCall(upstream *byte, upstreamSize uint32, headers *byte, headersSize uint32, body *byte, bodySize uint32, trailers *byte, trailersSize uint32, timeout uint32, token *uint32) uint32
+
+//go:wasmimport env proxy_continue_stream
+func proxyContinueStream(typ uint32) uint32
+
+// Map and buffer types of an HTTP call's response.
+const (
+	CallResponseHeaders = 6
+	CallResponseBody    = 4
+)
+
+// Dispatch sends an HTTP call through the host's upstream: headers are
+// name, value pairs with :method, :path and :authority. The response
+// comes to Filter.CallResponse with the returned token.
+func Dispatch(upstream string, headers []string, body string, timeoutMS uint32) (uint32, bool) {
+	h := serializeMap(headers)
+	var token uint32
+	st := proxyDispatchHttpCall(ptr(upstream), uint32(len(upstream)), &h[0], uint32(len(h)), ptr(body), uint32(len(body)), nil, 0, timeoutMS, &token)
+	return token, st == 0
+}
+
+// ContinueRequest resumes a request paused for an HTTP call.
+func ContinueRequest() { proxyContinueStream(0) }
 
 //go:wasmimport env proxy_register_shared_queue
 func proxyRegisterSharedQueue(name *byte, nameSize uint32, id *uint32) uint32

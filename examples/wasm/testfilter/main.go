@@ -11,7 +11,9 @@
 // store and tells the count in X-Ticks), "queue" (sends each request's
 // path through a shared queue it registered; its root context appends
 // what it dequeues to the shared key "queued", told in X-Queued),
-// "bad-config" (refuses to start).
+// "callout" (calls the upstream "auth" for /check before each request
+// and tells the origin what it answered in X-Auth-Said), "bad-config"
+// (refuses to start).
 package main
 
 import (
@@ -61,8 +63,24 @@ func init() {
 			}
 		}
 	}
+	proxywasm.Filter.CallResponse = func(_, headers, size uint32) {
+		said := "failed"
+		if headers > 0 {
+			status, _ := proxywasm.Header(proxywasm.CallResponseHeaders, ":status")
+			v, _ := proxywasm.Header(proxywasm.CallResponseHeaders, "x-auth")
+			said = status + " " + v + " " + string(proxywasm.GetBuffer(proxywasm.CallResponseBody, 0, size))
+		}
+		proxywasm.SetHeader(proxywasm.RequestHeaders, "x-auth-said", said)
+		proxywasm.ContinueRequest()
+	}
 	proxywasm.Filter.RequestHeaders = func(uint32) proxywasm.Action {
 		switch mode {
+		case "callout":
+			if _, ok := proxywasm.Dispatch("auth", []string{":method", "GET", ":path", "/check", ":authority", "auth", "x-asked-by", "testfilter"}, "", 1000); !ok {
+				proxywasm.SetHeader(proxywasm.RequestHeaders, "x-auth-said", "refused")
+				return proxywasm.Continue
+			}
+			return proxywasm.Pause
 		case "queue":
 			q, ok := proxywasm.ResolveQueue("paths")
 			path, _ := proxywasm.Property("request", "path")
