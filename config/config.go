@@ -346,6 +346,7 @@ func (c *Config) setDefaults() {
 	c.Proxy.setDefaults()
 	c.Protection.setDefaults()
 	c.OTel.setDefaults()
+	c.Wasm.Response = WasmAfterStore
 }
 
 // Load reads, decodes, provisions and validates the config file at path.

@@ -279,3 +279,39 @@ func wFilterCallsAnUpstream(t *testing.T, e *edge) {
 		t.Fatalf("trace %q does not show the call", tr)
 	}
 }
+
+// TestWasmResponseFiltersBeforeStore: with wasm.response: before_store
+// the response callbacks run on the origin's response before the cache
+// stores it, so a hit serves what they left and does not run them again
+// (the props filter's cache status header is the fetch's, stored); by
+// default they run on every response sent, the hit seeing "hit".
+func TestWasmResponseFiltersBeforeStore(t *testing.T) {
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		io.WriteString(w, "cached")
+	}))
+	for _, mode := range []string{"before_store", "after_store"} {
+		e := startEdge(t, `
+upstreams:
+  origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
+wasm:
+  response: `+mode+`
+  filters:
+    props: {file: "{{TEST}}", config: props}
+routes:
+  - {name: all, upstream: origin, cache: {enabled: true}, filters: [props]}
+`, "{{ORIGIN}}", origin, "{{TEST}}", wasmtest.Build(t, "testfilter"))
+		const status = "X-Prop-Outpost-Cache_status"
+		first, _ := get(t, e.URL+"/"+mode)
+		hit, body := get(t, e.URL+"/"+mode, "X-Outpost-Trace", "1")
+		if body != "cached" || !strings.Contains(hit.Header.Get("X-Outpost-Trace"), "cache=hit") {
+			t.Fatalf("%s: second request %q not a hit: %s", mode, body, hit.Header.Get("X-Outpost-Trace"))
+		}
+		if mode == "before_store" && (hit.Header.Get(status) == "hit" || hit.Header.Get(status) != first.Header.Get(status)) {
+			t.Fatalf("before_store: the hit says %q, the fetch %q: the filter ran on the hit", hit.Header.Get(status), first.Header.Get(status))
+		}
+		if mode == "after_store" && hit.Header.Get(status) != "hit" {
+			t.Fatalf("after_store: the hit says %q, want hit", hit.Header.Get(status))
+		}
+	}
+}

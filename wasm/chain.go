@@ -273,6 +273,37 @@ func (ch Chain) Response(c *proxy.Ctx, resp *httphead.Response) error {
 	return nil
 }
 
+// Store runs the response header callbacks on the origin's response
+// before the cache stores it (wasm.response: before_store). On a fetch
+// of the cache's own (a background refresh, a fill the client left), no
+// request callbacks ran on c: the filters get contexts of their own for
+// the response, ended at once.
+func (ch Chain) Store(c *proxy.Ctx, resp *httphead.Response) error {
+	if st, ok := stateKey.Get(c); ok && len(st.streams) > 0 {
+		return ch.Response(c, resp)
+	}
+	st := &state{}
+	stateKey.Set(c, st)
+	defer Log(c)
+	for _, f := range ch {
+		st.streams = append(st.streams, stream{f: f, c: c, phase: "response"})
+		s := &st.streams[len(st.streams)-1]
+		inst, err := f.get()
+		if err == nil {
+			s.inst = inst
+			inst.lastID++
+			s.id = inst.lastID
+			_, err = inst.call(onContextCreate, uint64(s.id), rootID)
+		}
+		if err != nil {
+			if err := s.fail(err); err != nil {
+				return err
+			}
+		}
+	}
+	return ch.Response(c, resp)
+}
+
 // Log runs the log, done and delete callbacks of every filter that saw
 // the request and gives their instances back. It runs once per request,
 // whatever happened to it.
