@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -313,5 +314,39 @@ routes:
 		if mode == "after_store" && hit.Header.Get(status) != "hit" {
 			t.Fatalf("after_store: the hit says %q, want hit", hit.Header.Get(status))
 		}
+	}
+}
+
+// TestWasmFilterEditsResponseTrailers: the origin streams a chunked body
+// with a trailer; the filter's proxy_on_response_trailers reads it and
+// adds one, which the client receives after the body.
+func TestWasmFilterEditsResponseTrailers(t *testing.T) {
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "streamed")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	e := startEdge(t, `
+upstreams:
+  origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
+wasm:
+  filters:
+    trailers: {file: "{{TEST}}", config: trailers}
+routes:
+  - {name: all, upstream: origin, filters: [trailers]}
+`, "{{ORIGIN}}", origin, "{{TEST}}", wasmtest.Build(t, "testfilter"))
+	// Go's client shows only trailers the head declared, and Trailer is
+	// hop-by-hop: read the bytes.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "GET /t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	raw, _ := io.ReadAll(conn)
+	if !strings.HasSuffix(string(raw), "\r\n8\r\nstreamed\r\n0\r\nX-Checksum: abc\r\nx-checksum-seen: abc\r\n\r\n") {
+		t.Fatalf("response %q: want the origin's trailer and the filter's", raw)
 	}
 }

@@ -79,6 +79,15 @@ func (a *App) ResponseBody(c *proxy.Ctx, resp *httphead.Response, bodyBytes []by
 	return bodyBytes, body, nil
 }
 
+// ResponseTrailers implements proxy.ResponseTrailersFilter: the route's
+// Proxy-Wasm filters' proxy_on_response_trailers.
+func (a *App) ResponseTrailers(c *proxy.Ctx, trailers *httphead.Header) error {
+	if r := routeOf(c); r != nil && r.wasm != nil {
+		return r.wasm.ResponseTrailers(c, trailers)
+	}
+	return nil
+}
+
 // wasmMetrics exports the filters' failures and the metrics they define.
 func (a *App) wasmMetrics() []metrics.Value {
 	var out []metrics.Value

@@ -20,6 +20,7 @@ type stream struct {
 	id     uint32
 	c      *proxy.Ctx
 	resp   *httphead.Response // during the response phase
+	trail  *httphead.Header   // the response trailers, in their callback
 	local  *localResponse     // set by proxy_send_local_response
 	body   []byte             // the body being filtered, in a body callback
 	bodyOf uint64             // which: bufferRequestBody or bufferResponseBody
@@ -302,6 +303,36 @@ func (ch Chain) Store(c *proxy.Ctx, resp *httphead.Response) error {
 		}
 	}
 	return ch.Response(c, resp)
+}
+
+// ResponseTrailers runs the response trailer callbacks of the filters that
+// saw the response, in reverse order, after its body was sent; they may
+// edit the trailers. The head is sent: a local response cannot answer
+// any more, and a failing filter aborts the response.
+func (ch Chain) ResponseTrailers(c *proxy.Ctx, trailers *httphead.Header) error {
+	st, ok := stateKey.Get(c)
+	if !ok {
+		return nil
+	}
+	for k := len(st.streams) - 1; k >= 0; k-- {
+		s := &st.streams[k]
+		if s.inst == nil || s.failed {
+			continue
+		}
+		s.trail, s.phase = trailers, "response trailers"
+		s.inst.cur = s
+		_, err := s.inst.call(onResponseTrailers, uint64(s.id), uint64(trailers.Len()))
+		s.inst.cur = nil
+		s.trail = nil
+		if err != nil {
+			if err := s.fail(err); err != nil {
+				return err
+			}
+			continue
+		}
+		s.traceEdits()
+	}
+	return nil
 }
 
 // Log runs the log, done and delete callbacks of every filter that saw

@@ -206,6 +206,8 @@ func (s *stream) header(mapType uint64) *httphead.Header {
 		return &s.resp.Header
 	case mapType == mapCallResponseHeaders && s.call != nil && s.call.resp != nil:
 		return &s.call.resp.Header
+	case mapType == mapResponseTrailer && s.trail != nil:
+		return s.trail
 	}
 	return nil // trailers are not given to filters
 }
@@ -232,13 +234,15 @@ func (s *stream) pseudo(mapType uint64, name string) ([]byte, bool) {
 
 // response returns the response a response header map type names.
 func (s *stream) response(mapType uint64) *httphead.Response {
-	if mapType == mapCallResponseHeaders {
+	switch mapType {
+	case mapResponseHeaders:
+		return s.resp
+	case mapCallResponseHeaders:
 		if s.call != nil {
 			return s.call.resp
 		}
-		return nil
 	}
-	return s.resp
+	return nil
 }
 
 // The pseudo-header fields a header map starts with.
@@ -251,9 +255,12 @@ var (
 // pairs, each name and value size, then each name and value followed by
 // NUL. Names are lowercased, as HTTP/2 sends them.
 func (s *stream) appendPairs(dst []byte, mapType uint64, h *httphead.Header) []byte {
-	names := responsePseudo
-	if mapType == mapRequestHeaders {
+	var names []string // trailers have no pseudo-header fields
+	switch mapType {
+	case mapRequestHeaders:
 		names = requestPseudo
+	case mapResponseHeaders, mapCallResponseHeaders:
+		names = responsePseudo
 	}
 	n := h.Len() + len(names)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))

@@ -28,8 +28,9 @@ const (
 
 // Map types of the header map calls.
 const (
-	RequestHeaders  = 0
-	ResponseHeaders = 2
+	RequestHeaders   = 0
+	ResponseHeaders  = 2
+	ResponseTrailers = 3
 )
 
 // Filter holds the callbacks of the module's HTTP filter; nil ones
@@ -48,6 +49,9 @@ var Filter struct {
 	// QueueReady runs on the root context when a queue it registered got
 	// an item.
 	QueueReady func(queue uint32)
+	// ResponseTrailers runs after the response body when it has
+	// trailers.
+	ResponseTrailers func(id uint32) Action
 	// CallResponse runs with the response of an HTTP call (Dispatch):
 	// headers is its number of header fields (0 when the call failed),
 	// size its body's length.
@@ -143,6 +147,14 @@ func onQueueReady(root, queue uint32) {
 	if Filter.QueueReady != nil {
 		Filter.QueueReady(queue)
 	}
+}
+
+//go:wasmexport proxy_on_response_trailers
+func onResponseTrailers(id, n uint32) Action {
+	if Filter.ResponseTrailers == nil {
+		return Continue
+	}
+	return Filter.ResponseTrailers(id)
 }
 
 //go:wasmexport proxy_on_http_call_response

@@ -11,7 +11,8 @@
 // store and tells the count in X-Ticks), "queue" (sends each request's
 // path through a shared queue it registered; its root context appends
 // what it dequeues to the shared key "queued", told in X-Queued),
-// "callout" (calls the upstream "auth" for /check before each request
+// "trailers" (copies the response trailer X-Checksum to
+// X-Checksum-Seen), "callout" (calls the upstream "auth" for /check before each request
 // and tells the origin what it answered in X-Auth-Said), "bad-config"
 // (refuses to start).
 package main
@@ -62,6 +63,12 @@ func init() {
 				}
 			}
 		}
+	}
+	proxywasm.Filter.ResponseTrailers = func(uint32) proxywasm.Action {
+		if v, ok := proxywasm.Header(proxywasm.ResponseTrailers, "x-checksum"); ok && mode == "trailers" {
+			proxywasm.SetHeader(proxywasm.ResponseTrailers, "x-checksum-seen", v)
+		}
+		return proxywasm.Continue
 	}
 	proxywasm.Filter.CallResponse = func(_, headers, size uint32) {
 		said := "failed"
