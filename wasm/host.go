@@ -525,8 +525,8 @@ func hostGetBufferStatus(s *stream, m api.Memory, p []uint64) uint32 {
 const maxLocalBody = 1 << 20
 
 func hostSendLocalResponse(s *stream, m api.Memory, p []uint64) uint32 {
-	if s.c == nil || s.phase == "log" {
-		return statusBadArgument
+	if s.c == nil || s.phase == "log" || s.trail != nil {
+		return statusBadArgument // nothing left to answer: the head is sent
 	}
 	status := int(uint32(p[0]))
 	if status < 200 || status > 599 || p[4] > maxLocalBody {
