@@ -176,7 +176,7 @@ const actionPause = 1
 // HTTP call to wait for: nothing could continue it, so it goes on.
 func (s *stream) tracePause(action uint64) {
 	if uint32(action) == actionPause && !s.called {
-		s.c.Trace.Add("wasm", s.f.spec.Name+" paused "+s.phase+", not supported: continued")
+		s.c.Trace.Add("wasm", s.f.spec.Name+" paused "+s.phase+" with nothing to wait for: continued")
 	}
 }
 

@@ -8,14 +8,19 @@
 // it back at the end, so nothing is instantiated per request in steady
 // state. A Chain is the list of filters of a route; the edge App calls it
 // after routing (request headers, before the cache lookup), before the
-// response head is sent (response headers) and at the end (log, done).
+// response head is sent or before the cache stores (response headers),
+// after the body (response trailers) and at the end (log, done). Beside
+// requests, a filter's root context gets ticks (tick.go) and its shared
+// queues' notices (queue.go), and a request's callbacks may call the
+// config's upstreams (callout.go).
 //
 // The sandbox: each instance has a memory limit (memory_pages) and each
 // callback a time limit (call_timeout), enforced by a check the host
 // compiles into the module's loops (see addDeadline). A module gets
 // WASI with no file system, no arguments, no environment, stdin empty,
 // stdout dropped, stderr to the node's log, real clocks, a cryptographic
-// random source and sleeps that return at once; it has no network. A
+// random source and sleeps that return at once; it has no network but
+// HTTP calls to the config's upstreams. A
 // trap, a panic, an exit or a limit fails the request it was filtering
 // (500 naming the filter, or skipped when fail_open) and that instance is
 // discarded; the process and other requests are unaffected.
