@@ -2,6 +2,8 @@ package wasm
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"runtime"
 	"strings"
 	"testing"
@@ -9,6 +11,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/outpost-edge/outpost/httphead"
 )
 
 // endless is a module exporting "run", an endless loop: (loop (br 0)).
@@ -95,5 +99,37 @@ func TestDeadlineAddsToEveryLayout(t *testing.T) {
 func TestExamplesTakeTheDeadline(t *testing.T) {
 	if f := load(t, "testfilter", Spec{Config: "empty"}); !f.deadline {
 		t.Fatal("testfilter runs under wazero's watchdog")
+	}
+}
+
+// TestModulesTheRewriterRefusesRunUnderTheWatchdog: a module without
+// memory cannot take the deadline check (it leaves for Go through
+// memory.grow); it loads under wazero's per-call watchdog, which still
+// stops its endless loop.
+func TestModulesTheRewriterRefusesRunUnderTheWatchdog(t *testing.T) {
+	section := func(id byte, content ...string) string {
+		body := strings.Join(content, "")
+		return string(id) + string(binary.AppendUvarint(nil, uint64(len(body)))) + body
+	}
+	export := func(name string, fn byte) string { return string(byte(len(name))) + name + "\x00" + string(fn) }
+	code := "\x00asm\x01\x00\x00\x00" +
+		section(1, "\x03", "\x60\x00\x00", "\x60\x01\x7f\x01\x7f", "\x60\x03\x7f\x7f\x7f\x01\x7f") +
+		section(3, "\x03\x00\x01\x02") +
+		section(7, "\x03", export(abiVersion021, 0), export("proxy_on_memory_allocate", 1), export("proxy_on_request_headers", 2)) +
+		section(10, "\x03",
+			"\x02\x00\x0b",                         // abi version: nothing
+			"\x04\x00\x41\x00\x0b",                 // allocate: 0
+			"\x08\x00\x03\x40\x0c\x00\x0b\x00\x0b") // request headers: loop br 0 end unreachable
+	f, err := Load([]byte(code), Spec{Name: "bare", CallTimeout: 50 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.deadline {
+		t.Fatal("a module without memory took the deadline check")
+	}
+	start := time.Now()
+	if _, err := exchange(t, Chain{f}, newCtx(), &httphead.Response{Status: 200}); !errors.Is(err, ErrTimeout) || time.Since(start) > 2*time.Second {
+		t.Fatalf("endless loop under the watchdog: %v after %v", err, time.Since(start))
 	}
 }
