@@ -349,6 +349,7 @@ func (c *Config) setDefaults() {
 	c.Protection.setDefaults()
 	c.OTel.setDefaults()
 	c.Cluster.setDefaults()
+	c.Wasm.Response = WasmAfterStore
 }
 
 // Load reads, decodes, provisions and validates the config file at path.

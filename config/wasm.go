@@ -14,7 +14,21 @@ type Wasm struct {
 	// Global names the filters every route runs, before the route's own
 	// (listener-wide filters). Default: none.
 	Global []string `yaml:"global"`
+	// Response says when the filters' response header callbacks run:
+	// "after_store" runs them on every response sent, hits included,
+	// after the cache stored the origin's response (the cache keeps it
+	// unfiltered); "before_store" runs them on the origin's response
+	// before the cache stores it (the cache keeps what they leave, hits
+	// do not run them again, background refreshes run them too). Body
+	// callbacks run as the body is sent in both. Default: after_store.
+	Response string `yaml:"response"`
 }
+
+// The values of wasm.response.
+const (
+	WasmAfterStore  = "after_store"
+	WasmBeforeStore = "before_store"
+)
 
 // WasmFilter is one Proxy-Wasm module and its limits.
 type WasmFilter struct {
@@ -94,6 +108,11 @@ func (k *checker) wasm() {
 		if f.Instances < 0 {
 			k.errorf(key+".instances", "must not be negative")
 		}
+	}
+	switch k.c.Wasm.Response {
+	case "", WasmAfterStore, WasmBeforeStore: // "": a config built in Go, after_store
+	default:
+		k.errorf("wasm.response", "must be %s or %s, not %q", WasmAfterStore, WasmBeforeStore, k.c.Wasm.Response)
 	}
 	k.wasmNames("wasm.global", k.c.Wasm.Global)
 	for i := range k.c.Routes {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -20,6 +21,7 @@ func wasmEdge(t *testing.T) *edge {
 		w.Header().Set("Server", "origin/1.0")
 		w.Header().Set("X-Seen-Variant", r.Header.Get("X-Variant"))
 		w.Header().Set("X-Seen-Authorization", r.Header.Get("Authorization"))
+		w.Header().Set("X-Seen-Auth-Said", r.Header.Get("X-Auth-Said"))
 		switch {
 		case r.URL.Path == "/json":
 			w.Header().Set("Content-Type", "application/json")
@@ -31,9 +33,14 @@ func wasmEdge(t *testing.T) *edge {
 			io.WriteString(w, "from origin")
 		}
 	}))
+	auth := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Auth", r.Method+" "+r.URL.Path+" "+r.Header.Get("X-Asked-By"))
+		io.WriteString(w, "yes")
+	}))
 	return startEdge(t, `
 upstreams:
   origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
+  auth: {servers: [{addr: "{{AUTH}}"}], first_byte_timeout: 2s}
 wasm:
   filters:
     ab: {file: "{{AB}}", config: "100"}
@@ -45,6 +52,9 @@ wasm:
     json: {file: "{{JSON}}", config: '{"edge": "outpost", "internal": null}', body_limit: 64KiB}
     upper: {file: "{{TEST}}", config: upper-body, body_limit: 1KiB}
     count: {file: "{{TEST}}", config: count}
+    tick: {file: "{{TEST}}", config: tick}
+    queue: {file: "{{TEST}}", config: queue}
+    callout: {file: "{{TEST}}", config: callout}
   global: [headers]
 routes:
   - {name: ab, match: {path_prefix: /ab}, upstream: origin, filters: [ab]}
@@ -55,7 +65,10 @@ routes:
   - {name: json, match: {path_prefix: /json}, upstream: origin, filters: [json]}
   - {name: upper, match: {path_prefix: /upper}, upstream: origin, filters: [upper]}
   - {name: count, match: {path_prefix: /count}, upstream: origin, filters: [count]}
-`, "{{ORIGIN}}", origin, "{{AB}}", wasmtest.Build(t, "abrouter"), "{{HEADERS}}", wasmtest.Build(t, "headers"),
+  - {name: tick, match: {path_prefix: /tick}, upstream: origin, filters: [tick]}
+  - {name: queue, match: {path_prefix: /queue}, upstream: origin, filters: [queue]}
+  - {name: callout, match: {path_prefix: /callout}, upstream: origin, filters: [callout]}
+`, "{{ORIGIN}}", origin, "{{AUTH}}", auth, "{{AB}}", wasmtest.Build(t, "abrouter"), "{{HEADERS}}", wasmtest.Build(t, "headers"),
 		"{{TOKEN}}", wasmtest.Build(t, "token"), "{{TEST}}", wasmtest.Build(t, "testfilter"),
 		"{{JSON}}", wasmtest.Build(t, "jsonrewrite"))
 }
@@ -74,6 +87,9 @@ func TestWasmFilters(t *testing.T) {
 		{"trapping and runaway filters fail only their request", wTrappingAndRunawayFiltersFailOnlyTheirRequest},
 		{"filters rewrite bodies", wFiltersRewriteBodies},
 		{"filters share data and export metrics", wFiltersShareDataAndExportMetrics},
+		{"a filter's root context ticks", wFilterRootContextTicks},
+		{"a shared queue tells its owner", wSharedQueueTellsItsOwner},
+		{"a filter calls an upstream before the request goes on", wFilterCallsAnUpstream},
 		{"a reload swaps filters and refuses one that will not start", wReloadSwapsFiltersAndRefusesOneThatWillNotStart},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, e) })
@@ -211,5 +227,126 @@ func wReloadSwapsFiltersAndRefusesOneThatWillNotStart(t *testing.T, e *edge) {
 	}
 	if resp, _ := get(t, e.URL+"/token", "Authorization", "Bearer n3w"); resp.StatusCode != 200 {
 		t.Fatalf("new token after reload: %d", resp.StatusCode)
+	}
+}
+
+// wFilterRootContextTicks: the tick filter asks for proxy_on_tick every
+// 10 ms and counts the ticks in the shared store; requests see the count
+// grow.
+func wFilterRootContextTicks(t *testing.T, e *edge) {
+	ticks := func() int {
+		resp, _ := get(t, e.URL+"/tick")
+		n, _ := strconv.Atoi(resp.Header.Get("X-Ticks"))
+		return n
+	}
+	first := ticks()
+	deadline := time.Now().Add(5 * time.Second)
+	for ticks() < first+3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("X-Ticks stayed near %d for 5s: the root context does not tick", first)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wSharedQueueTellsItsOwner: the queue filter registers a shared queue,
+// each request adds its path, the root context dequeues them on
+// proxy_on_queue_ready and later responses tell what it got.
+func wSharedQueueTellsItsOwner(t *testing.T, e *edge) {
+	get(t, e.URL+"/queue/a")
+	get(t, e.URL+"/queue/b")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := get(t, e.URL+"/queue/poll")
+		if q := resp.Header.Get("X-Queued"); strings.Contains(q, "/queue/a /queue/b ") {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("X-Queued %q: the queue's items did not reach its owner", q)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wFilterCallsAnUpstream: the callout filter pauses the request, calls
+// the upstream "auth" of the config (proxy_dispatch_http_call), reads the
+// answer's status, header and body in proxy_on_http_call_response and
+// tells the origin in a request header; the trace names the call.
+func wFilterCallsAnUpstream(t *testing.T, e *edge) {
+	resp, body := get(t, e.URL+"/callout", "X-Outpost-Trace", "1")
+	if want := "200 GET /check testfilter yes"; resp.StatusCode != 200 || body != "from origin" || resp.Header.Get("X-Seen-Auth-Said") != want {
+		t.Fatalf("%d %q, origin saw X-Auth-Said %q, want %q", resp.StatusCode, body, resp.Header.Get("X-Seen-Auth-Said"), want)
+	}
+	if tr := resp.Header.Get("X-Outpost-Trace"); !strings.Contains(tr, "wasm=callout called auth /check: 200") || strings.Contains(tr, "paused") {
+		t.Fatalf("trace %q does not show the call", tr)
+	}
+}
+
+// TestWasmResponseFiltersBeforeStore: with wasm.response: before_store
+// the response callbacks run on the origin's response before the cache
+// stores it, so a hit serves what they left and does not run them again
+// (the props filter's cache status header is the fetch's, stored); by
+// default they run on every response sent, the hit seeing "hit".
+func TestWasmResponseFiltersBeforeStore(t *testing.T) {
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		io.WriteString(w, "cached")
+	}))
+	for _, mode := range []string{"before_store", "after_store"} {
+		e := startEdge(t, `
+upstreams:
+  origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
+wasm:
+  response: `+mode+`
+  filters:
+    props: {file: "{{TEST}}", config: props}
+routes:
+  - {name: all, upstream: origin, cache: {enabled: true}, filters: [props]}
+`, "{{ORIGIN}}", origin, "{{TEST}}", wasmtest.Build(t, "testfilter"))
+		const status = "X-Prop-Outpost-Cache_status"
+		first, _ := get(t, e.URL+"/"+mode)
+		hit, body := get(t, e.URL+"/"+mode, "X-Outpost-Trace", "1")
+		if body != "cached" || !strings.Contains(hit.Header.Get("X-Outpost-Trace"), "cache=hit") {
+			t.Fatalf("%s: second request %q not a hit: %s", mode, body, hit.Header.Get("X-Outpost-Trace"))
+		}
+		if mode == "before_store" && (hit.Header.Get(status) == "hit" || hit.Header.Get(status) != first.Header.Get(status)) {
+			t.Fatalf("before_store: the hit says %q, the fetch %q: the filter ran on the hit", hit.Header.Get(status), first.Header.Get(status))
+		}
+		if mode == "after_store" && hit.Header.Get(status) != "hit" {
+			t.Fatalf("after_store: the hit says %q, want hit", hit.Header.Get(status))
+		}
+	}
+}
+
+// TestWasmFilterEditsResponseTrailers: the origin streams a chunked body
+// with a trailer; the filter's proxy_on_response_trailers reads it and
+// adds one, which the client receives after the body.
+func TestWasmFilterEditsResponseTrailers(t *testing.T) {
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "streamed")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	e := startEdge(t, `
+upstreams:
+  origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
+wasm:
+  filters:
+    trailers: {file: "{{TEST}}", config: trailers}
+routes:
+  - {name: all, upstream: origin, filters: [trailers]}
+`, "{{ORIGIN}}", origin, "{{TEST}}", wasmtest.Build(t, "testfilter"))
+	// Go's client shows only trailers the head declared, and Trailer is
+	// hop-by-hop: read the bytes.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "GET /t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	raw, _ := io.ReadAll(conn)
+	if !strings.HasSuffix(string(raw), "\r\n8\r\nstreamed\r\n0\r\nX-Checksum: abc\r\nx-checksum-seen: abc\r\n\r\n") {
+		t.Fatalf("response %q: want the origin's trailer and the filter's", raw)
 	}
 }

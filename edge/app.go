@@ -247,6 +247,9 @@ func (a *App) UpstreamResponse(c *proxy.Ctx, resp *httphead.Response) error {
 	if a.tel != nil {
 		a.tel.FetchDone(c, resp.Status)
 	}
+	if r := routeOf(c); r != nil && r.wasm != nil && a.cfg.Wasm.Response == config.WasmBeforeStore {
+		return r.wasm.Store(c, resp)
+	}
 	return nil
 }
 
@@ -256,7 +259,7 @@ func (a *App) Response(c *proxy.Ctx, resp *httphead.Response) error {
 	if r := routeOf(c); r != nil {
 		editHeader(&resp.Header, r.cfg.Headers.ResponseRemove, r.cfg.Headers.ResponseSet)
 		markOrigin(c, r, &resp.Header)
-		if r.wasm != nil {
+		if r.wasm != nil && a.cfg.Wasm.Response != config.WasmBeforeStore {
 			return r.wasm.Response(c, resp)
 		}
 	}

@@ -28,6 +28,7 @@ func (a *App) loadFilters(cfg *config.Config) (map[string]*wasm.Filter, error) {
 				Instances:   fc.Instances,
 				FailOpen:    fc.FailOpen,
 				BodyLimit:   int64(fc.BodyLimit),
+				Upstream:    a.calloutUpstream,
 			}, a.shared.Log)
 		}
 		if err != nil {
@@ -37,6 +38,16 @@ func (a *App) loadFilters(cfg *config.Config) (map[string]*wasm.Filter, error) {
 		out[name] = f
 	}
 	return out, nil
+}
+
+// calloutUpstream returns the upstream a filter's HTTP call names: the
+// config's (HTTP) upstreams only, with their pooling and timeouts. It is
+// called while requests run, after Build filled the map.
+func (a *App) calloutUpstream(name string) proxy.Upstream {
+	if b := a.upstreams[name]; b != nil {
+		return b
+	}
+	return nil
 }
 
 // filterChain returns the filters a route runs: wasm.global's, then its
@@ -66,6 +77,15 @@ func (a *App) ResponseBody(c *proxy.Ctx, resp *httphead.Response, bodyBytes []by
 		return r.wasm.ResponseBody(c, resp, bodyBytes, body)
 	}
 	return bodyBytes, body, nil
+}
+
+// ResponseTrailers implements proxy.ResponseTrailersFilter: the route's
+// Proxy-Wasm filters' proxy_on_response_trailers.
+func (a *App) ResponseTrailers(c *proxy.Ctx, trailers *httphead.Header) error {
+	if r := routeOf(c); r != nil && r.wasm != nil {
+		return r.wasm.ResponseTrailers(c, trailers)
+	}
+	return nil
 }
 
 // wasmMetrics exports the filters' failures and the metrics they define.

@@ -84,6 +84,7 @@ type Engine struct {
 	upResp UpstreamResponseFilter
 	respF  ResponseFilter
 	respBF ResponseBodyFilter
+	respTF ResponseTrailersFilter
 	logger Logger
 	errR   ErrorResponder
 
@@ -113,6 +114,7 @@ func New(app any, opts Options) (*Engine, error) {
 	e.upResp, _ = app.(UpstreamResponseFilter)
 	e.respF, _ = app.(ResponseFilter)
 	e.respBF, _ = app.(ResponseBodyFilter)
+	e.respTF, _ = app.(ResponseTrailersFilter)
 	e.logger, _ = app.(Logger)
 	e.errR, _ = app.(ErrorResponder)
 	if e.opts.Via == "" {
@@ -326,6 +328,11 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 	var trailers *httphead.Header
 	if t, ok := upstream.(Trailered); ok {
 		trailers = t.Trailers()
+	}
+	if trailers != nil && e.respTF != nil {
+		if err := e.respTF.ResponseTrailers(c, trailers); err != nil {
+			return err
+		}
 	}
 	return downstreamErr(c.session.Finish(trailers))
 }

@@ -25,10 +25,10 @@ func (e *Engine) fetch(c *Ctx, req *httphead.Request) (*httphead.Response, io.Re
 	}
 	var body io.Reader
 	var replay []byte // the whole body, when kept for retries
-	if req == c.Request && c.session != nil && (req.ContentLength != 0 || req.Chunked) {
-		body = c.session.Body()
-		if c.body != nil {
-			body = c.body
+	if req == c.Request && (c.session != nil || c.body != nil) && (req.ContentLength != 0 || req.Chunked) {
+		body = c.body // a filter's, or a callout's (which has no session)
+		if body == nil {
+			body = c.session.Body()
 		}
 		if c.Route.Replayable(req) {
 			var err error

@@ -57,6 +57,14 @@ type ResponseBodyFilter interface {
 	ResponseBody(ctx *Ctx, resp *httphead.Response, bodyBytes []byte, body io.Reader) ([]byte, io.Reader, error)
 }
 
+// ResponseTrailersFilter may edit the trailers of the response sent to
+// the client; it runs after the body was sent, only for responses whose
+// origin body carries trailers (a body streamed through, not stored). The
+// head is sent: an error aborts the response.
+type ResponseTrailersFilter interface {
+	ResponseTrailers(ctx *Ctx, trailers *httphead.Header) error
+}
+
 // Logger runs once per request after the response has been sent or the
 // request failed (err non-nil). It must not retain ctx.
 type Logger interface {

@@ -20,12 +20,16 @@ type stream struct {
 	id     uint32
 	c      *proxy.Ctx
 	resp   *httphead.Response // during the response phase
+	trail  *httphead.Header   // the response trailers, in their callback
 	local  *localResponse     // set by proxy_send_local_response
 	body   []byte             // the body being filtered, in a body callback
 	bodyOf uint64             // which: bufferRequestBody or bufferResponseBody
 	inBody bool               // in a body callback
 	phase  string             // "request" or "response", for the trace
 	edits  []byte             // what the current callback changed, for the trace
+	calls  []callout          // HTTP calls the current callback dispatched
+	call   *callResult        // in proxy_on_http_call_response: the call's response
+	called bool               // the stream waited for HTTP calls
 	failed bool
 }
 
@@ -74,6 +78,9 @@ func (ch Chain) Request(c *proxy.Ctx) (answered bool, err error) {
 		_, err = inst.call(onContextCreate, uint64(s.id), rootID)
 		if err == nil {
 			action, err = inst.call(onRequestHeaders, uint64(s.id), uint64(c.Request.Header.Len()+4), eos)
+		}
+		if err == nil {
+			err = s.runCalls()
 		}
 		inst.cur = nil
 		if err != nil {
@@ -143,6 +150,9 @@ func (s *stream) bodyCallback(cb int, which uint64, body *[]byte) (answered bool
 	s.inst.cur = s
 	var action uint64
 	action, err = s.inst.call(cb, uint64(s.id), uint64(len(*body)), 1)
+	if err == nil {
+		err = s.runCalls()
+	}
 	s.inst.cur = nil
 	s.inBody = false
 	*body, s.body = s.body, nil
@@ -162,12 +172,11 @@ func (s *stream) bodyCallback(cb int, which uint64, body *[]byte) (answered bool
 // the filter continues it.
 const actionPause = 1
 
-// tracePause records a callback that asked to pause the stream: filters
-// here have nothing to wait for (no HTTP callouts, no timers), so the
-// stream goes on.
+// tracePause records a callback that asked to pause the stream with no
+// HTTP call to wait for: nothing could continue it, so it goes on.
 func (s *stream) tracePause(action uint64) {
-	if uint32(action) == actionPause {
-		s.c.Trace.Add("wasm", s.f.spec.Name+" paused "+s.phase+", not supported: continued")
+	if uint32(action) == actionPause && !s.called {
+		s.c.Trace.Add("wasm", s.f.spec.Name+" paused "+s.phase+" with nothing to wait for: continued")
 	}
 }
 
@@ -243,6 +252,9 @@ func (ch Chain) Response(c *proxy.Ctx, resp *httphead.Response) error {
 		s.resp, s.phase = resp, "response"
 		s.inst.cur = s
 		action, err := s.inst.call(onResponseHeaders, uint64(s.id), uint64(resp.Header.Len()+1), 0)
+		if err == nil {
+			err = s.runCalls()
+		}
 		s.inst.cur = nil
 		if err != nil {
 			if err := s.fail(err); err != nil {
@@ -258,6 +270,67 @@ func (ch Chain) Response(c *proxy.Ctx, resp *httphead.Response) error {
 			return &proxy.Error{Status: l.status, Reason: string(l.body), Source: proxy.FromInternal}
 		}
 		s.tracePause(action)
+	}
+	return nil
+}
+
+// Store runs the response header callbacks on the origin's response
+// before the cache stores it (wasm.response: before_store). On a fetch
+// of the cache's own (a background refresh, a fill the client left), no
+// request callbacks ran on c: the filters get contexts of their own for
+// the response, ended at once.
+func (ch Chain) Store(c *proxy.Ctx, resp *httphead.Response) error {
+	if st, ok := stateKey.Get(c); ok && len(st.streams) > 0 {
+		return ch.Response(c, resp)
+	}
+	st := &state{}
+	stateKey.Set(c, st)
+	defer Log(c)
+	for _, f := range ch {
+		st.streams = append(st.streams, stream{f: f, c: c, phase: "response"})
+		s := &st.streams[len(st.streams)-1]
+		inst, err := f.get()
+		if err == nil {
+			s.inst = inst
+			inst.lastID++
+			s.id = inst.lastID
+			_, err = inst.call(onContextCreate, uint64(s.id), rootID)
+		}
+		if err != nil {
+			if err := s.fail(err); err != nil {
+				return err
+			}
+		}
+	}
+	return ch.Response(c, resp)
+}
+
+// ResponseTrailers runs the response trailer callbacks of the filters that
+// saw the response, in reverse order, after its body was sent; they may
+// edit the trailers. The head is sent: a local response cannot answer
+// any more, and a failing filter aborts the response.
+func (ch Chain) ResponseTrailers(c *proxy.Ctx, trailers *httphead.Header) error {
+	st, ok := stateKey.Get(c)
+	if !ok {
+		return nil
+	}
+	for k := len(st.streams) - 1; k >= 0; k-- {
+		s := &st.streams[k]
+		if s.inst == nil || s.failed {
+			continue
+		}
+		s.trail, s.phase = trailers, "response trailers"
+		s.inst.cur = s
+		_, err := s.inst.call(onResponseTrailers, uint64(s.id), uint64(trailers.Len()))
+		s.inst.cur = nil
+		s.trail = nil
+		if err != nil {
+			if err := s.fail(err); err != nil {
+				return err
+			}
+			continue
+		}
+		s.traceEdits()
 	}
 	return nil
 }

@@ -8,14 +8,19 @@
 // it back at the end, so nothing is instantiated per request in steady
 // state. A Chain is the list of filters of a route; the edge App calls it
 // after routing (request headers, before the cache lookup), before the
-// response head is sent (response headers) and at the end (log, done).
+// response head is sent or before the cache stores (response headers),
+// after the body (response trailers) and at the end (log, done). Beside
+// requests, a filter's root context gets ticks (tick.go) and its shared
+// queues' notices (queue.go), and a request's callbacks may call the
+// config's upstreams (callout.go).
 //
 // The sandbox: each instance has a memory limit (memory_pages) and each
-// callback a time limit (call_timeout), enforced by closing the instance
-// (wazero checks at every loop header and function entry). A module gets
+// callback a time limit (call_timeout), enforced by a check the host
+// compiles into the module's loops (see addDeadline). A module gets
 // WASI with no file system, no arguments, no environment, stdin empty,
 // stdout dropped, stderr to the node's log, real clocks, a cryptographic
-// random source and sleeps that return at once; it has no network. A
+// random source and sleeps that return at once; it has no network but
+// HTTP calls to the config's upstreams. A
 // trap, a panic, an exit or a limit fails the request it was filtering
 // (500 naming the filter, or skipped when fail_open) and that instance is
 // discarded; the process and other requests are unaffected.
@@ -34,6 +39,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/outpost-edge/outpost/proxy"
 )
 
 // Spec is what the config says about one filter.
@@ -55,6 +62,10 @@ type Spec struct {
 	// FailOpen skips the filter when it fails instead of failing the
 	// request.
 	FailOpen bool
+	// Upstream returns the upstream of the config a filter's HTTP call
+	// (proxy_dispatch_http_call) names, nil for none: calls reach these
+	// only. Nil: the filter cannot make calls.
+	Upstream func(name string) proxy.Upstream
 }
 
 // Defaults for a Spec's zero fields.
@@ -71,9 +82,17 @@ type Filter struct {
 	code     wazero.CompiledModule
 	modCfg   wazero.ModuleConfig
 	pool     chan *instance
+	deadline bool // the code checks a deadline global (addDeadline), else wazero's watchdog stops it
 	metrics  metrics
 	failures atomic.Uint64
 	closed   atomic.Bool
+	done     chan struct{} // closed by Close: ends the ticks
+
+	tickPeriod atomic.Int64 // proxy_on_tick's period (a time.Duration); 0: no ticks
+	tickOnce   sync.Once    // starts ticks
+
+	ready     chan uint32 // ids of its shared queues that got items
+	readyOnce sync.Once   // starts queueReady
 }
 
 // cache keeps compiled code across config loads: a reload that keeps a
@@ -96,21 +115,14 @@ func Load(code []byte, spec Spec, log *slog.Logger) (*Filter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &Filter{spec: spec, log: log.With("filter", spec.Name), pool: make(chan *instance, spec.Instances)}
-	ctx := context.Background()
-	// CloseOnContextDone makes the compiled code check at every loop
-	// header and call whether the instance was closed: that is how a
-	// callback over its time limit is stopped.
-	f.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithMemoryLimitPages(spec.MemoryPages).
-		WithCloseOnContextDone(true).
-		WithCompilationCache(cache))
-	if err := f.compile(ctx, code); err != nil {
-		f.rt.Close(ctx)
+	f := &Filter{spec: spec, log: log.With("filter", spec.Name), pool: make(chan *instance, spec.Instances), done: make(chan struct{}), ready: make(chan uint32, maxQueues)}
+	if err := f.compile(code); err != nil {
 		return nil, fmt.Errorf("wasm filter %s: %w", spec.Name, err)
 	}
+	ctx := context.Background()
 	inst, err := f.instantiate()
 	if err != nil {
+		f.Close() // ends the ticks the module may have asked for
 		f.rt.Close(ctx)
 		return nil, fmt.Errorf("wasm filter %s: %w", spec.Name, err)
 	}
@@ -118,9 +130,43 @@ func Load(code []byte, spec Spec, log *slog.Logger) (*Filter, error) {
 	return f, nil
 }
 
-// compile checks the module's ABI version, sets up the host modules and
-// compiles the code.
-func (f *Filter) compile(ctx context.Context, code []byte) error {
+// compile checks the module's ABI version, sets up the runtime and its
+// host modules and compiles the code: with the deadline check added to
+// its loops (addDeadline), or, for a module that cannot take it, under
+// wazero's per-call watchdog (WithCloseOnContextDone, which compiles
+// loop-header checks of its own and is what stops a callback over its
+// time).
+func (f *Filter) compile(code []byte) error {
+	timed, err := addDeadline(code)
+	if err == nil {
+		if err = f.compileWith(timed, false); err == nil {
+			f.deadline = true
+			return nil
+		}
+	}
+	if err2 := f.compileWith(code, true); err2 != nil {
+		return err2
+	}
+	f.log.Info("wasm filter runs under wazero's per-call watchdog (slower)", "reason", err)
+	return nil
+}
+
+// compileWith makes the runtime and compiles code in it.
+func (f *Filter) compileWith(code []byte, watchdog bool) error {
+	ctx := context.Background()
+	f.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithMemoryLimitPages(f.spec.MemoryPages).
+		WithCloseOnContextDone(watchdog).
+		WithCompilationCache(cache))
+	err := f.compileIn(ctx, code)
+	if err != nil {
+		f.rt.Close(ctx)
+	}
+	return err
+}
+
+// compileIn sets up the host modules of f.rt and compiles code there.
+func (f *Filter) compileIn(ctx context.Context, code []byte) error {
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, f.rt); err != nil {
 		return fmt.Errorf("wasi: %w", err)
 	}
@@ -136,17 +182,11 @@ func (f *Filter) compile(ctx context.Context, code []byte) error {
 		return fmt.Errorf("module exports neither %s nor %s: not a Proxy-Wasm 0.2 module", abiVersion020, abiVersion021)
 	}
 	// A reactor (Go's c-shared, Rust's cdylib) is initialised by
-	// _initialize; a command (TinyGo's) by _start, which returns.
-	start := ""
-	for _, name := range []string{"_initialize", "_start"} {
-		if exports[name] != nil {
-			start = name
-			break
-		}
-	}
+	// _initialize, a command (TinyGo's) by _start, which returns: the
+	// instance calls it (onStart), under a time limit.
 	f.modCfg = wazero.NewModuleConfig().
 		WithName("").
-		WithStartFunctions(start).
+		WithStartFunctions().
 		WithStdout(io.Discard).
 		WithStderr(&logWriter{log: f.log}).
 		WithRandSource(rand.Reader).
@@ -186,7 +226,9 @@ func (f *Filter) put(i *instance) {
 // by wazero's finalizers) rather than closed, so that no request can
 // find it closed under it.
 func (f *Filter) Close() {
-	f.closed.Store(true)
+	if !f.closed.Swap(true) {
+		close(f.done)
+	}
 	for {
 		select {
 		case i := <-f.pool:

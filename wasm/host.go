@@ -87,15 +87,15 @@ var hostFuncs = []hostFunc{
 		}
 		return statusBadArgument
 	}},
-	{"proxy_set_tick_period_milliseconds", ii(1), unsupported},
+	{"proxy_set_tick_period_milliseconds", ii(1), hostSetTickPeriod},
 	{"proxy_get_shared_data", ii(5), hostGetSharedData},
 	{"proxy_set_shared_data", ii(5), hostSetSharedData},
-	{"proxy_register_shared_queue", ii(3), unsupported},
-	{"proxy_resolve_shared_queue", ii(5), unsupported},
-	{"proxy_dequeue_shared_queue", ii(3), unsupported},
-	{"proxy_enqueue_shared_queue", ii(3), unsupported},
+	{"proxy_register_shared_queue", ii(3), hostRegisterSharedQueue},
+	{"proxy_resolve_shared_queue", ii(5), hostResolveSharedQueue},
+	{"proxy_dequeue_shared_queue", ii(3), hostDequeueSharedQueue},
+	{"proxy_enqueue_shared_queue", ii(3), hostEnqueueSharedQueue},
 	{"proxy_http_call", ii(10), unsupported},
-	{"proxy_dispatch_http_call", ii(10), unsupported},
+	{"proxy_dispatch_http_call", ii(10), hostDispatchHttpCall},
 	{"proxy_call_foreign_function", ii(6), unsupported},
 	{"proxy_define_metric", ii(4), hostDefineMetric},
 	{"proxy_increment_metric", []api.ValueType{i32, i64}, hostIncrementMetric},
@@ -204,6 +204,10 @@ func (s *stream) header(mapType uint64) *httphead.Header {
 		return &s.c.Request.Header
 	case mapType == mapResponseHeaders && s.resp != nil:
 		return &s.resp.Header
+	case mapType == mapCallResponseHeaders && s.call != nil && s.call.resp != nil:
+		return &s.call.resp.Header
+	case mapType == mapResponseTrailer && s.trail != nil:
+		return s.trail
 	}
 	return nil // trailers are not given to filters
 }
@@ -222,10 +226,23 @@ func (s *stream) pseudo(mapType uint64, name string) ([]byte, bool) {
 		case ":scheme":
 			return r.Scheme, true
 		}
-	} else if name == ":status" && s.resp != nil {
-		return []byte(strconv.Itoa(s.resp.Status)), true
+	} else if resp := s.response(mapType); name == ":status" && resp != nil {
+		return []byte(strconv.Itoa(resp.Status)), true
 	}
 	return nil, false
+}
+
+// response returns the response a response header map type names.
+func (s *stream) response(mapType uint64) *httphead.Response {
+	switch mapType {
+	case mapResponseHeaders:
+		return s.resp
+	case mapCallResponseHeaders:
+		if s.call != nil {
+			return s.call.resp
+		}
+	}
+	return nil
 }
 
 // The pseudo-header fields a header map starts with.
@@ -238,9 +255,12 @@ var (
 // pairs, each name and value size, then each name and value followed by
 // NUL. Names are lowercased, as HTTP/2 sends them.
 func (s *stream) appendPairs(dst []byte, mapType uint64, h *httphead.Header) []byte {
-	names := responsePseudo
-	if mapType == mapRequestHeaders {
+	var names []string // trailers have no pseudo-header fields
+	switch mapType {
+	case mapRequestHeaders:
 		names = requestPseudo
+	case mapResponseHeaders, mapCallResponseHeaders:
+		names = responsePseudo
 	}
 	n := h.Len() + len(names)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
@@ -377,6 +397,9 @@ func hostEditHeader(s *stream, m api.Memory, p []uint64, op string) uint32 {
 		return statusBadArgument
 	}
 	if key[0] == ':' {
+		if p[0] != mapResponseHeaders {
+			return statusBadArgument
+		}
 		return s.editStatus(string(key), value, op)
 	}
 	switch op {
@@ -427,6 +450,9 @@ func hostGetHeaderMapSize(s *stream, m api.Memory, p []uint64) uint32 {
 func (s *stream) buffer(typ uint64) ([]byte, bool) {
 	if s.inBody && typ == s.bodyOf {
 		return s.body, true
+	}
+	if typ == bufferCallResponseBody && s.call != nil {
+		return s.call.body, true
 	}
 	switch typ {
 	case bufferVMConfiguration:
@@ -499,8 +525,8 @@ func hostGetBufferStatus(s *stream, m api.Memory, p []uint64) uint32 {
 const maxLocalBody = 1 << 20
 
 func hostSendLocalResponse(s *stream, m api.Memory, p []uint64) uint32 {
-	if s.c == nil || s.phase == "log" {
-		return statusBadArgument
+	if s.c == nil || s.phase == "log" || s.trail != nil {
+		return statusBadArgument // nothing left to answer: the head is sent
 	}
 	status := int(uint32(p[0]))
 	if status < 200 || status > 599 || p[4] > maxLocalBody {

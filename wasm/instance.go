@@ -13,7 +13,8 @@ import (
 
 // The callbacks the host calls, by index into instance.fns.
 const (
-	onContextCreate = iota
+	onStart = iota // the start function: _initialize (a reactor) or _start
+	onContextCreate
 	onVMStart
 	onConfigure
 	onRequestHeaders
@@ -23,14 +24,20 @@ const (
 	onLog
 	onDone
 	onDelete
+	onTick
+	onQueueReady
+	onHttpCallResponse
+	onResponseTrailers
 	numCallbacks
 )
 
 var callbackNames = [numCallbacks]string{
-	"proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure",
+	"_initialize", "proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure",
 	"proxy_on_request_headers", "proxy_on_request_body",
 	"proxy_on_response_headers", "proxy_on_response_body",
-	"proxy_on_log", "proxy_on_done", "proxy_on_delete",
+	"proxy_on_log", "proxy_on_done", "proxy_on_delete", "proxy_on_tick",
+	"proxy_on_queue_ready", "proxy_on_http_call_response",
+	"proxy_on_response_trailers",
 }
 
 const (
@@ -54,41 +61,48 @@ type instance struct {
 	alloc  api.Function // proxy_on_memory_allocate, or malloc
 	stack  [8]uint64
 
-	// timer closes the instance when a callback runs past its limit;
-	// made once, reset for each callback.
+	// timer stops a callback that runs past its limit (expire); made
+	// once, reset for each callback.
 	timer    *time.Timer
 	timedOut atomic.Bool
+	// deadline is the global the loop headers check (see addDeadline),
+	// nil for a module run under wazero's watchdog.
+	deadline api.MutableGlobal
 
-	cur    *stream // the request being filtered; nil between requests
-	pairs  []byte  // scratch for serialized header maps
-	lastID uint32
-	dead   bool // trapped, timed out or exited: closed, never reused
+	cur       *stream // the request being filtered; nil between requests
+	pairs     []byte  // scratch for serialized header maps
+	lastID    uint32
+	lastToken uint32 // of the last HTTP call dispatched
+	dead      bool   // trapped, timed out or exited: closed, never reused
 }
 
 type instanceKey struct{}
 
-// instantiate makes a new instance and runs its root context's start:
-// proxy_on_context_create, proxy_on_vm_start and proxy_on_configure.
+// instantiate makes a new instance and runs its start function and its
+// root context's start: proxy_on_context_create, proxy_on_vm_start and
+// proxy_on_configure.
 func (f *Filter) instantiate() (*instance, error) {
 	i := &instance{f: f, lastID: rootID}
 	ctx, cancel := context.WithCancel(context.Background())
 	i.ctx, i.cancel = context.WithValue(ctx, instanceKey{}, i), cancel
-	// The start function (a Go module's runtime initialisation) runs
-	// under a time limit of its own.
-	i.timer = time.AfterFunc(max(f.spec.CallTimeout, startTimeout), i.expire)
+	// The timer is made stopped; the start function is called below, not
+	// by wazero, so that it runs under a time limit as callbacks do.
+	i.timer = time.AfterFunc(time.Hour, i.expire)
+	i.timer.Stop()
 	mod, err := f.rt.InstantiateModule(i.ctx, f.code, f.modCfg)
-	stopped := i.timer.Stop()
 	i.mod = mod
 	if err != nil {
 		i.close()
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	if !stopped {
-		i.close()
-		return nil, errors.New("instantiate: start function timed out")
+	if f.deadline {
+		i.deadline, _ = mod.ExportedGlobal(deadlineExport).(api.MutableGlobal)
 	}
 	for n, name := range callbackNames {
 		i.fns[n] = mod.ExportedFunction(name)
+	}
+	if i.fns[onStart] == nil {
+		i.fns[onStart] = mod.ExportedFunction("_start")
 	}
 	if i.alloc = mod.ExportedFunction("proxy_on_memory_allocate"); i.alloc == nil {
 		i.alloc = mod.ExportedFunction("malloc")
@@ -96,6 +110,10 @@ func (f *Filter) instantiate() (*instance, error) {
 	if i.alloc == nil {
 		i.close()
 		return nil, errors.New("module exports neither proxy_on_memory_allocate nor malloc")
+	}
+	if _, err := i.callWithin(max(f.spec.CallTimeout, startTimeout), onStart); err != nil {
+		i.close()
+		return nil, err
 	}
 	if _, err := i.call(onContextCreate, rootID, 0); err != nil {
 		i.close()
@@ -117,11 +135,16 @@ func (f *Filter) instantiate() (*instance, error) {
 }
 
 // expire runs on the timer's goroutine when a callback is over its time.
-// Cancelling the instance's context makes wazero mark the module closed,
-// and the running code exits at its next check (a loop header or a call);
-// its resources are released by close, on the request's goroutine.
+// Setting the deadline global makes the running code trap at its next
+// check (within 4096 iterations of a loop); for a module under wazero's watchdog, cancelling the
+// instance's context makes wazero mark the module closed, and the code
+// exits at its next loop header. Resources are released by close, on the
+// request's goroutine.
 func (i *instance) expire() {
 	i.timedOut.Store(true)
+	if i.deadline != nil {
+		i.deadline.Set(1)
+	}
 	i.cancel()
 }
 
@@ -132,6 +155,11 @@ const startTimeout = 5 * time.Second
 // result (0 when the module does not export it). After an error the
 // instance is dead.
 func (i *instance) call(n int, args ...uint64) (uint64, error) {
+	return i.callWithin(i.f.spec.CallTimeout, n, args...)
+}
+
+// callWithin is call with a time limit of its own.
+func (i *instance) callWithin(limit time.Duration, n int, args ...uint64) (uint64, error) {
 	fn := i.fns[n]
 	if fn == nil {
 		return 0, nil
@@ -140,7 +168,7 @@ func (i *instance) call(n int, args ...uint64) (uint64, error) {
 		return 0, errors.New("instance closed")
 	}
 	copy(i.stack[:], args)
-	i.timer.Reset(i.f.spec.CallTimeout)
+	i.timer.Reset(limit)
 	err := fn.CallWithStack(i.ctx, i.stack[:])
 	if !i.timer.Stop() {
 		// The timer fired: even a call that returned in time has its

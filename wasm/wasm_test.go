@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -301,5 +302,88 @@ func TestSharedDataIsSharedAcrossInstancesWithCAS(t *testing.T) {
 	}
 	if got := resp.Header.Get("X-Count"); got != "101" {
 		t.Fatalf("count %s after 101 requests on 4 goroutines: an update was lost", got)
+	}
+}
+
+func sharedCount(key string) int {
+	shared.Lock()
+	defer shared.Unlock()
+	n, _ := strconv.Atoi(string(shared.m[key].value))
+	return n
+}
+
+// TestRootContextTicks: proxy_set_tick_period_milliseconds makes the host
+// call proxy_on_tick on the root context every period, until the filter
+// is closed.
+func TestRootContextTicks(t *testing.T) {
+	shared.Lock()
+	delete(shared.m, "ticks")
+	shared.Unlock()
+	f := load(t, "testfilter", Spec{Name: "tick", Config: "tick"})
+	deadline := time.Now().Add(5 * time.Second)
+	for sharedCount("ticks") < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp := &httphead.Response{Status: 200}
+	if _, err := exchange(t, Chain{f}, newCtx(), resp); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := strconv.Atoi(resp.Header.Get("X-Ticks")); n < 3 {
+		t.Fatalf("X-Ticks %q: the root context did not tick", resp.Header.Get("X-Ticks"))
+	}
+	f.Close()
+	time.Sleep(30 * time.Millisecond) // a tick running as Close ran ends
+	before := sharedCount("ticks")
+	time.Sleep(60 * time.Millisecond)
+	if after := sharedCount("ticks"); after != before {
+		t.Fatalf("ticks went on after Close: %d then %d", before, after)
+	}
+}
+
+// TestSharedQueueTellsItsOwner: a filter registers a queue, requests
+// resolve it and add their path; the owner's root context gets
+// proxy_on_queue_ready and dequeues them all.
+func TestSharedQueueTellsItsOwner(t *testing.T) {
+	shared.Lock()
+	delete(shared.m, "queued")
+	shared.Unlock()
+	f := load(t, "testfilter", Spec{Name: "queue", Config: "queue"})
+	for _, path := range []string{"/q1", "/q2", "/q3"} {
+		c := newCtx()
+		c.Request.SetLine([]byte("GET"), []byte(path), []byte("example.org"), []byte("http"))
+		if _, err := exchange(t, Chain{f}, c, &httphead.Response{Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		shared.Lock()
+		got := string(shared.m["queued"].value)
+		shared.Unlock()
+		if got == "/q1 /q2 /q3 " {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dequeued %q, want the three paths in order", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCalloutsReachConfiguredUpstreamsOnly: a call to a name the config
+// has no upstream for is refused at dispatch (BadArgument); the filter
+// goes on without it.
+func TestCalloutsReachConfiguredUpstreamsOnly(t *testing.T) {
+	for name, spec := range map[string]Spec{
+		"no upstreams":     {Config: "callout"},
+		"unknown upstream": {Config: "callout", Upstream: func(string) proxy.Upstream { return nil }},
+	} {
+		c := newCtx()
+		if _, err := exchange(t, Chain{load(t, "testfilter", spec)}, c, &httphead.Response{Status: 200}); err != nil {
+			t.Fatal(name, err)
+		}
+		if got := c.Request.Header.Get("X-Auth-Said"); got != "refused" {
+			t.Fatalf("%s: X-Auth-Said %q, want refused", name, got)
+		}
 	}
 }

@@ -28,8 +28,9 @@ const (
 
 // Map types of the header map calls.
 const (
-	RequestHeaders  = 0
-	ResponseHeaders = 2
+	RequestHeaders   = 0
+	ResponseHeaders  = 2
+	ResponseTrailers = 3
 )
 
 // Filter holds the callbacks of the module's HTTP filter; nil ones
@@ -43,6 +44,18 @@ var Filter struct {
 	RequestBody  func(id, size uint32) Action
 	ResponseBody func(id, size uint32) Action
 	Log          func(id uint32)
+	// Tick runs on the root context every period SetTickPeriod asked for.
+	Tick func()
+	// QueueReady runs on the root context when a queue it registered got
+	// an item.
+	QueueReady func(queue uint32)
+	// ResponseTrailers runs after the response body when it has
+	// trailers.
+	ResponseTrailers func(id uint32) Action
+	// CallResponse runs with the response of an HTTP call (Dispatch):
+	// headers is its number of header fields (0 when the call failed),
+	// size its body's length.
+	CallResponse func(token, headers, size uint32)
 }
 
 //go:wasmexport proxy_abi_version_0_2_1
@@ -121,6 +134,105 @@ func onDone(id uint32) bool { return true }
 
 //go:wasmexport proxy_on_delete
 func onDelete(id uint32) {}
+
+//go:wasmexport proxy_on_tick
+func onTick(root uint32) {
+	if Filter.Tick != nil {
+		Filter.Tick()
+	}
+}
+
+//go:wasmexport proxy_on_queue_ready
+func onQueueReady(root, queue uint32) {
+	if Filter.QueueReady != nil {
+		Filter.QueueReady(queue)
+	}
+}
+
+//go:wasmexport proxy_on_response_trailers
+func onResponseTrailers(id, n uint32) Action {
+	if Filter.ResponseTrailers == nil {
+		return Continue
+	}
+	return Filter.ResponseTrailers(id)
+}
+
+//go:wasmexport proxy_on_http_call_response
+func onHttpCallResponse(root, token, headers, size, trailers uint32) {
+	if Filter.CallResponse != nil {
+		Filter.CallResponse(token, headers, size)
+	}
+}
+
+//go:wasmimport env proxy_dispatch_http_call
+func proxyDispatchHttpCall(upstream *byte, upstreamSize uint32, headers *byte, headersSize uint32, body *byte, bodySize uint32, trailers *byte, trailersSize uint32, timeout uint32, token *uint32) uint32
+
+//go:wasmimport env proxy_continue_stream
+func proxyContinueStream(typ uint32) uint32
+
+// Map and buffer types of an HTTP call's response.
+const (
+	CallResponseHeaders = 6
+	CallResponseBody    = 4
+)
+
+// Dispatch sends an HTTP call through the host's upstream: headers are
+// name, value pairs with :method, :path and :authority. The response
+// comes to Filter.CallResponse with the returned token.
+func Dispatch(upstream string, headers []string, body string, timeoutMS uint32) (uint32, bool) {
+	h := serializeMap(headers)
+	var token uint32
+	st := proxyDispatchHttpCall(ptr(upstream), uint32(len(upstream)), &h[0], uint32(len(h)), ptr(body), uint32(len(body)), nil, 0, timeoutMS, &token)
+	return token, st == 0
+}
+
+// ContinueRequest resumes a request paused for an HTTP call.
+func ContinueRequest() { proxyContinueStream(0) }
+
+//go:wasmimport env proxy_register_shared_queue
+func proxyRegisterSharedQueue(name *byte, nameSize uint32, id *uint32) uint32
+
+//go:wasmimport env proxy_resolve_shared_queue
+func proxyResolveSharedQueue(vm *byte, vmSize uint32, name *byte, nameSize uint32, id *uint32) uint32
+
+//go:wasmimport env proxy_enqueue_shared_queue
+func proxyEnqueueSharedQueue(id uint32, value *byte, valueSize uint32) uint32
+
+//go:wasmimport env proxy_dequeue_shared_queue
+func proxyDequeueSharedQueue(id uint32, data unsafe.Pointer, size *uint32) uint32
+
+// RegisterQueue registers a shared queue of this module: QueueReady runs
+// when it gets an item.
+func RegisterQueue(name string) (uint32, bool) {
+	var id uint32
+	return id, proxyRegisterSharedQueue(ptr(name), uint32(len(name)), &id) == 0
+}
+
+// ResolveQueue finds a queue another module (or this one) registered.
+func ResolveQueue(name string) (uint32, bool) {
+	var id uint32
+	return id, proxyResolveSharedQueue(nil, 0, ptr(name), uint32(len(name)), &id) == 0
+}
+
+// Enqueue adds an item to a queue.
+func Enqueue(id uint32, value string) bool {
+	return proxyEnqueueSharedQueue(id, ptr(value), uint32(len(value))) == 0
+}
+
+// Dequeue takes the oldest item of a queue (false when it is empty).
+func Dequeue(id uint32) (string, bool) {
+	var data *byte
+	var n uint32
+	b, ok := returned(proxyDequeueSharedQueue(id, unsafe.Pointer(&data), &n), data, n)
+	return string(b), ok
+}
+
+//go:wasmimport env proxy_set_tick_period_milliseconds
+func proxySetTickPeriod(ms uint32) uint32
+
+// SetTickPeriod asks the host to call Filter.Tick every ms milliseconds
+// (0: never).
+func SetTickPeriod(ms uint32) bool { return proxySetTickPeriod(ms) == 0 }
 
 //go:wasmimport env proxy_log
 func proxyLog(level uint32, msg *byte, size uint32) uint32

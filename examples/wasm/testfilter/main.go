@@ -7,7 +7,14 @@
 // properties into response headers), "upper-body" (upper-cases request
 // bodies), "count" (counts requests in the shared store, with CAS, tells
 // the count in X-Count, and in its counter metric "requests"),
-// "bad-config" (refuses to start).
+// "tick" (counts its root context's ticks, every 10 ms, in the shared
+// store and tells the count in X-Ticks), "queue" (sends each request's
+// path through a shared queue it registered; its root context appends
+// what it dequeues to the shared key "queued", told in X-Queued),
+// "trailers" (copies the response trailer X-Checksum to
+// X-Checksum-Seen), "callout" (calls the upstream "auth" for /check before each request
+// and tells the origin what it answered in X-Auth-Said), "bad-config"
+// (refuses to start).
 package main
 
 import (
@@ -33,10 +40,60 @@ func init() {
 		if mode == "count" {
 			requests = proxywasm.DefineCounter("requests")
 		}
+		if mode == "tick" && !proxywasm.SetTickPeriod(10) {
+			return false
+		}
+		if mode == "queue" {
+			if _, ok := proxywasm.RegisterQueue("paths"); !ok {
+				return false
+			}
+		}
 		return mode != "bad-config"
+	}
+	proxywasm.Filter.QueueReady = func(queue uint32) {
+		for {
+			item, ok := proxywasm.Dequeue(queue)
+			if !ok {
+				return
+			}
+			for {
+				old, cas, _ := proxywasm.SharedData("queued")
+				if proxywasm.SetSharedData("queued", append(old, item+" "...), cas) {
+					break
+				}
+			}
+		}
+	}
+	proxywasm.Filter.ResponseTrailers = func(uint32) proxywasm.Action {
+		if v, ok := proxywasm.Header(proxywasm.ResponseTrailers, "x-checksum"); ok && mode == "trailers" {
+			proxywasm.SetHeader(proxywasm.ResponseTrailers, "x-checksum-seen", v)
+		}
+		return proxywasm.Continue
+	}
+	proxywasm.Filter.CallResponse = func(_, headers, size uint32) {
+		said := "failed"
+		if headers > 0 {
+			status, _ := proxywasm.Header(proxywasm.CallResponseHeaders, ":status")
+			v, _ := proxywasm.Header(proxywasm.CallResponseHeaders, "x-auth")
+			said = status + " " + v + " " + string(proxywasm.GetBuffer(proxywasm.CallResponseBody, 0, size))
+		}
+		proxywasm.SetHeader(proxywasm.RequestHeaders, "x-auth-said", said)
+		proxywasm.ContinueRequest()
 	}
 	proxywasm.Filter.RequestHeaders = func(uint32) proxywasm.Action {
 		switch mode {
+		case "callout":
+			if _, ok := proxywasm.Dispatch("auth", []string{":method", "GET", ":path", "/check", ":authority", "auth", "x-asked-by", "testfilter"}, "", 1000); !ok {
+				proxywasm.SetHeader(proxywasm.RequestHeaders, "x-auth-said", "refused")
+				return proxywasm.Continue
+			}
+			return proxywasm.Pause
+		case "queue":
+			q, ok := proxywasm.ResolveQueue("paths")
+			path, _ := proxywasm.Property("request", "path")
+			if !ok || !proxywasm.Enqueue(q, path) {
+				panic("testfilter: queue not found")
+			}
 		case "trap":
 			panic("testfilter: trap")
 		case "loop":
@@ -58,7 +115,24 @@ func init() {
 		}
 		return proxywasm.Continue
 	}
+	proxywasm.Filter.Tick = func() {
+		for {
+			old, cas, _ := proxywasm.SharedData("ticks")
+			n, _ := strconv.Atoi(string(old))
+			if proxywasm.SetSharedData("ticks", []byte(strconv.Itoa(n+1)), cas) {
+				return
+			}
+		}
+	}
 	proxywasm.Filter.ResponseHeaders = func(uint32) proxywasm.Action {
+		if mode == "queue" {
+			queued, _, _ := proxywasm.SharedData("queued")
+			proxywasm.SetHeader(proxywasm.ResponseHeaders, "x-queued", string(queued))
+		}
+		if mode == "tick" {
+			ticks, _, _ := proxywasm.SharedData("ticks")
+			proxywasm.SetHeader(proxywasm.ResponseHeaders, "x-ticks", string(ticks))
+		}
 		if mode == "count" {
 			for {
 				old, cas, _ := proxywasm.SharedData("count")
