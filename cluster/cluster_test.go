@@ -253,10 +253,17 @@ func TestConfigPushRefusedByANodeKeepsItsVersion(t *testing.T) {
 	if len(res.Applied) != 2 || res.Refused["n3"] == "" {
 		t.Fatalf("push v2: %+v: want n3 to refuse", res)
 	}
-	st := cs[0].Status()
-	n3 := st.Members[2]
-	if n3.ConfigVersion != res.Revision-1 || n3.ConfigRefused != res.Revision || !strings.Contains(n3.ConfigError, "refused here") {
-		t.Fatalf("n3 state %+v", n3)
+	// n1 learns n3's state from n3's next announcement (every second).
+	var n3 Member
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n3 = cs[0].Status().Members[2]
+		ok := n3.ConfigVersion == res.Revision-1 && n3.ConfigRefused == res.Revision && strings.Contains(n3.ConfigError, "refused here")
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n3 state %+v", n3)
+		}
 	}
 	hist, err := cs[2].History()
 	if err != nil || len(hist) != 2 {
