@@ -334,8 +334,8 @@ func (c *conn) end(err error) {
 		st.abort(errConnClosed)
 	}
 	c.mu.Unlock()
-	if sendGoaway && code != http2.ErrCodeNo {
-		lingerClose(c.nc)
+	if sendGoaway {
+		lingerClose(c.nc) // a client's frames after its own GOAWAY must not reset ours
 	}
 	_ = c.nc.Close()
 	c.timer.Stop()
