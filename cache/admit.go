@@ -109,7 +109,7 @@ func (c *Cache) admit(r *Reply, f *fill, resp *httphead.Response, body io.ReadCl
 	}
 	m.swr, m.sie = staleWindows(&d, flags, j.pol)
 	m.headers, m.edge = storedHeaders(&resp.Header, &d, j.pol)
-	m.tags = joinValues(&resp.Header, "Surrogate-Key", ' ')
+	m.tags = joinValues(&resp.Header, j.pol.surrogateKeyField(), ' ')
 	objKey := j.key
 	if vary := joinValues(&resp.Header, "Vary", ','); vary != nil {
 		var purgedAt int64
@@ -252,7 +252,7 @@ func (c *Cache) revalidated(r *Reply, f *fill, resp *httphead.Response, reqTime,
 	m.swr, m.sie = staleWindows(&d, flags, j.pol)
 	m.headers, m.edge = storedHeaders(&h, &d, j.pol)
 	m.tags = e.m.tags
-	if tags := joinValues(&h, "Surrogate-Key", ' '); tags != nil {
+	if tags := joinValues(&h, j.pol.surrogateKeyField(), ' '); tags != nil {
 		m.tags = tags
 	}
 	metaB := m.encode(nil)
@@ -302,7 +302,7 @@ func storedHeaders(src *httphead.Header, d *cachecontrol.Directives, pol *Policy
 	h.RemoveHopByHop()
 	h.DelFunc(func(name, value []byte) bool {
 		if isEdgeField(name, pol) {
-			if !httphead.EqualFold(name, "Surrogate-Key") {
+			if !isSurrogateKey(name, pol) {
 				edge = append(append(append(append(edge, name...), ": "...), value...), "\r\n"...)
 			}
 			return true

@@ -52,6 +52,13 @@ type Policy struct {
 	// client accepts, so that equivalent Accept-Encoding values share one
 	// stored variant.
 	KeepAcceptEncoding bool
+	// SurrogateKeyField names the response field whose space-separated
+	// keys tag a stored object for purge by key; "" means Surrogate-Key.
+	SurrogateKeyField string
+	// KeepSurrogateKey sends that field on to clients instead of keeping
+	// it for this cache only: what a shield does for the edges that fetch
+	// from it, so that they index the keys too.
+	KeepSurrogateKey bool
 	// SetCookie says what becomes of a response with Set-Cookie: passed
 	// unstored (the zero value), stored without the field, or stored as
 	// it is (see SetCookieMode).
@@ -111,6 +118,13 @@ func (p *Policy) targetedField() string {
 		return p.TargetedField
 	}
 	return "CDN-Cache-Control"
+}
+
+func (p *Policy) surrogateKeyField() string {
+	if p.SurrogateKeyField != "" {
+		return p.SurrogateKeyField
+	}
+	return "Surrogate-Key"
 }
 
 func (p *Policy) allows(method []byte) bool {

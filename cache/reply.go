@@ -167,8 +167,9 @@ var (
 	cacheStatusField = []byte("Cache-Status")
 )
 
-// edgeFields are never sent to clients: they speak to this cache.
-var edgeFields = [...]string{"CDN-Cache-Control", "Surrogate-Control", "Surrogate-Key"}
+// edgeFields are never sent to clients: they speak to this cache. The
+// surrogate-key field is one too, unless the policy keeps it.
+var edgeFields = [...]string{"CDN-Cache-Control", "Surrogate-Control"}
 
 func isEdgeField(name []byte, pol *Policy) bool {
 	for _, f := range edgeFields {
@@ -176,7 +177,12 @@ func isEdgeField(name []byte, pol *Policy) bool {
 			return true
 		}
 	}
-	return httphead.EqualFold(name, pol.targetedField())
+	return httphead.EqualFold(name, pol.targetedField()) ||
+		!pol.KeepSurrogateKey && isSurrogateKey(name, pol)
+}
+
+func isSurrogateKey(name []byte, pol *Policy) bool {
+	return httphead.EqualFold(name, pol.surrogateKeyField())
 }
 
 // setStoredHead fills the reply head from stored metadata.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -773,5 +774,41 @@ func TestPurgeOnANodeWithoutCacheSaysSo(t *testing.T) {
 	e := purgeStart(t, addr, "storage:\n  memory: {size: 0}\n")
 	if status, _ := purgeCall(t, e, "", `{"keys":["a"]}`); status != http.StatusNotImplemented {
 		t.Errorf("purge without a cache: status %d, want 501", status)
+	}
+}
+
+// purge.surrogate_key_header names the field that tags objects, and
+// purge.strip_surrogate_key: false sends it on to clients (a shield does,
+// so that its edges index the keys): both keys did nothing before.
+func TestSurrogateKeyFieldAndKeepingIt(t *testing.T) {
+	var fetches atomic.Int32
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Edge-Tag", "pkg-a all")
+		io.WriteString(w, "body")
+	}))
+	defer origin.Close()
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprint("keep=", keep), func(t *testing.T) {
+			fetches.Store(0)
+			e := startEdge(t, fmt.Sprintf(`upstreams: {o: {servers: [{addr: "%s"}]}}
+routes: [{name: all, upstream: o}]
+purge: {surrogate_key_header: Edge-Tag, strip_surrogate_key: %v}
+`, strings.TrimPrefix(origin.URL, "http://"), !keep))
+			for i := range 2 {
+				resp, _ := get(t, e.URL+"/p")
+				if got := resp.Header.Get("Edge-Tag"); (got == "pkg-a all") != keep {
+					t.Errorf("request %d: Edge-Tag %q with keep=%v", i, got, keep)
+				}
+			}
+			if n := purgeOK(t, e, `{"keys":["pkg-a"]}`); n != 1 {
+				t.Fatalf("purge by key answered objects=%d, want 1", n)
+			}
+			get(t, e.URL+"/p")
+			if n := fetches.Load(); n != 2 {
+				t.Errorf("origin fetched %d times, want 2 (once, then once after the purge)", n)
+			}
+		})
 	}
 }

@@ -146,7 +146,7 @@ func (a *App) compile(rc *config.Route, limits []rateLimit) *route {
 		if a.shared.Shard != nil && r.Upstream != nil && r.respond == nil {
 			r.Upstream = &shardUpstream{inner: r.Upstream, shard: a.shared.Shard}
 		}
-		r.Cache = a.shared.cacheFor(rc, r.Upstream, shield)
+		r.Cache = a.shared.cacheFor(rc, &a.cfg.Purge, r.Upstream, shield)
 	}
 	return r
 }

@@ -111,8 +111,9 @@ type origin struct{ *proxy.Ctx }
 
 func (o origin) Detach() cache.Origin { return origin{o.Ctx.Detach()} }
 
-func (s *Shared) cacheFor(rc *config.Route, up proxy.Upstream, shield *shieldUpstream) proxy.Cache {
+func (s *Shared) cacheFor(rc *config.Route, purge *config.Purge, up proxy.Upstream, shield *shieldUpstream) proxy.Cache {
 	pol := policyOf(&rc.Cache)
+	pol.SurrogateKeyField, pol.KeepSurrogateKey = purge.SurrogateKeyHeader, !purge.StripSurrogateKey
 	pol.Key.Origin = rc.Name
 	if !rc.Cache.Key.Route {
 		pol.Key.Origin = "upstream:" + rc.Upstream
