@@ -350,7 +350,15 @@ var errConnClosed = errors.New("h2: connection closed")
 // lingerClose lets the client read the GOAWAY before the close: closing
 // with unread bytes would reset the connection and lose it.
 func lingerClose(nc net.Conn) {
-	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+	inner := nc // an h2c connection comes wrapped (its preface read ahead)
+	for {
+		w, ok := inner.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		inner = w.NetConn()
+	}
+	if cw, ok := inner.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 		_ = nc.SetReadDeadline(time.Now().Add(time.Second))
 		_, _ = io.Copy(io.Discard, io.LimitReader(nc, 256<<10))

@@ -436,6 +436,10 @@ type bufferedConn struct {
 	br *bufio.Reader
 }
 
+// NetConn is the connection underneath (its CloseWrite: see h2's
+// lingering close).
+func (b *bufferedConn) NetConn() net.Conn { return b.Conn }
+
 func (b *bufferedConn) Read(p []byte) (int, error) {
 	if b.br.Buffered() > 0 {
 		return b.br.Read(p)
