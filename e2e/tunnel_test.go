@@ -54,7 +54,10 @@ func TestAnIdleWebSocketIsClosedOnBothSides(t *testing.T) {
 	if _, _, err := c.Read(ctx); err == nil || ctx.Err() != nil {
 		t.Fatalf("the idle tunnel was not closed to the client (read: %v)", err)
 	}
-	if took := time.Since(quiet); took < idle-idle/4 || took > idle+2*time.Second {
+	// The tunnel went quiet at the last echo, a sleep of idle/4 before
+	// quiet was taken: the close may come idle-idle/4 after quiet, a
+	// little earlier on a loaded machine.
+	if took := time.Since(quiet); took < idle/2 || took > idle+2*time.Second {
 		t.Errorf("the client's side closed after %v idle, limit %v", took, idle)
 	}
 	select {
