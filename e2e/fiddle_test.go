@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outpost-edge/outpost/fiddle"
 )
@@ -92,6 +93,13 @@ func TestFiddleTrailsAreTheNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		// The fiddle settles after each request; so does the node, or a fill
+		// still being stored makes the next request a collapsed one.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := e.Settle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
 		node, fid := norm(resp.Header.Get("X-Outpost-Trace")), norm(out.Results[i].Trace)
 		if node == "" && resp.StatusCode >= 400 {
 			fid = "" // the node sends no trace with its error responses

@@ -210,6 +210,12 @@ func (n *Node) AdminAddr() net.Addr {
 	return n.admin.ln.Addr()
 }
 
+// Settle waits until the cache's background work (fills that outlive
+// their request, stale-while-revalidate refreshes) is done, or ctx ends:
+// an embedder's test, like the fiddle, settles before it asserts what the
+// next request sees.
+func (n *Node) Settle(ctx context.Context) error { return n.shared.Settle(ctx) }
+
 // Err delivers listener failures.
 func (n *Node) Err() <-chan error { return n.errc }
 
