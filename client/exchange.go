@@ -170,7 +170,11 @@ func (c *conn) writeRequest(req *httphead.Request, body io.Reader, length int64)
 		if _, err := io.CopyBuffer(&c.cw, &c.src, c.copyBuf); err != nil {
 			return err
 		}
-		if err := c.cw.Close(nil); err != nil {
+		var trailers *httphead.Header
+		if t, ok := body.(interface{ Trailers() *httphead.Header }); ok {
+			trailers = t.Trailers() // the body has ended: the section is whole
+		}
+		if err := c.cw.Close(trailers); err != nil {
 			return err
 		}
 	}

@@ -62,6 +62,14 @@ func (h *fakeHost) ApplyConfig(data []byte) error {
 	return nil
 }
 
+// lastConfig is the config h applied last (the cluster's watch applies
+// configs on a goroutine of its own).
+func (h *fakeHost) lastConfig() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.configs[len(h.configs)-1]
+}
+
 func (h *fakeHost) setRefuse(s string) {
 	h.mu.Lock()
 	h.refuse = s
@@ -274,7 +282,7 @@ func TestConfigPushRefusedByANodeKeepsItsVersion(t *testing.T) {
 	if err != nil || len(res.Applied) != 3 {
 		t.Fatalf("rollback: %+v %v", res, err)
 	}
-	if got := hs[0].configs[len(hs[0].configs)-1]; got != "routes: [] # v1\n" {
+	if got := hs[0].lastConfig(); got != "routes: [] # v1\n" {
 		t.Fatalf("after rollback n1 runs %q", got)
 	}
 }

@@ -79,6 +79,15 @@ func (a *App) ResponseBody(c *proxy.Ctx, resp *httphead.Response, bodyBytes []by
 	return bodyBytes, body, nil
 }
 
+// RequestTrailers implements proxy.RequestTrailersFilter: the route's
+// Proxy-Wasm filters' proxy_on_request_trailers.
+func (a *App) RequestTrailers(c *proxy.Ctx, trailers *httphead.Header) error {
+	if r := routeOf(c); r != nil && r.wasm != nil {
+		return r.wasm.RequestTrailers(c, trailers)
+	}
+	return nil
+}
+
 // ResponseTrailers implements proxy.ResponseTrailersFilter: the route's
 // Proxy-Wasm filters' proxy_on_response_trailers.
 func (a *App) ResponseTrailers(c *proxy.Ctx, trailers *httphead.Header) error {

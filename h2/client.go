@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -61,15 +62,33 @@ func (c *Client) RoundTrip(ctx context.Context, addr string, req *httphead.Reque
 		return nil, err
 	}
 	hr.URL.Path, hr.URL.RawPath, hr.URL.RawQuery = u.Path, u.RawPath, u.RawQuery
+	t, hasTrailers := body.(trailered)
+	hasTrailers = hasTrailers && req.ContentLength != 0
+	if hasTrailers {
+		// A non-nil Trailer makes the transport end the stream with the
+		// fields put in it when the body ends; its keys are declared in
+		// the head, as the client declared them.
+		hr.Trailer = http.Header{}
+	}
 	for i := 0; i < req.Header.Len(); i++ {
 		name, value := req.Header.Field(i)
-		if httphead.EqualFold(name, "Host") {
-			continue
+		switch {
+		case httphead.EqualFold(name, "Host"):
+		case httphead.EqualFold(name, "Trailer"):
+			for _, n := range strings.Split(string(value), ",") {
+				if n = strings.TrimSpace(n); hasTrailers && httphead.IsToken([]byte(n)) {
+					hr.Trailer[http.CanonicalHeaderKey(n)] = nil
+				}
+			}
+		default:
+			hr.Header.Add(string(name), string(value))
 		}
-		hr.Header.Add(string(name), string(value))
 	}
 	if body != nil && req.ContentLength != 0 {
 		hr.Body = io.NopCloser(body)
+		if hasTrailers {
+			hr.Body = &trailerBody{r: body, src: t, dst: hr.Trailer}
+		}
 		if req.ContentLength < 0 {
 			hr.ContentLength = -1
 		}
@@ -78,19 +97,51 @@ func (c *Client) RoundTrip(ctx context.Context, addr string, req *httphead.Reque
 	}
 	hr = hr.WithContext(ctx)
 	hresp, err := c.t.RoundTrip(hr)
+	if h, ok := body.(headWaiter); ok {
+		h.HeadReceived()
+	}
 	if err != nil {
 		return nil, err
 	}
 	resp.Status = hresp.StatusCode
 	resp.ProtoMajor, resp.ProtoMinor = 2, 0
 	resp.ContentLength = hresp.ContentLength
-	for name, values := range hresp.Header {
-		for _, v := range values {
-			resp.Header.AddString(name, v)
-		}
-	}
+	resp.Header.AddMap(hresp.Header)
 	return &body2{ReadCloser: hresp.Body, resp: hresp}, nil
 }
+
+// trailered is a request body that carries a trailer section at its end
+// (proxy.Trailered).
+type trailered interface{ Trailers() *httphead.Header }
+
+// headWaiter is a request body told when the response head has come: the
+// transport reads the body on a goroutine of its own, and the body's end
+// may run phases of the request only while the request waits for the head
+// (the proxy engine's request body).
+type headWaiter interface{ HeadReceived() }
+
+// trailerBody hands the request's trailer section to the transport when
+// the body ends.
+type trailerBody struct {
+	r   io.Reader
+	src trailered
+	dst http.Header
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		if t := b.src.Trailers(); t != nil {
+			for i := 0; i < t.Len(); i++ {
+				name, value := t.Field(i)
+				b.dst.Add(string(name), string(value))
+			}
+		}
+	}
+	return n, err
+}
+
+func (b *trailerBody) Close() error { return nil }
 
 // body2 is a response body whose trailers are readable after EOF.
 type body2 struct {
@@ -101,11 +152,7 @@ type body2 struct {
 
 func (b *body2) Trailers() *httphead.Header {
 	b.trailers.Reset()
-	for name, values := range b.resp.Trailer {
-		for _, v := range values {
-			b.trailers.AddString(name, v)
-		}
-	}
+	b.trailers.AddMap(b.resp.Trailer)
 	return &b.trailers
 }
 

@@ -778,7 +778,7 @@ func (c *conn) onBlock(endHeaders bool, frag []byte) error {
 func (c *conn) onTrailers(st *stream) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.hb.malformed != "" {
+	if c.hb.malformed != "" || c.hb.tooBig {
 		c.resetLocked(st.id, http2.ErrCodeProtocol)
 		return nil
 	}

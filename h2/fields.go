@@ -66,7 +66,8 @@ func (c *conn) field(f hpack.HeaderField) {
 		return
 	}
 	if h.trailers {
-		return // request trailers are checked, not forwarded
+		h.st.trailers.AddString(name, value)
+		return
 	}
 	h.st.req.Header.AddString(name, value)
 }

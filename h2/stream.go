@@ -34,10 +34,11 @@ type stream struct {
 	unacked    int64 // body bytes read, credit not yet returned
 	received   int64 // body bytes received
 	in         []byte
-	off        int  // read position in in
-	remoteDone bool // END_STREAM received: the request is whole
-	resetSent  bool // RST_STREAM sent or received: the stream is closed
-	peerReset  bool // RST_STREAM received: the client knows it is closed
+	off        int             // read position in in
+	remoteDone bool            // END_STREAM received: the request is whole
+	trailers   httphead.Header // the request's trailer section; whole once remoteDone
+	resetSent  bool            // RST_STREAM sent or received: the stream is closed
+	peerReset  bool            // RST_STREAM received: the client knows it is closed
 	err        error
 
 	// owned by the goroutine serving the stream
@@ -70,6 +71,7 @@ func (st *stream) reset(id uint32, peerInit int64) {
 	}
 	st.sendWin, st.recvWin, st.unacked, st.received = peerInit, streamWindow, 0, 0
 	st.in, st.off = st.in[:0], 0
+	st.trailers.Reset()
 	st.remoteDone, st.resetSent, st.peerReset, st.err = false, false, false, nil
 	st.pending, st.ended, st.noBody = false, false, false
 	st.max, st.deadline = 0, time.Time{}
@@ -206,6 +208,17 @@ func (st *stream) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// Trailers returns the request's trailer section once the body has been
+// read to its end, nil before (proxy.Trailered).
+func (st *stream) Trailers() *httphead.Header {
+	st.c.mu.Lock()
+	defer st.c.mu.Unlock()
+	if !st.remoteDone || st.off < len(st.in) {
+		return nil
+	}
+	return &st.trailers
 }
 
 // consumed returns the credit for n bytes read; called with c.mu held.

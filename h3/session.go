@@ -27,6 +27,7 @@ type session struct {
 
 func newSession(w http.ResponseWriter, r *http.Request) *session {
 	s := &session{w: w, r: r}
+	s.body.r = r
 	s.client, _ = netip.ParseAddrPort(r.RemoteAddr)
 	s.req.SetLine([]byte(r.Method), []byte(r.RequestURI), []byte(r.Host), []byte("https"))
 	s.req.ProtoMajor, s.req.ProtoMinor = 3, 0
@@ -51,29 +52,33 @@ func newSession(w http.ResponseWriter, r *http.Request) *session {
 // limitedBody is a request body held to limits.max_body_bytes, which a
 // body of unknown length can only be checked against as it comes.
 type limitedBody struct {
-	r      io.Reader
-	n, max int64
+	r        *http.Request
+	n, max   int64 // max 0: no limit
+	trailers httphead.Header
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
+	n, err := b.r.Body.Read(p)
 	b.n += int64(n)
-	if b.n > b.max {
+	if b.max > 0 && b.n > b.max {
 		return n, proxy.Errorf(413, proxy.FromDownstream, "request body too large", nil)
 	}
 	return n, err
 }
 
+// Trailers returns the request's trailer section, which quic-go fills in
+// when the body has been read to its end (proxy.Trailered).
+func (b *limitedBody) Trailers() *httphead.Header {
+	b.trailers.Reset()
+	b.trailers.AddMap(b.r.Trailer)
+	return &b.trailers
+}
+
 // LimitBody holds the request body to max bytes.
-func (s *session) LimitBody(max int64) { s.body = limitedBody{r: s.r.Body, max: max} }
+func (s *session) LimitBody(max int64) { s.body.max = max }
 
 func (s *session) Request() *httphead.Request { return &s.req }
-func (s *session) Body() io.Reader {
-	if s.body.max > 0 {
-		return &s.body
-	}
-	return s.r.Body
-}
+func (s *session) Body() io.Reader            { return &s.body }
 func (s *session) ClientAddr() netip.AddrPort { return s.client }
 func (s *session) TLS() *tls.ConnectionState  { return s.r.TLS }
 

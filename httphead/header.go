@@ -242,3 +242,13 @@ func CookieValue(h []byte, name string) []byte {
 	}
 	return nil
 }
+
+// AddMap appends the fields of a net/http style header map (http.Header,
+// a response's Trailer), for the protocols served through net/http's types.
+func (h *Header) AddMap(m map[string][]string) {
+	for name, values := range m {
+		for _, v := range values {
+			h.AddString(name, v)
+		}
+	}
+}

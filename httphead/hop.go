@@ -40,3 +40,36 @@ func (h *Header) namedInConnection(name []byte) bool {
 	})
 	return named
 }
+
+// notInTrailers lists the fields RFC 9110 section 6.5.1 says a trailer
+// section must not carry: framing, routing, request modifiers,
+// authentication, response control data and what says how to process the
+// content. A recipient that merged them into the head (as many
+// frameworks do) would let a client set, after every check of the head,
+// what the head was checked for.
+var notInTrailers = [...]string{
+	"Content-Length", "Transfer-Encoding", "Trailer", "Host",
+	"Cache-Control", "Expect", "Max-Forwards", "Pragma", "Range", "TE",
+	"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range",
+	"Authorization", "Proxy-Authorization", "WWW-Authenticate", "Proxy-Authenticate",
+	"Cookie", "Set-Cookie",
+	"Age", "Date", "Expires", "Location", "Retry-After", "Vary", "Warning",
+	"Content-Encoding", "Content-Type", "Content-Range",
+}
+
+// RemoveNotInTrailers drops the fields a trailer section must not carry
+// (notInTrailers) and the hop-by-hop ones, and returns how many it
+// dropped.
+func (h *Header) RemoveNotInTrailers() int {
+	return h.DelFunc(func(name, _ []byte) bool {
+		if IsHopByHop(name) {
+			return true
+		}
+		for _, n := range notInTrailers {
+			if EqualFold(name, n) {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -93,6 +93,8 @@ type Ctx struct {
 	// body is the request body a filter gave back (SetRequestBody); nil:
 	// the session's.
 	body io.Reader
+	// up is the request body as sent upstream, when there is one.
+	up *upBody
 
 	// Interim responses of detached copies' fetches (interim.go).
 	gate      *interimGate // made by the first Detach

@@ -85,6 +85,7 @@ type Engine struct {
 	respF  ResponseFilter
 	respBF ResponseBodyFilter
 	respTF ResponseTrailersFilter
+	reqTF  RequestTrailersFilter
 	logger Logger
 	errR   ErrorResponder
 
@@ -115,6 +116,7 @@ func New(app any, opts Options) (*Engine, error) {
 	e.respF, _ = app.(ResponseFilter)
 	e.respBF, _ = app.(ResponseBodyFilter)
 	e.respTF, _ = app.(ResponseTrailersFilter)
+	e.reqTF, _ = app.(RequestTrailersFilter)
 	e.logger, _ = app.(Logger)
 	e.errR, _ = app.(ErrorResponder)
 	if e.opts.Via == "" {
@@ -154,6 +156,7 @@ func (e *Engine) Serve(base context.Context, s Session, c *Ctx) error {
 		err = e.fail(c, err)
 	}
 	c.closeGate() // when no head was sent: the session is done with
+	c.endUpBody()
 	if e.logger != nil {
 		e.logger.Log(c, err)
 	}
@@ -201,7 +204,7 @@ func (e *Engine) reset(c *Ctx, base context.Context, s Session) {
 	c.Status, c.Bytes, c.Attempts = 0, 0, 0
 	c.Upstream = ""
 	c.wrote = false
-	c.body = nil
+	c.body, c.up = nil, nil
 	c.Trace.Reset(time.Now())
 	c.idBuf = append(append(c.idBuf[:0], e.idPrefix...), '-')
 	c.idBuf = strconv.AppendUint(c.idBuf, e.idSeq.Add(1), 16)
@@ -327,7 +330,9 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 	}
 	var trailers *httphead.Header
 	if t, ok := upstream.(Trailered); ok {
-		trailers = t.Trailers()
+		if trailers = t.Trailers(); trailers != nil {
+			trailers.RemoveNotInTrailers()
+		}
 	}
 	if trailers != nil && e.respTF != nil {
 		if err := e.respTF.ResponseTrailers(c, trailers); err != nil {

@@ -26,13 +26,17 @@ func (e *Engine) fetch(c *Ctx, req *httphead.Request) (*httphead.Response, io.Re
 	var body io.Reader
 	var replay []byte // the whole body, when kept for retries
 	if req == c.Request && (c.session != nil || c.body != nil) && (req.ContentLength != 0 || req.Chunked) {
-		body = c.body // a filter's, or a callout's (which has no session)
-		if body == nil {
-			body = c.session.Body()
+		src := c.body // a filter's, or a callout's (which has no session)
+		if src == nil {
+			src = c.session.Body()
 		}
+		up := c.newUpBody(src)
+		body = up
 		if c.Route.Replayable(req) {
+			// Read to the end (one byte past the length finds it), so
+			// the trailers have come before the first attempt.
 			var err error
-			if replay, err = io.ReadAll(io.LimitReader(body, req.ContentLength)); err != nil {
+			if replay, err = io.ReadAll(io.LimitReader(up, req.ContentLength+1)); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -57,7 +61,7 @@ func (e *Engine) fetch(c *Ctx, req *httphead.Request) (*httphead.Response, io.Re
 			last = nil
 		}
 		if replay != nil {
-			body = bytes.NewReader(replay)
+			c.up.replay(bytes.NewReader(replay))
 		}
 		c.Attempts = attempt + 1
 		c.Upstream = peer.Addr()
@@ -167,6 +171,15 @@ func (e *Engine) prepare(c *Ctx, req *httphead.Request) *httphead.Request {
 	h := &out.Header
 	h.RemoveHopByHop()
 	h.Del("Content-Length")
+	if req.ContentLength != 0 || req.Chunked {
+		// The trailer fields the client declares go on with its body
+		// (RFC 9110 section 6.6.2): an HTTP/2 server may keep only
+		// declared ones.
+		req.Header.Values("Trailer", func(v []byte) bool {
+			h.Add(trailerField, v)
+			return true
+		})
+	}
 	if req.Header.HasToken("TE", "trailers") {
 		h.AddString("TE", "trailers") // gRPC needs it end to end; it is the one TE value HTTP/2 allows
 	}
@@ -198,6 +211,8 @@ func (e *Engine) prepare(c *Ctx, req *httphead.Request) *httphead.Request {
 	h.Add([]byte("X-Request-Id"), c.idBuf)
 	return out
 }
+
+var trailerField = []byte("Trailer")
 
 // setForwarded writes the RFC 7239 Forwarded field for this hop. It
 // builds the value in c.scratch (Header.Add copies it).

@@ -57,6 +57,17 @@ type ResponseBodyFilter interface {
 	ResponseBody(ctx *Ctx, resp *httphead.Response, bodyBytes []byte, body io.Reader) ([]byte, io.Reader, error)
 }
 
+// RequestTrailersFilter may edit the trailer section of a request body
+// before it is sent upstream; it runs when the body ends, with the fields
+// a trailer section must not carry already dropped. It runs on the
+// goroutine that reads the body, while the request waits for the
+// response head; a body that ends after the head has come (an HTTP/2
+// origin that answers before the request is whole) has its trailers sent
+// unfiltered, which the trace records. An error fails the request.
+type RequestTrailersFilter interface {
+	RequestTrailers(ctx *Ctx, trailers *httphead.Header) error
+}
+
 // ResponseTrailersFilter may edit the trailers of the response sent to
 // the client; it runs after the body was sent, only for responses whose
 // origin body carries trailers (a body streamed through, not stored). The

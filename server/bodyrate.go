@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/proxy"
 )
 
@@ -99,3 +100,11 @@ func (r *rateSession) JA4() string {
 }
 
 func (r *rateSession) Read(p []byte) (int, error) { return r.rate.read(r.srv, r.d, r.body, p) }
+
+// Trailers passes on the body's trailer section (proxy.Trailered).
+func (r *rateSession) Trailers() *httphead.Header {
+	if t, ok := r.body.(proxy.Trailered); ok {
+		return t.Trailers()
+	}
+	return nil
+}

@@ -402,6 +402,10 @@ func (b *bodyIn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Trailers returns the trailer section of a chunked request body once the
+// body has been read to its end (proxy.Trailered).
+func (b *bodyIn) Trailers() *httphead.Header { return b.c.body.Trailers() }
+
 // drain reads what is left of the request body so the next request can be
 // parsed; a large remainder is not worth reading, and the connection closes.
 func (b *bodyIn) drain() bool {

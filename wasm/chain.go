@@ -15,22 +15,23 @@ type Chain []*Filter
 
 // stream is one filter's view of one request.
 type stream struct {
-	f      *Filter
-	inst   *instance
-	id     uint32
-	c      *proxy.Ctx
-	resp   *httphead.Response // during the response phase
-	trail  *httphead.Header   // the response trailers, in their callback
-	local  *localResponse     // set by proxy_send_local_response
-	body   []byte             // the body being filtered, in a body callback
-	bodyOf uint64             // which: bufferRequestBody or bufferResponseBody
-	inBody bool               // in a body callback
-	phase  string             // "request" or "response", for the trace
-	edits  []byte             // what the current callback changed, for the trace
-	calls  []callout          // HTTP calls the current callback dispatched
-	call   *callResult        // in proxy_on_http_call_response: the call's response
-	called bool               // the stream waited for HTTP calls
-	failed bool
+	f       *Filter
+	inst    *instance
+	id      uint32
+	c       *proxy.Ctx
+	resp    *httphead.Response // during the response phase
+	trail   *httphead.Header   // the trailers, in a trailer callback
+	trailOf uint64             // which: mapRequestTrailers or mapResponseTrailers
+	local   *localResponse     // set by proxy_send_local_response
+	body    []byte             // the body being filtered, in a body callback
+	bodyOf  uint64             // which: bufferRequestBody or bufferResponseBody
+	inBody  bool               // in a body callback
+	phase   string             // "request" or "response", for the trace
+	edits   []byte             // what the current callback changed, for the trace
+	calls   []callout          // HTTP calls the current callback dispatched
+	call    *callResult        // in proxy_on_http_call_response: the call's response
+	called  bool               // the stream waited for HTTP calls
+	failed  bool
 }
 
 type localResponse struct {
@@ -125,12 +126,18 @@ func (ch Chain) requestBody(c *proxy.Ctx, st *state, limit int64) (bool, error) 
 		c.SetRequestBody(io.MultiReader(bytes.NewReader(body), r), c.Request.ContentLength)
 		return false, nil
 	}
+	eos := uint64(1)
+	if t, ok := r.(proxy.Trailered); ok {
+		if tr := t.Trailers(); tr != nil && tr.Len() > 0 {
+			eos = 0 // proxy_on_request_trailers follows
+		}
+	}
 	for k := range st.streams {
 		s := &st.streams[k]
 		if s.inst == nil || s.failed || s.f.spec.BodyLimit < int64(len(body)) {
 			continue
 		}
-		answered, err := s.bodyCallback(onRequestBody, bufferRequestBody, &body)
+		answered, err := s.bodyCallback(onRequestBody, bufferRequestBody, &body, eos)
 		if answered || err != nil {
 			if s.local != nil {
 				return true, c.Respond(s.local.status, &s.local.header, s.local.body)
@@ -143,13 +150,14 @@ func (ch Chain) requestBody(c *proxy.Ctx, st *state, limit int64) (bool, error) 
 }
 
 // bodyCallback runs one filter's body callback over *body, which it may
-// replace. answered reports a local response; err a failure that fails the
+// replace; eos says whether the stream ends with it (no trailers follow).
+// answered reports a local response; err a failure that fails the
 // request.
-func (s *stream) bodyCallback(cb int, which uint64, body *[]byte) (answered bool, err error) {
+func (s *stream) bodyCallback(cb int, which uint64, body *[]byte, eos uint64) (answered bool, err error) {
 	s.body, s.bodyOf, s.inBody = *body, which, true
 	s.inst.cur = s
 	var action uint64
-	action, err = s.inst.call(cb, uint64(s.id), uint64(len(*body)), 1)
+	action, err = s.inst.call(cb, uint64(s.id), uint64(len(*body)), eos)
 	if err == nil {
 		err = s.runCalls()
 	}
@@ -207,7 +215,7 @@ func (ch Chain) ResponseBody(c *proxy.Ctx, resp *httphead.Response, bodyBytes []
 			continue
 		}
 		s.resp, s.phase = resp, "response"
-		answered, err := s.bodyCallback(onResponseBody, bufferResponseBody, &body)
+		answered, err := s.bodyCallback(onResponseBody, bufferResponseBody, &body, 1)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -305,23 +313,44 @@ func (ch Chain) Store(c *proxy.Ctx, resp *httphead.Response) error {
 	return ch.Response(c, resp)
 }
 
+// RequestTrailers runs the request trailer callbacks of the filters, in
+// order, when the request body ends (proxy.RequestTrailersFilter); they
+// may edit the trailers sent upstream, and a local response answers the
+// request, as the head has not been sent.
+func (ch Chain) RequestTrailers(c *proxy.Ctx, trailers *httphead.Header) error {
+	return ch.trailers(c, trailers, onRequestTrailers, mapRequestTrailers)
+}
+
 // ResponseTrailers runs the response trailer callbacks of the filters that
 // saw the response, in reverse order, after its body was sent; they may
 // edit the trailers. The head is sent: a local response cannot answer
 // any more, and a failing filter aborts the response.
 func (ch Chain) ResponseTrailers(c *proxy.Ctx, trailers *httphead.Header) error {
+	return ch.trailers(c, trailers, onResponseTrailers, mapResponseTrailers)
+}
+
+// trailers runs one trailer callback (cb) of each filter that saw the
+// request: in the request's order for request trailers, in reverse for
+// response trailers.
+func (ch Chain) trailers(c *proxy.Ctx, trailers *httphead.Header, cb int, mapType uint64) error {
 	st, ok := stateKey.Get(c)
 	if !ok {
 		return nil
 	}
-	for k := len(st.streams) - 1; k >= 0; k-- {
+	n := len(st.streams)
+	for i := range n {
+		k := i
+		phase := "request trailers"
+		if mapType == mapResponseTrailers {
+			k, phase = n-1-i, "response trailers"
+		}
 		s := &st.streams[k]
 		if s.inst == nil || s.failed {
 			continue
 		}
-		s.trail, s.phase = trailers, "response trailers"
+		s.trail, s.trailOf, s.phase = trailers, mapType, phase
 		s.inst.cur = s
-		_, err := s.inst.call(onResponseTrailers, uint64(s.id), uint64(trailers.Len()))
+		_, err := s.inst.call(cb, uint64(s.id), uint64(trailers.Len()))
 		s.inst.cur = nil
 		s.trail = nil
 		if err != nil {
@@ -331,6 +360,10 @@ func (ch Chain) ResponseTrailers(c *proxy.Ctx, trailers *httphead.Header) error 
 			continue
 		}
 		s.traceEdits()
+		if l := s.local; l != nil && mapType == mapRequestTrailers {
+			c.Trace.Add("wasm", s.f.spec.Name+" answered "+strconv.Itoa(l.status))
+			return &proxy.Error{Status: l.status, Reason: string(l.body), Source: proxy.FromInternal}
+		}
 	}
 	return nil
 }

@@ -27,10 +27,10 @@ const (
 
 // Map and buffer types of the ABI.
 const (
-	mapRequestHeaders  = 0
-	mapRequestTrailers = 1
-	mapResponseHeaders = 2
-	mapResponseTrailer = 3
+	mapRequestHeaders   = 0
+	mapRequestTrailers  = 1
+	mapResponseHeaders  = 2
+	mapResponseTrailers = 3
 
 	bufferRequestBody         = 0
 	bufferResponseBody        = 1
@@ -206,10 +206,10 @@ func (s *stream) header(mapType uint64) *httphead.Header {
 		return &s.resp.Header
 	case mapType == mapCallResponseHeaders && s.call != nil && s.call.resp != nil:
 		return &s.call.resp.Header
-	case mapType == mapResponseTrailer && s.trail != nil:
+	case mapType == s.trailOf && s.trail != nil:
 		return s.trail
 	}
-	return nil // trailers are not given to filters
+	return nil
 }
 
 // pseudo returns the value of an HTTP/2 style pseudo-header field.
@@ -525,7 +525,7 @@ func hostGetBufferStatus(s *stream, m api.Memory, p []uint64) uint32 {
 const maxLocalBody = 1 << 20
 
 func hostSendLocalResponse(s *stream, m api.Memory, p []uint64) uint32 {
-	if s.c == nil || s.phase == "log" || s.trail != nil {
+	if s.c == nil || s.phase == "log" || s.trailOf == mapResponseTrailers && s.trail != nil {
 		return statusBadArgument // nothing left to answer: the head is sent
 	}
 	status := int(uint32(p[0]))

@@ -28,6 +28,7 @@ const (
 	onQueueReady
 	onHttpCallResponse
 	onResponseTrailers
+	onRequestTrailers
 	numCallbacks
 )
 
@@ -37,7 +38,7 @@ var callbackNames = [numCallbacks]string{
 	"proxy_on_response_headers", "proxy_on_response_body",
 	"proxy_on_log", "proxy_on_done", "proxy_on_delete", "proxy_on_tick",
 	"proxy_on_queue_ready", "proxy_on_http_call_response",
-	"proxy_on_response_trailers",
+	"proxy_on_response_trailers", "proxy_on_request_trailers",
 }
 
 const (

@@ -29,6 +29,7 @@ const (
 // Map types of the header map calls.
 const (
 	RequestHeaders   = 0
+	RequestTrailers  = 1
 	ResponseHeaders  = 2
 	ResponseTrailers = 3
 )
@@ -49,6 +50,9 @@ var Filter struct {
 	// QueueReady runs on the root context when a queue it registered got
 	// an item.
 	QueueReady func(queue uint32)
+	// RequestTrailers runs after the request body when it has
+	// trailers.
+	RequestTrailers func(id uint32) Action
 	// ResponseTrailers runs after the response body when it has
 	// trailers.
 	ResponseTrailers func(id uint32) Action
@@ -147,6 +151,14 @@ func onQueueReady(root, queue uint32) {
 	if Filter.QueueReady != nil {
 		Filter.QueueReady(queue)
 	}
+}
+
+//go:wasmexport proxy_on_request_trailers
+func onRequestTrailers(id, n uint32) Action {
+	if Filter.RequestTrailers == nil {
+		return Continue
+	}
+	return Filter.RequestTrailers(id)
 }
 
 //go:wasmexport proxy_on_response_trailers

@@ -12,7 +12,9 @@
 // path through a shared queue it registered; its root context appends
 // what it dequeues to the shared key "queued", told in X-Queued),
 // "trailers" (copies the response trailer X-Checksum to
-// X-Checksum-Seen), "callout" (calls the upstream "auth" for /check before each request
+// X-Checksum-Seen and the request trailer X-Sum to X-Sum-Seen, removes
+// the request trailer X-Secret, and answers 403 to a request whose
+// trailers carry X-Deny), "callout" (calls the upstream "auth" for /check before each request
 // and tells the origin what it answered in X-Auth-Said), "bad-config"
 // (refuses to start).
 package main
@@ -63,6 +65,20 @@ func init() {
 				}
 			}
 		}
+	}
+	proxywasm.Filter.RequestTrailers = func(uint32) proxywasm.Action {
+		if mode != "trailers" {
+			return proxywasm.Continue
+		}
+		if _, ok := proxywasm.Header(proxywasm.RequestTrailers, "x-deny"); ok {
+			proxywasm.SendLocalResponse(403, "denied by trailer")
+			return proxywasm.Pause
+		}
+		if v, ok := proxywasm.Header(proxywasm.RequestTrailers, "x-sum"); ok {
+			proxywasm.SetHeader(proxywasm.RequestTrailers, "x-sum-seen", v)
+		}
+		proxywasm.RemoveHeader(proxywasm.RequestTrailers, "x-secret")
+		return proxywasm.Continue
 	}
 	proxywasm.Filter.ResponseTrailers = func(uint32) proxywasm.Action {
 		if v, ok := proxywasm.Header(proxywasm.ResponseTrailers, "x-checksum"); ok && mode == "trailers" {
