@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
 
@@ -39,15 +40,13 @@ func trailerOrigin(t *testing.T, h2 bool) string {
 	return serve(t, h)
 }
 
-// sendTrailers sends a chunked POST with the given trailer section over
-// HTTP/1.1 (raw bytes) or HTTP/2 (prior knowledge) and returns the status
-// and body. The head declares the trailer fields (and X-Sum-Seen, which
+// sendTrailers sends a POST of unknown length with the given trailer
+// section through client (HTTP/2 or HTTP/3), or over HTTP/1.1 as raw
+// chunked bytes when client is nil, and returns the status and body. The head declares the trailer fields (and X-Sum-Seen, which
 // the filter adds): Go's HTTP/2 server keeps only declared ones.
-func sendTrailers(t *testing.T, base, path string, h2 bool, trailers map[string]string) (int, string) {
+func sendTrailers(t *testing.T, base, path string, c *http.Client, trailers map[string]string) (int, string) {
 	t.Helper()
-	if h2 {
-		c := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{AllowHTTP: true,
-			DialTLS: func(n, a string, _ *tls.Config) (net.Conn, error) { return net.Dial(n, a) }}}
+	if c != nil {
 		req, _ := http.NewRequest("POST", base+path, io.NopCloser(strings.NewReader("payload")))
 		req.ContentLength = -1
 		req.Trailer = http.Header{"X-Sum-Seen": nil} // declared, for the filter to set
@@ -104,28 +103,63 @@ routes:
   - {name: filtered, match: {path_prefix: /f/}, upstream: origin, filters: [trailers]}
   - {name: plain, upstream: origin}
 `, "{{ORIGIN}}", origin, "{{PROTO}}", up, "{{TEST}}", filter)
-		for _, h2 := range []bool{false, true} {
+		h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{AllowHTTP: true,
+			DialTLS: func(n, a string, _ *tls.Config) (net.Conn, error) { return net.Dial(n, a) }}}
+		for _, c := range []*http.Client{nil, h2} {
 			name := up + " origin, HTTP/1.1 client"
-			if h2 {
+			if c != nil {
 				name = up + " origin, HTTP/2 client"
 			}
 			t.Run(name, func(t *testing.T) {
-				sent := map[string]string{"X-Sum": "abc", "X-Secret": "s", "Authorization": "Bearer t", "Content-Type": "text/evil"}
-				status, body := sendTrailers(t, e.URL, "/plain", h2, sent)
-				if status != 200 || body != "payload|x-secret=s;x-sum=abc" {
-					t.Errorf("no filter: %d %q, want the trailers less Authorization and Content-Type", status, body)
-				}
-				status, body = sendTrailers(t, e.URL, "/f/edit", h2, sent)
-				if status != 200 || body != "payload|x-sum-seen=abc;x-sum=abc" {
-					t.Errorf("filter: %d %q, want X-Sum-Seen added and X-Secret removed", status, body)
-				}
-				status, body = sendTrailers(t, e.URL, "/f/deny", h2, map[string]string{"X-Deny": "1"})
-				if status != 403 || strings.Contains(body, "payload") {
-					t.Errorf("filter answering in the trailers: %d %q, want 403", status, body)
-				}
+				checkTrailers(t, e.URL, c)
 			})
 		}
 	}
+}
+
+// checkTrailers sends the trailer cases through an edge whose /f/ routes
+// run the test filter in "trailers" mode.
+func checkTrailers(t *testing.T, base string, c *http.Client) {
+	t.Helper()
+	sent := map[string]string{"X-Sum": "abc", "X-Secret": "s", "Authorization": "Bearer t", "Content-Type": "text/evil"}
+	status, body := sendTrailers(t, base, "/plain", c, sent)
+	if status != 200 || body != "payload|x-secret=s;x-sum=abc" {
+		t.Errorf("no filter: %d %q, want the trailers less Authorization and Content-Type", status, body)
+	}
+	status, body = sendTrailers(t, base, "/f/edit", c, sent)
+	if status != 200 || body != "payload|x-sum-seen=abc;x-sum=abc" {
+		t.Errorf("filter: %d %q, want X-Sum-Seen added and X-Secret removed", status, body)
+	}
+	status, body = sendTrailers(t, base, "/f/deny", c, map[string]string{"X-Deny": "1"})
+	if status != 403 || strings.Contains(body, "payload") {
+		t.Errorf("filter answering in the trailers: %d %q, want 403", status, body)
+	}
+}
+
+// TestRequestTrailersOverHTTP3: an HTTP/3 client's trailer section takes
+// the same way.
+func TestRequestTrailersOverHTTP3(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, pool := writeCert(t, dir, "a", "a.example")
+	e := startEdge(t, `
+listeners:
+  - addr: 127.0.0.1:0
+    http3: true
+    tls:
+      certs:
+        - {cert: "{{C}}", key: "{{K}}"}
+upstreams:
+  origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
+wasm:
+  filters:
+    trailers: {file: "{{TEST}}", config: trailers}
+routes:
+  - {name: filtered, match: {path_prefix: /f/}, upstream: origin, filters: [trailers]}
+  - {name: plain, upstream: origin}
+`, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", trailerOrigin(t, false), "{{TEST}}", wasmtest.Build(t, "testfilter"))
+	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "a.example"}}
+	defer tr.Close()
+	checkTrailers(t, "https://"+e.Node.Addrs()[0].String(), &http.Client{Transport: tr, Timeout: 5 * time.Second})
 }
 
 // TestRequestTrailersAfterTheResponseHead: an HTTP/2 origin answers

@@ -1,6 +1,9 @@
 package httphead
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestRemoveHopByHopDropsFieldsNamedInConnection(t *testing.T) {
 	var h Header
@@ -54,5 +57,26 @@ func BenchmarkHeaderReuse(b *testing.B) {
 		h.AddString("Connection", "close")
 		h.RemoveHopByHop()
 		_ = h.Peek("accept")
+	}
+}
+
+// RFC 9110 section 6.5.1: the fields a trailer section must not carry
+// are dropped, any case; the others stay in order.
+func TestRFC9110_6_5_1_RemoveNotInTrailers(t *testing.T) {
+	var h Header
+	for _, f := range [][2]string{{"grpc-status", "0"}, {"authorization", "x"}, {"X-Sum", "1"}, {"Content-Length", "5"},
+		{"Set-Cookie", "a=b"}, {"Connection", "close"}, {"HOST", "h"}, {"If-Match", "*"}, {"X-Other", "2"}} {
+		h.AddString(f[0], f[1])
+	}
+	if n := h.RemoveNotInTrailers(); n != 6 {
+		t.Errorf("dropped %d, want 6", n)
+	}
+	var got []string
+	for i := 0; i < h.Len(); i++ {
+		name, _ := h.Field(i)
+		got = append(got, string(name))
+	}
+	if strings.Join(got, ",") != "grpc-status,X-Sum,X-Other" {
+		t.Errorf("kept %v", got)
 	}
 }
