@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"math"
 	"math/rand/v2"
+
+	"github.com/outpost-edge/outpost/evict/tracegen"
 )
 
 // Hill climber and segment constants, Caffeine's.
@@ -252,7 +254,7 @@ func (s *countMin) estimate(key uint64) uint8 {
 
 // slot picks key's counter in row i (double hashing).
 func (s *countMin) slot(key uint64, i int) uint64 {
-	h := mixKey(key)
+	h := tracegen.Mix(key) // trace keys may be sequential
 	lo, hi := h&0xffffffff, h>>32|1
 	return (lo + uint64(i)*hi) & s.mask
 }
@@ -263,14 +265,4 @@ func bitsFor(n int) int {
 		b++
 	}
 	return b
-}
-
-// mixKey is the splitmix64 finaliser: trace keys may be sequential.
-func mixKey(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }

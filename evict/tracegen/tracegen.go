@@ -128,7 +128,7 @@ type generator struct {
 // they say nothing of rank or age.
 func (g *generator) newObject() Request {
 	g.next++
-	return Request{Key: mix(g.next ^ g.c.Seed<<32), Size: g.c.Sizes.draw(g.rng)}
+	return Request{Key: Mix(g.next ^ g.c.Seed<<32), Size: g.c.Sizes.draw(g.rng)}
 }
 
 // rank draws a catalogue rank from the Zipf distribution.
@@ -174,8 +174,9 @@ func Footprint(trace []Request) (objects int, bytes int64) {
 	return len(seen), bytes
 }
 
-// mix is the splitmix64 finaliser.
-func mix(x uint64) uint64 {
+// Mix is the splitmix64 finaliser: it spreads sequential numbers over
+// the key space (the generator's keys; a simulated policy's hashes).
+func Mix(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27
