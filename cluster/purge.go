@@ -139,12 +139,14 @@ func (c *Cluster) applyMsg(m jetstream.Msg, target uint64) {
 	if err != nil {
 		c.log.Error("cluster: purge failed here", "seq", seq, "from", p.Node, "error", err)
 	}
-	c.setApplied(seq)
 	if p.Node == c.cfg.Name {
+		// Before the sequence is marked applied: Purge, waiting on it,
+		// reads the count as soon as it is.
 		c.mu.Lock()
 		c.objects[seq] = res.Objects
 		c.mu.Unlock()
 	}
+	c.setApplied(seq)
 	c.publishState(false)
 	c.log.Info("purge", "who", p.Who, "via", p.Node, "seq", seq, "urls", strings.Join(p.URLs, " "),
 		"keys", strings.Join(p.Keys, " "), "all", p.All, "soft", p.Soft, "objects", res.Objects,
