@@ -83,6 +83,19 @@ func sendTrailers(t *testing.T, base, path string, c *http.Client, trailers map[
 	return resp.StatusCode, string(b)
 }
 
+// trailerRoutes is the edge of the trailer tests: the /f/ routes run the
+// test filter in "trailers" mode, the others none.
+const trailerRoutes = `
+upstreams:
+  origin: {servers: [{addr: "{{ORIGIN}}"}], protocol: {{PROTO}}, first_byte_timeout: 2s}
+wasm:
+  filters:
+    trailers: {file: "{{TEST}}", config: trailers}
+routes:
+  - {name: filtered, match: {path_prefix: /f/}, upstream: origin, filters: [trailers]}
+  - {name: plain, upstream: origin}
+`
+
 // TestRequestTrailersReachOriginsAndFilters: a request's trailer section
 // goes from an HTTP/1.1 (chunked) or HTTP/2 client to an HTTP/1.1 or
 // HTTP/2 origin; the fields a trailer section must not carry (RFC 9110
@@ -93,16 +106,7 @@ func TestRequestTrailersReachOriginsAndFilters(t *testing.T) {
 	filter := wasmtest.Build(t, "testfilter")
 	for _, up := range []string{"http1", "h2c"} {
 		origin := trailerOrigin(t, up == "h2c")
-		e := startEdge(t, `
-upstreams:
-  origin: {servers: [{addr: "{{ORIGIN}}"}], protocol: {{PROTO}}, first_byte_timeout: 2s}
-wasm:
-  filters:
-    trailers: {file: "{{TEST}}", config: trailers}
-routes:
-  - {name: filtered, match: {path_prefix: /f/}, upstream: origin, filters: [trailers]}
-  - {name: plain, upstream: origin}
-`, "{{ORIGIN}}", origin, "{{PROTO}}", up, "{{TEST}}", filter)
+		e := startEdge(t, trailerRoutes, "{{ORIGIN}}", origin, "{{PROTO}}", up, "{{TEST}}", filter)
 		h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{AllowHTTP: true,
 			DialTLS: func(n, a string, _ *tls.Config) (net.Conn, error) { return net.Dial(n, a) }}}
 		for _, c := range []*http.Client{nil, h2} {
@@ -148,15 +152,8 @@ listeners:
     tls:
       certs:
         - {cert: "{{C}}", key: "{{K}}"}
-upstreams:
-  origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
-wasm:
-  filters:
-    trailers: {file: "{{TEST}}", config: trailers}
-routes:
-  - {name: filtered, match: {path_prefix: /f/}, upstream: origin, filters: [trailers]}
-  - {name: plain, upstream: origin}
-`, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", trailerOrigin(t, false), "{{TEST}}", wasmtest.Build(t, "testfilter"))
+`+trailerRoutes, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", trailerOrigin(t, false), "{{PROTO}}", "http1",
+		"{{TEST}}", wasmtest.Build(t, "testfilter"))
 	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "a.example"}}
 	defer tr.Close()
 	checkTrailers(t, "https://"+e.Node.Addrs()[0].String(), &http.Client{Transport: tr, Timeout: 5 * time.Second})
