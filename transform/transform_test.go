@@ -121,9 +121,10 @@ func TestCompressedStreamLeavesAsTheOriginSendsIt(t *testing.T) {
 		t.Run(coding, func(t *testing.T) {
 			src, origin := io.Pipe()
 			enc := newEncodeReader(src, coding)
-			defer enc.Close()
 			coded, codedW := io.Pipe()
-			go func() { _, err := io.Copy(codedW, enc); codedW.CloseWithError(err) }()
+			copied := make(chan struct{})
+			go func() { _, err := io.Copy(codedW, enc); codedW.CloseWithError(err); close(copied) }()
+			defer func() { origin.Close(); coded.Close(); <-copied; enc.Close() }() // the reader and Close share one goroutine in the proxy too
 			go origin.Write([]byte("first ")) // and then nothing until the test ends
 			got := make(chan string, 1)
 			go func() {
@@ -147,7 +148,6 @@ func TestCompressedStreamLeavesAsTheOriginSendsIt(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("the first part is held back until the origin sends more")
 			}
-			origin.Close()
 		})
 	}
 }
