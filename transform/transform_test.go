@@ -124,8 +124,9 @@ func TestCompressedStreamLeavesAsTheOriginSendsIt(t *testing.T) {
 			coded, codedW := io.Pipe()
 			copied := make(chan struct{})
 			go func() { _, err := io.Copy(codedW, enc); codedW.CloseWithError(err); close(copied) }()
-			defer func() { origin.Close(); coded.Close(); <-copied; enc.Close() }() // the reader and Close share one goroutine in the proxy too
-			go origin.Write([]byte("first "))                                       // and then nothing until the test ends
+			// The reader and Close share one goroutine in the proxy too.
+			defer func() { origin.Close(); coded.Close(); <-copied; enc.Close() }()
+			go origin.Write([]byte("first ")) // and then nothing until the test ends
 			got := make(chan string, 1)
 			go func() {
 				dec, err := newDecodeReader(coded, coding)
