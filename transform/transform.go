@@ -25,7 +25,6 @@ package transform
 import (
 	"bytes"
 	"io"
-	"mime"
 	"strings"
 	"time"
 
@@ -130,12 +129,13 @@ func (p *peer) RoundTrip(c *proxy.Ctx, req *httphead.Request, body io.Reader, re
 		return rb, nil
 	}
 	head := string(req.Method) == "HEAD"
-	mediaType := mediaTypeOf(resp.Header.Peek("Content-Type"))
+	var buf [64]byte
+	mediaType := mediaTypeOf(resp.Header.Peek("Content-Type"), &buf)
 	size := resp.ContentLength
 	if rw := p.rules.Rewrite; rw != nil && typeListed(rw.Types, mediaType) {
 		rb = rewrite(c, rw, resp, rb, head)
 	}
-	if cm := p.rules.Compress; cm != nil && typeListed(cm.Types, mediaType) && !AlreadyCompressed(mediaType) {
+	if cm := p.rules.Compress; cm != nil && typeListed(cm.Types, mediaType) && !AlreadyCompressed(string(mediaType)) {
 		rb = compress(c, cm, resp, rb, coding, size, head)
 	}
 	return rb, nil
@@ -238,30 +238,48 @@ func AlreadyCompressed(mediaType string) bool {
 
 // typeListed reports whether mediaType matches a list entry: the type
 // itself, "major/*", or a "+suffix".
-func typeListed(list []string, mediaType string) bool {
-	if mediaType == "" {
+func typeListed(list []string, mediaType []byte) bool {
+	if len(mediaType) == 0 {
 		return false
 	}
+	mt := mediaType
 	for _, t := range list {
 		switch {
-		case t == mediaType:
+		case string(mt) == t:
 			return true
-		case strings.HasSuffix(t, "/*") && strings.HasPrefix(mediaType, t[:len(t)-1]):
+		case strings.HasSuffix(t, "/*") && len(mt) >= len(t)-1 && string(mt[:len(t)-1]) == t[:len(t)-1]:
 			return true
-		case strings.HasPrefix(t, "+") && strings.HasSuffix(mediaType, t):
+		case strings.HasPrefix(t, "+") && len(mt) >= len(t) && string(mt[len(mt)-len(t):]) == t:
 			return true
 		}
 	}
 	return false
 }
 
-// mediaTypeOf returns the lower-case type/subtype of a Content-Type.
-func mediaTypeOf(ct []byte) string {
-	mt, _, err := mime.ParseMediaType(string(ct))
-	if err != nil {
-		return ""
+// mediaTypeOf puts the lower-case type/subtype of a Content-Type in buf
+// and returns it, or nil when the field has none (missing, malformed, or
+// longer than buf). It reads the type as mime.ParseMediaType does but
+// without its allocations, as it runs for every response; the
+// parameters are not looked at.
+func mediaTypeOf(ct []byte, buf *[64]byte) []byte {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
 	}
-	return mt
+	ct = httphead.TrimOWS(ct)
+	slash := bytes.IndexByte(ct, '/')
+	if slash <= 0 || slash == len(ct)-1 || len(ct) > len(buf) {
+		return nil
+	}
+	for i, c := range ct {
+		if i != slash && !httphead.IsTokenChar(c) {
+			return nil
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return buf[:len(ct)]
 }
 
 // codingSuffixes are the entity-tag suffixes Compress adds.

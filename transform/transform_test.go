@@ -3,6 +3,7 @@ package transform
 import (
 	"bytes"
 	"io"
+	"mime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -101,7 +102,7 @@ func TestTypesAndAlreadyCompressed(t *testing.T) {
 	list := []string{"text/*", "application/json", "+xml"}
 	for mt, want := range map[string]bool{"text/html": true, "application/json": true, "application/atom+xml": true,
 		"application/javascript": false, "": false, "textual/x": false} {
-		if typeListed(list, mt) != want {
+		if typeListed(list, []byte(mt)) != want {
 			t.Errorf("%q listed: want %v", mt, want)
 		}
 	}
@@ -111,6 +112,39 @@ func TestTypesAndAlreadyCompressed(t *testing.T) {
 			t.Errorf("%q compressed already: want %v", mt, want)
 		}
 	}
+}
+
+func TestMediaTypeOf(t *testing.T) {
+	for ct, want := range map[string]string{"Text/HTML; charset=UTF-8": "text/html", " application/json ": "application/json",
+		"image/svg+xml;": "image/svg+xml", "text/plain;;bad": "text/plain", "texthtml": "", "/html": "", "text/": "",
+		"te xt/html": "", "text/ht@ml": "", "": "", "a/" + strings.Repeat("b", 63): ""} {
+		var buf [64]byte
+		if got := string(mediaTypeOf([]byte(ct), &buf)); got != want {
+			t.Errorf("%q: %q, want %q", ct, got, want)
+		}
+	}
+}
+
+// FuzzMediaTypeOf: wherever mime.ParseMediaType reads a type/subtype of
+// RFC 9110 tokens that fits the buffer, mediaTypeOf reads the same (mime
+// also takes a type alone, and RFC 2045's wider token).
+func FuzzMediaTypeOf(f *testing.F) {
+	for _, s := range []string{"text/html; charset=utf-8", "Application/JSON", "a/b;c=\"d\"", "x/y ; q"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		if strings.ContainsFunc(ct, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			return // not a field value: the codecs refuse control characters
+		}
+		var buf [64]byte
+		got := mediaTypeOf([]byte(ct), &buf)
+		want, _, err := mime.ParseMediaType(ct)
+		major, minor, ok := strings.Cut(want, "/")
+		rfc9110 := ok && httphead.IsToken([]byte(major)) && httphead.IsToken([]byte(minor))
+		if err == nil && rfc9110 && len(want) <= len(buf) && string(got) != want {
+			t.Fatalf("%q: %q, mime reads %q", ct, got, want)
+		}
+	})
 }
 
 // A compressed response whose origin sends a part and then waits reaches
