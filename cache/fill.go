@@ -426,6 +426,15 @@ type fillReader struct {
 	end int64
 }
 
+// Ready reports whether bytes past the reader's offset have arrived, or
+// the fill ended (proxy.ReadyBody).
+func (r *fillReader) Ready() bool {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done || f.fillErr != nil || r.off < f.w.Written()
+}
+
 func (r *fillReader) Read(p []byte) (int, error) {
 	f := r.f
 	for {

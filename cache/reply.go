@@ -310,6 +310,10 @@ type objectReader struct {
 	off, end int64
 }
 
+// Ready: a stored body is read without waiting on the network
+// (proxy.ReadyBody).
+func (o *objectReader) Ready() bool { return true }
+
 func (o *objectReader) Read(p []byte) (int, error) {
 	if o.off >= o.end {
 		return 0, io.EOF
@@ -359,6 +363,12 @@ func (o *objectReader) WriteTo(w io.Writer) (int64, error) {
 type originBody struct {
 	rc    io.ReadCloser
 	stats *Stats
+}
+
+// Ready passes on whether the origin's bytes are here (proxy.ReadyBody).
+func (o *originBody) Ready() bool {
+	r, ok := o.rc.(interface{ Ready() bool })
+	return ok && r.Ready()
 }
 
 func (o *originBody) Read(p []byte) (int, error) {

@@ -290,6 +290,12 @@ func (b *Body) Read(p []byte) (int, error) {
 	return n, b.err
 }
 
+// Ready reports whether the next Read returns without waiting on the
+// origin: body bytes are buffered, or the body ended (proxy.ReadyBody).
+func (b *Body) Ready() bool {
+	return b.c == nil || b.c.br.Buffered() > 0
+}
+
 // end ends the exchange; a connection whose watch fired is never reused.
 func (b *Body) end(err error, ok bool) {
 	b.err = err

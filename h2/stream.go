@@ -283,6 +283,14 @@ func (st *stream) WriteHead(resp *httphead.Response) error {
 	return nil
 }
 
+// FlushHead sends the head WriteHead left pending (proxy.HeadFlusher).
+func (st *stream) FlushHead() error {
+	if !st.pending || st.noBody {
+		return nil
+	}
+	return st.sendHead(false)
+}
+
 // sendHead writes the head WriteHead left pending.
 func (st *stream) sendHead(end bool) error {
 	st.pending = false

@@ -145,6 +145,12 @@ func (s *session) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// FlushHead sends the head, which quic-go holds until the first body
+// bytes (proxy.HeadFlusher).
+func (s *session) FlushHead() error {
+	return http.NewResponseController(s.w).Flush()
+}
+
 func (s *session) Finish(trailers *httphead.Header) error {
 	if trailers != nil {
 		h := s.w.Header()

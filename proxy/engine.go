@@ -324,6 +324,9 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 			return downstreamErr(err)
 		}
 	} else if body != nil {
+		if err := e.flushHeadBefore(c, resp, body); err != nil {
+			return err
+		}
 		if err := e.copyBody(c, body); err != nil {
 			return err
 		}
@@ -401,6 +404,18 @@ func (e *Engine) copyBody(c *Ctx, body io.Reader) error {
 			return Errorf(502, FromUpstream, "upstream body aborted", rerr)
 		}
 	}
+}
+
+// flushHeadBefore sends the head the session holds when the body's first
+// Read may wait on the origin; when the body's bytes are here, the head
+// leaves with them in one write. An empty body leaves the head to Finish,
+// which ends an HTTP/2 stream with it (a gRPC trailers-only response).
+func (e *Engine) flushHeadBefore(c *Ctx, resp *httphead.Response, body io.Reader) error {
+	hf, ok := c.session.(HeadFlusher)
+	if !ok || resp.ContentLength == 0 || BodyReady(body) {
+		return nil
+	}
+	return downstreamErr(hf.FlushHead())
 }
 
 func downstreamErr(err error) error {
@@ -516,6 +531,8 @@ type stampReader struct {
 	r io.Reader
 	w *idleWatch
 }
+
+func (s *stampReader) Ready() bool { return BodyReady(s.r) }
 
 func (s *stampReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)

@@ -43,6 +43,29 @@ type Session interface {
 // have no connection upgrade (HTTP/2).
 var ErrUpgradeUnsupported = errors.New("proxy: connection upgrade not supported on this protocol")
 
+// HeadFlusher is implemented by sessions that hold a written head back
+// until the first body bytes, to send both in one write. The engine
+// flushes the head before it waits on a body with nothing ready, so a
+// client sees the head of a streamed response (server-sent events, a
+// long poll) when the origin sends it.
+type HeadFlusher interface {
+	FlushHead() error
+}
+
+// ReadyBody is implemented by bodies that can tell whether their next
+// Read returns without waiting on the network: bytes are already here,
+// or the end is.
+type ReadyBody interface {
+	Ready() bool
+}
+
+// BodyReady reports whether r's next Read returns at once, for bodies
+// that wrap another.
+func BodyReady(r io.Reader) bool {
+	rb, ok := r.(ReadyBody)
+	return ok && rb.Ready()
+}
+
 // Early is implemented by sessions whose request may arrive in TLS early
 // data (HTTP/3 0-RTT), which an attacker can replay.
 type Early interface {

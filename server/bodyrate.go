@@ -99,6 +99,14 @@ func (r *rateSession) JA4() string {
 	return ""
 }
 
+// FlushHead passes on to the stream (proxy.HeadFlusher).
+func (r *rateSession) FlushHead() error {
+	if f, ok := r.Session.(proxy.HeadFlusher); ok {
+		return f.FlushHead()
+	}
+	return nil
+}
+
 func (r *rateSession) Read(p []byte) (int, error) { return r.rate.read(r.srv, r.d, r.body, p) }
 
 // Trailers passes on the body's trailer section (proxy.Trailered).

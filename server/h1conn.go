@@ -316,6 +316,16 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// FlushHead sends the head Write would have sent with the first body
+// bytes (proxy.HeadFlusher).
+func (c *h1Conn) FlushHead() error {
+	if !c.headHeld {
+		return nil
+	}
+	c.headHeld = false
+	return c.bw.Flush()
+}
+
 // writeHeadAnd sends the buffered head and body bytes p in one writev:
 // a large body (a 1 MiB hit) neither waits for part of it to be copied
 // into the buffer nor costs a second system call. It reports the body

@@ -9,6 +9,8 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/outpost-edge/outpost/proxy"
 )
 
 // Compression levels: a response is compressed once per coding and then
@@ -86,6 +88,10 @@ func (r *encodeReader) Read(p []byte) (int, error) {
 	}
 	return r.out.Read(p)
 }
+
+// Ready reports whether coded bytes are waiting or the source's are here
+// (proxy.ReadyBody).
+func (r *encodeReader) Ready() bool { return r.out.Len() > 0 || r.err != nil || proxy.BodyReady(r.src) }
 
 // Close closes the source and returns the encoder to its pool.
 func (r *encodeReader) Close() error {

@@ -3,6 +3,8 @@ package transform
 import (
 	"bytes"
 	"io"
+
+	"github.com/outpost-edge/outpost/proxy"
 )
 
 // Replacement is one find-and-replace pair.
@@ -32,6 +34,12 @@ func newReplaceReader(src io.ReadCloser, pairs []Replacement) *replaceReader {
 		r.longest = max(r.longest, len(p.Find))
 	}
 	return r
+}
+
+// Ready reports whether output is waiting or the source's bytes are here
+// (proxy.ReadyBody).
+func (r *replaceReader) Ready() bool {
+	return r.off < len(r.out) || r.err != nil || proxy.BodyReady(r.src)
 }
 
 func (r *replaceReader) Read(p []byte) (int, error) {
