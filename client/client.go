@@ -205,7 +205,7 @@ func (t *Transport) RoundTrip(ctx context.Context, addr string, req *httphead.Re
 		body = nil
 	}
 	key := t.key(addr)
-	c, reused, err := t.getConn(ctx, key, addr)
+	c, reused, err := t.getConn(ctx, key, addr, idempotent(req) && length == 0)
 	if err != nil {
 		return nil, err
 	}

@@ -174,6 +174,29 @@ func TestRoundTripRetriesIdempotentRequestOnClosedIdleConnection(t *testing.T) {
 	}
 }
 
+// A GET on a connection the origin closed just after its last response
+// is not peeked at (it was idle under peekAfter) and still succeeds: the
+// failed exchange is retried on a new connection.
+func TestGetOnAConnectionClosedAMomentAgoSucceeds(t *testing.T) {
+	closed := make(chan struct{}, 16)
+	addr := rawOrigin(t, func(c net.Conn, br *bufio.Reader) {
+		var req httphead.Request
+		if _, err := readRequest(br, &req); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Close()
+		closed <- struct{}{}
+	})
+	tr := newTransport(t, pool.Config{})
+	for i := range 3 {
+		if b, err := get(t, tr, addr, getRequest("/"), &httphead.Response{}); err != nil || string(b) != "ok" {
+			t.Fatalf("request %d: %q %v", i, b, err)
+		}
+		<-closed
+	}
+}
+
 func TestRoundTripReportsButDoesNotRetryPOSTOnClosedIdleConnection(t *testing.T) {
 	addr := oneShotOrigin(t)
 	tr := newTransport(t, pool.Config{})
@@ -212,7 +235,7 @@ func TestIdleCheckSkipsConnectionsTheOriginClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-closed
-	c, _, err := tr.getConn(context.Background(), tr.key(addr), addr)
+	c, _, err := tr.getConn(context.Background(), tr.key(addr), addr, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +243,7 @@ func TestIdleCheckSkipsConnectionsTheOriginClosed(t *testing.T) {
 	// The FIN may take a moment to arrive; poll with a deadline.
 	for deadline := time.Now().Add(5 * time.Second); c.uses != 0 && time.Now().Before(deadline); {
 		tr.Pool.Put(c.key, c)
-		if c, _, err = tr.getConn(context.Background(), tr.key(addr), addr); err != nil {
+		if c, _, err = tr.getConn(context.Background(), tr.key(addr), addr, false); err != nil {
 			t.Fatal(err)
 		}
 	}

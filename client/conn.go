@@ -45,24 +45,33 @@ type conn struct {
 	copyBuf  []byte // made on the first chunked upload
 	body     h1.BodyReader
 	abortFn  func() // c.abort as a value made once, for context.AfterFunc
+	quick    bool   // set TCP_QUICKACK after the next request (quickAck)
 	peekFn   func(fd uintptr) bool
 	peekErr  error
 	peekN    int
 	peekByte [1]byte
 }
 
-// getConn takes a live idle connection or dials one.
-func (t *Transport) getConn(ctx context.Context, key pool.Key, addr string) (*conn, bool, error) {
+// peekAfter is how long a connection sits idle before getConn peeks at
+// it. One put back a moment ago is almost never one the origin closed,
+// and when it is, RoundTrip retries a request that may be sent twice on a
+// new connection: only longer-idle connections, and requests that cannot
+// be retried, pay for the peek (a system call per request otherwise).
+const peekAfter = time.Second
+
+// getConn takes a live idle connection or dials one. retryable says
+// whether the request may be retried after a stale connection fails it.
+func (t *Transport) getConn(ctx context.Context, key pool.Key, addr string, retryable bool) (*conn, bool, error) {
 	p := t.pool
 	dial := func(ctx context.Context) (pool.Conn, error) { return t.dial(ctx, key, addr) }
 	for range 4 {
-		pc, reused, err := p.Get(ctx, key, dial)
+		pc, idle, err := p.Get(ctx, key, dial)
 		if err != nil {
 			return nil, false, connectError(ctx, addr, err)
 		}
 		c := pc.(*conn)
-		if !reused || c.alive() {
-			return c, reused, nil
+		if idle == pool.Fresh || retryable && idle < peekAfter || c.alive() {
+			return c, idle != pool.Fresh, nil
 		}
 		p.Discard(key, c)
 	}
@@ -100,7 +109,7 @@ func (t *Transport) dial(ctx context.Context, key pool.Key, addr string) (*conn,
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{t: t, key: key, addr: addr, nc: nc}
+	c := &conn{t: t, key: key, addr: addr, nc: nc, quick: true}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}

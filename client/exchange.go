@@ -182,7 +182,9 @@ func (c *conn) writeRequest(req *httphead.Request, body io.Reader, length int64)
 	if err := c.bw.Flush(); err != nil {
 		return err
 	}
-	c.quickAck()
+	if c.quick {
+		c.quickAck()
+	}
 	return nil
 }
 
@@ -231,6 +233,10 @@ func (c *conn) responseBody(ctx context.Context, req *httphead.Request, resp *ht
 		c.release(stop())
 		return noBody{}
 	}
+	// A body that did not come with its head may be an origin with
+	// Nagle's algorithm on, waiting for the head's ACK: the next request
+	// on this connection asks for prompt ACKs again (quickAck).
+	c.quick = c.br.Buffered() == 0
 	c.body.Reset(c.br, resp.ContentLength, resp.Chunked)
 	return &Body{c: c, ctx: ctx, stop: stop}
 }

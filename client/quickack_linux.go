@@ -8,8 +8,10 @@ import "syscall"
 // delayed ACK only waits out an origin with Nagle's algorithm on that
 // writes its head and body in two writes: the body leaves the origin only
 // once the head is acknowledged. Linux clears the flag on its own, so it is
-// set after every request written. Errors are ignored: the exchange still
-// works, only slower.
+// set after each request written on a new connection, or on one whose last
+// response body did not come with its head (conn.quick); an origin whose
+// bodies come with their heads saves the system call. Errors are ignored:
+// the exchange still works, only slower.
 func (c *conn) quickAck() {
 	if c.raw != nil {
 		_ = c.raw.Control(setQuickAck)

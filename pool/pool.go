@@ -124,12 +124,15 @@ func (p *Pool) Config() Config { return p.cfg }
 type Dial func(ctx context.Context) (Conn, error)
 
 // Get returns an idle connection for key, most recently used first, with
-// reused true; or dials a new one. When MaxConns connections are already in
-// use it waits, until ctx is done, for one to be put back or discarded. The
-// caller must end with Put or Discard.
-func (p *Pool) Get(ctx context.Context, key Key, dial Dial) (c Conn, reused bool, err error) {
+// how long it sat idle; or dials a new one, with idle Fresh. When MaxConns
+// connections are already in use it waits, until ctx is done, for one to
+// be put back or discarded. The caller must end with Put or Discard.
+func (p *Pool) Get(ctx context.Context, key Key, dial Dial) (c Conn, idle time.Duration, err error) {
 	return p.get(ctx, key, dial, true)
 }
+
+// Fresh is the idle time Get gives a connection it dialled.
+const Fresh time.Duration = -1
 
 // GetNew is Get without taking an idle connection: it always dials, within
 // MaxConns. It is for a retry after a reused connection failed.
@@ -138,25 +141,26 @@ func (p *Pool) GetNew(ctx context.Context, key Key, dial Dial) (Conn, error) {
 	return c, err
 }
 
-func (p *Pool) get(ctx context.Context, key Key, dial Dial, takeIdle bool) (Conn, bool, error) {
+func (p *Pool) get(ctx context.Context, key Key, dial Dial, takeIdle bool) (Conn, time.Duration, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return nil, false, ErrClosed
+		return nil, Fresh, ErrClosed
 	}
 	pr := p.peer(key)
 	var expired []idleConn
 	if takeIdle {
-		expired = pr.dropExpired(time.Now().Add(-p.cfg.IdleTimeout))
+		now := time.Now()
+		expired = pr.dropExpired(now.Add(-p.cfg.IdleTimeout))
 		if n := len(pr.idle); n > 0 {
-			c := pr.idle[n-1].c
+			ic := pr.idle[n-1]
 			pr.idle[n-1] = idleConn{}
 			pr.idle = pr.idle[:n-1]
 			pr.active++
 			pr.stats.Reuses++
 			p.mu.Unlock()
 			closeAll(expired)
-			return c, true, nil
+			return ic.c, max(0, now.Sub(ic.since)), nil
 		}
 	}
 	if p.cfg.MaxConns <= 0 || pr.active+len(pr.idle) < p.cfg.MaxConns {
@@ -164,7 +168,7 @@ func (p *Pool) get(ctx context.Context, key Key, dial Dial, takeIdle bool) (Conn
 		p.mu.Unlock()
 		closeAll(expired)
 		c, err := p.dial(ctx, key, dial)
-		return c, false, err
+		return c, Fresh, err
 	}
 	if takeIdle || len(pr.idle) == 0 {
 		w := make(chan Conn, 1)
@@ -180,7 +184,7 @@ func (p *Pool) get(ctx context.Context, key Key, dial Dial, takeIdle bool) (Conn
 	p.mu.Unlock()
 	old.Close()
 	c, err := p.dial(ctx, key, dial)
-	return c, false, err
+	return c, Fresh, err
 }
 
 // peer returns key's state, creating it. p.mu must be held.
@@ -194,7 +198,7 @@ func (p *Pool) peer(key Key) *peer {
 }
 
 // wait blocks until a slot is handed over on w or ctx is done.
-func (p *Pool) wait(ctx context.Context, key Key, dial Dial, w chan Conn, takeIdle bool) (Conn, bool, error) {
+func (p *Pool) wait(ctx context.Context, key Key, dial Dial, w chan Conn, takeIdle bool) (Conn, time.Duration, error) {
 	select {
 	case c := <-w:
 		if c != nil && !takeIdle {
@@ -210,7 +214,7 @@ func (p *Pool) wait(ctx context.Context, key Key, dial Dial, w chan Conn, takeId
 		if x == w {
 			pr.waiters = append(pr.waiters[:i], pr.waiters[i+1:]...)
 			p.mu.Unlock()
-			return nil, false, fmt.Errorf("pool: waiting for a connection to %s: %w", key, ctx.Err())
+			return nil, Fresh, fmt.Errorf("pool: waiting for a connection to %s: %w", key, ctx.Err())
 		}
 	}
 	p.mu.Unlock()
@@ -220,28 +224,29 @@ func (p *Pool) wait(ctx context.Context, key Key, dial Dial, w chan Conn, takeId
 	} else {
 		p.Discard(key, nil)
 	}
-	return nil, false, fmt.Errorf("pool: waiting for a connection to %s: %w", key, ctx.Err())
+	return nil, Fresh, fmt.Errorf("pool: waiting for a connection to %s: %w", key, ctx.Err())
 }
 
-// handedOver completes a wait: c is a reusable connection, or nil meaning
-// the slot is ours to dial into. A closed pool hands over nil too.
-func (p *Pool) handedOver(ctx context.Context, key Key, dial Dial, c Conn) (Conn, bool, error) {
+// handedOver completes a wait: c is a reusable connection, just put back
+// (idle 0), or nil meaning the slot is ours to dial into. A closed pool
+// hands over nil too.
+func (p *Pool) handedOver(ctx context.Context, key Key, dial Dial, c Conn) (Conn, time.Duration, error) {
 	if c != nil {
 		p.mu.Lock()
 		pr := p.peer(key)
 		pr.stats.Reuses++
 		p.mu.Unlock()
-		return c, true, nil
+		return c, 0, nil
 	}
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
 		p.Discard(key, nil)
-		return nil, false, ErrClosed
+		return nil, Fresh, ErrClosed
 	}
 	c, err := p.dial(ctx, key, dial)
-	return c, false, err
+	return c, Fresh, err
 }
 
 // dial makes a connection in a slot already counted as active.

@@ -40,11 +40,11 @@ var key = Key{Addr: "127.0.0.1:1"}
 
 func get(t *testing.T, p *Pool, d *dialer) (*fakeConn, bool) {
 	t.Helper()
-	c, reused, err := p.Get(context.Background(), key, d.dial)
+	c, idle, err := p.Get(context.Background(), key, d.dial)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.(*fakeConn), reused
+	return c.(*fakeConn), idle != Fresh
 }
 
 func TestGetReusesMostRecentlyUsedFirst(t *testing.T) {
@@ -385,4 +385,22 @@ func TestARetiredKeyGoesWhenItsLastConnectionIsBack(t *testing.T) {
 	if !inUse.closed.Load() || p.Keys() != 0 {
 		t.Errorf("returned to a retired key: closed %v, %d keys held", inUse.closed.Load(), p.Keys())
 	}
+}
+
+// TestGetSaysHowLongAConnectionSatIdle: the client peeks at a connection
+// that sat idle a while before writing to it, and not at one just put back.
+func TestGetSaysHowLongAConnectionSatIdle(t *testing.T) {
+	p := New(Config{})
+	defer p.Close()
+	d := &dialer{}
+	c, idle, err := p.Get(context.Background(), key, d.dial)
+	if err != nil || idle != Fresh {
+		t.Fatalf("a dialled connection: idle %v, %v; want Fresh", idle, err)
+	}
+	p.Put(key, c)
+	time.Sleep(20 * time.Millisecond)
+	if c, idle, err = p.Get(context.Background(), key, d.dial); err != nil || idle < 20*time.Millisecond {
+		t.Fatalf("idle %v, %v; want at least 20ms", idle, err)
+	}
+	p.Put(key, c)
 }
