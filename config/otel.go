@@ -1,8 +1,12 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -41,6 +45,51 @@ type OTel struct {
 	// and the origin gets only the node's trace context.
 	// Default: empty, trust no one.
 	TrustFrom []netip.Prefix `yaml:"trust_from"`
+	// HeadersEnv are fields sent with every export, each value read at
+	// start from the environment variable named (a collector's API key
+	// stays out of the file): {authorization: OTEL_AUTH}. The exporter
+	// also honours OTEL_EXPORTER_OTLP_HEADERS. Default: none.
+	HeadersEnv map[string]string `yaml:"headers_env"`
+	// CA is a PEM file of the roots that verify the collector's
+	// certificate, instead of the system's. Default: "", the system roots.
+	CA string `yaml:"ca"`
+}
+
+// Headers returns the export fields of HeadersEnv with their values read
+// from the environment; an unset or empty variable is an error.
+func (o *OTel) Headers() (map[string]string, error) {
+	if len(o.HeadersEnv) == 0 {
+		return nil, nil
+	}
+	h := make(map[string]string, len(o.HeadersEnv))
+	for name, env := range o.HeadersEnv {
+		if !isToken(name) {
+			return nil, fmt.Errorf("%q is not a field name", name)
+		}
+		v := strings.TrimSpace(os.Getenv(env))
+		if v == "" || strings.ContainsAny(v, "\r\n\x00") {
+			return nil, fmt.Errorf("%s: $%s is unset, empty or holds a line break", name, env)
+		}
+		h[name] = v
+	}
+	return h, nil
+}
+
+// TLS returns the client TLS settings for the collector: the CA file's
+// roots, or nil for the system's.
+func (o *OTel) TLS() (*tls.Config, error) {
+	if o.CA == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(o.CA)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", o.CA)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 func (o *OTel) setDefaults() {
@@ -67,5 +116,11 @@ func (k *checker) otel() {
 		}
 	default:
 		k.errorf("otel.protocol", "unknown protocol %q: want grpc or http", o.Protocol)
+	}
+	if _, err := o.Headers(); err != nil {
+		k.errorf("otel.headers_env", "%v", err)
+	}
+	if _, err := o.TLS(); err != nil {
+		k.errorf("otel.ca", "%v", err)
 	}
 }

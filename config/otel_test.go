@@ -18,7 +18,18 @@ var badOTel = []struct{ name, yaml, want string }{
 }
 
 func TestOTelConfigErrorsNameFileLineAndKey(t *testing.T) {
-	expectParseErrors(t, badOTel)
+	t.Setenv("OUTPOST_TEST_OTEL_KEY", "")
+	expectParseErrors(t, append(badOTel, []struct{ name, yaml, want string }{
+		{"otel header from an unset variable",
+			"otel:\n  endpoint: 127.0.0.1:4317\n  headers_env: {x-api-key: OUTPOST_TEST_OTEL_KEY}\n",
+			`bad.yaml:3: otel.headers_env: x-api-key: $OUTPOST_TEST_OTEL_KEY is unset, empty or holds a line break`},
+		{"otel header name not a token",
+			"otel:\n  endpoint: 127.0.0.1:4317\n  headers_env: {\"x api\": HOME}\n",
+			`bad.yaml:3: otel.headers_env: "x api" is not a field name`},
+		{"otel CA not PEM",
+			"otel:\n  endpoint: 127.0.0.1:4317\n  ca: testdata/full.yaml\n",
+			`bad.yaml:3: otel.ca: testdata/full.yaml holds no PEM certificate`},
+	}...))
 }
 
 func TestOTelIsOffByDefault(t *testing.T) {

@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,8 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/outpost-edge/outpost/config"
@@ -265,4 +269,71 @@ func BenchmarkHit1KOTel(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Both OTLP protocols export to a collector whose certificate only the
+// configured CA vouches for, with the API key read from the environment
+// in a field of every export (otel.ca, otel.headers_env).
+func TestOTelExportsToACollectorWithItsCAAndAPIKey(t *testing.T) {
+	t.Setenv("OUTPOST_TEST_OTEL_KEY", "k-123")
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeCert(t, dir, "collector", "localhost")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	otelYAML := "  protocol: %s\n  endpoint: %q\n  ca: %q\n  headers_env: {x-api-key: OUTPOST_TEST_OTEL_KEY}"
+
+	t.Run("http", func(t *testing.T) {
+		recv := &otlpReceiver{}
+		var keys sync.Map
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			keys.Store(r.Header.Get("X-Api-Key"), true)
+			recv.ServeHTTP(w, r)
+		}))
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.StartTLS()
+		defer srv.Close()
+		port := srv.Listener.Addr().(*net.TCPAddr).Port
+		addr, stop := otelNode(t, origin, fmt.Sprintf(otelYAML, "http", fmt.Sprintf("https://localhost:%d/v1/traces", port), certFile))
+		get(t, "http://"+addr+"/page")
+		stop()
+		if _, ok := keys.Load("k-123"); !ok || len(recv.all()) == 0 {
+			t.Fatalf("%d spans; keys seen: %v", len(recv.all()), mapKeys(&keys))
+		}
+	})
+
+	t.Run("grpc", func(t *testing.T) {
+		recv := &otlpReceiver{}
+		var keys sync.Map
+		srv := grpc.NewServer(grpc.Creds(credentials.NewServerTLSFromCert(&cert)),
+			grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				md, _ := metadata.FromIncomingContext(ctx)
+				for _, k := range md.Get("x-api-key") {
+					keys.Store(k, true)
+				}
+				return h(ctx, req)
+			}))
+		collectorpb.RegisterTraceServiceServer(srv, recv)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(l)
+		defer srv.Stop()
+		port := l.Addr().(*net.TCPAddr).Port
+		addr, stop := otelNode(t, origin, fmt.Sprintf(otelYAML, "grpc", fmt.Sprintf("localhost:%d", port), certFile))
+		get(t, "http://"+addr+"/page")
+		stop()
+		if _, ok := keys.Load("k-123"); !ok || len(recv.all()) == 0 {
+			t.Fatalf("%d spans; keys seen: %v", len(recv.all()), mapKeys(&keys))
+		}
+	})
+}
+
+func mapKeys(m *sync.Map) []any {
+	var keys []any
+	m.Range(func(k, _ any) bool { keys = append(keys, k); return true })
+	return keys
 }

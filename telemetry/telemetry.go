@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/httphead"
@@ -89,12 +90,33 @@ func New(cfg config.OTel) (*Tracer, error) {
 
 func exporter(cfg config.OTel) (*otlptrace.Exporter, error) {
 	ctx := context.Background() // the exporters connect lazily
+	headers, err := cfg.Headers()
+	if err != nil {
+		return nil, fmt.Errorf("otel.headers_env: %w", err)
+	}
+	tlsConf, err := cfg.TLS()
+	if err != nil {
+		return nil, fmt.Errorf("otel.ca: %w", err)
+	}
 	if cfg.Protocol == "http" {
-		return otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.Endpoint))
+		opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(cfg.Endpoint)}
+		if headers != nil {
+			opts = append(opts, otlptracehttp.WithHeaders(headers))
+		}
+		if tlsConf != nil {
+			opts = append(opts, otlptracehttp.WithTLSClientConfig(tlsConf))
+		}
+		return otlptracehttp.New(ctx, opts...)
 	}
 	opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.Endpoint)}
-	if cfg.Insecure {
+	if headers != nil {
+		opts = append(opts, otlptracegrpc.WithHeaders(headers))
+	}
+	switch {
+	case cfg.Insecure:
 		opts = append(opts, otlptracegrpc.WithInsecure())
+	case tlsConf != nil:
+		opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsConf)))
 	}
 	return otlptracegrpc.New(ctx, opts...)
 }
