@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/hmac"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -254,6 +255,23 @@ func TestS3OriginSignsRequestsAndServesObjects(t *testing.T) {
 	req, _ = http.NewRequest("DELETE", e.URL+"/files/left-pad.json", nil)
 	if resp, err := testClient.Do(req); err != nil || resp.StatusCode != 405 {
 		t.Fatalf("DELETE: %v %v, want 405", resp, err)
+	}
+	// The buckets are in /metrics and /stats, with the requests they got
+	// (the direct route's: the object, HEAD and the range; no errors).
+	if v := metric(t, e, `outpost_upstream_requests_total{server="`+store.addr+`",upstream="direct"}`); v != 3 {
+		t.Errorf("outpost_upstream_requests_total of the direct bucket: %v, want 3", v)
+	}
+	if v := metric(t, e, `outpost_upstream_duration_seconds_count{server="`+store.addr+`",upstream="direct"}`); v != 3 {
+		t.Errorf("latency samples of the direct bucket: %v, want 3", v)
+	}
+	_, body = get(t, e.Admin+"/stats", "Authorization", adminAuth)
+	var st struct {
+		Edge struct {
+			Buckets map[string]struct{ Requests, Errors uint64 } `json:"buckets"`
+		} `json:"edge"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Edge.Buckets["direct"].Requests != 3 || st.Edge.Buckets["store"].Requests == 0 {
+		t.Errorf("/stats buckets %+v (%v), want direct with 3 requests and store with some", st.Edge.Buckets, err)
 	}
 }
 

@@ -84,7 +84,7 @@ func Build(cfg *config.Config, shared *Shared) (_ *App, err error) {
 	}
 	for name, u := range cfg.Upstreams {
 		if u.Type == config.UpstreamS3 {
-			if a.buckets[name], err = newBucket(name, u); err != nil {
+			if a.buckets[name], err = newBucket(name, u, shared.bucketCounters(name)); err != nil {
 				return nil, err
 			}
 		}

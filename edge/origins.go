@@ -14,7 +14,7 @@ import (
 
 // newBucket builds a type s3 upstream. Its credentials are read now, so a
 // missing file or key refuses the config rather than failing requests.
-func newBucket(name string, u *config.Upstream) (*s3.Origin, error) {
+func newBucket(name string, u *config.Upstream, counters *s3.Counters) (*s3.Origin, error) {
 	sc := u.S3
 	creds, err := s3.Credentials(context.Background(), sc.Credentials.Source, sc.Credentials.File, sc.Credentials.Profile)
 	if err != nil {
@@ -23,7 +23,7 @@ func newBucket(name string, u *config.Upstream) (*s3.Origin, error) {
 	return s3.New(s3.Config{
 		Name: name, Bucket: sc.Bucket, Region: sc.Region, Endpoint: sc.EndpointURL(), PathStyle: sc.PathStyle,
 		URLPrefix: sc.URLPrefix, KeyPrefix: sc.KeyPrefix, Index: sc.Index, Credentials: creds,
-		ConnectTimeout: u.ConnectTimeout, FirstByteTimeout: u.FirstByteTimeout,
+		ConnectTimeout: u.ConnectTimeout, FirstByteTimeout: u.FirstByteTimeout, Counters: counters,
 	})
 }
 
@@ -81,4 +81,13 @@ func markOrigin(c *proxy.Ctx, r *route, h *httphead.Header) {
 		chain.MarkCacheStatus(h, string(hop))
 		h.Del(chain.HopField)
 	}
+}
+
+// bucketAddr is the store's host of the type s3 upstream name, for
+// metrics; "" when this config has no such bucket.
+func (a *App) bucketAddr(name string) string {
+	if o := a.buckets[name]; o != nil {
+		return o.Addr()
+	}
+	return ""
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/outpost-edge/outpost/geoip"
 	"github.com/outpost-edge/outpost/limit"
 	"github.com/outpost-edge/outpost/metrics"
+	"github.com/outpost-edge/outpost/origin/s3"
 	"github.com/outpost-edge/outpost/purge"
 	"github.com/outpost-edge/outpost/stats"
 	"github.com/outpost-edge/outpost/storage"
@@ -50,6 +51,7 @@ type Shared struct {
 	purger   *purge.Purger // nil with the cache
 	mu       sync.Mutex
 	backends map[string]*backend
+	buckets  map[string]*s3.Counters // of type s3 upstreams, across reloads
 	routes   map[string]*stats.Route
 	limiters map[string]*limit.Limiter
 	unrouted *stats.Route
@@ -79,6 +81,7 @@ func NewSharedClock(cfg *config.Config, log *slog.Logger, clock func() time.Time
 	s := &Shared{
 		Log:        log,
 		backends:   map[string]*backend{},
+		buckets:    map[string]*s3.Counters{},
 		routes:     map[string]*stats.Route{},
 		limiters:   map[string]*limit.Limiter{},
 		guards:     map[string]*guardCounter{},
@@ -237,6 +240,10 @@ func (s *Shared) Metrics(app *App) metrics.Snapshot {
 		snap.Servers = append(snap.Servers, b.metrics(name)...)
 		snap.Values = append(snap.Values, backendCounters(name, b.b.Counters())...)
 	}
+	for name, n := range s.buckets {
+		snap.Servers = append(snap.Servers, metrics.Server{Upstream: name, Addr: app.bucketAddr(name),
+			Requests: n.Requests.Load(), Errors: n.Errors.Load(), Latency: &n.Latency, Healthy: true, Inflight: n.Inflight.Load()})
+	}
 	s.mu.Unlock()
 	if s.cache != nil {
 		snap.Values = append(snap.Values, s.cache.metrics()...)
@@ -280,6 +287,24 @@ func (s *Shared) Retain(cfg *config.Config) {
 			time.AfterFunc(retireAfter, b.close)
 		}
 	}
+	for name := range s.buckets {
+		if u, ok := cfg.Upstreams[name]; !ok || u.Type != config.UpstreamS3 {
+			delete(s.buckets, name)
+		}
+	}
+}
+
+// bucketCounters returns the counters of the type s3 upstream name,
+// making them on first use.
+func (s *Shared) bucketCounters(name string) *s3.Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.buckets[name]
+	if n == nil {
+		n = &s3.Counters{}
+		s.buckets[name] = n
+	}
+	return n
 }
 
 // Stats is the JSON form of the shared state for GET /stats.
@@ -290,8 +315,13 @@ func (s *Shared) Stats() map[string]any {
 	for name, b := range s.backends {
 		ups[name] = b.stats()
 	}
+	buckets := map[string]bucketStats{}
+	for name, n := range s.buckets {
+		buckets[name] = bucketStats{Requests: n.Requests.Load(), Errors: n.Errors.Load(), InFlight: n.Inflight.Load()}
+	}
 	s.mu.Unlock()
 	out["upstreams"] = ups
+	out["buckets"] = buckets
 	if s.cache != nil {
 		out["cache"] = s.cache.stats()
 		purges := map[string]int64{"objects": s.purger.Objects.Load()}

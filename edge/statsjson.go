@@ -16,6 +16,13 @@ type upstreamStats struct {
 	Connections *poolStats             `json:"connections,omitempty"` // HTTP/1.1 pool; absent for HTTP/2
 }
 
+// bucketStats is a type s3 upstream.
+type bucketStats struct {
+	Requests uint64 `json:"requests"` // sent to the store
+	Errors   uint64 `json:"errors"`   // failed or answered 5xx
+	InFlight int64  `json:"in_flight"`
+}
+
 // serverStats is one server of an upstream.
 type serverStats struct {
 	Weight         int     `json:"weight"`

@@ -30,6 +30,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -37,6 +38,7 @@ import (
 
 	"github.com/outpost-edge/outpost/httphead"
 	"github.com/outpost-edge/outpost/proxy"
+	"github.com/outpost-edge/outpost/stats"
 )
 
 // Config describes one bucket.
@@ -72,6 +74,17 @@ type Config struct {
 	// response head.
 	ConnectTimeout   time.Duration
 	FirstByteTimeout time.Duration
+	// Counters receive the bucket's figures; nil counts into the Origin's
+	// own. The node keeps them across config reloads.
+	Counters *Counters
+}
+
+// Counters are a bucket's figures for metrics and stats.
+type Counters struct {
+	Requests atomic.Uint64   // requests sent to the store
+	Errors   atomic.Uint64   // of which failed or answered 5xx
+	Inflight atomic.Int64    // requests waiting on the store's head now
+	Latency  stats.Histogram // time to the store's response head
 }
 
 // Origin is a bucket as a proxy.Upstream and its one proxy.Peer.
@@ -87,6 +100,9 @@ type Origin struct {
 func New(cfg Config) (*Origin, error) {
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("s3 upstream %s: bucket is required", cfg.Name)
+	}
+	if cfg.Counters == nil {
+		cfg.Counters = &Counters{}
 	}
 	u, err := url.Parse(cfg.Endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -204,11 +220,28 @@ func (o *Origin) RoundTrip(c *proxy.Ctx, req *httphead.Request, _ io.Reader, res
 	if err != nil {
 		return nil, err
 	}
-	hresp, err := o.client.Do(hr)
+	hresp, err := o.do(hr)
 	if err != nil {
 		return nil, fmt.Errorf("s3 %s: %w", o.cfg.Name, err)
 	}
 	return o.relay(c, hresp, resp), nil
+}
+
+// do sends hr to the store, counting it.
+func (o *Origin) do(hr *http.Request) (*http.Response, error) {
+	n := o.cfg.Counters
+	n.Requests.Add(1)
+	n.Inflight.Add(1)
+	start := time.Now()
+	hresp, err := o.client.Do(hr)
+	n.Inflight.Add(-1)
+	if err != nil || hresp.StatusCode >= 500 {
+		n.Errors.Add(1)
+	}
+	if err == nil {
+		n.Latency.Observe(time.Since(start))
+	}
+	return hresp, err
 }
 
 // request builds the signed request for key.
