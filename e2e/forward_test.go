@@ -264,3 +264,47 @@ listeners:
 		t.Errorf("a client on the internet got a trace by default: %q", v)
 	}
 }
+
+// TestTraceOnTheNodesOwnAnswers: a request that asks for its trace gets
+// it on the answers the node makes itself too (no route matched, a rate
+// limit, an origin that cannot be reached), each saying why.
+func TestTraceOnTheNodesOwnAnswers(t *testing.T) {
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	e := startEdge(t, `
+upstreams:
+  origin: {servers: [{addr: "{{ORIGIN}}"}]}
+  gone: {servers: [{addr: "{{DEAD}}"}], connect_timeout: 1s, retries: {max: 0}}
+routes:
+  - name: pages
+    match: {path_prefix: /pages/}
+    upstream: origin
+    rate_limits:
+      - {key: client_ip, rate: 1, per: 1m, burst: 1}
+  - name: down
+    match: {path_prefix: /down/}
+    upstream: gone
+`, "{{ORIGIN}}", origin, "{{DEAD}}", deadAddr)
+	for _, tc := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/nowhere", 404, "error=no route"},
+		{"/pages/a", 200, "route=pages"},
+		{"/pages/a", 429, "limit=pages"},
+		{"/down/a", 502, "error="},
+	} {
+		resp, _ := get(t, e.URL+tc.path, "X-Outpost-Trace", "1")
+		trace := resp.Header.Get("X-Outpost-Trace")
+		t.Logf("%s: %d %s", tc.path, resp.StatusCode, trace)
+		if resp.StatusCode != tc.status || !strings.Contains(trace, tc.want) {
+			t.Errorf("%s: %d, trace %q; want %d and a trace with %q", tc.path, resp.StatusCode, trace, tc.status, tc.want)
+		}
+	}
+}

@@ -181,8 +181,15 @@ func (c *Ctx) Respond(status int, header *httphead.Header, body []byte) error {
 	return c.session.Finish(nil)
 }
 
+// writeHead sends the final response head, with the request's trace when
+// it asks for it and may have it: the engine's own answers (no route, a
+// limit, an error) carry it as much as an origin's response.
 func (c *Ctx) writeHead(r *httphead.Response) error {
 	c.closeGate()
+	if c.engine != nil && c.engine.wantsTrace(c) {
+		c.scratch = c.Trace.AppendHeader(c.scratch[:0])
+		r.Header.Add(traceField, c.scratch)
+	}
 	c.wrote = true
 	c.Status = r.Status
 	return c.session.WriteHead(r)

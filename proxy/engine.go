@@ -307,10 +307,6 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 			return err
 		}
 	}
-	if e.wantsTrace(c) {
-		c.scratch = c.Trace.AppendHeader(c.scratch[:0])
-		resp.Header.Add(traceField, c.scratch)
-	}
 	if err := c.writeHead(resp); err != nil {
 		return downstreamErr(err)
 	}
