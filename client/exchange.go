@@ -35,8 +35,14 @@ func frameRequest(req *httphead.Request, body io.Reader) int64 {
 		h.Add(hostField, req.Host)
 	}
 	length := req.ContentLength
-	if body == nil {
+	switch {
+	case body == nil:
 		length = 0
+	case length > 0 && h.Has("Trailer"):
+		// The request declares trailers (an HTTP/2 or HTTP/3 client may
+		// send them after a body of known length): chunked is the only
+		// HTTP/1.1 framing that carries them (RFC 9112 section 7.1.2).
+		length = -1
 	}
 	switch {
 	case length < 0:

@@ -204,3 +204,26 @@ routes:
 		t.Fatalf("origin saw %q, want the trailers as sent (unfiltered)", b)
 	}
 }
+
+// TestRequestTrailersAfterABodyOfKnownLength: an HTTP/2 client that sends
+// a Content-Length and then trailers has them reach an HTTP/1.1 origin,
+// which the request reaches chunked (the one HTTP/1.1 framing with a
+// trailer section).
+func TestRequestTrailersAfterABodyOfKnownLength(t *testing.T) {
+	origin := trailerOrigin(t, false)
+	e := startEdge(t, trailerRoutes, "{{ORIGIN}}", origin, "{{PROTO}}", "http1", "{{TEST}}", wasmtest.Build(t, "testfilter"))
+	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{AllowHTTP: true,
+		DialTLS: func(n, a string, _ *tls.Config) (net.Conn, error) { return net.Dial(n, a) }}}
+	req, _ := http.NewRequest("POST", e.URL+"/p", strings.NewReader("payload"))
+	req.ContentLength = 7
+	req.Trailer = http.Header{"X-Sum": {"42"}}
+	resp, err := h2.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(b) != "payload|x-sum=42" {
+		t.Fatalf("%d %q, want the body and its trailer at the origin", resp.StatusCode, b)
+	}
+}
