@@ -169,6 +169,7 @@ func (c *Cache) startFill(r *Reply, f *fill, m *meta, objKey string, size int64,
 		f.metaB = m.encode(nil)
 	}
 	f.w, f.objKey, f.size = w, objKey, size
+	f.bodyHere = bodyReady(body) // before the copier reads it
 	f.progress = make(chan struct{})
 	r.streamFill(m, f, r.j.origin) // attaches before the copier starts: cannot fail
 	f.decide(outcomeStreaming, ReasonNone, nil)

@@ -51,6 +51,9 @@ type fill struct {
 	segmentable bool
 
 	w storage.Writer // written by the copier only, read by any reader
+	// bodyHere: the origin's first bytes had arrived when the copier
+	// started, so a reader waits on the copier only, not the network.
+	bodyHere bool
 
 	// mu guards the fill's progress as readers see it, the readers' offsets
 	// and the spill window.
@@ -432,7 +435,7 @@ func (r *fillReader) Ready() bool {
 	f := r.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.done || f.fillErr != nil || r.off < f.w.Written()
+	return f.done || f.fillErr != nil || r.off < f.w.Written() || r.off == 0 && f.bodyHere
 }
 
 func (r *fillReader) Read(p []byte) (int, error) {

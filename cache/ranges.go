@@ -134,7 +134,12 @@ type rangeBody struct {
 	src    io.ReaderAt
 	pieces []piece
 	i      int
+	stored bool // every byte it reads is stored: no Read waits on the origin
 }
+
+// Ready reports whether the next Read returns without waiting on the
+// origin (proxy.ReadyBody).
+func (b *rangeBody) Ready() bool { return b.stored }
 
 // wanter is implemented by a source that fetches what it lacks: it hears
 // where the piece being read ends, so that one origin fetch covers it.
@@ -203,7 +208,8 @@ func (r *Reply) setRangeBody(req *httphead.Request, hdr []byte, size int64, src 
 			r.head.Status = 206
 		}
 	}
-	body := &rangeBody{src: src}
+	_, fetches := src.(wanter)
+	body := &rangeBody{src: src, stored: !fetches}
 	switch {
 	case len(rs) == 1:
 		if r.head.Status == 206 {

@@ -366,9 +366,13 @@ type originBody struct {
 }
 
 // Ready passes on whether the origin's bytes are here (proxy.ReadyBody).
-func (o *originBody) Ready() bool {
-	r, ok := o.rc.(interface{ Ready() bool })
-	return ok && r.Ready()
+func (o *originBody) Ready() bool { return bodyReady(o.rc) }
+
+// bodyReady reports whether r's next Read returns at once, for bodies
+// that can tell (proxy.ReadyBody).
+func bodyReady(r io.Reader) bool {
+	rb, ok := r.(interface{ Ready() bool })
+	return ok && rb.Ready()
 }
 
 func (o *originBody) Read(p []byte) (int, error) {

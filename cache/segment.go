@@ -341,6 +341,7 @@ func (r *Reply) serveSegments(req *httphead.Request, m *meta, tab segTable, sr *
 		return
 	}
 	r.partial = sr.missing(body.pieces)
+	body.stored = !r.partial
 }
 
 // missing reports whether a segment that pieces need is not stored: the

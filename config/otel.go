@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -87,7 +88,7 @@ func (o *OTel) TLS() (*tls.Config, error) {
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", o.CA)
+		return nil, errors.New("the file holds no PEM certificate")
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
@@ -120,7 +121,10 @@ func (k *checker) otel() {
 	if _, err := o.Headers(); err != nil {
 		k.errorf("otel.headers_env", "%v", err)
 	}
-	if _, err := o.TLS(); err != nil {
+	k.resolve(&o.CA)
+	if o.CA != "" && o.Insecure {
+		k.errorf("otel.ca", "set with insecure: spans would go in cleartext")
+	} else if _, err := o.TLS(); err != nil {
 		k.errorf("otel.ca", "%v", err)
 	}
 }

@@ -27,8 +27,11 @@ func TestOTelConfigErrorsNameFileLineAndKey(t *testing.T) {
 			"otel:\n  endpoint: 127.0.0.1:4317\n  headers_env: {\"x api\": HOME}\n",
 			`bad.yaml:3: otel.headers_env: "x api" is not a field name`},
 		{"otel CA not PEM",
-			"otel:\n  endpoint: 127.0.0.1:4317\n  ca: testdata/full.yaml\n",
-			`bad.yaml:3: otel.ca: testdata/full.yaml holds no PEM certificate`},
+			"otel:\n  endpoint: 127.0.0.1:4317\n  ca: full.yaml\n",
+			`bad.yaml:3: otel.ca: the file holds no PEM certificate`},
+		{"otel CA with insecure",
+			"otel:\n  endpoint: 127.0.0.1:4317\n  insecure: true\n  ca: full.yaml\n",
+			`bad.yaml:4: otel.ca: set with insecure: spans would go in cleartext`},
 	}...))
 }
 

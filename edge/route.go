@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bytes"
 	"io"
 	"time"
 
@@ -80,5 +79,5 @@ func (s *staticResponse) RoundTrip(_ *proxy.Ctx, _ *httphead.Request, _ io.Reade
 	resp.ProtoMajor, resp.ProtoMinor = 1, 1
 	resp.Header.CopyFrom(&s.header)
 	resp.ContentLength = int64(len(s.body))
-	return io.NopCloser(bytes.NewReader(s.body)), nil
+	return proxy.NewMemBody(s.body), nil
 }

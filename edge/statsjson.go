@@ -19,7 +19,7 @@ type upstreamStats struct {
 // bucketStats is a type s3 upstream.
 type bucketStats struct {
 	Requests uint64 `json:"requests"` // sent to the store
-	Errors   uint64 `json:"errors"`   // failed or answered 5xx
+	Errors   uint64 `json:"errors"`   // failed, or answered what is relayed as 502 or 503
 	InFlight int64  `json:"in_flight"`
 }
 

@@ -528,8 +528,6 @@ type stampReader struct {
 	w *idleWatch
 }
 
-func (s *stampReader) Ready() bool { return BodyReady(s.r) }
-
 func (s *stampReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	if n > 0 {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -58,6 +59,23 @@ type HeadFlusher interface {
 type ReadyBody interface {
 	Ready() bool
 }
+
+// MemBody is a response body held in memory: its Reads never wait, so
+// the head leaves with its bytes.
+type MemBody struct{ bytes.Reader }
+
+// NewMemBody returns b as a response body.
+func NewMemBody(b []byte) *MemBody {
+	m := &MemBody{}
+	m.Reset(b)
+	return m
+}
+
+// Ready implements ReadyBody.
+func (*MemBody) Ready() bool { return true }
+
+// Close implements io.Closer.
+func (*MemBody) Close() error { return nil }
 
 // BodyReady reports whether r's next Read returns at once, for bodies
 // that wrap another.

@@ -99,6 +99,15 @@ func (r *rateSession) JA4() string {
 	return ""
 }
 
+// WriteInterim passes on to the stream (proxy.InterimWriter): 103 Early
+// Hints reach HTTP/2 and HTTP/3 requests that have a body too.
+func (r *rateSession) WriteInterim(resp *httphead.Response) error {
+	if w, ok := r.Session.(proxy.InterimWriter); ok {
+		return w.WriteInterim(resp)
+	}
+	return nil
+}
+
 // FlushHead passes on to the stream (proxy.HeadFlusher).
 func (r *rateSession) FlushHead() error {
 	if f, ok := r.Session.(proxy.HeadFlusher); ok {

@@ -309,11 +309,17 @@ func (c *h1Conn) Write(p []byte) (int, error) {
 	if err == nil {
 		err = c.bw.Flush()
 	}
+	return n, c.noteSlow(err)
+}
+
+// noteSlow counts a client too slow to take a write within the write
+// timeout, and makes closing its connection a reset. It returns err.
+func (c *h1Conn) noteSlow(err error) error {
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.srv.SlowClients.Add(1)
 		resetOnClose(c.conn)
 	}
-	return n, err
+	return err
 }
 
 // FlushHead sends the head Write would have sent with the first body
@@ -323,7 +329,8 @@ func (c *h1Conn) FlushHead() error {
 		return nil
 	}
 	c.headHeld = false
-	return c.bw.Flush()
+	c.armWrite()
+	return c.noteSlow(c.bw.Flush())
 }
 
 // writeHeadAnd sends the buffered head and body bytes p in one writev:

@@ -3,8 +3,6 @@ package transform
 import (
 	"bytes"
 	"io"
-
-	"github.com/outpost-edge/outpost/proxy"
 )
 
 // Replacement is one find-and-replace pair.
@@ -36,10 +34,11 @@ func newReplaceReader(src io.ReadCloser, pairs []Replacement) *replaceReader {
 	return r
 }
 
-// Ready reports whether output is waiting or the source's bytes are here
-// (proxy.ReadyBody).
+// Ready reports whether output is waiting (proxy.ReadyBody). The
+// source's bytes being here is not enough: they may all fall in the tail
+// held back for a match, and Read then waits for more.
 func (r *replaceReader) Ready() bool {
-	return r.off < len(r.out) || r.err != nil || proxy.BodyReady(r.src)
+	return r.off < len(r.out) || r.err != nil
 }
 
 func (r *replaceReader) Read(p []byte) (int, error) {

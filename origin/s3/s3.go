@@ -82,7 +82,7 @@ type Config struct {
 // Counters are a bucket's figures for metrics and stats.
 type Counters struct {
 	Requests atomic.Uint64   // requests sent to the store
-	Errors   atomic.Uint64   // of which failed or answered 5xx
+	Errors   atomic.Uint64   // of which failed, or answered what is relayed as 502 or 503
 	Inflight atomic.Int64    // requests waiting on the store's head now
 	Latency  stats.Histogram // time to the store's response head
 }
@@ -235,10 +235,9 @@ func (o *Origin) do(hr *http.Request) (*http.Response, error) {
 	start := time.Now()
 	hresp, err := o.client.Do(hr)
 	n.Inflight.Add(-1)
-	if err != nil || hresp.StatusCode >= 500 {
+	if err != nil {
 		n.Errors.Add(1)
-	}
-	if err == nil {
+	} else {
 		n.Latency.Observe(time.Since(start))
 	}
 	return hresp, err
@@ -285,6 +284,7 @@ func (o *Origin) relay(c *proxy.Ctx, hr *http.Response, resp *httphead.Response)
 		c.Trace.Add("s3", "store said "+hr.Status[:3]+" "+errorCode(hr.Body)+": 404")
 		return plain(resp, 404, "not found\n")
 	case s >= 300 && s != 304 && s != 412 && s != 416:
+		o.cfg.Counters.Errors.Add(1)
 		c.Trace.Add("s3", "store said "+hr.Status[:3]+" "+errorCode(hr.Body)+": 502")
 		if s == 503 {
 			return plain(resp, 503, "object store busy\n")
@@ -330,7 +330,7 @@ func plain(resp *httphead.Response, status int, body string) io.ReadCloser {
 	resp.ProtoMajor, resp.ProtoMinor = 1, 1
 	resp.Header.AddString("Content-Type", "text/plain; charset=utf-8")
 	resp.ContentLength = int64(len(body))
-	return io.NopCloser(strings.NewReader(body))
+	return proxy.NewMemBody([]byte(body))
 }
 
 // Key maps a request path (canonical, percent-encoded) to an object key,
