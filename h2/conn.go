@@ -394,10 +394,17 @@ func (c *conn) wake() {
 // about to wait.
 func (c *conn) takeover() {
 	st := c.inline.Load()
-	if st != nil && c.inline.CompareAndSwap(st, nil) {
-		c.wg.Add(1)
-		go c.loop()
+	if st == nil {
+		return
 	}
+	// Counted before the swap: the stream's runInline calls Done as soon
+	// as it sees the swap, which may be before this goroutine goes on.
+	c.wg.Add(1)
+	if !c.inline.CompareAndSwap(st, nil) {
+		c.wg.Done()
+		return
+	}
+	go c.loop()
 }
 
 // handle acts on one frame (RFC 9113 section 6).
