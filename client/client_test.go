@@ -178,16 +178,7 @@ func TestRoundTripRetriesIdempotentRequestOnClosedIdleConnection(t *testing.T) {
 // is not peeked at (it was idle under peekAfter) and still succeeds: the
 // failed exchange is retried on a new connection.
 func TestGetOnAConnectionClosedAMomentAgoSucceeds(t *testing.T) {
-	closed := make(chan struct{}, 16)
-	addr := rawOrigin(t, func(c net.Conn, br *bufio.Reader) {
-		var req httphead.Request
-		if _, err := readRequest(br, &req); err != nil {
-			return
-		}
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		c.Close()
-		closed <- struct{}{}
-	})
+	addr, closed := closingOrigin(t)
 	tr := newTransport(t, pool.Config{})
 	for i := range 3 {
 		if b, err := get(t, tr, addr, getRequest("/"), &httphead.Response{}); err != nil || string(b) != "ok" {
@@ -219,7 +210,9 @@ func TestRoundTripReportsButDoesNotRetryPOSTOnClosedIdleConnection(t *testing.T)
 	}
 }
 
-func TestIdleCheckSkipsConnectionsTheOriginClosed(t *testing.T) {
+// closingOrigin answers one request per connection and closes it, saying
+// so on closed.
+func closingOrigin(t *testing.T) (string, <-chan struct{}) {
 	closed := make(chan struct{}, 16)
 	addr := rawOrigin(t, func(c net.Conn, br *bufio.Reader) {
 		var req httphead.Request
@@ -230,6 +223,11 @@ func TestIdleCheckSkipsConnectionsTheOriginClosed(t *testing.T) {
 		c.Close()
 		closed <- struct{}{}
 	})
+	return addr, closed
+}
+
+func TestIdleCheckSkipsConnectionsTheOriginClosed(t *testing.T) {
+	addr, closed := closingOrigin(t)
 	tr := newTransport(t, pool.Config{})
 	if _, err := get(t, tr, addr, getRequest("/"), &httphead.Response{}); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -71,19 +72,11 @@ func TestHTTP3HitsMissesAndLargeBodiesInBoundedMemory(t *testing.T) {
 			io.WriteString(w, strconv.FormatInt(n, 10))
 		}
 	}))
-	dir := t.TempDir()
-	cert, key, pool := writeCert(t, dir, "a", "a.example")
-	e := startEdge(t, `
-listeners:
-  - addr: 127.0.0.1:0
-    http3: true
-    tls:
-      certs:
-        - {cert: "{{C}}", key: "{{K}}"}
-`+oneRoute, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", origin)
+	listener, tlsConf := h3Listener(t, t.TempDir())
+	e := startEdge(t, listener+`
+`+oneRoute, "{{ORIGIN}}", origin)
 	addr := e.Node.Addrs()[0].String()
 	port := addr[strings.LastIndex(addr, ":")+1:]
-	tlsConf := &tls.Config{RootCAs: pool, ServerName: "a.example"}
 	tr := &http3.Transport{TLSClientConfig: tlsConf}
 	defer tr.Close()
 	c := &http.Client{Transport: tr, Timeout: 60 * time.Second}
@@ -168,18 +161,11 @@ listeners:
 // same process (its costs are in the figures).
 func BenchmarkHit1KH3(b *testing.B) {
 	t := &testing.T{}
-	dir := b.TempDir()
-	cert, key, pool := writeCert(t, dir, "a", "a.example")
-	e := startEdge(t, `
-listeners:
-  - addr: 127.0.0.1:0
-    http3: true
-    tls:
-      certs:
-        - {cert: "{{C}}", key: "{{K}}"}
-`+oneRoute, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", benchOrigin(b))
+	listener, tlsConf := h3Listener(t, b.TempDir())
+	e := startEdge(t, listener+`
+`+oneRoute, "{{ORIGIN}}", benchOrigin(b))
 	defer e.Shutdown(b.Context())
-	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "a.example"}}
+	tr := &http3.Transport{TLSClientConfig: tlsConf}
 	defer tr.Close()
 	c := &http.Client{Transport: tr}
 	url := "https://" + e.Node.Addrs()[0].String() + "/obj"
@@ -206,15 +192,8 @@ func TestHTTP3FingerprintAndConnectionLimits(t *testing.T) {
 	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ja4="+r.Header.Get("X-JA4"))
 	}))
-	dir := t.TempDir()
-	cert, key, pool := writeCert(t, dir, "a", "a.example")
-	e := startEdge(t, `
-listeners:
-  - addr: 127.0.0.1:0
-    http3: true
-    tls:
-      certs:
-        - {cert: "{{C}}", key: "{{K}}"}
+	listener, tlsConf := h3Listener(t, t.TempDir())
+	e := startEdge(t, listener+`
 limits:
   max_conns_per_ip: 1
 upstreams:
@@ -228,10 +207,10 @@ protection:
   fingerprint_headers: true
   rules:
     - {name: no-quic, ja4: ["q*"], path_prefixes: [/tcp-only/], action: deny}
-`, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", origin)
+`, "{{ORIGIN}}", origin)
 	base := "https://" + e.Node.Addrs()[0].String()
 	client := func() (*http.Client, func()) {
-		tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "a.example"}}
+		tr := &http3.Transport{TLSClientConfig: tlsConf}
 		return &http.Client{Transport: tr, Timeout: 5 * time.Second}, func() { tr.Close() }
 	}
 	c, done := client()
@@ -266,15 +245,8 @@ func TestRFC8470EarlyDataOnlyForSafeMethodsOnRoutesThatAllowIt(t *testing.T) {
 		seen.Add(1)
 		io.WriteString(w, "ok")
 	}))
-	dir := t.TempDir()
-	cert, key, pool := writeCert(t, dir, "a", "a.example")
-	e := startEdge(t, `
-listeners:
-  - addr: 127.0.0.1:0
-    http3: true
-    tls:
-      certs:
-        - {cert: "{{C}}", key: "{{K}}"}
+	listener, tlsConf := h3Listener(t, t.TempDir())
+	e := startEdge(t, listener+`
 upstreams:
   origin:
     servers: [{addr: "{{ORIGIN}}"}]
@@ -285,12 +257,12 @@ routes:
     early_data: true
   - name: rest
     upstream: origin
-`, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", origin)
+`, "{{ORIGIN}}", origin)
 	// The client's handshake completion is held back, as on a real
 	// network: its early requests reach the server before the handshake
 	// ends (on loopback the handshake would win the race).
 	base := "https://" + slowHandshakeRelay(t, e.Node.Addrs()[0].String())
-	tlsConf := &tls.Config{RootCAs: pool, ServerName: "a.example", ClientSessionCache: tls.NewLRUClientSessionCache(8)}
+	tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 	// A first connection leaves a session ticket that allows 0-RTT.
 	tr := &http3.Transport{TLSClientConfig: tlsConf}
 	if resp, err := (&http.Client{Transport: tr}).Get(base + "/early/warm"); err != nil {
@@ -385,4 +357,19 @@ func slowHandshakeRelay(t *testing.T, addr string) string {
 		}
 	}()
 	return front.LocalAddr().String()
+}
+
+// h3Listener is the listeners block of an edge serving HTTP/3 (and TLS
+// over TCP) for a.example, its certificate written into dir, and the
+// client TLS settings that trust it.
+func h3Listener(t *testing.T, dir string) (string, *tls.Config) {
+	cert, key, pool := writeCert(t, dir, "a", "a.example")
+	return fmt.Sprintf(`
+listeners:
+  - addr: 127.0.0.1:0
+    http3: true
+    tls:
+      certs:
+        - {cert: %q, key: %q}
+`, cert, key), &tls.Config{RootCAs: pool, ServerName: "a.example"}
 }

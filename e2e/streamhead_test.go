@@ -21,18 +21,10 @@ func TestStreamedHeadLeavesBeforeItsBody(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done() // no body byte until the client has gone
 	}))
-	dir := t.TempDir()
-	cert, key, pool := writeCert(t, dir, "a", "a.example")
-	e := startEdge(t, `
-listeners:
-  - addr: 127.0.0.1:0
-    http3: true
-    tls:
-      certs:
-        - {cert: "{{C}}", key: "{{K}}"}
-`+oneRoute, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", origin)
+	listener, tlsConf := h3Listener(t, t.TempDir())
+	e := startEdge(t, listener+`
+`+oneRoute, "{{ORIGIN}}", origin)
 	url := "https://" + e.Node.Addrs()[0].String() + "/events"
-	tlsConf := &tls.Config{RootCAs: pool, ServerName: "a.example"}
 	h3 := &http3.Transport{TLSClientConfig: tlsConf}
 	defer h3.Close()
 	for _, tc := range []struct {

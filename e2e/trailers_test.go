@@ -143,18 +143,11 @@ func checkTrailers(t *testing.T, base string, c *http.Client) {
 // TestRequestTrailersOverHTTP3: an HTTP/3 client's trailer section takes
 // the same way.
 func TestRequestTrailersOverHTTP3(t *testing.T) {
-	dir := t.TempDir()
-	cert, key, pool := writeCert(t, dir, "a", "a.example")
-	e := startEdge(t, `
-listeners:
-  - addr: 127.0.0.1:0
-    http3: true
-    tls:
-      certs:
-        - {cert: "{{C}}", key: "{{K}}"}
-`+trailerRoutes, "{{C}}", cert, "{{K}}", key, "{{ORIGIN}}", trailerOrigin(t, false), "{{PROTO}}", "http1",
+	listener, tlsConf := h3Listener(t, t.TempDir())
+	e := startEdge(t, listener+`
+`+trailerRoutes, "{{ORIGIN}}", trailerOrigin(t, false), "{{PROTO}}", "http1",
 		"{{TEST}}", wasmtest.Build(t, "testfilter"))
-	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "a.example"}}
+	tr := &http3.Transport{TLSClientConfig: tlsConf}
 	defer tr.Close()
 	checkTrailers(t, "https://"+e.Node.Addrs()[0].String(), &http.Client{Transport: tr, Timeout: 5 * time.Second})
 }
