@@ -341,7 +341,7 @@ func (r *Reply) serveSegments(req *httphead.Request, m *meta, tab segTable, sr *
 		return
 	}
 	r.partial = sr.missing(body.pieces)
-	body.stored = !r.partial
+	body.stored = !r.partial && sr.body == nil // a live origin fetch serves some of it
 }
 
 // missing reports whether a segment that pieces need is not stored: the

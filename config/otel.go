@@ -122,7 +122,7 @@ func (k *checker) otel() {
 		k.errorf("otel.headers_env", "%v", err)
 	}
 	k.resolve(&o.CA)
-	if o.CA != "" && o.Insecure {
+	if o.CA != "" && o.Insecure && o.Protocol == "grpc" {
 		k.errorf("otel.ca", "set with insecure: spans would go in cleartext")
 	} else if _, err := o.TLS(); err != nil {
 		k.errorf("otel.ca", "%v", err)

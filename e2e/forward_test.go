@@ -269,7 +269,10 @@ listeners:
 // it on the answers the node makes itself too (no route matched, a rate
 // limit, an origin that cannot be reached), each saying why.
 func TestTraceOnTheNodesOwnAnswers(t *testing.T) {
-	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Outpost-Trace", "route=forged-by-the-origin")
+		io.WriteString(w, "ok")
+	}))
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -302,9 +305,12 @@ routes:
 	} {
 		resp, _ := get(t, e.URL+tc.path, "X-Outpost-Trace", "1")
 		trace := resp.Header.Get("X-Outpost-Trace")
-		t.Logf("%s: %d %s", tc.path, resp.StatusCode, trace)
-		if resp.StatusCode != tc.status || !strings.Contains(trace, tc.want) {
-			t.Errorf("%s: %d, trace %q; want %d and a trace with %q", tc.path, resp.StatusCode, trace, tc.status, tc.want)
+		if resp.StatusCode != tc.status || !strings.Contains(trace, tc.want) || len(resp.Header.Values("X-Outpost-Trace")) != 1 {
+			t.Errorf("%s: %d, trace %q; want %d and one trace with %q", tc.path, resp.StatusCode, resp.Header.Values("X-Outpost-Trace"), tc.status, tc.want)
 		}
+	}
+	// An origin's own field of that name reaches no one.
+	if resp, _ := get(t, e.URL+"/pages/b"); resp.Header.Get("X-Outpost-Trace") != "" {
+		t.Errorf("the origin's X-Outpost-Trace reached the client: %q", resp.Header.Get("X-Outpost-Trace"))
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -195,6 +196,34 @@ routes:
 	b, _ := io.ReadAll(resp.Body)
 	if string(b) != "part|abc||s" {
 		t.Fatalf("origin saw %q, want the trailers as sent (unfiltered)", b)
+	}
+}
+
+// TestHTTP11ContentLengthBodyStaysFramedAsSent: an HTTP/1.1 request with
+// a Content-Length cannot carry trailers, so a Trailer field it names
+// neither reaches the origin nor makes the body chunked (an origin that
+// refuses chunked uploads would answer 411).
+func TestHTTP11ContentLengthBodyStaysFramedAsSent(t *testing.T) {
+	origin := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s cl=%d te=%v trailer=%q", b, r.ContentLength, r.TransferEncoding, r.Header.Get("Trailer"))
+	}))
+	e := startEdge(t, oneRoute, "{{ORIGIN}}", origin)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nTrailer: X-Sum\r\n\r\npayload")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != `payload cl=7 te=[] trailer=""` {
+		t.Fatalf("the origin saw %q", b)
 	}
 }
 

@@ -394,17 +394,9 @@ func (c *conn) wake() {
 // about to wait.
 func (c *conn) takeover() {
 	st := c.inline.Load()
-	if st == nil {
-		return
+	if st != nil && c.inline.CompareAndSwap(st, nil) {
+		go c.loop()
 	}
-	// Counted before the swap: the stream's runInline calls Done as soon
-	// as it sees the swap, which may be before this goroutine goes on.
-	c.wg.Add(1)
-	if !c.inline.CompareAndSwap(st, nil) {
-		c.wg.Done()
-		return
-	}
-	go c.loop()
 }
 
 // handle acts on one frame (RFC 9113 section 6).
@@ -806,6 +798,11 @@ func (c *conn) runInline(st *stream) error {
 		c.armed = true
 		c.timer.Reset(takeoverAfter)
 	}
+	// Counted here, on the loop's goroutine, so that the count never
+	// rises from zero while end waits on it: a takeover leaves this
+	// goroutine to finish the stream, and the loop's end waits for it.
+	c.wg.Add(1)
+	defer c.wg.Done()
 	// Everything the loop owns is written before this store, which the
 	// takeover's compare-and-swap reads: the next loop sees it all.
 	c.inline.Store(st)
@@ -816,7 +813,6 @@ func (c *conn) runInline(st *stream) error {
 	st.finish()
 	if !owned {
 		_ = c.flush()
-		c.wg.Done()
 		return errTakenOver
 	}
 	return nil

@@ -341,7 +341,10 @@ func (e *Engine) send(c *Ctx, resp *httphead.Response, bodyBytes []byte, body io
 	return downstreamErr(c.session.Finish(trailers))
 }
 
-var traceField = []byte("X-Outpost-Trace")
+// traceName is the response field that carries a request's trace.
+const traceName = "X-Outpost-Trace"
+
+var traceField = []byte(traceName)
 
 // wantsTrace reports whether the request asks for its trace and may have
 // it: the client is in TraceFrom, or the field carries the token.

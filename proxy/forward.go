@@ -109,6 +109,7 @@ func (e *Engine) received(c *Ctx, resp *httphead.Response, body io.ReadCloser) (
 		})
 	} else {
 		resp.Header.RemoveHopByHop()
+		resp.Header.Del(traceName) // only this node's trace goes out, and none is stored
 		if c.out.IsMethod("HEAD") {
 			// A HEAD response has no body but says the length a GET
 			// would have (RFC 9110 section 9.3.2): keep that, not the
@@ -171,10 +172,11 @@ func (e *Engine) prepare(c *Ctx, req *httphead.Request) *httphead.Request {
 	h := &out.Header
 	h.RemoveHopByHop()
 	h.Del("Content-Length")
-	if req.ContentLength != 0 || req.Chunked {
-		// The trailer fields the client declares go on with its body
-		// (RFC 9110 section 6.6.2): an HTTP/2 server may keep only
-		// declared ones.
+	if req.Chunked || req.ProtoMajor >= 2 && req.ContentLength != 0 {
+		// The trailer fields the client declares go on with a body that
+		// can carry them (RFC 9110 section 6.6.2; an HTTP/1.1 body with a
+		// Content-Length cannot): an HTTP/2 server may keep only
+		// declared ones, and an HTTP/1.1 origin gets the body chunked.
 		req.Header.Values("Trailer", func(v []byte) bool {
 			h.Add(trailerField, v)
 			return true

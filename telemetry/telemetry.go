@@ -96,7 +96,7 @@ func exporter(cfg config.OTel) (*otlptrace.Exporter, error) {
 	}
 	tlsConf, err := cfg.TLS()
 	if err != nil {
-		return nil, fmt.Errorf("otel.ca: %w", err)
+		return nil, fmt.Errorf("otel.ca %s: %w", cfg.CA, err)
 	}
 	if cfg.Protocol == "http" {
 		opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(cfg.Endpoint)}
