@@ -284,10 +284,14 @@ func (st *stream) WriteHead(resp *httphead.Response) error {
 }
 
 // FlushHead sends the head WriteHead left pending (proxy.HeadFlusher).
+// The engine calls it just before it waits on the origin: a stream that
+// runs inline hands the loop on first, so that the head leaves now rather
+// than when the loop's turn ends.
 func (st *stream) FlushHead() error {
 	if !st.pending || st.noBody {
 		return nil
 	}
+	st.detach()
 	return st.sendHead(false)
 }
 
