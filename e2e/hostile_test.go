@@ -143,9 +143,9 @@ func TestHostileCorpusIsAnsweredAlikeOnEveryProtocol(t *testing.T) {
 	protocols := []hostileProtocol{
 		{"http1", func(t *testing.T, tc hostileCase) int { return abuseRawStatus(t, addr, hostileH1(addr, tc)) }},
 		{"h2c-client", func(t *testing.T, tc hostileCase) int { return hostileClient(t, h2cClient, "http://"+addr, tc) }},
-		{"h2c-raw", func(t *testing.T, tc hostileCase) int { return hostileH2(t, h2cDial, "http", addr, tc) }},
+		{"h2c-raw", func(t *testing.T, tc hostileCase) int { s, _ := hostileH2(t, h2cDial, "http", addr, tc); return s }},
 		{"h2-tls-client", func(t *testing.T, tc hostileCase) int { return hostileClient(t, tlsClient, "https://"+tlsAddr, tc) }},
-		{"h2-tls-raw", func(t *testing.T, tc hostileCase) int { return hostileH2(t, tlsDial, "https", tlsAddr, tc) }},
+		{"h2-tls-raw", func(t *testing.T, tc hostileCase) int { s, _ := hostileH2(t, tlsDial, "https", tlsAddr, tc); return s }},
 	}
 	for _, tc := range hostileCases() {
 		t.Run(tc.name, func(t *testing.T) {
@@ -289,7 +289,7 @@ func hostileClient(t *testing.T, c *http.Client, base string, tc hostileCase) in
 // so that x/net's client cannot refuse or fix it, and returns the status:
 // -1 when the server resets the stream, -2 when it ends the connection
 // with an error, 0 when nothing answers.
-func hostileH2(t *testing.T, dial func() (net.Conn, error), scheme, authority string, tc hostileCase) int {
+func hostileH2(t *testing.T, dial func() (net.Conn, error), scheme, authority string, tc hostileCase) (int, *http2.MetaHeadersFrame) {
 	t.Helper()
 	conn, err := dial()
 	if err != nil {
@@ -326,7 +326,7 @@ func hostileH2(t *testing.T, dial func() (net.Conn, error), scheme, authority st
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
-			return 0
+			return 0, nil
 		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
@@ -335,17 +335,40 @@ func hostileH2(t *testing.T, dial func() (net.Conn, error), scheme, authority st
 			}
 		case *http2.RSTStreamFrame:
 			if f.StreamID == 1 {
-				return -1
+				return -1, nil
 			}
 		case *http2.GoAwayFrame:
 			if f.ErrCode != http2.ErrCodeNo {
-				return -2
+				return -2, nil
 			}
 		case *http2.MetaHeadersFrame:
 			if s, _ := strconv.Atoi(f.PseudoValue("status")); f.StreamID == 1 && s >= 200 {
-				return s
+				return s, f
 			}
 		}
+	}
+}
+
+// TestH2OversizedHeaderListIsAnsweredByTheEngine: an HTTP/2 request
+// whose header list goes over max_header_bytes gets its 431 from the
+// engine, like an HTTP/1.1 one: with its trace when it asked for it
+// before the limit (and so in the access log and metrics).
+func TestH2OversizedHeaderListIsAnsweredByTheEngine(t *testing.T) {
+	e, _, _, _ := hostileEdge(t)
+	addr := strings.TrimPrefix(e.URL, "http://")
+	big := strings.Repeat("b", 4<<10)
+	tc := hostileCase{target: "/big", header: []string{"X-Outpost-Trace", "1", "X-Big-1", big, "X-Big-2", big, "X-Big-3", big}}
+	status, head := hostileH2(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, "http", addr, tc)
+	var trace string
+	if head != nil {
+		for _, f := range head.RegularFields() {
+			if f.Name == "x-outpost-trace" {
+				trace = f.Value
+			}
+		}
+	}
+	if status != 431 || !strings.Contains(trace, "reject=") {
+		t.Fatalf("status %d, trace %q; want 431 with a trace that says reject", status, trace)
 	}
 }
 
@@ -381,7 +404,7 @@ func TestHostilePathPolicies(t *testing.T) {
 			for _, tc := range pol.cases {
 				before := origin.count()
 				h1 := abuseRawStatus(t, addr, hostileH1(addr, tc))
-				h2 := hostileH2(t, dial, "http", addr, tc)
+				h2, _ := hostileH2(t, dial, "http", addr, tc)
 				if h1 != tc.status || h2 != tc.status {
 					t.Errorf("%s %s: HTTP/1.1 %d, HTTP/2 %d, want %d", tc.name, tc.target, h1, h2, tc.status)
 				}

@@ -761,9 +761,10 @@ func (c *conn) onBlock(endHeaders bool, frag []byte) error {
 	}
 	st.remoteDone = hb.end
 	if hb.tooBig {
+		// Served like any request, so that the engine answers the 431
+		// (server.CheckStream) with its trace and access log line.
 		c.srv.countError("header_list_too_large")
-		st.respondStatus(431)
-		return nil
+		st.tooBig = true
 	}
 	if !hb.end {
 		c.wg.Add(1)

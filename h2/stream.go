@@ -45,6 +45,7 @@ type stream struct {
 	pending  bool // the response head waits in head
 	ended    bool // END_STREAM sent
 	noBody   bool
+	tooBig   bool      // the header list went over max_header_bytes (set by the loop before serving)
 	max      int64     // limits.max_body_bytes; 0: no limit
 	deadline time.Time // for body reads
 	timer    *time.Timer
@@ -73,7 +74,7 @@ func (st *stream) reset(id uint32, peerInit int64) {
 	st.in, st.off = st.in[:0], 0
 	st.trailers.Reset()
 	st.remoteDone, st.resetSent, st.peerReset, st.err = false, false, false, nil
-	st.pending, st.ended, st.noBody = false, false, false
+	st.pending, st.ended, st.noBody, st.tooBig = false, false, false, false
 	st.max, st.deadline = 0, time.Time{}
 	select {
 	case <-st.wake:
@@ -132,21 +133,6 @@ func (st *stream) runAlone() {
 // inline, as it is about to wait.
 func (st *stream) detach() { st.c.takeover() }
 
-// respondStatus answers with an empty response of the given status, for a
-// request refused before the engine.
-func (st *stream) respondStatus(status int) {
-	c := st.c
-	c.mu.Lock()
-	st.head = appendStatus(st.head[:0], status)
-	c.wbuf = appendFrame(c.wbuf, http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, st.id, st.head)
-	st.ended = true
-	if !st.remoteDone {
-		c.resetLocked(st.id, http2.ErrCodeNo)
-	}
-	c.release(st)
-	c.mu.Unlock()
-}
-
 // proxy.Session
 
 func (st *stream) Request() *httphead.Request { return &st.req }
@@ -154,6 +140,11 @@ func (st *stream) Body() io.Reader            { return st }
 func (st *stream) ClientAddr() netip.AddrPort { return st.c.client }
 func (st *stream) TLS() *tls.ConnectionState  { return st.c.tls }
 func (st *stream) JA4() string                { return st.c.ja4 }
+
+// HeadersTooLarge reports whether the request's header list went over
+// max_header_bytes: only the fields before the limit were kept, and
+// server.CheckStream answers 431.
+func (st *stream) HeadersTooLarge() bool { return st.tooBig }
 
 func (st *stream) Upgrade() (io.ReadWriteCloser, error) { return nil, proxy.ErrUpgradeUnsupported }
 

@@ -510,6 +510,9 @@ func checkH2(sess proxy.Session, rt *runtime) error {
 // limits on fields and body. The Fiddle runs its HTTP/2 requests through
 // it too.
 func CheckStream(sess proxy.Session, paths httphead.PathPolicy, lim Limits) error {
+	if t, ok := sess.(interface{ HeadersTooLarge() bool }); ok && t.HeadersTooLarge() {
+		return &httphead.Invalid{Status: 431, Reason: "request header fields too large"}
+	}
 	req := sess.Request()
 	if req.Paths != paths {
 		req.Paths = paths
