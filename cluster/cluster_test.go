@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/edge"
+	"github.com/outpost-edge/outpost/internal/testnet"
 )
 
 // fakeHost records what the cluster asks of a node.
@@ -91,23 +91,9 @@ func (h *fakeHost) urlsPurged() (urls []string, all bool) {
 	return urls, all
 }
 
-// freePorts returns n loopback addresses free now.
-func freePorts(t testing.TB, n int) []string {
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, l.Addr().String())
-		defer l.Close()
-	}
-	return out
-}
-
 // testConfigs are the cluster blocks of n nodes routed to each other.
 func testConfigs(t testing.TB, n int) []config.Cluster {
-	addrs := freePorts(t, n)
+	addrs := testnet.FreeAddrs(t, n)
 	cfgs := make([]config.Cluster, n)
 	for i := range n {
 		cfgs[i] = config.Default().Cluster

@@ -13,6 +13,7 @@ import (
 
 	"github.com/outpost-edge/outpost/config"
 	"github.com/outpost-edge/outpost/edge"
+	"github.com/outpost-edge/outpost/internal/testnet"
 )
 
 // peerHost is a fakeHost that announces a peer address: its node's name.
@@ -46,7 +47,7 @@ func startNATS(t *testing.T, opts *server.Options) *server.Server {
 // before it answers, a purge accepted in site b in site a, and each
 // site shards among its own nodes only.
 func TestTwoSitesOverALeafNode(t *testing.T) {
-	leafPort := freePorts(t, 1)[0]
+	leafPort := testnet.FreeAddrs(t, 1)[0]
 	_, port, _ := net.SplitHostPort(leafPort)
 	p, _ := strconv.Atoi(port)
 	hub := startNATS(t, &server.Options{ServerName: "hub", JetStream: true, JetStreamDomain: "hub", StoreDir: t.TempDir(),

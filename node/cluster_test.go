@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outpost-edge/outpost/internal/testnet"
 )
 
 // Without a cluster: block no NATS server runs and /cluster says so.
@@ -27,7 +29,7 @@ func TestClusterNodePurgesThroughTheStreamAndTakesPushedConfigs(t *testing.T) {
 	yaml := fmt.Sprintf(`admin: {token_file: %s}
 cluster: {name: solo, listen: %q, dir: %q}
 routes: [{respond: {status: 200, body: "file"}}]
-`, writeTokenFile(t, "s3cret"), freeAddr(t), t.TempDir())
+`, writeTokenFile(t, "s3cret"), testnet.FreeAddr(t), t.TempDir())
 	n := startNode(t, yaml, Options{})
 	auth := []string{"Authorization", "Bearer s3cret", "Content-Type", "application/json"}
 	deadline := time.Now().Add(20 * time.Second)
@@ -60,11 +62,4 @@ routes: [{respond: {status: 200, body: "file"}}]
 	if status, body := adminCall(t, n, "GET", "/cluster", "", auth...); status != 200 || !strings.Contains(body, `"config_version": 1`) {
 		t.Fatalf("GET /cluster: %d %s", status, body)
 	}
-}
-
-// freeAddr is a loopback address free now.
-func freeAddr(t *testing.T) string {
-	l := listenLoopback(t)
-	defer l.Close()
-	return l.Addr().String()
 }

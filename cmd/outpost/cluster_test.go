@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/outpost-edge/outpost/internal/testnet"
 )
 
 // clusterToken is the admin token (and cluster secret) of the test nodes.
@@ -66,7 +68,7 @@ func newExampleCluster(t *testing.T) *exampleCluster {
 	for i := 1; i <= 3; i++ {
 		ports[fmt.Sprintf("127.0.0.1:818%d", i)] = c.edge[i]
 		ports[fmt.Sprintf("127.0.0.1:919%d", i)] = c.admin[i]
-		ports[fmt.Sprintf("127.0.0.1:718%d", i)] = freeAddr(t)
+		ports[fmt.Sprintf("127.0.0.1:718%d", i)] = testnet.FreeAddr(t)
 	}
 	for i := 1; i <= 3; i++ {
 		b, err := os.ReadFile(fmt.Sprintf("../../examples/cluster/node%d.yaml", i))
@@ -88,7 +90,7 @@ func newNodesCluster(t *testing.T, n int, extra string) *exampleCluster {
 	c := newTestCluster(t, n)
 	routes := make([]string, n+1)
 	for i := 1; i <= n; i++ {
-		routes[i] = freeAddr(t)
+		routes[i] = testnet.FreeAddr(t)
 	}
 	for i := 1; i <= n; i++ {
 		others := slices.Delete(slices.Clone(routes[1:]), i-1, i)
@@ -125,7 +127,7 @@ func newTestCluster(t *testing.T, n int) *exampleCluster {
 	c := &exampleCluster{t: t, origin: o, dir: t.TempDir(), files: make([]string, n+1), edge: make([]string, n+1),
 		admin: make([]string, n+1), procs: make([]*exec.Cmd, n+1), out: make([]*syncBuf, n+1)}
 	for i := 1; i <= n; i++ {
-		c.edge[i], c.admin[i] = freeAddr(t), freeAddr(t)
+		c.edge[i], c.admin[i] = testnet.FreeAddr(t), testnet.FreeAddr(t)
 	}
 	t.Cleanup(func() {
 		for i, o := range c.out {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outpost-edge/outpost/internal/testnet"
 )
 
 // TestTestRunsTheExampleFiddles: "outpost test" passes the shipped fiddles
@@ -42,7 +44,7 @@ func TestTestRunsTheExampleFiddles(t *testing.T) {
 // TestFiddleServesWithoutConfig: "outpost fiddle" serves the page and the
 // API with no config, and refuses another site's Origin.
 func TestFiddleServesWithoutConfig(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	cmd := exec.Command(binary, "fiddle", "--addr", addr, "--dir", t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/outpost-edge/outpost/internal/testnet"
 )
 
 var binary string
@@ -38,34 +40,6 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-// freeAddr returns a loopback address whose port is free now, never one
-// it returned before in this process.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	handedOut.mu.Lock()
-	defer handedOut.mu.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		// The kernel may give a port it just gave back again: the nodes
-		// of one test must not be handed the same one.
-		if !handedOut.addrs[addr] {
-			handedOut.addrs[addr] = true
-			return addr
-		}
-	}
-}
-
-// handedOut are the addresses freeAddr gave in this test process.
-var handedOut = struct {
-	mu    sync.Mutex
-	addrs map[string]bool
-}{addrs: map[string]bool{}}
 
 // proc is a running outpost process.
 type proc struct {
@@ -182,7 +156,7 @@ func TestStreamsOneGiBBothWaysInBoundedMemory(t *testing.T) {
 	ol, _ := net.Listen("tcp", "127.0.0.1:0")
 	go origin.Serve(ol)
 	defer origin.Close()
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	p := startProc(t, addr, "run", "-c", writeConfig(t, addr, ol.Addr().String(), "    cache: {enabled: false}"))
 
 	resp, err := http.Get("http://" + addr + "/big")
@@ -221,7 +195,7 @@ func TestUpgradeUnderLoadLosesNoRequest(t *testing.T) {
 	ol, _ := net.Listen("tcp", "127.0.0.1:0")
 	go origin.Serve(ol)
 	defer origin.Close()
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	cfg := writeConfig(t, addr, ol.Addr().String(), "    cache: {enabled: false}")
 	sock := filepath.Join(t.TempDir(), "upgrade.sock")
 	old := startProc(t, addr, "run", "-c", cfg, "--upgrade-socket", sock)
@@ -282,7 +256,7 @@ func TestUpgradeThroughTheDefaultSocket(t *testing.T) {
 	ol, _ := net.Listen("tcp", "127.0.0.1:0")
 	go origin.Serve(ol)
 	defer origin.Close()
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	cfg := writeConfig(t, addr, ol.Addr().String(), "    cache: {enabled: false}")
 	old := startProc(t, addr, "run", "-c", cfg)
 	var runtime string
@@ -378,7 +352,7 @@ func TestSIGHUPReloadsAndSIGTERMDrains(t *testing.T) {
 		return l.Addr().String()
 	}
 	a, b := serveText("A"), serveText("B")
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	cfg := writeConfig(t, addr, a, "    cache: {enabled: false}")
 	p := startProc(t, addr, "run", "-c", cfg, "--upgrade-socket", filepath.Join(t.TempDir(), "s.sock"))
 	body := func() string {
@@ -522,7 +496,7 @@ func TestDiskCacheSurvivesKill9(t *testing.T) {
 	})}
 	ol, _ := net.Listen("tcp", "127.0.0.1:0")
 	go origin.Serve(ol)
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	dir := t.TempDir()
 	cfg := writeConfig(t, addr, ol.Addr().String(), "    cache: {enabled: true}\nstorage:\n  memory: {size: 0}\n  disk: {path: \""+dir+"\", size: 64MiB}")
 	fetch := func(path string) (string, string) {

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/outpost-edge/outpost/internal/testnet"
 )
 
 // smallIDs starts the ids of objects that are all small.
@@ -84,7 +86,7 @@ func fillTier(t *testing.T, size int64) {
 	}
 	go origin.Serve(ol)
 	defer origin.Close()
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	extra := fmt.Sprintf("storage: {memory: {size: %d}}", size)
 	p := startProc(t, addr, "run", "-c", writeConfig(t, addr, ol.Addr().String(), extra))

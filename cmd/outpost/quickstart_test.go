@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/outpost-edge/outpost/internal/testnet"
 )
 
 // cacheableOrigin counts the requests it answers, each cacheable for a
@@ -46,7 +48,7 @@ func getTwice(t *testing.T, url string) []string {
 
 func TestQuickstartConfigValidatesAndServesThroughTheCache(t *testing.T) {
 	origin, hits := cacheableOrigin(t)
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	file := filepath.Join(t.TempDir(), "outpost.yaml")
 	out, err := exec.Command(binary, "quickstart", "--origin", origin.URL, "--listen", addr, "--admin", "127.0.0.1:0", "-o", file).CombinedOutput()
 	if err != nil {
@@ -85,7 +87,7 @@ func TestQuickstartConfigValidatesAndServesThroughTheCache(t *testing.T) {
 
 func TestRunOriginServesThroughTheCache(t *testing.T) {
 	origin, hits := cacheableOrigin(t)
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	p := startProc(t, addr, "run", "--origin", origin.URL, "--listen", addr, "--admin", "")
 	statuses := getTwice(t, "http://"+addr+"/page")
 	if !strings.Contains(statuses[1], "hit") || hits.Load() != 1 {

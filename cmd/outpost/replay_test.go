@@ -13,6 +13,7 @@ import (
 
 	"github.com/outpost-edge/outpost/evict/sim"
 	"github.com/outpost-edge/outpost/evict/tracegen"
+	"github.com/outpost-edge/outpost/internal/testnet"
 	"github.com/outpost-edge/outpost/storage/memory"
 )
 
@@ -70,7 +71,7 @@ func TestReplayedTraceHitsAtLeastAsOftenAsLRU(t *testing.T) {
 	go origin.Serve(ol)
 	defer origin.Close()
 
-	addr := freeAddr(t)
+	addr := testnet.FreeAddr(t)
 	storage := fmt.Sprintf("storage:\n  memory: {size: %d}", replayMemory)
 	p := startProc(t, addr, "run", "-c", writeConfig(t, addr, ol.Addr().String(), storage))
 
