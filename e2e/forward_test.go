@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // recorder is an origin that keeps the head of the last request it got.
@@ -145,12 +144,7 @@ func (httpDiscard) WriteHeader(int)             {}
 // for a 101, what the tunnel answers to one line.
 func rawExchange(t *testing.T, addr, req string) (int, string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, addr)
 	io.WriteString(conn, req)
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
@@ -248,12 +242,7 @@ listeners:
     proxy_protocol: true
     proxy_protocol_from: [127.0.0.1]
 `+oneRoute, "{{ORIGIN}}", addr)
-	conn, err := net.Dial("tcp", e2.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, e2.Addrs()[0].String())
 	io.WriteString(conn, "PROXY TCP4 203.0.113.7 10.0.0.1 51000 80\r\nGET /t HTTP/1.1\r\nHost: x\r\nX-Outpost-Trace: 1\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

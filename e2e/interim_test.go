@@ -35,12 +35,7 @@ func hintingOrigin(t *testing.T) string {
 // the final one, interim ones included.
 func rawResponses(t *testing.T, addr, req string) []*http.Response {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, addr)
 	io.WriteString(conn, req)
 	br := bufio.NewReader(conn)
 	var out []*http.Response
@@ -172,12 +167,7 @@ func TestRFC9110Section15_2ContinueAnsweredOnceProcessingRelayed(t *testing.T) {
 	origin := scriptedOrigin(t, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"+
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false)
 	e := startEdge(t, oneRoute, "{{ORIGIN}}", origin)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, strings.TrimPrefix(e.URL, "http://"))
 	io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)

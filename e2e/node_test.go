@@ -130,6 +130,19 @@ func listen(t *testing.T) net.Listener {
 	return l
 }
 
+// dialRaw opens a TCP connection to addr for raw bytes, with a 5 s
+// deadline, closed when the test ends.
+func dialRaw(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return conn
+}
+
 // serve runs h on a new loopback listener and returns its address.
 func serve(t *testing.T, h http.Handler) string {
 	t.Helper()

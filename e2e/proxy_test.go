@@ -209,12 +209,7 @@ func TestH2CAndKeepAliveClientsBothServed(t *testing.T) {
 		t.Fatalf("h2c: proto %d body %q", resp.ProtoMajor, b)
 	}
 	// HTTP/1.0 without a Host, short enough to look like a partial preface.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, strings.TrimPrefix(e.URL, "http://"))
 	io.WriteString(conn, "GET /one HTTP/1.0\r\n\r\n")
 	r, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

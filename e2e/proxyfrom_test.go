@@ -3,11 +3,9 @@ package e2e
 import (
 	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestProxyProtocolOnlyFromTheBalancers: a PROXY header names the client
@@ -62,12 +60,7 @@ protection:
 // one.
 func proxiedStatus(t *testing.T, addr, header, line string) int {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, addr)
 	io.WriteString(conn, header+line+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

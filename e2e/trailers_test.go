@@ -62,12 +62,7 @@ func sendTrailers(t *testing.T, base, path string, c *http.Client, trailers map[
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, strings.TrimPrefix(base, "http://"))
 	var sb strings.Builder
 	sb.WriteString("POST " + path + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum, X-Secret, X-Sum-Seen, X-Deny\r\nConnection: close\r\n\r\n7\r\npayload\r\n0\r\n")
 	for k, v := range trailers {
@@ -174,12 +169,7 @@ wasm:
 routes:
   - {name: all, upstream: origin, filters: [trailers]}
 `, "{{ORIGIN}}", origin, "{{TEST}}", wasmtest.Build(t, "testfilter"))
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, strings.TrimPrefix(e.URL, "http://"))
 	io.WriteString(conn, "POST /late HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum, X-Secret, X-Sum-Seen\r\nConnection: close\r\n\r\n4\r\npart\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
@@ -209,12 +199,7 @@ func TestHTTP11ContentLengthBodyStaysFramedAsSent(t *testing.T) {
 		fmt.Fprintf(w, "%s cl=%d te=%v trailer=%q", b, r.ContentLength, r.TransferEncoding, r.Header.Get("Trailer"))
 	}))
 	e := startEdge(t, oneRoute, "{{ORIGIN}}", origin)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, strings.TrimPrefix(e.URL, "http://"))
 	io.WriteString(conn, "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nTrailer: X-Sum\r\n\r\npayload")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

@@ -181,12 +181,7 @@ routes:
 // fuzzSend writes raw to the edge, ends the write side and returns the
 // response status, or 0.
 func fuzzSend(t *testing.T, addr string, raw []byte) int {
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, addr)
 	conn.Write(raw)
 	conn.(*net.TCPConn).CloseWrite()
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)

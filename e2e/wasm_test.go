@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -338,12 +337,7 @@ routes:
 `, "{{ORIGIN}}", origin, "{{TEST}}", wasmtest.Build(t, "testfilter"))
 	// Go's client shows only trailers the head declared, and Trailer is
 	// hop-by-hop: read the bytes.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, strings.TrimPrefix(e.URL, "http://"))
 	io.WriteString(conn, "GET /t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	raw, _ := io.ReadAll(conn)
 	if !strings.HasSuffix(string(raw), "\r\n8\r\nstreamed\r\n0\r\nX-Checksum: abc\r\nx-checksum-seen: abc\r\n\r\n") {
