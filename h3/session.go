@@ -148,7 +148,10 @@ func (s *session) Write(p []byte) (int, error) {
 // FlushHead sends the head, which quic-go holds until the first body
 // bytes (proxy.HeadFlusher).
 func (s *session) FlushHead() error {
-	return http.NewResponseController(s.w).Flush()
+	if f, ok := s.w.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	return nil
 }
 
 func (s *session) Finish(trailers *httphead.Header) error {
