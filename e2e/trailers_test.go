@@ -79,8 +79,8 @@ func sendTrailers(t *testing.T, base, path string, c *http.Client, trailers map[
 	return resp.StatusCode, string(b)
 }
 
-// trailerRoutes is the edge of the trailer tests: the /f/ routes run the
-// test filter in "trailers" mode, the others none.
+// trailerRoutes is the edge of the request and response trailer tests:
+// the /f/ routes run the test filter in "trailers" mode, the others none.
 const trailerRoutes = `
 upstreams:
   origin: {servers: [{addr: "{{ORIGIN}}"}], protocol: {{PROTO}}, first_byte_timeout: 2s}
@@ -160,17 +160,9 @@ func TestRequestTrailersAfterTheResponseHead(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		io.WriteString(w, string(b)+"|"+r.Trailer.Get("X-Sum")+"|"+r.Trailer.Get("X-Sum-Seen")+"|"+r.Trailer.Get("X-Secret"))
 	}), &http2.Server{}))
-	e := startEdge(t, `
-upstreams:
-  origin: {servers: [{addr: "{{ORIGIN}}"}], protocol: h2c, first_byte_timeout: 2s}
-wasm:
-  filters:
-    trailers: {file: "{{TEST}}", config: trailers}
-routes:
-  - {name: all, upstream: origin, filters: [trailers]}
-`, "{{ORIGIN}}", origin, "{{TEST}}", wasmtest.Build(t, "testfilter"))
+	e := startEdge(t, trailerRoutes, "{{ORIGIN}}", origin, "{{PROTO}}", "h2c", "{{TEST}}", wasmtest.Build(t, "testfilter"))
 	conn := dialRaw(t, strings.TrimPrefix(e.URL, "http://"))
-	io.WriteString(conn, "POST /late HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum, X-Secret, X-Sum-Seen\r\nConnection: close\r\n\r\n4\r\npart\r\n")
+	io.WriteString(conn, "POST /f/late HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum, X-Secret, X-Sum-Seen\r\nConnection: close\r\n\r\n4\r\npart\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {

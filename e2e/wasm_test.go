@@ -326,19 +326,11 @@ func TestWasmFilterEditsResponseTrailers(t *testing.T) {
 		w.(http.Flusher).Flush()
 		w.Header().Set("X-Checksum", "abc")
 	}))
-	e := startEdge(t, `
-upstreams:
-  origin: {servers: [{addr: "{{ORIGIN}}"}], first_byte_timeout: 2s}
-wasm:
-  filters:
-    trailers: {file: "{{TEST}}", config: trailers}
-routes:
-  - {name: all, upstream: origin, filters: [trailers]}
-`, "{{ORIGIN}}", origin, "{{TEST}}", wasmtest.Build(t, "testfilter"))
+	e := startEdge(t, trailerRoutes, "{{ORIGIN}}", origin, "{{PROTO}}", "http1", "{{TEST}}", wasmtest.Build(t, "testfilter"))
 	// Go's client shows only trailers the head declared, and Trailer is
 	// hop-by-hop: read the bytes.
 	conn := dialRaw(t, strings.TrimPrefix(e.URL, "http://"))
-	io.WriteString(conn, "GET /t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	io.WriteString(conn, "GET /f/t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	raw, _ := io.ReadAll(conn)
 	if !strings.HasSuffix(string(raw), "\r\n8\r\nstreamed\r\n0\r\nX-Checksum: abc\r\nx-checksum-seen: abc\r\n\r\n") {
 		t.Fatalf("response %q: want the origin's trailer and the filter's", raw)
